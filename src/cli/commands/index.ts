@@ -1,0 +1,13 @@
+import type { Command } from 'commander';
+
+/**
+ * The command table. Each entry adds one top-level command (and its subcommands) to the program.
+ * Add a line here when a layer gains a command; keep the command modules thin.
+ */
+type Register = (program: Command) => void;
+
+const registrations: Register[] = [];
+
+export function registerCommands(program: Command): void {
+  for (const register of registrations) register(program);
+}

@@ -1,0 +1,1 @@
+import { describe, it, expect } from 'vitest'; describe('foundation', () => { it('polyfill', () => { expect(typeof (Promise as unknown as {withResolvers: unknown}).withResolvers).toBe('function'); }); });
