@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerBench } from './bench.ts';
 
 /**
  * The command table. Each entry adds one top-level command (and its subcommands) to the program.
@@ -6,7 +7,9 @@ import type { Command } from 'commander';
  */
 type Register = (program: Command) => void;
 
-const registrations: Register[] = [];
+const registrations: Register[] = [
+  registerBench,
+];
 
 export function registerCommands(program: Command): void {
   for (const register of registrations) register(program);
