@@ -1,0 +1,37 @@
+/** Backward rules for reductions and softmax. */
+import { sizeOf } from '../../graph/shape.ts';
+import type { Rule } from '../types.ts';
+import { inp } from '../util.ts';
+
+function keptShape(shape: readonly number[], axes: readonly number[]): number[] {
+  return shape.map((d, i) => (axes.includes(i) ? 1 : d));
+}
+
+export const reduceRules: Record<string, Rule> = {
+  // every summed element receives dY
+  ReduceSum: ({ g, node, dy: [dy] }) => {
+    const x = inp(node, 0);
+    const { axes } = node.meta as { axes: number[] };
+    return [g.expand(g.reshape(dy!, keptShape(x.shape, axes)), x.shape), null];
+  },
+  // every averaged element receives dY / count
+  ReduceMean: ({ g, node, dy: [dy] }) => {
+    const x = inp(node, 0);
+    const { axes } = node.meta as { axes: number[] };
+    const count = sizeOf(axes.map((a) => x.shape[a]));
+    const scaled = g.mul(dy!, g.constant(1 / count));
+    return [g.expand(g.reshape(scaled, keptShape(x.shape, axes)), x.shape), null];
+  },
+  // softmax: dX = Y * (dY - sum(dY * Y))
+  Softmax: ({ g, node, dy: [dy] }) => {
+    const y = node.outputs[0];
+    const axis = (node.meta as { axis: number }).axis;
+    return [g.mul(y, g.sub(dy!, g.reduceSum(g.mul(dy!, y), [axis], true)))];
+  },
+  // log-softmax: dX = dY - softmax(X) * sum(dY)
+  LogSoftmax: ({ g, node, dy: [dy] }) => {
+    const y = node.outputs[0];
+    const axis = (node.meta as { axis: number }).axis;
+    return [g.sub(dy!, g.mul(g.exp(y), g.reduceSum(dy!, [axis], true)))];
+  },
+};
