@@ -73,5 +73,5 @@ export function gradients(g: GraphBuilder, loss: Tensor, wrt: readonly Tensor[])
   const acc = new Accumulator(g);
   acc.add(loss.name, g.filled(loss.shape, 1));
   for (let i = forward.length - 1; i >= 0; i--) backwardNode(g, forward[i], dep, acc);
-  return wrt.map((w) => acc.take(w.name) ?? g.filled(w.shape, 0));
+  return wrt.map((w) => acc.take(w.name) ?? g.zeros(w.shape));
 }

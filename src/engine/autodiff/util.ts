@@ -35,7 +35,7 @@ export function inp(n: NodeRecord, i: number): Tensor {
 
 /** Gradient of output i, or zeros of its shape when none reached it (multi-output ops like Split). */
 export function dyOrZero(g: GraphBuilder, n: NodeRecord, dy: readonly (Tensor | null)[], i: number): Tensor {
-  return dy[i] ?? g.filled(n.outputs[i].shape, 0);
+  return dy[i] ?? g.zeros(n.outputs[i].shape);
 }
 
 /** Float 0/1 mask from a bool tensor. */

@@ -19,6 +19,8 @@ import * as la from './ops/linalg.ts';
 import * as sh from './ops/shape-ops.ts';
 import { reduce } from './ops/reduce.ts';
 import { softmaxLike } from './ops/softmax.ts';
+import * as cv from './ops/conv.ts';
+import * as pl from './ops/pool.ts';
 
 export class GraphBuilder extends GraphCore {
   // --- linear algebra
@@ -76,6 +78,21 @@ export class GraphBuilder extends GraphCore {
   reduceMean(x: Tensor, axes?: readonly number[], keepdims = false): Tensor { return reduce(this, 'ReduceMean', x, axes, keepdims); }
   /** No gradient rule (use for metrics and stabilisation constants only). */
   reduceMax(x: Tensor, axes?: readonly number[], keepdims = false): Tensor { return reduce(this, 'ReduceMax', x, axes, keepdims); }
+
+  // --- convolution and pooling (1D/2D/3D, NC<spatial>)
+  conv(x: Tensor, w: Tensor, b?: Tensor | null, opts?: cv.ConvOpts): Tensor { return cv.conv(this, x, w, b, opts); }
+  convTranspose(x: Tensor, w: Tensor, b?: Tensor | null, opts?: cv.ConvTransposeOpts): Tensor {
+    return cv.convTranspose(this, x, w, b, opts);
+  }
+  maxPool(x: Tensor, opts: pl.PoolOpts): Tensor { return pl.maxPool(this, x, opts); }
+  averagePool(x: Tensor, opts: pl.PoolOpts): Tensor { return pl.averagePool(this, x, opts); }
+  globalAveragePool(x: Tensor): Tensor { return pl.globalAveragePool(this, x); }
+  // --- constants computed at run time (no initializer bytes in the model)
+  /** A float32 tensor of zeros (ConstantOfShape). */
+  zeros(shape: readonly number[]): Tensor {
+    const value = { t: { dtype: 'float32' as const, shape: [1], data: new Float32Array(1) } };
+    return this.emit1('ConstantOfShape', [this.constant(shape, 'int64')], shape, 'float32', { value });
+  }
 
   toModelProto(opts: { opset?: 18 } = {}): Uint8Array { return modelProto(this, opts.opset); }
 }

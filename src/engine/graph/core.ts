@@ -70,6 +70,11 @@ export class GraphCore {
     return this.addConst(name, { dtype, shape: [...shape], data });
   }
 
+  /** An initializer under a fresh name derived from `stem` (for constants computed while building, e.g. in rules). */
+  anonymousInitializer(stem: string, data: Float32Array | BigInt64Array | Int32Array, shape: readonly number[]): Tensor {
+    return this.initializer(this.freshUnclaimed(stem), data, shape);
+  }
+
   /** Register constant data under a name (any dtype, including bool). */
   addConst(name: string, c: ConstTensor): Tensor {
     this.claim(name, 'initializer');

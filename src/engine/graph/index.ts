@@ -5,3 +5,5 @@ export type { DType, Tensor, AttrValue, Attrs, ConstTensor, NodeRecord } from '.
 export type { GemmOpts } from './ops/linalg.ts';
 export type { SliceSpec } from './ops/shape-ops.ts';
 export { graphProto, tensorProto, DEFAULT_OPSET } from './proto.ts';
+export type { ConvOpts, ConvTransposeOpts, ConvGeom } from './ops/conv.ts';
+export type { PoolOpts, PoolGeom } from './ops/pool.ts';

@@ -4,12 +4,16 @@ import { elementwiseRules } from './elementwise.ts';
 import { layoutRules } from './layout.ts';
 import { linalgRules } from './linalg.ts';
 import { reduceRules } from './reduce.ts';
+import { convRules } from './conv.ts';
+import { poolRules } from './pool.ts';
 
 export const RULES: Readonly<Record<string, Rule>> = {
   ...elementwiseRules,
   ...linalgRules,
   ...layoutRules,
   ...reduceRules,
+  ...convRules,
+  ...poolRules,
 };
 
 /** Piecewise-constant or boolean ops: no gradient flows through them (their outputs do not depend on `wrt`). */

@@ -1,0 +1,72 @@
+// Conv / ConvTranspose / pooling: ORT float32 forward vs a naive float64 reference, and ORT float32 analytic
+// gradients vs central finite differences of that float64 reference. Covers 1D/2D/3D, strides, pads, dilations, groups.
+import { describe, expect, it } from 'vitest';
+import { checkGradients, type OpCase } from '../helpers/float64/gradcheck.ts';
+import { conv64, convTranspose64, globalAvgPool64, pool64, type Arr, type Geom, type PoolGeom64 } from '../helpers/float64/conv.ts';
+
+const FWD_TOL = 1e-4;
+const GRAD_TOL = 1e-3;
+
+const arr = (x: Readonly<Record<string, Float64Array>>, k: string, shape: number[]): Arr => ({ data: x[k], shape });
+
+function convCase(kind: 'conv' | 'convT', xs: number[], ws: number[], geo: Geom, bias = true): OpCase {
+  const cout = kind === 'conv' ? ws[0] : ws[1] * (geo.group ?? 1);
+  const inputs: Record<string, number[]> = { x: xs, w: ws, ...(bias ? { b: [cout] } : {}) };
+  const opts = { strides: geo.strides, pads: geo.pads, dilations: geo.dilations, group: geo.group, outputPadding: geo.outputPadding };
+  return {
+    inputs,
+    build: (g, t) => (kind === 'conv' ? g.conv(t.x, t.w, t.b, opts) : g.convTranspose(t.x, t.w, t.b, opts)),
+    reference: (x) => (kind === 'conv' ? conv64 : convTranspose64)(arr(x, 'x', xs), arr(x, 'w', ws), bias ? x.b : null, geo).data,
+  };
+}
+
+function poolCase(kind: 'max' | 'avg', xs: number[], geo: PoolGeom64): OpCase {
+  return {
+    inputs: { x: xs },
+    build: (g, t) => (kind === 'max' ? g.maxPool(t.x, geo) : g.averagePool(t.x, geo)),
+    reference: (x) => pool64(kind, arr(x, 'x', xs), geo).data,
+  };
+}
+
+const cases: Record<string, OpCase> = {
+  'conv1d stride 2, pads [1,2]': convCase('conv', [2, 3, 9], [4, 3, 3], { strides: [2], pads: [1, 2] }),
+  'conv1d dilation 2': convCase('conv', [2, 2, 10], [3, 2, 3], { dilations: [2] }),
+  'conv2d 3x3 pad 1': convCase('conv', [2, 3, 6, 6], [4, 3, 3, 3], { pads: [1, 1, 1, 1] }),
+  'conv2d stride 2, asymmetric pads, dilation [1,2]': convCase('conv', [2, 2, 7, 8], [3, 2, 3, 2], { strides: [2, 2], pads: [1, 0, 0, 1], dilations: [1, 2] }),
+  'conv2d stride 3 (rows never reached)': convCase('conv', [1, 2, 8, 7], [2, 2, 2, 2], { strides: [3, 3] }, false),
+  'conv2d groups 2': convCase('conv', [1, 4, 5, 5], [6, 2, 3, 3], { pads: [1, 1, 1, 1], group: 2 }),
+  'conv2d depthwise stride 2': convCase('conv', [2, 4, 5, 5], [4, 1, 3, 3], { strides: [2, 2], group: 4 }),
+  'conv2d 1x1': convCase('conv', [2, 3, 4, 4], [5, 3, 1, 1], {}),
+  'conv3d stride [2,1,1], pads': convCase('conv', [1, 2, 5, 4, 4], [3, 2, 3, 2, 2], { strides: [2, 1, 1], pads: [1, 0, 1, 1, 0, 0] }),
+  'conv3d groups 2, dilation 2': convCase('conv', [2, 4, 5, 5, 5], [2, 2, 2, 2, 2], { group: 2, dilations: [2, 2, 2] }),
+  'convTranspose1d stride 2, pads, output padding': convCase('convT', [2, 3, 5], [3, 2, 3], { strides: [2], pads: [1, 1], outputPadding: [1] }),
+  'convTranspose2d k2 s2 (U-Net up)': convCase('convT', [2, 3, 3, 3], [3, 2, 2, 2], { strides: [2, 2] }),
+  'convTranspose2d k3 s2 p1 op1 groups 2': convCase('convT', [1, 4, 3, 3], [4, 3, 3, 3], { strides: [2, 2], pads: [1, 1, 1, 1], outputPadding: [1, 1], group: 2 }),
+  'convTranspose2d dilation 2': convCase('convT', [1, 2, 4, 3], [2, 3, 2, 3], { dilations: [2, 2], pads: [0, 1, 1, 0] }),
+  'convTranspose3d k2 s2': convCase('convT', [1, 2, 2, 3, 2], [2, 2, 2, 2, 2], { strides: [2, 2, 2] }),
+  'maxPool1d k2': poolCase('max', [2, 2, 8], { kernel: [2] }),
+  'maxPool2d k2 s2': poolCase('max', [2, 3, 6, 6], { kernel: [2, 2] }),
+  'maxPool2d k3 s2 pad 1 (overlapping)': poolCase('max', [1, 2, 7, 6], { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }),
+  'maxPool3d k2': poolCase('max', [1, 2, 4, 4, 4], { kernel: [2, 2, 2] }),
+  'avgPool1d k3 s2': poolCase('avg', [2, 2, 9], { kernel: [3], strides: [2] }),
+  'avgPool2d k2': poolCase('avg', [2, 3, 6, 6], { kernel: [2, 2] }),
+  'avgPool2d k3 s2 pad 1, pads not counted': poolCase('avg', [1, 2, 7, 6], { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }),
+  'avgPool2d k3 s2 pad 1, pads counted': poolCase('avg', [1, 2, 7, 6], { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], countIncludePad: true }),
+  'avgPool3d k2': poolCase('avg', [1, 2, 4, 4, 4], { kernel: [2, 2, 2] }),
+  'globalAveragePool 2d': {
+    inputs: { x: [2, 3, 4, 5] }, build: (g, t) => g.globalAveragePool(t.x), reference: (x) => globalAvgPool64(arr(x, 'x', [2, 3, 4, 5])).data,
+  },
+  'globalAveragePool 3d': {
+    inputs: { x: [1, 2, 3, 3, 2] }, build: (g, t) => g.globalAveragePool(t.x), reference: (x) => globalAvgPool64(arr(x, 'x', [1, 2, 3, 3, 2])).data,
+  },
+};
+
+describe('conv and pool: ORT float32 vs float64 reference and finite differences', () => {
+  for (const [name, c] of Object.entries(cases)) {
+    it(name, async () => {
+      const { forwardErr, gradErr } = await checkGradients(c);
+      expect(forwardErr, 'forward').toBeLessThan(FWD_TOL);
+      for (const [k, e] of Object.entries(gradErr)) expect(e, `d/d${k}`).toBeLessThan(GRAD_TOL);
+    });
+  }
+});
