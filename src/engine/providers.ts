@@ -1,0 +1,52 @@
+/**
+ * Execution-provider selection. ORT does not fall back by itself (a list ['cuda','cpu'] throws when cuda is missing),
+ * so each provider is tried alone, in the configured order, in try/catch; the first that creates the session wins,
+ * and the choice (and each refusal) is logged.
+ */
+import * as ort from 'onnxruntime-node';
+import { CohortError } from '../util/errors.ts';
+import { logger } from '../util/log.ts';
+
+export type ExecutionProviderName = 'cuda' | 'webgpu' | 'cpu';
+export const DEFAULT_PROVIDERS: readonly ExecutionProviderName[] = ['cuda', 'webgpu', 'cpu'];
+
+const log = logger('engine:providers');
+/** Providers that already failed once in this process: not retried (each failed attempt costs time and log noise). */
+const refused = new Set<ExecutionProviderName>();
+
+export function sessionOptions(provider: ExecutionProviderName, threads: number): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: [provider],
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    // Spinning threads on a 2-vCPU machine make timings flip between two speeds 2.5x apart (notes/onnx-train-step.md).
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+  };
+}
+
+export function defaultThreads(): number {
+  const env = Number(process.env.COHORT_THREADS);
+  return Number.isInteger(env) && env > 0 ? env : 2;
+}
+
+/** Create a session on the first provider that works. */
+export async function createSession(model: Uint8Array, providers: readonly ExecutionProviderName[], threads: number):
+  Promise<{ session: ort.InferenceSession; provider: ExecutionProviderName }> {
+  const errors: string[] = [];
+  for (const p of providers) {
+    if (refused.has(p)) { errors.push(`${p}: unavailable (failed earlier)`); continue; }
+    try {
+      const session = await ort.InferenceSession.create(model, sessionOptions(p, threads));
+      return { session, provider: p };
+    } catch (e) {
+      refused.add(p);
+      const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
+      errors.push(`${p}: ${why}`);
+      const next = providers.slice(providers.indexOf(p) + 1);
+      log.warn({ provider: p, error: why }, `execution provider ${p} is unavailable; falling back to ${next[0] ?? 'nothing'}`);
+    }
+  }
+  throw new CohortError('NO_EXECUTION_PROVIDER', `no execution provider could run the model (${errors.join('; ')})`,
+    "include 'cpu' in the provider list; for cuda run `npm run setup:gpu` on a machine with CUDA 12");
+}

@@ -1,0 +1,90 @@
+/**
+ * Layer helpers for the model zoo: each creates its parameters through a ParamScope (so the same code builds the
+ * train graph, where weights are graph inputs, and the exported model, where they are initializers) and emits
+ * primitive GraphBuilder ops. Normalisation (instance / group) is composed here from primitives and carries an
+ * affine scale and shift; it has no running statistics, so train and eval graphs compute the same function.
+ */
+import type { GraphBuilder, Tensor } from '../graph/index.ts';
+import type { ParamScope } from '../params.ts';
+import { CohortError } from '../../util/errors.ts';
+
+export type Act = 'relu' | 'leakyRelu' | 'tanh' | 'sigmoid' | 'none';
+export type Norm = 'none' | 'instance' | 'group';
+
+export function activate(g: GraphBuilder, x: Tensor, act: Act): Tensor {
+  switch (act) {
+    case 'relu': return g.relu(x);
+    case 'leakyRelu': return g.leakyRelu(x, 0.01);
+    case 'tanh': return g.tanh(x);
+    case 'sigmoid': return g.sigmoid(x);
+    case 'none': return x;
+  }
+}
+
+/** Fully connected: x [B, in] -> [B, units]. He init for hidden layers, Xavier for output layers. */
+export function dense(g: GraphBuilder, s: ParamScope, name: string, x: Tensor, units: number, output = false): Tensor {
+  if (x.shape.length !== 2) x = g.flatten(x, 1);
+  const fin = x.shape[1];
+  const w = s.param(`${name}.w`, [fin, units], output ? 'xavier' : 'he', fin, units);
+  const b = s.param(`${name}.b`, [units], 'zeros');
+  return g.gemm(x, w, b);
+}
+
+/** N-d convolution, 'same' padding for odd kernels by default. */
+export function conv(g: GraphBuilder, s: ParamScope, name: string, x: Tensor, out: number,
+  o: { kernel: number; stride?: number; padding?: number; output?: boolean }): Tensor {
+  const nd = x.shape.length - 2;
+  const cin = x.shape[1];
+  const k = o.kernel;
+  const fanIn = cin * k ** nd;
+  const w = s.param(`${name}.w`, [out, cin, ...new Array<number>(nd).fill(k)], o.output ? 'xavier' : 'he', fanIn, out * k ** nd);
+  const b = s.param(`${name}.b`, [out], 'zeros');
+  return g.conv(x, w, b, { strides: o.stride ?? 1, pads: o.padding ?? Math.floor(k / 2) });
+}
+
+/** 2x up-sampling by a transposed convolution with kernel 2, stride 2. */
+export function upConv(g: GraphBuilder, s: ParamScope, name: string, x: Tensor, out: number): Tensor {
+  const nd = x.shape.length - 2;
+  const cin = x.shape[1];
+  const w = s.param(`${name}.w`, [cin, out, ...new Array<number>(nd).fill(2)], 'he', cin * 2 ** nd, out * 2 ** nd);
+  const b = s.param(`${name}.b`, [out], 'zeros');
+  return g.convTranspose(x, w, b, { strides: 2 });
+}
+
+/** Group normalisation (groups = channels gives instance norm) with affine scale/shift, eps 1e-5. */
+export function norm(g: GraphBuilder, s: ParamScope, name: string, x: Tensor, kind: Norm, groups = 4): Tensor {
+  if (kind === 'none') return x;
+  const [B, C] = x.shape;
+  const G = kind === 'instance' ? C : Math.min(groups, C);
+  if (C % G !== 0) {
+    throw new CohortError('BAD_MODEL_SPEC', `${name}: ${C} channels cannot be split into ${G} groups`, 'choose a group count that divides the channel count');
+  }
+  const spatial = x.shape.slice(2).reduce((a, b) => a * b, 1);
+  const r = g.reshape(x, [B, G, (C / G) * spatial]);
+  const mean = g.reduceMean(r, [2], true);
+  const d = g.sub(r, mean);
+  const variance = g.reduceMean(g.mul(d, d), [2], true);
+  const xhat = g.reshape(g.div(d, g.sqrt(g.add(variance, g.constant(1e-5)))), x.shape);
+  const bshape = [1, C, ...x.shape.slice(2).map(() => 1)];
+  const gamma = s.param(`${name}.gamma`, [C], 'ones');
+  const beta = s.param(`${name}.beta`, [C], 'zeros');
+  return g.add(g.mul(xhat, g.reshape(gamma, bshape)), g.reshape(beta, bshape));
+}
+
+export function pool(g: GraphBuilder, x: Tensor, kind: 'max' | 'avg', size: number): Tensor {
+  for (const d of x.shape.slice(2)) {
+    if (d < size) {
+      throw new CohortError('SHAPE_MISMATCH', `pooling by ${size} of a feature map of shape [${x.shape.join(',')}] leaves nothing`,
+        'use fewer pooling layers or larger inputs');
+    }
+  }
+  return kind === 'max' ? g.maxPool(x, { kernel: size }) : g.averagePool(x, { kernel: size });
+}
+
+/** conv -> norm -> activation, twice (the U-Net block). */
+export function doubleConv(g: GraphBuilder, s: ParamScope, name: string, x: Tensor, out: number, nrm: Norm, groups: number): Tensor {
+  let h = conv(g, s, `${name}.c1`, x, out, { kernel: 3 });
+  h = g.relu(norm(g, s, `${name}.n1`, h, nrm, groups));
+  h = conv(g, s, `${name}.c2`, h, out, { kernel: 3 });
+  return g.relu(norm(g, s, `${name}.n2`, h, nrm, groups));
+}
