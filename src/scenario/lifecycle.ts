@@ -1,0 +1,94 @@
+/**
+ * Scenario lifecycle as a state-based CRDT, so that every peer converges on the same view whatever the order (or repetition)
+ * in which it hears gossip:
+ *   - state only moves forward along a total order: announced < approved < running < finished < failed < cancelled
+ *     (merge = max; the terminal states are ordered too, so two peers that heard different endings still agree);
+ *   - approvals, rejections and declines are grow-only sets keyed by peer, each bound to the manifest hash it answers;
+ *   - per-site progress is a last-writer-wins register per peer, ordered by (round, seq).
+ * merge() is commutative, associative and idempotent (unit-tested under shuffled message orders).
+ */
+
+export const STATES = ['announced', 'approved', 'running', 'finished', 'failed', 'cancelled'] as const;
+export type ScenarioState = (typeof STATES)[number];
+export const TERMINAL: ReadonlySet<ScenarioState> = new Set(['finished', 'failed', 'cancelled']);
+
+export interface Answer { readonly hash: string; readonly reason?: string; readonly at: string }
+
+export interface SiteProgress {
+  readonly round: number;
+  /** Tie-break within a round (the site's own counter). */
+  readonly seq: number;
+  readonly loss?: number;
+  readonly metric?: number;
+  readonly metricName?: string;
+  readonly localOnly?: number;
+  readonly bytesSent?: number;
+  readonly done?: boolean;
+}
+
+export interface ScenarioView {
+  readonly id: string;
+  readonly state: ScenarioState;
+  readonly approvals: Readonly<Record<string, Answer>>;
+  readonly rejections: Readonly<Record<string, Answer>>;
+  readonly declines: Readonly<Record<string, Answer>>;
+  readonly progress: Readonly<Record<string, SiteProgress>>;
+  /** Why it ended (failed / cancelled), if known; the lexicographically greatest reason wins so that merge stays commutative. */
+  readonly reason?: string;
+}
+
+export function emptyView(id: string): ScenarioView {
+  return { id, state: 'announced', approvals: {}, rejections: {}, declines: {}, progress: {} };
+}
+
+export const rank = (s: ScenarioState): number => STATES.indexOf(s);
+export const maxState = (a: ScenarioState, b: ScenarioState): ScenarioState => (rank(a) >= rank(b) ? a : b);
+
+function mergeAnswers(a: Readonly<Record<string, Answer>>, b: Readonly<Record<string, Answer>>): Record<string, Answer> {
+  const out: Record<string, Answer> = { ...a };
+  for (const [peer, ans] of Object.entries(b)) {
+    const mine = out[peer];
+    // a peer answers once per hash; should two copies differ, keep a deterministic one (earliest time, then hash)
+    if (!mine || ans.at < mine.at || (ans.at === mine.at && ans.hash < mine.hash)) out[peer] = ans;
+  }
+  return out;
+}
+
+const progressKey = (p: SiteProgress): [number, number] => [p.round, p.seq];
+
+function laterProgress(a: SiteProgress, b: SiteProgress): SiteProgress {
+  const [ra, sa] = progressKey(a);
+  const [rb, sb] = progressKey(b);
+  if (rb !== ra) return rb > ra ? b : a;
+  if (sb !== sa) return sb > sa ? b : a;
+  return JSON.stringify(b) > JSON.stringify(a) ? b : a;
+}
+
+export function merge(a: ScenarioView, b: ScenarioView): ScenarioView {
+  const progress: Record<string, SiteProgress> = { ...a.progress };
+  for (const [peer, p] of Object.entries(b.progress)) progress[peer] = progress[peer] ? laterProgress(progress[peer], p) : p;
+  const reason = a.reason === undefined ? b.reason : b.reason === undefined ? a.reason : a.reason >= b.reason ? a.reason : b.reason;
+  const out: ScenarioView = {
+    id: a.id,
+    state: maxState(a.state, b.state),
+    approvals: mergeAnswers(a.approvals, b.approvals),
+    rejections: mergeAnswers(a.rejections, b.rejections),
+    declines: mergeAnswers(a.declines, b.declines),
+    progress,
+  };
+  return reason === undefined ? out : { ...out, reason };
+}
+
+/** Approvals that answer this exact manifest hash (an approval of another version does not count). */
+export function approvalsFor(view: ScenarioView, hash: string): string[] {
+  return Object.entries(view.approvals).filter(([, a]) => a.hash === hash).map(([p]) => p).sort();
+}
+
+/** One-step deltas, the shape of gossip: each is a tiny view merged into the local one. */
+export const delta = {
+  state: (id: string, state: ScenarioState, reason?: string): ScenarioView => ({ ...emptyView(id), state, ...(reason ? { reason } : {}) }),
+  approve: (id: string, peer: string, ans: Answer): ScenarioView => ({ ...emptyView(id), approvals: { [peer]: ans } }),
+  reject: (id: string, peer: string, ans: Answer): ScenarioView => ({ ...emptyView(id), rejections: { [peer]: ans } }),
+  decline: (id: string, peer: string, ans: Answer): ScenarioView => ({ ...emptyView(id), declines: { [peer]: ans } }),
+  progress: (id: string, peer: string, p: SiteProgress): ScenarioView => ({ ...emptyView(id), progress: { [peer]: p } }),
+};

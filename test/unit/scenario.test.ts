@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import { identityFromSeed, type Identity } from '../../src/net/identity.ts';
+import { Roster, newRosterBody, type Role } from '../../src/net/roster.ts';
+import { Rng } from '../../src/util/random.ts';
+import { scenarioId, signEvent, signScenario, verifyEvent, verifyScenario } from '../../src/scenario/signing.ts';
+import { approvalsFor, delta, emptyView, merge, type ScenarioView } from '../../src/scenario/lifecycle.ts';
+import { ApprovalPolicySchema, decide } from '../../src/scenario/approval.ts';
+
+async function setup(): Promise<{ researcher: Identity; hospital: Identity; outsider: Identity; roster: Roster }> {
+  const rng = new Rng(7);
+  const [researcher, hospital, outsider] = [await identityFromSeed(rng), await identityFromSeed(rng), await identityFromSeed(rng)];
+  const member = (id: Identity, name: string, roles: Role[]) => ({ peerId: id.peerId.toString(), name, roles });
+  const body = { ...newRosterBody('test'), members: [member(researcher, 'Uni A', ['researcher', 'data-provider']), member(hospital, 'Hosp B', ['data-provider'])] };
+  return { researcher, hospital, outsider, roster: new Roster({ body, signatures: [] }) };
+}
+
+const manifest = { name: 'wdbc', model: { type: 'mlp', hidden: [16] }, rounds: 5 };
+
+describe('scenario signing', () => {
+  it('ids are content hashes independent of key order', () => {
+    expect(scenarioId({ a: 1, b: [1, 2] })).toBe(scenarioId({ b: [1, 2], a: 1 }));
+    expect(scenarioId({ a: 1 })).not.toBe(scenarioId({ a: 2 }));
+  });
+
+  it('accepts a researcher-signed manifest; rejects tampered, forged, unsigned and non-researcher ones', async () => {
+    const { researcher, hospital, outsider, roster } = await setup();
+    const s = await signScenario(manifest, researcher);
+    expect(await verifyScenario(s, roster)).toEqual({ ok: true });
+    const tampered = { ...s, manifest: { ...manifest, rounds: 500 } };
+    expect(await verifyScenario(tampered, roster)).toMatchObject({ ok: false, reason: expect.stringContaining('tampered') });
+    const rehashed = { ...tampered, id: scenarioId(tampered.manifest) };
+    expect(await verifyScenario(rehashed, roster)).toMatchObject({ ok: false, reason: expect.stringContaining('signature') });
+    const forged = { ...s, author: hospital.peerId.toString() };
+    expect(await verifyScenario(forged, roster)).toMatchObject({ ok: false, reason: expect.stringContaining('signature') });
+    expect(await verifyScenario({ ...s, sig: undefined }, roster)).toMatchObject({ ok: false, reason: expect.stringContaining('malformed') });
+    expect(await verifyScenario(await signScenario(manifest, hospital), roster)).toMatchObject({ ok: false, reason: expect.stringContaining('not a researcher') });
+    expect(await verifyScenario(await signScenario(manifest, outsider), roster)).toMatchObject({ ok: false, reason: expect.stringContaining('not in the roster') });
+  });
+
+  it('signs events', async () => {
+    const { hospital, researcher } = await setup();
+    const body = { type: 'approve', id: 'x', hash: 'x' };
+    const sig = await signEvent(body, hospital);
+    expect(await verifyEvent(body, hospital.peerId.toString(), sig)).toBe(true);
+    expect(await verifyEvent(body, researcher.peerId.toString(), sig)).toBe(false);
+    expect(await verifyEvent({ ...body, hash: 'y' }, hospital.peerId.toString(), sig)).toBe(false);
+  });
+});
+
+describe('approval policy', () => {
+  it('auto-approves by family, author name or exact hash, else waits', async () => {
+    const { researcher, roster } = await setup();
+    const s = await signScenario(manifest, researcher);
+    const p = (x: unknown) => ApprovalPolicySchema.parse({ autoApprove: x });
+    expect(decide(p({}), s, roster)).toEqual({ auto: false });
+    expect(decide(p({ families: ['mlp'] }), s, roster)).toMatchObject({ auto: true });
+    expect(decide(p({ families: ['unet2d'] }), s, roster)).toEqual({ auto: false });
+    expect(decide(p({ authors: ['Uni A'] }), s, roster)).toMatchObject({ auto: true });
+    expect(decide(p({ manifests: [s.id] }), s, roster)).toMatchObject({ auto: true });
+    expect(decide(p({ manifests: [scenarioId({ ...manifest, rounds: 6 })] }), s, roster)).toEqual({ auto: false });
+  });
+});
+
+describe('lifecycle CRDT', () => {
+  const id = 'sc';
+  const events: ScenarioView[] = [
+    delta.approve(id, 'p1', { hash: 'h', at: '2026-01-01T00:00:01Z' }),
+    delta.approve(id, 'p2', { hash: 'h', at: '2026-01-01T00:00:02Z' }),
+    delta.approve(id, 'p3', { hash: 'old', at: '2026-01-01T00:00:02Z' }),
+    delta.reject(id, 'p4', { hash: 'h', reason: 'no', at: '2026-01-01T00:00:03Z' }),
+    delta.state(id, 'approved'),
+    delta.state(id, 'running'),
+    delta.progress(id, 'p1', { round: 1, seq: 1, loss: 0.9 }),
+    delta.progress(id, 'p1', { round: 3, seq: 3, loss: 0.3 }),
+    delta.progress(id, 'p1', { round: 2, seq: 2, loss: 0.5 }),
+    delta.progress(id, 'p2', { round: 2, seq: 2, loss: 0.4 }),
+    delta.state(id, 'finished'),
+    delta.state(id, 'cancelled', 'launcher cancelled'),
+  ];
+
+  it('converges to the same view under any message order, with duplicates', () => {
+    const rng = new Rng(3);
+    const fold = (evs: ScenarioView[]) => evs.reduce(merge, emptyView(id));
+    const reference = fold(events);
+    for (let trial = 0; trial < 200; trial++) {
+      const order = [...events, ...events.filter(() => rng.next() < 0.3)];
+      for (let i = order.length - 1; i > 0; i--) {
+        const j = rng.int(i + 1);
+        [order[i], order[j]] = [order[j]!, order[i]!];
+      }
+      expect(fold(order)).toEqual(reference);
+    }
+    expect(reference.state).toBe('cancelled');
+    expect(reference.reason).toBe('launcher cancelled');
+    expect(reference.progress.p1?.round).toBe(3);
+    expect(approvalsFor(reference, 'h')).toEqual(['p1', 'p2']);
+  });
+
+  it('merge is commutative and idempotent on whole views; states never move back', () => {
+    const a = [events[0]!, events[5]!, events[6]!].reduce(merge, emptyView(id));
+    const b = [events[1]!, events[4]!, events[9]!].reduce(merge, emptyView(id));
+    expect(merge(a, b)).toEqual(merge(b, a));
+    expect(merge(a, a)).toEqual(a);
+    expect(merge(a, delta.state(id, 'announced')).state).toBe('running');
+  });
+});
