@@ -1,0 +1,86 @@
+/**
+ * Epidemic Learning, EL-Local (de Vos et al., NeurIPS 2023). Every round each peer runs its local steps, sends its model to s peers
+ * drawn uniformly at random from all live peers (no fixed graph), and at the round's deadline replaces its model by the average of
+ * its own model and every model received for that round (sample-weighted when configured). A straggler that has not finished
+ * training by the deadline averages with its previous model and applies its update when it arrives.
+ */
+import type { Vec } from './compression.ts';
+import { AveragingNode, type NodeConfig } from './node.ts';
+import type { AveragingTransport, LocalLearner, ModelMessage, PeerId } from './types.ts';
+
+export interface EpidemicOptions {
+  /** Peers each model is pushed to per round (the paper's s). */
+  readonly s: number;
+}
+
+interface Incoming {
+  readonly v: Vec;
+  readonly weight: number;
+}
+
+export class EpidemicNode extends AveragingNode {
+  private round = -1;
+  private mixed = true;
+  private inbox = new Map<PeerId, Incoming>();
+  private readonly buffered = new Map<number, Map<PeerId, Incoming>>();
+  private trained: Float32Array | null = null;
+
+  constructor(t: AveragingTransport, learner: LocalLearner, cfg: NodeConfig, private readonly opts: EpidemicOptions) {
+    super('epidemic', t, learner, cfg);
+  }
+
+  protected acceptRound(r: number): 'ok' | 'stale' | 'unknown-round' {
+    if (r === this.round + 1 || (r === this.round && !this.mixed)) return 'ok';
+    if (r <= this.round) return 'stale';
+    return r <= this.currentRound() + 1 ? 'ok' : 'unknown-round';
+  }
+
+  protected async runRound(round: number): Promise<void> {
+    const epoch = this.epoch;
+    this.round = round;
+    this.mixed = false;
+    this.trained = null;
+    this.inbox = this.buffered.get(round) ?? new Map();
+    for (const r of this.buffered.keys()) if (r <= round) this.buffered.delete(r);
+    this.t.setTimer(this.cfg.deadlineMs, () => { if (epoch === this.epoch) this.average(round); });
+    const start = this.x.slice();
+    const { model, steps } = await this.localTrain(start);
+    this.t.setTimer(this.t.computeDelay(steps), () => {
+      if (epoch !== this.epoch) return;
+      if (this.round !== round || this.mixed) {
+        for (let i = 0; i < model.length; i++) this.x[i] = this.x[i]! + model[i]! - start[i]!;
+        return;
+      }
+      this.trained = model;
+      const payload = this.encode(model);
+      for (const to of this.rng.sample(this.t.peers(), this.opts.s)) {
+        this.send(to, { kind: 'model', ...this.header(round), codec: this.codec.name, payload, weight: this.sampleWeight(), purpose: 'exchange' });
+      }
+    });
+  }
+
+  protected onModel(from: PeerId, msg: ModelMessage, v: Vec): void {
+    const incoming = { v, weight: this.cfg.weighting === 'samples' ? (msg.weight ?? 1) : 1 };
+    if (msg.round === this.round && !this.mixed) this.inbox.set(from, incoming);
+    else if (msg.round > this.round) {
+      const box = this.buffered.get(msg.round) ?? new Map<PeerId, Incoming>();
+      box.set(from, incoming);
+      this.buffered.set(msg.round, box);
+    } else this.reject('stale', from);
+  }
+
+  private average(round: number): void {
+    if (this.round !== round || this.mixed) return;
+    this.mixed = true;
+    const own = this.trained ?? this.x;
+    const ownWeight = this.cfg.weighting === 'samples' ? this.sampleWeight() : 1;
+    const acc = Float64Array.from(own, (v) => v * ownWeight);
+    let total = ownWeight;
+    for (const { v, weight } of this.inbox.values()) {
+      total += weight;
+      for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + weight * v[i]!;
+    }
+    this.x = Float32Array.from(acc, (v) => v / total);
+    this.stats.rounds++;
+  }
+}

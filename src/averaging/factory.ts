@@ -1,0 +1,43 @@
+/**
+ * One entry point for every rule: createNode(algorithm, transport, learner, config, settings).
+ * Settings are those of the scenario manifest's `averaging` block (fanout, s, gamma); defaults follow the papers' usual values.
+ */
+import { CohortError } from '../util/errors.ts';
+import { ChocoNode } from './choco.ts';
+import { DpsgdNode } from './dpsgd.ts';
+import { EpidemicNode } from './epidemic.ts';
+import { GossipNode } from './gossip.ts';
+import { ALGORITHMS, type AlgorithmName, type AveragingNode, type NodeConfig } from './node.ts';
+import { PushSumNode } from './pushsum.ts';
+import type { AveragingTransport, LocalLearner } from './types.ts';
+
+export interface AlgorithmSettings {
+  /** push-sum: out-neighbours per push. */
+  readonly fanout?: number;
+  /** Epidemic Learning: peers per push. */
+  readonly s?: number;
+  /** CHOCO: consensus step size. */
+  readonly gamma?: number;
+}
+
+export function createNode(
+  algorithm: AlgorithmName,
+  t: AveragingTransport,
+  learner: LocalLearner,
+  cfg: NodeConfig,
+  settings: AlgorithmSettings = {},
+): AveragingNode {
+  if (cfg.codec === 'topk' && algorithm !== 'choco') {
+    throw new CohortError('CODEC_NEEDS_CHOCO', `top-k compression sends a sparse difference and needs CHOCO's public copies; "${algorithm}" sends whole models`,
+      'use --algorithm choco with top-k, or int8 / fp16 with the other rules');
+  }
+  switch (algorithm) {
+    case 'dpsgd': return new DpsgdNode('dpsgd', t, learner, cfg);
+    case 'pushsum': return new PushSumNode(t, learner, cfg, { fanout: settings.fanout ?? 1 });
+    case 'epidemic': return new EpidemicNode(t, learner, cfg, { s: settings.s ?? 3 });
+    case 'gossip': return new GossipNode(t, learner, cfg);
+    case 'choco': return new ChocoNode(t, learner, cfg, { gamma: settings.gamma ?? 0.5 });
+    default:
+      throw new CohortError('UNKNOWN_ALGORITHM', `unknown averaging algorithm "${String(algorithm)}"`, `use one of ${ALGORITHMS.join(', ')}`);
+  }
+}
