@@ -64,6 +64,24 @@ const cases: Record<string, OpCase> = {
   'reduceMean all': { inputs: { a: [2, 3, 4] }, build: (g, x) => g.reduceMean(g.mul(x.a, x.a)) },
   reduceMean: { inputs: { a: [2, 3, 4] }, build: (g, x) => g.reduceMean(x.a, [-1]) },
   'reuse (sum of paths)': { inputs: { a: [3, 3] }, build: (g, x) => g.mul(g.tanh(x.a), g.matmul(x.a, x.a)) },
+  'batchNorm (training)': {
+    inputs: { x: [4, 3, 2, 2], gamma: [3], beta: [3], rm: [3], rv: [3] }, wrt: ['x', 'gamma', 'beta'],
+    build: (g, x) => g.batchNorm(x.x, x.gamma, x.beta, x.rm, x.rv, { training: true }).y,
+  },
+  'batchNorm (eval)': {
+    inputs: { x: [2, 3, 4], gamma: [3], beta: [3], rm: [3], rv: [3] }, wrt: ['x', 'gamma', 'beta', 'rm', 'rv'],
+    build: (g, x) => g.batchNorm(x.x, x.gamma, x.beta, x.rm, g.abs(x.rv), { training: false }).y,
+    init: (k, n, r) => (k === 'rv' ? positive(k, n, r) : awayFromZero(k, n, r)),
+  },
+  instanceNorm: {
+    inputs: { x: [2, 3, 4, 3], gamma: [3], beta: [3] }, build: (g, x) => g.instanceNorm(x.x, x.gamma, x.beta),
+  },
+  groupNorm: {
+    inputs: { x: [2, 4, 3, 3], gamma: [4], beta: [4] }, build: (g, x) => g.groupNorm(x.x, 2, x.gamma, x.beta),
+  },
+  'dropout (fixed seed: mask reused in backward)': {
+    inputs: { a: [4, 6] }, build: (g, x) => g.dropout(g.tanh(x.a), 0.4, g.constant(1234, 'int64'), 1),
+  },
   'mlp with softmax cross-entropy': {
     inputs: { x: [4, 3], w1: [3, 5], b1: [5], w2: [5, 2] },
     wrt: ['w1', 'b1', 'w2'],

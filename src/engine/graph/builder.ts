@@ -21,6 +21,8 @@ import { reduce } from './ops/reduce.ts';
 import { softmaxLike } from './ops/softmax.ts';
 import * as cv from './ops/conv.ts';
 import * as pl from './ops/pool.ts';
+import * as nm from './ops/norm.ts';
+import { dropout } from './ops/dropout.ts';
 
 export class GraphBuilder extends GraphCore {
   // --- linear algebra
@@ -87,6 +89,20 @@ export class GraphBuilder extends GraphCore {
   maxPool(x: Tensor, opts: pl.PoolOpts): Tensor { return pl.maxPool(this, x, opts); }
   averagePool(x: Tensor, opts: pl.PoolOpts): Tensor { return pl.averagePool(this, x, opts); }
   globalAveragePool(x: Tensor): Tensor { return pl.globalAveragePool(this, x); }
+  // --- composite layers (built from primitives above)
+  /** Training: batch statistics, returns updated running mean/var to be fed back as state. Eval: running statistics. */
+  batchNorm(x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor, opts: nm.BatchNormOpts): nm.BatchNormResult {
+    return nm.batchNorm(this, x, gamma, beta, runningMean, runningVar, opts);
+  }
+  instanceNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps?: number): Tensor { return nm.instanceNorm(this, x, gamma, beta, eps); }
+  groupNorm(x: Tensor, groups: number, gamma: Tensor, beta: Tensor, eps?: number): Tensor {
+    return nm.groupNorm(this, x, groups, gamma, beta, eps);
+  }
+  /**
+   * Seeded inverted dropout. `seed`: an int64 scalar graph input fed a fresh value per step (null = eval, identity);
+   * `salt` distinguishes several dropout layers sharing one seed.
+   */
+  dropout(x: Tensor, ratio: number, seed: Tensor | null, salt = 0): Tensor { return dropout(this, x, ratio, seed, salt); }
   // --- constants computed at run time (no initializer bytes in the model)
   /** A float32 tensor of zeros (ConstantOfShape). */
   zeros(shape: readonly number[]): Tensor {

@@ -7,3 +7,4 @@ export type { SliceSpec } from './ops/shape-ops.ts';
 export { graphProto, tensorProto, DEFAULT_OPSET } from './proto.ts';
 export type { ConvOpts, ConvTransposeOpts, ConvGeom } from './ops/conv.ts';
 export type { PoolOpts, PoolGeom } from './ops/pool.ts';
+export type { BatchNormOpts, BatchNormResult } from './ops/norm.ts';

@@ -67,7 +67,7 @@ export async function checkGradients(c: OpCase): Promise<CheckResult> {
   const out = await run(s, feeds);
 
   const f64 = (): Record<string, Float64Array> =>
-    Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, Float64Array.from(v.data)]));
+    Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, Float64Array.from(v.data as Float32Array)]));
   const forwardErr = c.reference ? relErr(out.y__, c.reference(f64())) : 0;
   const h = c.step ?? (c.reference ? 1e-5 : 1e-2);
   const gradErr: Record<string, number> = {};
@@ -88,13 +88,13 @@ async function centralDiff(c: OpCase, s: Awaited<ReturnType<typeof session>>, fe
       x[k][i] += delta;
       return dot(rr, c.reference(x));
     }
-    const data = Float32Array.from(feeds[k].data);
+    const data = Float32Array.from(feeds[k].data as Float32Array);
     data[i] += delta;
     const o = await run(s, { ...feeds, [k]: { shape: feeds[k].shape, data } });
     return dot(rr, o.y__);
   }
   // float32 inputs: use the actually representable perturbation
-  const x0 = feeds[k].data[i];
+  const x0 = (feeds[k].data as Float32Array)[i];
   const up = c.reference ? h : Math.fround(x0 + h) - x0;
   const down = c.reference ? h : x0 - Math.fround(x0 - h);
   return ((await lossAt(up)) - (await lossAt(-down))) / (up + down);
