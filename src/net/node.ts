@@ -1,0 +1,188 @@
+/**
+ * The Cohort libp2p node: TCP + Noise + Yamux (+ optional pnet), identify, ping, gossipsub (StrictSign), bootstrap, optional mDNS,
+ * circuit relay v2 (dial through a relaying member; optionally serve as one), a roster-based connection gater, roster updates over
+ * gossip, the model-exchange protocol and network metrics.
+ *
+ * API:
+ *   createCohortNode({ identity, net, roster, psk?, rosterFile? }) -> CohortNode
+ *   startNodeFromConfig(configFile)                                 -> CohortNode (reads key, roster and PSK from the config's paths)
+ *   CohortNode { peerId, libp2p, roster: RosterStore, pubsub: CohortPubsub, models: ModelExchange, topics,
+ *                multiaddrs(), dial(addr|peerId), publishRoster(doc), metrics(), stop() }
+ */
+import '../util/polyfills.ts';
+import { createLibp2p, type Libp2p } from 'libp2p';
+import { tcp } from '@libp2p/tcp';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { identify } from '@libp2p/identify';
+import { ping } from '@libp2p/ping';
+import { gossipsub, TopicValidatorResult, type GossipSub } from '@libp2p/gossipsub';
+import { bootstrap } from '@libp2p/bootstrap';
+import { mdns } from '@libp2p/mdns';
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2';
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import type { PeerId, PeerDiscovery, ComponentLogger } from '@libp2p/interface';
+import { CohortError } from '../util/errors.ts';
+import { logger } from '../util/log.ts';
+import { loadPeerConfig, type NetConfig } from './config.ts';
+import { rosterGater } from './gater.ts';
+import { loadIdentity, type Identity } from './identity.ts';
+import { NetMetrics, type NetMetricsSnapshot } from './metrics.ts';
+import { ModelExchange } from './model-exchange.ts';
+import { pnetProtector, readPsk } from './pnet.ts';
+import { CohortPubsub, topics } from './pubsub.ts';
+import { readRosterFile, RosterStore, type RosterDoc, type RosterUpdateResult } from './roster.ts';
+
+const log = logger('net:node');
+
+export type YamuxInit = NonNullable<Parameters<typeof yamux>[0]>;
+
+export interface CohortNodeInit {
+  readonly identity: Identity;
+  readonly net: NetConfig;
+  readonly roster: RosterDoc;
+  /** pnet v1 key file contents; absent: no private network. */
+  readonly psk?: Uint8Array;
+  /** Persist accepted roster updates here. */
+  readonly rosterFile?: string;
+  /** Yamux tuning (benchmarks); defaults measured in bench/net.ts, see docs/network.md. */
+  readonly yamux?: YamuxInit;
+  /** Republish the current roster every N ms so that peers that were away catch up (0: never). */
+  readonly rosterRepublishMs?: number;
+}
+
+export interface CohortNode {
+  readonly peerId: PeerId;
+  readonly libp2p: Libp2p<{ pubsub: GossipSub }>;
+  readonly roster: RosterStore;
+  readonly pubsub: CohortPubsub;
+  readonly models: ModelExchange;
+  readonly topics: ReturnType<typeof topics>;
+  multiaddrs(): string[];
+  dial(target: string | Multiaddr | PeerId): Promise<void>;
+  /** Apply a newer signed roster locally and spread it over gossip. */
+  publishRoster(doc: RosterDoc): Promise<RosterUpdateResult>;
+  metrics(): NetMetricsSnapshot;
+  stop(): Promise<void>;
+}
+
+/** Measured on loopback (bench/net.ts): a larger yamux window keeps the pipe full across the Noise framing; see docs/network.md. */
+export const DEFAULT_YAMUX: YamuxInit = {
+  streamOptions: { initialStreamWindowSize: 256 * 1024, maxStreamWindowSize: 16 * 1024 * 1024 },
+};
+
+export async function createCohortNode(init: CohortNodeInit): Promise<CohortNode> {
+  const { net } = init;
+  const metrics = new NetMetrics();
+  const rosterStore = new RosterStore(init.roster, init.rosterFile);
+  const discovery: Array<(components: { logger: ComponentLogger }) => PeerDiscovery> = [];
+  if (net.bootstrap.length > 0) discovery.push(bootstrap({ list: net.bootstrap }) as never);
+  if (net.mdns) discovery.push(mdns() as never);
+
+  const services = {
+    identify: identify(),
+    ping: ping(),
+    pubsub: gossipsub({
+      globalSignaturePolicy: 'StrictSign',
+      allowPublishToZeroTopicPeers: true,
+      emitSelf: false,
+      // Our validator decides; never forward what it has not accepted.
+      asyncValidation: false,
+    }),
+    ...(net.relayServer ? { relay: circuitRelayServer() } : {}),
+  };
+
+  const libp2p = (await createLibp2p({
+    privateKey: init.identity.privateKey,
+    addresses: { listen: net.listen, announce: net.announce },
+    transports: [tcp(), circuitRelayTransport()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux(init.yamux ?? DEFAULT_YAMUX)],
+    ...(init.psk ? { connectionProtector: pnetProtector(init.psk) } : {}),
+    connectionGater: rosterGater(() => rosterStore.current, metrics),
+    peerDiscovery: discovery as never,
+    services,
+  })) as unknown as Libp2p<{ pubsub: GossipSub }>;
+
+  metrics.connectionCount = () => libp2p.getConnections().length;
+  libp2p.addEventListener('connection:open', () => metrics.connectionsOpened++);
+
+  const pubsub = new CohortPubsub(libp2p.services.pubsub, () => rosterStore.current, { maxGossipBytes: net.limits.maxGossipBytes, metrics });
+  const models = new ModelExchange(libp2p, { ...net.limits, ...net.timeouts, metrics });
+  await models.start();
+  const t = topics(rosterStore.current.consortium);
+
+  wireRoster(libp2p, rosterStore, pubsub, t.roster);
+  pubsub.subscribe(t.roster, () => undefined); // the guard applies updates; subscribing makes us relay them
+  const republish = init.rosterRepublishMs ? setInterval(() => {
+    pubsub.publish(t.roster, { type: 'roster', body: rosterStore.current.doc }).catch(() => undefined);
+  }, init.rosterRepublishMs) : undefined;
+  republish?.unref();
+
+  log.info({ peer: libp2p.peerId.toString(), addrs: libp2p.getMultiaddrs().map(String), pnet: Boolean(init.psk) }, 'node started');
+
+  return {
+    peerId: libp2p.peerId,
+    libp2p,
+    roster: rosterStore,
+    pubsub,
+    models,
+    topics: t,
+    multiaddrs: () => libp2p.getMultiaddrs().map(String),
+    async dial(target) {
+      const addr = typeof target === 'string' ? multiaddr(target) : target;
+      await libp2p.dial(addr, { signal: AbortSignal.timeout(net.timeouts.dialMs) });
+    },
+    async publishRoster(doc) {
+      const result = await rosterStore.update(doc);
+      if (result.accepted) await pubsub.publish(t.roster, { type: 'roster', body: doc });
+      return result;
+    },
+    metrics: () => metrics.snapshot(),
+    async stop() {
+      clearInterval(republish);
+      await libp2p.stop();
+    },
+  };
+}
+
+/** Roster updates arrive as gossip; a removed member is disconnected at once (the gater only sees new connections). */
+function wireRoster(libp2p: Libp2p, store: RosterStore, pubsub: CohortPubsub, topic: string): void {
+  pubsub.guard('roster', async (msg) => {
+    const result = await store.update(msg.body);
+    if (result.accepted) return TopicValidatorResult.Accept;
+    if (result.reason === 'not-newer') return TopicValidatorResult.Ignore;
+    log.warn({ from: msg.from.toString(), reason: result.reason, detail: result.detail, topic }, 'roster update rejected');
+    return TopicValidatorResult.Reject;
+  });
+  store.onChange((next, _prev, removed) => {
+    const self = libp2p.peerId.toString();
+    const drop = next.has(self) ? removed : libp2p.getConnections().map((c) => c.remotePeer.toString());
+    for (const id of new Set(drop)) {
+      const conns = libp2p.getConnections().filter((c) => c.remotePeer.toString() === id);
+      for (const c of conns) {
+        // let gossipsub forward the roster first, then close
+        setTimeout(() => c.close().catch(() => c.abort(new Error('removed from roster'))), 200).unref();
+      }
+    }
+  });
+}
+
+/** Everything from the config file: identity, roster, optional PSK. */
+export async function startNodeFromConfig(configFile: string, overrides: Partial<CohortNodeInit> = {}): Promise<CohortNode> {
+  const cfg = loadPeerConfig(configFile);
+  const identity = loadIdentity(cfg.net.keyFile);
+  const roster = readRosterFile(cfg.net.rosterFile);
+  if (!roster.body.members.some((m) => m.peerId === identity.peerId.toString())) {
+    throw new CohortError('ROSTER_NOT_MEMBER', `this peer (${identity.peerId}) is not on the roster ${cfg.net.rosterFile}`, 'ask a consortium admin to run `cohort roster add` with your peer ID and send you the signed roster');
+  }
+  return createCohortNode({
+    identity,
+    net: cfg.net,
+    roster,
+    psk: cfg.net.pskFile ? readPsk(cfg.net.pskFile) : undefined,
+    rosterFile: cfg.net.rosterFile,
+    rosterRepublishMs: 60_000,
+    ...overrides,
+  });
+}
