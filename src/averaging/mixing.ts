@@ -105,20 +105,33 @@ export function consensusDistance(xs: readonly Vec[], weights?: readonly number[
   return s / xs.length;
 }
 
-/** A random k-regular graph (configuration model with retries), deterministic for the Rng; k*n must be even. */
-export function randomRegularGraph(n: number, k: number, rng: { int(n: number): number; shuffle<T>(a: T[]): T[] }): number[][] {
-  for (let attempt = 0; attempt < 1000; attempt++) {
-    const stubs = rng.shuffle(Array.from({ length: n * k }, (_, i) => i % n));
+/**
+ * A random k-regular graph, deterministic for the Rng (k*n must be even). Pairing model with local rejection (Steger & Wormald):
+ * join two random free stubs of different, not yet adjacent nodes; restart on a dead end. Near-uniform, fast for k up to ~n/2.
+ */
+export function randomRegularGraph(n: number, k: number, rng: { int(n: number): number }): number[][] {
+  if (k >= n || (k * n) % 2 === 1) throw new Error(`no ${k}-regular graph on ${n} nodes`);
+  for (let attempt = 0; attempt < 200; attempt++) {
     const adj = Array.from({ length: n }, () => new Set<number>());
-    let ok = true;
-    for (let i = 0; i < stubs.length; i += 2) {
-      const a = stubs[i]!;
-      const b = stubs[i + 1]!;
-      if (a === b || adj[a]!.has(b)) { ok = false; break; }
-      adj[a]!.add(b);
-      adj[b]!.add(a);
+    const stubs = Array.from({ length: n * k }, (_, i) => i % n);
+    let stuck = false;
+    while (stubs.length && !stuck) {
+      let tries = 0;
+      for (;;) {
+        const a = rng.int(stubs.length);
+        const b = rng.int(stubs.length);
+        const u = stubs[a]!;
+        const v = stubs[b]!;
+        if (a !== b && u !== v && !adj[u]!.has(v)) {
+          adj[u]!.add(v);
+          adj[v]!.add(u);
+          for (const idx of [a, b].sort((x, y) => y - x)) { stubs[idx] = stubs[stubs.length - 1]!; stubs.pop(); }
+          break;
+        }
+        if (++tries > 50 * n) { stuck = true; break; }
+      }
     }
-    if (ok) return adj.map((s) => [...s].sort((x, y) => x - y));
+    if (!stuck) return adj.map((s) => [...s].sort((x, y) => x - y));
   }
   throw new Error(`could not draw a ${k}-regular graph on ${n} nodes`);
 }
