@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { registerBench } from './bench.ts';
+import { registerInit } from './init.ts';
+import { registerRoster } from './roster.ts';
 
 /**
  * The command table. Each entry adds one top-level command (and its subcommands) to the program.
@@ -9,6 +11,7 @@ type Register = (program: Command) => void;
 
 const registrations: Register[] = [
   registerBench,
+  registerInit, registerRoster,
 ];
 
 export function registerCommands(program: Command): void {

@@ -1,0 +1,55 @@
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { CohortError } from '../../util/errors.ts';
+import { NetConfigSchema } from '../../net/config.ts';
+import { createIdentity } from '../../net/identity.ts';
+import { writeNewPsk } from '../../net/pnet.ts';
+
+/** `cohort init --dir DIR --name NAME`: an Ed25519 identity (mode 0600) and a commented config for a new peer. */
+export function registerInit(program: Command): void {
+  program
+    .command('init')
+    .description('create the identity key and a commented config for a new peer')
+    .requiredOption('--dir <dir>', 'folder for this peer (created if missing)')
+    .requiredOption('--name <name>', 'hospital / site name shown to the consortium')
+    .option('--consortium <id>', 'consortium id (namespaces gossip topics)', 'default')
+    .option('--listen <multiaddr...>', 'listen addresses', ['/ip4/0.0.0.0/tcp/4001'])
+    .option('--announce <multiaddr...>', 'public addresses to announce (port forwarding behind NAT)', [])
+    .option('--bootstrap <multiaddr...>', 'members to connect to at start (/ip4/.../tcp/.../p2p/PEERID)', [])
+    .option('--psk', 'also create a new pre-shared key (swarm.key) for a private network')
+    .option('--json', 'print the result as JSON')
+    .action(async (o: { dir: string; name: string; consortium: string; listen: string[]; announce: string[]; bootstrap: string[]; psk?: boolean; json?: boolean }) => {
+      const dir = resolve(o.dir);
+      const configFile = join(dir, 'cohort.json');
+      if (existsSync(configFile)) throw new CohortError('INIT_EXISTS', `${configFile} already exists`, 'choose another --dir, or edit the existing config');
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const identity = await createIdentity(join(dir, 'peer.key'));
+      if (o.psk) writeNewPsk(join(dir, 'swarm.key'));
+      const parsed = NetConfigSchema.safeParse({
+        listen: o.listen, announce: o.announce, bootstrap: o.bootstrap, consortium: o.consortium,
+        ...(o.psk ? { pskFile: 'swarm.key' } : {}),
+      });
+      if (!parsed.success) throw new CohortError('INIT_INVALID', `invalid option: ${parsed.error.issues[0]?.message ?? ''}`, 'see `cohort init --help`');
+      writeFileSync(configFile, JSON.stringify({ '//': CONFIG_COMMENTS, name: o.name, net: parsed.data }, null, 2) + '\n');
+      const out = { dir, config: configFile, peerId: identity.peerId.toString(), key: join(dir, 'peer.key'), psk: o.psk ? join(dir, 'swarm.key') : null };
+      if (o.json) process.stdout.write(JSON.stringify(out) + '\n');
+      else {
+        process.stdout.write(`peer ID ${out.peerId}\nwrote ${configFile} and ${out.key} (mode 0600)\n`);
+        process.stdout.write(`next: send your peer ID and name to a consortium admin, and put the signed roster at ${join(dir, 'roster.json')}\n`);
+      }
+    });
+}
+
+const CONFIG_COMMENTS = [
+  'Cohort peer configuration. JSON; this "//" field holds the comments. Paths are relative to this file.',
+  'name: your hospital/site name as the consortium roster lists it.',
+  'net.listen: multiaddrs to listen on. net.announce: public addresses to tell others (set when behind NAT with port forwarding).',
+  'net.bootstrap: /ip4/HOST/tcp/PORT/p2p/PEERID of members to connect to at start. net.mdns: find members on the local network.',
+  'net.pskFile: optional pre-shared key (libp2p pnet) shared by the whole consortium: defence in depth, halves throughput.',
+  'net.keyFile: this peer\'s Ed25519 identity (keep it secret, mode 0600). net.rosterFile: the signed consortium roster.',
+  'net.consortium: the consortium id. net.relayServer: relay connections for members behind NAT (a member with a public address).',
+  'net.limits.maxModelBytes: largest model accepted; net.limits.maxGossipBytes: largest gossip message (<= 4 MiB).',
+  'net.timeouts: dialMs, idleMs (no progress in a transfer), ackMs (wait for the receiver to verify a model).',
+  'Other sections (approval policy, data, compute) belong to the daemon: see docs/.',
+];

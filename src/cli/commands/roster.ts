@@ -1,0 +1,131 @@
+import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { CohortError } from '../../util/errors.ts';
+import { loadIdentity } from '../../net/identity.ts';
+import {
+  newRosterBody, parseRosterDoc, readRosterFile, Roster, ROLES, signRoster, verifyRoster, writeRosterFile, type Role, type RosterDoc,
+} from '../../net/roster.ts';
+
+/**
+ * `cohort roster create|add|remove|sign|verify|show`: edit and sign the consortium roster file.
+ * Editing a signed roster starts the next version (signatures cleared); admins then sign it and it spreads over gossip
+ * when a peer publishes it (the daemon does this when the file changes).
+ */
+export function registerRoster(program: Command): void {
+  const roster = program.command('roster').description('create, edit, sign and verify the consortium roster');
+
+  roster.command('create').description('a new, empty roster (version 1)')
+    .requiredOption('--file <file>', 'roster file to write')
+    .requiredOption('--consortium <id>', 'consortium id')
+    .option('--threshold <n>', 'admin signatures required', '1')
+    .action((o: { file: string; consortium: string; threshold: string }) => {
+      if (existsSync(o.file)) throw new CohortError('ROSTER_EXISTS', `${o.file} already exists`, 'edit it with `cohort roster add|remove`');
+      const body = { ...newRosterBody(o.consortium, positiveInt(o.threshold, '--threshold')) };
+      writeRosterFile(o.file, parseRosterDoc({ body, signatures: [] }));
+      process.stdout.write(`wrote ${o.file} (version 1, threshold ${body.threshold})\n`);
+    });
+
+  roster.command('add').description('add or update a member')
+    .requiredOption('--file <file>', 'roster file')
+    .requiredOption('--peer <peerId>', 'member peer ID (from `cohort init`)')
+    .requiredOption('--name <name>', 'hospital / site name')
+    .option('--roles <roles>', `comma-separated: ${ROLES.join(', ')}`, 'data-provider')
+    .option('--threshold <n>', 'also set the admin signatures required')
+    .action((o: { file: string; peer: string; name: string; roles: string; threshold?: string }) => {
+      const doc = readRosterFile(o.file);
+      checkPeerId(o.peer);
+      const member = { peerId: o.peer, name: o.name, roles: parseRoles(o.roles) };
+      const members = [...doc.body.members.filter((m) => m.peerId !== o.peer), member];
+      const threshold = o.threshold ? positiveInt(o.threshold, '--threshold') : doc.body.threshold;
+      save(o.file, nextDraft(doc, { members, threshold }));
+    });
+
+  roster.command('remove').description('remove a member (it is disconnected once the signed roster spreads)')
+    .requiredOption('--file <file>', 'roster file')
+    .requiredOption('--peer <peerId>', 'member peer ID')
+    .action((o: { file: string; peer: string }) => {
+      const doc = readRosterFile(o.file);
+      if (!doc.body.members.some((m) => m.peerId === o.peer)) throw new CohortError('ROSTER_NO_MEMBER', `${o.peer} is not on the roster`, 'see `cohort roster show`');
+      save(o.file, nextDraft(doc, { members: doc.body.members.filter((m) => m.peerId !== o.peer) }));
+    });
+
+  roster.command('sign').description('sign the roster with an admin key')
+    .requiredOption('--file <file>', 'roster file')
+    .requiredOption('--key <keyfile>', 'admin\'s peer.key')
+    .action(async (o: { file: string; key: string }) => {
+      const doc = readRosterFile(o.file);
+      const id = loadIdentity(o.key);
+      if (!new Roster(doc).hasRole(id.peerId, 'admin')) {
+        throw new CohortError('ROSTER_NOT_ADMIN', `${id.peerId} is not an admin on this roster`, 'add it with `cohort roster add --roles admin` first, or sign with an admin key');
+      }
+      const signed = await signRoster(doc, id.privateKey, id.peerId);
+      writeRosterFile(o.file, signed);
+      const v = await verifyRoster(signed);
+      process.stdout.write(`signed by ${id.peerId}: ${v.validSigners.length}/${v.needed} admin signatures${v.ok ? ' (valid)' : ''}\n`);
+    });
+
+  roster.command('verify').description('check the signatures (against a trusted previous roster when given)')
+    .requiredOption('--file <file>', 'roster file')
+    .option('--trusted <file>', 'the roster currently trusted: the update must be newer and signed by its admins')
+    .option('--json', 'print the verdict as JSON')
+    .action(async (o: { file: string; trusted?: string; json?: boolean }) => {
+      const doc = readRosterFile(o.file);
+      const authority = o.trusted ? new Roster(readRosterFile(o.trusted)) : undefined;
+      const verdict = await verifyRoster(doc, authority);
+      const newer = !authority || doc.body.version > authority.version;
+      const ok = verdict.ok && newer;
+      if (o.json) process.stdout.write(JSON.stringify({ ...verdict, ok, version: doc.body.version, newer }) + '\n');
+      else process.stdout.write(`${ok ? 'valid' : 'INVALID'}: version ${doc.body.version}, ${verdict.validSigners.length}/${verdict.needed} admin signatures${newer ? '' : ', not newer than the trusted roster'}\n`);
+      if (!ok) throw new CohortError('ROSTER_UNVERIFIED', `roster ${o.file} is not valid: ${verdict.reason ?? 'not newer'}`, 'collect the missing admin signatures with `cohort roster sign`');
+    });
+
+  roster.command('show').description('print the members')
+    .requiredOption('--file <file>', 'roster file')
+    .option('--json', 'print the document as JSON')
+    .action(async (o: { file: string; json?: boolean }) => {
+      const doc = readRosterFile(o.file);
+      const v = await verifyRoster(doc);
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ ...doc, verified: v.ok }) + '\n');
+        return;
+      }
+      process.stdout.write(`consortium ${doc.body.consortium}, version ${doc.body.version}, threshold ${doc.body.threshold}, signatures ${v.validSigners.length}/${v.needed}${v.ok ? ' (valid)' : ''}\n`);
+      for (const m of doc.body.members) process.stdout.write(`  ${m.peerId}  ${m.name}  [${m.roles.join(', ')}]\n`);
+    });
+}
+
+/** Editing a signed roster makes the next version; editing an unsigned draft keeps its version. */
+function nextDraft(doc: RosterDoc, change: Partial<RosterDoc['body']>): RosterDoc {
+  const version = doc.signatures.length > 0 ? doc.body.version + 1 : doc.body.version;
+  return parseRosterDoc({ body: { ...doc.body, ...change, version, issuedAt: new Date().toISOString() }, signatures: [] });
+}
+
+function save(file: string, doc: RosterDoc): void {
+  writeRosterFile(file, doc);
+  process.stdout.write(`wrote ${file} (version ${doc.body.version}, ${doc.body.members.length} members, unsigned: run \`cohort roster sign\`)\n`);
+}
+
+function parseRoles(s: string): Role[] {
+  const roles = s.split(',').map((r) => r.trim()).filter(Boolean);
+  for (const r of roles) {
+    if (!(ROLES as readonly string[]).includes(r)) throw new CohortError('ROSTER_ROLE', `unknown role "${r}"`, `roles: ${ROLES.join(', ')}`);
+  }
+  if (roles.length === 0) throw new CohortError('ROSTER_ROLE', 'no role given', `roles: ${ROLES.join(', ')}`);
+  return roles as Role[];
+}
+
+function positiveInt(s: string, what: string): number {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 1) throw new CohortError('CLI_INVALID', `${what} must be a positive integer, got "${s}"`, `e.g. ${what} 2`);
+  return n;
+}
+
+function checkPeerId(s: string): void {
+  try {
+    if (peerIdFromString(s).type === 'Ed25519') return;
+  } catch {
+    // fall through
+  }
+  throw new CohortError('ROSTER_PEER_ID', `"${s}" is not an Ed25519 peer ID`, 'copy the peer ID that `cohort init` printed (12D3KooW...)');
+}
