@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { registerBench } from './bench.ts';
 import { registerInit } from './init.ts';
 import { registerRoster } from './roster.ts';
+import { registerTrain } from './train.ts';
 
 /**
  * The command table. Each entry adds one top-level command (and its subcommands) to the program.
@@ -12,6 +13,7 @@ type Register = (program: Command) => void;
 const registrations: Register[] = [
   registerBench,
   registerInit, registerRoster,
+  registerTrain,
 ];
 
 export function registerCommands(program: Command): void {

@@ -1,0 +1,202 @@
+/**
+ * Graph variants compiled from one model + loss + optimizer ("plan"):
+ *   trainStep(B)      one SGD/Adam step: inputs params, optimizer state, per-step scalars, a minibatch; outputs new params,
+ *                     new state, loss
+ *   trainLoop(B, K)   K fused steps in one ONNX Loop; batch k is Gather(data[K,B,...], k), per-step scalars are [K]
+ *                     vectors; outputs the final params/state and the K losses (saves K-1 session round trips)
+ *   eval(B)           forward + loss + probabilities (params are inputs, so one session serves every peer)
+ *   exportModel(v)    forward + probabilities, weights baked in as initializers: the portable model.onnx
+ * Graph tensor names: in_<input>, t_<target>, p_<param>, s_<slot>_<param>, h_<hyper>, a_<param> (FedProx anchor);
+ * outputs loss | losses, np_<param>, ns_<slot>_<param>, prob, markers_prob.
+ */
+import onnx from 'onnx-proto';
+import { gradients } from './autodiff/index.ts';
+import { GraphBuilder, graphProto, tensorProto, DEFAULT_OPSET, type Tensor } from './graph/index.ts';
+import type { LossStage } from './losses.ts';
+import { applyOptimizer, hyperNames, stateSlots, type HyperName } from './optimizers.ts';
+import { ParamScope, type ParamDecl } from './params.ts';
+import type { ResolvedOptimizerSpec } from './spec.ts';
+import type { Model, ModelOutputs } from './zoo/index.ts';
+
+export interface Plan {
+  readonly model: Model;
+  readonly loss: LossStage;
+  readonly opt: ResolvedOptimizerSpec;
+  readonly proximalMu: number;
+}
+
+export const N = {
+  input: (n: string) => `in_${n}`,
+  target: (n: string) => `t_${n}`,
+  param: (n: string) => `p_${n}`,
+  state: (slot: string, n: string) => `s_${slot}_${n}`,
+  hyper: (n: string) => `h_${n}`,
+  anchor: (n: string) => `a_${n}`,
+  newParam: (n: string) => `np_${n}`,
+  newState: (slot: string, n: string) => `ns_${slot}_${n}`,
+};
+
+/** The parameter declarations of a plan's model, in order (builds the forward graph once, batch 1). */
+export function declareParams(model: Model): ParamDecl[] {
+  const g = new GraphBuilder('declare');
+  const s = new ParamScope((d) => g.input(N.param(d.name), d.shape));
+  model.forward(g, s, dataInputs(g, model, 1));
+  return s.decls;
+}
+
+function dataInputs(g: GraphBuilder, model: Model, B: number): Record<string, Tensor> {
+  return Object.fromEntries(Object.entries(model.info.inputs).map(([n, shape]) => [n, g.input(N.input(n), [B, ...shape])]));
+}
+
+function targetInputs(g: GraphBuilder, loss: LossStage, B: number): Record<string, Tensor> {
+  return Object.fromEntries(loss.targets.map((t) => [t.name, g.input(N.target(t.name), [B, ...t.shape])]));
+}
+
+interface StepIO {
+  data: Record<string, Tensor>;
+  targets: Record<string, Tensor>;
+  /** Tensor for each parameter, given its declaration (graph input or loop-carried value). */
+  param: (d: ParamDecl) => Tensor;
+  state: (slot: string, d: ParamDecl, i: number) => Tensor;
+  hyper: Record<HyperName, Tensor>;
+  anchor: (d: ParamDecl) => Tensor;
+}
+
+/** Forward, loss, backward and optimizer update of one step, appended to g. */
+function stepNodes(g: GraphBuilder, plan: Plan, io: StepIO): { loss: Tensor; params: Tensor[]; state: Record<string, Tensor[]>; decls: ParamDecl[] } {
+  const tensors: Tensor[] = [];
+  const wrapped = new ParamScope((d) => { const t = io.param(d); tensors.push(t); return t; });
+  const out = plan.model.forward(g, wrapped, io.data);
+  const loss = plan.loss.build(g, out, io.targets);
+  const decls = wrapped.decls;
+  const grads = gradients(g, loss, tensors);
+  const slots = stateSlots(plan.opt);
+  const state = Object.fromEntries(slots.map((slot) => [slot, decls.map((d, i) => io.state(slot, d, i))]));
+  const prox = plan.proximalMu > 0 ? { anchors: decls.map(io.anchor), mu: plan.proximalMu } : undefined;
+  const next = applyOptimizer(g, plan.opt, { params: tensors, grads, state, hyper: io.hyper, prox });
+  return { loss, params: next.params, state: next.state, decls };
+}
+
+export function trainStep(plan: Plan, B: number): Uint8Array {
+  const g = new GraphBuilder('train_step');
+  const hyper = Object.fromEntries(hyperNames(plan.opt).map((h) => [h, g.input(N.hyper(h), [])])) as Record<HyperName, Tensor>;
+  const r = stepNodes(g, plan, {
+    data: dataInputs(g, plan.model, B),
+    targets: targetInputs(g, plan.loss, B),
+    param: (d) => g.input(N.param(d.name), d.shape),
+    state: (slot, d) => g.input(N.state(slot, d.name), d.shape),
+    hyper,
+    anchor: (d) => g.input(N.anchor(d.name), d.shape),
+  });
+  g.output(r.loss, 'loss');
+  r.decls.forEach((d, i) => g.output(r.params[i], N.newParam(d.name)));
+  for (const [slot, ts] of Object.entries(r.state)) r.decls.forEach((d, i) => g.output(ts[i], N.newState(slot, d.name)));
+  return g.toModelProto();
+}
+
+/** A reference to a tensor of the enclosing graph, used inside a Loop body (ONNX outer-scope name). */
+function outer(name: string, shape: readonly number[]): Tensor {
+  return { name, shape, dtype: 'float32' };
+}
+
+export function trainLoop(plan: Plan, B: number, K: number, decls: readonly ParamDecl[]): Uint8Array {
+  const body = new GraphBuilder('train_loop_body');
+  const iter = body.input('iter', [], 'int64');
+  const cond = body.input('cond_in', [], 'bool');
+  const gather = (name: string, shape: readonly number[]): Tensor =>
+    body.emit1('Gather', [outer(name, [K, ...shape]), iter], shape, 'float32', { axis: { i: 0 } });
+  const slots = stateSlots(plan.opt);
+  // Loop-carried values, declared in carried order: all params, then each state slot's tensors.
+  const carriedP = decls.map((d) => body.input(`bp_${d.name}`, d.shape));
+  const carriedS = slots.map((slot) => decls.map((d) => body.input(`bs_${slot}_${d.name}`, d.shape)));
+  const info = plan.model.info;
+  const r = stepNodes(body, plan, {
+    data: Object.fromEntries(Object.entries(info.inputs).map(([n, s]) => [n, gather(N.input(n), [B, ...s])])),
+    targets: Object.fromEntries(plan.loss.targets.map((t) => [t.name, gather(N.target(t.name), [B, ...t.shape])])),
+    param: (d) => carriedP[decls.findIndex((x) => x.name === d.name)],
+    state: (slot, _d, i) => carriedS[slots.indexOf(slot)][i],
+    hyper: Object.fromEntries(hyperNames(plan.opt).map((h) => [h, gather(N.hyper(h), [])])) as Record<HyperName, Tensor>,
+    anchor: (d) => outer(N.anchor(d.name), d.shape),
+  });
+  body.output(body.identity(cond), 'cond_out');
+  r.params.forEach((t, i) => body.output(t, `bnp_${decls[i].name}`));
+  slots.forEach((slot) => r.state[slot].forEach((t, i) => body.output(t, `bns_${slot}_${decls[i].name}`)));
+  body.output(r.loss, 'step_loss');
+  return loopModel(plan, B, K, decls, body);
+}
+
+function valueInfo(name: string, shape: readonly number[], elemType = 1): onnx.onnx.IValueInfoProto {
+  return { name, type: { tensorType: { elemType, shape: { dim: shape.map((d) => ({ dimValue: d })) } } } };
+}
+
+/** The outer graph around a Loop body: data [K,B,...], hyper [K], carried params/state in, final params/state + losses out. */
+function loopModel(plan: Plan, B: number, K: number, decls: readonly ParamDecl[], body: GraphBuilder): Uint8Array {
+  const P = onnx.onnx;
+  const slots = stateSlots(plan.opt);
+  const info = plan.model.info;
+  const inputs: onnx.onnx.IValueInfoProto[] = [
+    ...Object.entries(info.inputs).map(([n, s]) => valueInfo(N.input(n), [K, B, ...s])),
+    ...plan.loss.targets.map((t) => valueInfo(N.target(t.name), [K, B, ...t.shape])),
+    ...hyperNames(plan.opt).map((h) => valueInfo(N.hyper(h), [K])),
+    ...decls.map((d) => valueInfo(N.param(d.name), d.shape)),
+    ...slots.flatMap((slot) => decls.map((d) => valueInfo(N.state(slot, d.name), d.shape))),
+    ...(plan.proximalMu > 0 ? decls.map((d) => valueInfo(N.anchor(d.name), d.shape)) : []),
+  ];
+  const carriedIn = [...decls.map((d) => N.param(d.name)), ...slots.flatMap((slot) => decls.map((d) => N.state(slot, d.name)))];
+  const carriedOut = [...decls.map((d) => N.newParam(d.name)), ...slots.flatMap((slot) => decls.map((d) => N.newState(slot, d.name)))];
+  const outShapes = [...decls.map((d) => d.shape), ...slots.flatMap(() => decls.map((d) => d.shape))];
+  const loop: onnx.onnx.INodeProto = {
+    name: 'train_loop', opType: 'Loop',
+    input: ['loop_m', 'loop_cond', ...carriedIn],
+    output: [...carriedOut, 'losses'],
+    attribute: [{ name: 'body', type: P.AttributeProto.AttributeType.GRAPH, g: graphProto(body) }],
+  };
+  const model = P.ModelProto.create({
+    irVersion: 8, producerName: 'cohort', opsetImport: [{ domain: '', version: DEFAULT_OPSET }],
+    graph: {
+      name: 'train_loop', node: [loop], input: inputs,
+      output: [...carriedOut.map((n, i) => valueInfo(n, outShapes[i])), valueInfo('losses', [K])],
+      initializer: [
+        tensorProto('loop_m', { dtype: 'int64', shape: [], data: BigInt64Array.from([BigInt(K)]) }),
+        tensorProto('loop_cond', { dtype: 'bool', shape: [], data: Uint8Array.from([1]) }),
+      ],
+    },
+  });
+  return P.ModelProto.encode(model).finish();
+}
+
+/** Probabilities from the model's outputs (softmax / sigmoid over the class axis). */
+function probabilities(g: GraphBuilder, out: ModelOutputs): { prob: Tensor; markers?: Tensor } {
+  const z = (out.logits ?? out.seg) as Tensor;
+  const prob = z.shape[1] === 1 ? g.sigmoid(z) : g.softmax(z, 1);
+  return out.markers ? { prob, markers: g.sigmoid(out.markers) } : { prob };
+}
+
+export function evalGraph(plan: Plan, B: number): Uint8Array {
+  const g = new GraphBuilder('eval');
+  const s = new ParamScope((d) => g.input(N.param(d.name), d.shape));
+  const out = plan.model.forward(g, s, dataInputs(g, plan.model, B));
+  const loss = plan.loss.build(g, out, targetInputs(g, plan.loss, B));
+  const p = probabilities(g, out);
+  g.output(loss, 'loss');
+  g.output(p.prob, 'prob');
+  if (p.markers) g.output(p.markers, 'markers_prob');
+  return g.toModelProto();
+}
+
+/** The deployable model: inputs named as the data's inputs, weights as initializers, outputs prob (+ markers_prob). */
+export function exportGraph(plan: Plan, decls: readonly ParamDecl[], params: Float32Array, B: number): Uint8Array {
+  const g = new GraphBuilder('cohort_model');
+  const offsets = new Map<string, number>();
+  let off = 0;
+  for (const d of decls) { offsets.set(d.name, off); off += d.shape.reduce((a, b) => a * b, 1); }
+  const s = new ParamScope((d) => {
+    const o = offsets.get(d.name) as number;
+    return g.initializer(d.name, params.slice(o, o + d.shape.reduce((a, b) => a * b, 1)), d.shape);
+  });
+  const x = Object.fromEntries(Object.entries(plan.model.info.inputs).map(([n, shape]) => [n, g.input(n, [B, ...shape])]));
+  const p = probabilities(g, plan.model.forward(g, s, x));
+  g.output(p.prob, 'prob');
+  if (p.markers) g.output(p.markers, 'markers_prob');
+  return g.toModelProto();
+}

@@ -1,0 +1,305 @@
+/**
+ * Trainer: local training of one model on one peer (pinned API; averaging and the daemon code against it).
+ *
+ *   const t = await Trainer.create({ model, optimizer: { type: 'adam', lr: 1e-3 }, batchSize: 32, seed: 1 }, trainSet);
+ *   await t.trainEpoch(trainSet);  const m = await t.evaluate(testSet);   // { loss, accuracy, auc, dice, ... }
+ *   const v = t.getParameters();   t.setParameters(averaged);            // flat Float32Array, layout t.layout (+ hash)
+ *   t.setProximalAnchor(roundStart);                                     // FedProx when cfg.proximalMu > 0
+ *   const onnxBytes = t.exportOnnx();  const ck = t.checkpoint();  t.restore(ck);
+ *
+ * Parameters and optimizer state live on the host as flat Float32Arrays and are fed to cached ORT sessions as inputs
+ * (zero-copy views); each step's outputs are copied back. Full batches run `fusedSteps` at a time in one ONNX Loop;
+ * the remaining batches run one by one, and a partial last batch gets its own (cached) graph. A non-finite loss or
+ * update throws CohortError('NON_FINITE_LOSS') and leaves the weights of the last good step (of the last good fused chunk).
+ */
+import * as ort from 'onnxruntime-node';
+import { CohortError } from '../util/errors.ts';
+import { logger } from '../util/log.ts';
+import { Rng } from '../util/random.ts';
+import type { SampleSet } from '../data/samples.ts';
+import { batchFeeds, prepare, type Prepared } from './batches.ts';
+import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.ts';
+import { declareParams, evalGraph, exportGraph, N, trainLoop, trainStep, type Plan } from './graphs.ts';
+import { checkVector, makeLayout, view, type ParamLayout } from './layout.ts';
+import { defaultLoss, makeLoss } from './losses.ts';
+import { computeMetrics, type Metrics } from './evaluate.ts';
+import { hyperNames, stateSlots, stepHyper } from './optimizers.ts';
+import { initialValues, type ParamDecl } from './params.ts';
+import { DEFAULT_PROVIDERS, defaultThreads, type ExecutionProviderName } from './providers.ts';
+import { cachedSession, type CachedSession } from './sessions.ts';
+import { parseLossSpec, parseModelSpec, parseOptimizerSpec, type LossSpec, type ModelSpec, type OptimizerSpec,
+  type ResolvedLossSpec, type ResolvedModelSpec, type ResolvedOptimizerSpec } from './spec.ts';
+import { buildModel } from './zoo/index.ts';
+
+export type { Metrics } from './evaluate.ts';
+
+export interface TrainConfig {
+  model: ModelSpec;
+  loss?: LossSpec;
+  optimizer: OptimizerSpec;
+  batchSize: number;
+  seed: number;
+  providers?: ExecutionProviderName[];
+  threads?: number;
+  /** FedProx: adds (mu/2)||x - anchor||^2 to the objective (anchor set by setProximalAnchor). */
+  proximalMu?: number;
+  /** Full batches fused per session run with an ONNX Loop (default 1; 4-8 pays off for small models). */
+  fusedSteps?: number;
+}
+
+export interface StepOptions { lr?: number; rng?: Rng; onStep?: (step: number, loss: number) => void }
+
+const log = logger('engine:trainer');
+
+export class Trainer {
+  readonly layout: ParamLayout;
+  readonly stateLayout: ParamLayout;
+  readonly provider: ExecutionProviderName;
+  private params: Float32Array;
+  private state: Float32Array;
+  private anchor: Float32Array | null = null;
+  private stepCount = 0;
+  private readonly shuffle: Rng;
+  private disposed = false;
+
+  private constructor(
+    private readonly cfg: Required<Pick<TrainConfig, 'batchSize' | 'seed' | 'threads' | 'fusedSteps'>> & { providers: ExecutionProviderName[] },
+    private readonly plan: Plan,
+    private readonly decls: ParamDecl[],
+    private readonly keyBase: string,
+    provider: ExecutionProviderName,
+  ) {
+    this.provider = provider;
+    this.layout = makeLayout(decls);
+    this.stateLayout = makeLayout(stateSlots(plan.opt).flatMap((slot) => decls.map((d) => ({ name: `${slot}:${d.name}`, shape: d.shape }))));
+    this.params = initialValues(decls, cfg.seed);
+    this.state = new Float32Array(this.stateLayout.length);
+    this.shuffle = new Rng(cfg.seed ^ 0x5bd1e995);
+  }
+
+  static async create(cfg: TrainConfig, example: SampleSet): Promise<Trainer> {
+    const batchSize = positiveInt(cfg.batchSize, 'batchSize');
+    const fusedSteps = positiveInt(cfg.fusedSteps ?? 1, 'fusedSteps');
+    const threads = positiveInt(cfg.threads ?? defaultThreads(), 'threads');
+    const spec = parseModelSpec(cfg.model);
+    const opt = parseOptimizerSpec(cfg.optimizer);
+    const shapes = Object.fromEntries(Object.entries(example.inputs).map(([k, v]) => [k, [...v.shape]]));
+    const model = buildModel(spec, shapes);
+    const lossSpec = cfg.loss ? parseLossSpec(cfg.loss) : defaultLoss(model.info);
+    const plan: Plan = { model, loss: makeLoss(lossSpec, model.info), opt, proximalMu: cfg.proximalMu ?? 0 };
+    const decls = declareParams(model);
+    const providers = cfg.providers?.length ? [...cfg.providers] : [...DEFAULT_PROVIDERS];
+    const keyBase = JSON.stringify(sessionKey(spec, lossSpec, opt, plan.proximalMu, model.info.inputs));
+    const full = { batchSize, seed: cfg.seed, threads, fusedSteps, providers };
+    // Build the train-step session now: it fixes the provider and surfaces graph errors at creation.
+    const first = await cachedSession(`${keyBase}|step|${batchSize}`, () => trainStep(plan, batchSize), providers, threads);
+    log.info({ provider: first.provider, model: spec.type, params: decls.reduce((a, d) => a + d.shape.reduce((x, y) => x * y, 1), 0) },
+      `training ${spec.type} on ${first.provider}`);
+    return new Trainer(full, plan, decls, keyBase, first.provider);
+  }
+
+  getParameters(): Float32Array { return this.params.slice(); }
+
+  setParameters(v: Float32Array): void {
+    checkVector(this.layout, v, 'setParameters');
+    this.params = v.slice();
+  }
+
+  setProximalAnchor(v: Float32Array | null): void {
+    if (v) checkVector(this.layout, v, 'setProximalAnchor');
+    this.anchor = v ? v.slice() : null;
+  }
+
+  /** Optimizer steps taken so far (drives Adam's bias correction and lr schedules). */
+  get steps(): number { return this.stepCount; }
+
+  async trainEpoch(data: SampleSet, opts: StepOptions = {}): Promise<{ loss: number; steps: number }> {
+    const p = this.prepared(data);
+    const order = (opts.rng ?? this.shuffle).permutation(p.size);
+    const B = Math.min(this.cfg.batchSize, p.size);
+    const batches: number[][] = [];
+    for (let i = 0; i < p.size; i += B) batches.push(order.slice(i, i + B));
+    return this.runBatches(p, batches, opts);
+  }
+
+  async trainSteps(data: SampleSet, steps: number, opts: StepOptions = {}): Promise<{ loss: number; steps: number }> {
+    const p = this.prepared(data);
+    const rng = opts.rng ?? this.shuffle;
+    const B = Math.min(this.cfg.batchSize, p.size);
+    const batches: number[][] = [];
+    let order = rng.permutation(p.size);
+    let at = 0;
+    for (let s = 0; s < steps; s++) {
+      const b: number[] = [];
+      while (b.length < B) {
+        if (at === order.length) { order = rng.permutation(p.size); at = 0; }
+        b.push(order[at++]);
+      }
+      batches.push(b);
+    }
+    return this.runBatches(p, batches, opts);
+  }
+
+  private async runBatches(p: Prepared, batches: number[][], opts: StepOptions): Promise<{ loss: number; steps: number }> {
+    this.alive();
+    let lossSum = 0, samples = 0, done = 0;
+    const note = (loss: number, n: number): void => {
+      lossSum += loss * n; samples += n;
+      opts.onStep?.(this.stepCount, loss);
+    };
+    const K = this.cfg.fusedSteps;
+    let i = 0;
+    while (K > 1 && i + K <= batches.length && batches.slice(i, i + K).every((b) => b.length === batches[i].length)) {
+      const losses = await this.fused(p, batches.slice(i, i + K), opts.lr);
+      losses.forEach((l, k) => note(l, batches[i + k].length));
+      i += K; done += K;
+    }
+    for (; i < batches.length; i++, done++) note(await this.single(p, batches[i], opts.lr), batches[i].length);
+    return { loss: lossSum / Math.max(samples, 1), steps: done };
+  }
+
+  private session(variant: string, build: () => Uint8Array): Promise<CachedSession> {
+    return cachedSession(`${this.keyBase}|${variant}`, build, this.cfg.providers, this.cfg.threads);
+  }
+
+  /** Params, state and (FedProx) anchors as feeds: zero-copy views of the flat vectors. */
+  private weightFeeds(feeds: Record<string, ort.Tensor>): void {
+    for (const e of this.layout.entries) feeds[N.param(e.name)] = new ort.Tensor('float32', view(this.params, e), e.shape);
+    for (const e of this.stateLayout.entries) {
+      const [slot, name] = splitState(e.name);
+      feeds[N.state(slot, name)] = new ort.Tensor('float32', view(this.state, e), e.shape);
+    }
+    if (this.plan.proximalMu > 0) {
+      const a = this.anchor ?? this.params;
+      for (const e of this.layout.entries) feeds[N.anchor(e.name)] = new ort.Tensor('float32', view(a, e), e.shape);
+    }
+  }
+
+  private async single(p: Prepared, idx: number[], lr?: number): Promise<number> {
+    const B = idx.length;
+    const { session } = await this.session(`step|${B}`, () => trainStep(this.plan, B));
+    const feeds = batchFeeds(p, [idx], [B], N);
+    this.weightFeeds(feeds);
+    const h = stepHyper(this.plan.opt, this.stepCount, lr);
+    for (const name of hyperNames(this.plan.opt)) feeds[N.hyper(name)] = new ort.Tensor('float32', Float32Array.of(h[name]), []);
+    const out = await session.run(feeds);
+    const loss = (out.loss.data as Float32Array)[0];
+    this.accept(out, [loss]);
+    return loss;
+  }
+
+  private async fused(p: Prepared, chunks: number[][], lr?: number): Promise<number[]> {
+    const K = chunks.length, B = chunks[0].length;
+    const { session } = await this.session(`loop|${B}|${K}`, () => trainLoop(this.plan, B, K, this.decls));
+    const feeds = batchFeeds(p, chunks, [K, B], N);
+    this.weightFeeds(feeds);
+    const hs = chunks.map((_, k) => stepHyper(this.plan.opt, this.stepCount + k, lr));
+    for (const name of hyperNames(this.plan.opt)) feeds[N.hyper(name)] = new ort.Tensor('float32', Float32Array.from(hs.map((h) => h[name])), [K]);
+    const out = await session.run(feeds);
+    const losses = [...(out.losses.data as Float32Array)];
+    this.accept(out, losses);
+    return losses;
+  }
+
+  /** Copy a run's new params/state into the flat vectors, unless a loss or an updated value is not finite. */
+  private accept(out: ort.InferenceSession.OnnxValueMapType, losses: number[]): void {
+    const bad = losses.findIndex((l) => !Number.isFinite(l));
+    const nonFinite = (why: string): CohortError => new CohortError('NON_FINITE_LOSS', `training diverged at step ${this.stepCount + Math.max(bad, 0) + 1}: ${why}`,
+      'lower the learning rate, enable gradient clipping (clipNorm), or check the data for NaN/Inf values; the weights of the last good step were kept');
+    if (bad >= 0) throw nonFinite(`the loss is ${losses[bad]}`);
+    const newP = this.layout.entries.map((e) => out[N.newParam(e.name)].data as Float32Array);
+    const newS = this.stateLayout.entries.map((e) => { const [slot, name] = splitState(e.name); return out[N.newState(slot, name)].data as Float32Array; });
+    for (const arr of [...newP, ...newS]) {
+      for (let i = 0; i < arr.length; i++) if (!Number.isFinite(arr[i])) throw nonFinite('an updated weight is not finite');
+    }
+    this.layout.entries.forEach((e, i) => this.params.set(newP[i], e.offset));
+    this.stateLayout.entries.forEach((e, i) => this.state.set(newS[i], e.offset));
+    this.stepCount += losses.length;
+  }
+
+  async evaluate(data: SampleSet): Promise<Metrics> {
+    this.alive();
+    const p = this.prepared(data);
+    const B = Math.min(this.cfg.batchSize, p.size);
+    const probs: Float32Array[] = [];
+    const markers: Float32Array[] = [];
+    let lossSum = 0;
+    for (let i = 0; i < p.size; i += B) {
+      const idx = Array.from({ length: Math.min(B, p.size - i) }, (_, k) => i + k);
+      const { session } = await this.session(`eval|${idx.length}`, () => evalGraph(this.plan, idx.length));
+      const feeds = batchFeeds(p, [idx], [idx.length], N);
+      for (const e of this.layout.entries) feeds[N.param(e.name)] = new ort.Tensor('float32', view(this.params, e), e.shape);
+      const out = await session.run(feeds);
+      lossSum += (out.loss.data as Float32Array)[0] * idx.length;
+      probs.push(out.prob.data as Float32Array);
+      if (out.markers_prob) markers.push(out.markers_prob.data as Float32Array);
+    }
+    return computeMetrics(this.plan, p, lossSum / p.size, concat(probs), markers.length ? concat(markers) : undefined);
+  }
+
+  /** The deployable model (eval graph, weights as initializers); input names as the data's, output `prob`. */
+  exportOnnx(opts: { batch?: number } = {}): Uint8Array {
+    return exportGraph(this.plan, this.decls, this.params, positiveInt(opts.batch ?? 1, 'batch'));
+  }
+
+  checkpoint(): Uint8Array {
+    return encodeCheckpoint({ layoutHash: this.layout.hash, stateHash: this.stateLayout.hash, step: this.stepCount,
+      params: this.params, state: this.state });
+  }
+
+  restore(bytes: Uint8Array): void {
+    const c = decodeCheckpoint(bytes);
+    if (c.layoutHash !== this.layout.hash || c.stateHash !== this.stateLayout.hash) {
+      throw new CohortError('LAYOUT_MISMATCH', 'the checkpoint belongs to a different model or optimizer (layout hash differs)',
+        'restore a checkpoint saved by a Trainer with the same model spec and optimizer type');
+    }
+    checkVector(this.layout, c.params, 'checkpoint parameters');
+    this.params = c.params;
+    this.state = c.state;
+    this.stepCount = c.step;
+  }
+
+  /** Sessions are shared process-wide (see releaseSessions in sessions.ts); this only drops the trainer's own state. */
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    this.params = new Float32Array(0);
+    this.state = new Float32Array(0);
+  }
+
+  /** Model facts for callers (output shape, kind, markers). */
+  get modelInfo(): Plan['model']['info'] { return this.plan.model.info; }
+
+  private prepared(data: SampleSet): Prepared {
+    return prepare(data, this.plan.model.info, this.plan.loss);
+  }
+
+  private alive(): void {
+    if (this.disposed) throw new CohortError('TRAINER_DISPOSED', 'this trainer was disposed', 'create a new Trainer');
+  }
+}
+
+function sessionKey(spec: ResolvedModelSpec, loss: ResolvedLossSpec, opt: ResolvedOptimizerSpec, mu: number,
+  inputs: Readonly<Record<string, readonly number[]>>): unknown {
+  // lr and its schedule are graph inputs: trainers that differ only there share sessions.
+  const { lr: _lr, schedule: _s, ...graphOpt } = opt;
+  return { spec, loss, opt: graphOpt, mu, inputs };
+}
+
+function splitState(name: string): [string, string] {
+  const i = name.indexOf(':');
+  return [name.slice(0, i), name.slice(i + 1)];
+}
+
+function positiveInt(v: number, what: string): number {
+  if (!Number.isInteger(v) || v <= 0) {
+    throw new CohortError('BAD_TRAIN_CONFIG', `${what} must be a positive integer, got ${v}`, `set ${what} to 1 or more`);
+  }
+  return v;
+}
+
+function concat(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+}
