@@ -32,8 +32,9 @@ export class VirtualClock {
   }
 
   /** Runs events in order until the queue is empty or the next event is after `untilMs`. */
-  async runUntil(untilMs: number, isOnline: (peer: number) => boolean): Promise<void> {
+  async runUntil(untilMs: number, isOnline: (peer: number) => boolean, stopped: () => boolean = () => false): Promise<void> {
     for (;;) {
+      if (stopped()) return;
       const ev = this.heap[0];
       if (!ev || ev.time > untilMs) break;
       this.pop();

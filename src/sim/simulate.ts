@@ -40,6 +40,8 @@ export interface SimulateOptions {
   readonly evaluate?: (model: Float32Array) => Promise<number>;
   readonly evalEvery?: number;
   readonly onRound?: (probe: RoundProbe) => void;
+  /** Stopping rule: checked after every evaluated probe; true ends the run after that round. */
+  readonly stopWhen?: (probe: RoundProbe) => boolean;
   /** Called after the nodes exist (tests attach hooks such as DpsgdNode.onMix). */
   readonly onNodes?: (nodes: readonly AveragingNode[], net: SimNetwork) => void;
 }
@@ -72,16 +74,18 @@ export async function simulate(o: SimulateOptions): Promise<SimulateResult> {
     });
   }
   const probes: RoundProbe[] = [];
+  let stopped = false;
   const evalEvery = o.evalEvery ?? 1;
   for (let r = 0; r < o.node.rounds; r++) {
     net.at((r + 1) * o.node.roundMs - 2e-3, n, async () => {
       const p = await probe(r, nodes, net, o.evaluate && ((r + 1) % evalEvery === 0 || r === o.node.rounds - 1) ? o.evaluate : undefined);
       probes.push(p);
       o.onRound?.(p);
+      if (!Number.isNaN(p.mean) && o.stopWhen?.(p)) stopped = true;
     });
   }
   nodes.forEach((node) => node.start());
-  await net.clock.runUntil(o.node.rounds * o.node.roundMs, (i) => net.online[i]!);
+  await net.clock.runUntil(o.node.rounds * o.node.roundMs, (i) => net.online[i]!, () => stopped);
   const online = nodes.filter((_, i) => net.online[i]);
   const finalModels = online.map((node) => node.estimate().slice());
   const finalMetrics: number[] = [];

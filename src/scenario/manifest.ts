@@ -1,0 +1,181 @@
+/**
+ * The scenario manifest (versioned, zod): everything a peer needs to take part in a training scenario.
+ *   task · data (selector + preprocessing, interpreted by the data layer) · model (the engine's ModelSpec) · loss · optimizer ·
+ *   training (local steps/epochs, batch, FedProx mu, seed) · averaging (rule + settings + topology) · compression ·
+ *   rounds (max + stopping rule) · evaluation · simulation (defaults for `cohort sim` only; ignored by real peers)
+ *
+ *   parseManifest(raw, source?)  -> ScenarioManifest (defaults filled) | CohortError('BAD_MANIFEST')
+ *   loadManifest(path)           -> reads a JSON file and parses it
+ *   manifestShape / scenarioManifestSchema: extend them (signing, approval, lifecycle live in other files of src/scenario/).
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { lossSpecSchema, modelSpecSchema, optimizerSpecSchema } from '../engine/spec.ts';
+import { ALGORITHMS } from '../averaging/node.ts';
+import { CODEC_NAMES } from '../averaging/compression.ts';
+import { CohortError } from '../util/errors.ts';
+
+export const MANIFEST_VERSION = 1;
+
+/** JSON-only values (no functions, no undefined): the data layer's preprocessing block stays opaque but serialisable. */
+const jsonValue: z.ZodType<unknown> = z.lazy(() =>
+  z.union([z.string().max(10_000), z.number(), z.boolean(), z.null(), z.array(jsonValue).max(10_000), z.record(z.string().max(200), jsonValue)]),
+);
+
+export const taskSchema = z.object({
+  kind: z.enum(['classification', 'segmentation', 'regression', 'multitask']),
+  /** The metric that decides convergence, reports and the stopping rule (higher is better, except loss). */
+  metric: z.enum(['accuracy', 'balancedAccuracy', 'auc', 'dice', 'iou', 'loss']),
+  classes: z.number().int().min(1).optional(),
+}).strict();
+
+export const dataSchema = z.object({
+  /** Which local dataset a peer uses: matched against its registry (dataset name, kind, modality, tags). */
+  selector: z.object({
+    dataset: z.string().min(1).max(200).optional(),
+    kind: z.enum(['tabular', 'image', 'volume', 'multimodal']).optional(),
+    modality: z.string().max(50).optional(),
+    tags: z.array(z.string().max(50)).max(50).optional(),
+    /** Simulation only: a file path (CSV) or a generator name (synthetic:...). */
+    source: z.string().max(1000).optional(),
+    label: z.string().max(200).optional(),
+  }).strict(),
+  /** Interpreted by src/data (normalisation, resampling, radiomics, ...): validated here only as JSON. */
+  preprocessing: z.record(z.string().max(200), jsonValue).default({}),
+  /** Share of each peer's data held out for evaluation. */
+  holdout: z.number().gt(0).lt(1).default(0.2),
+}).strict();
+
+export const trainingSchema = z.object({
+  batchSize: z.number().int().positive().default(32),
+  /** Local work between exchanges: `localSteps` minibatch steps, or `localEpochs` passes over the local data. */
+  localSteps: z.number().int().positive().optional(),
+  localEpochs: z.number().positive().default(1),
+  /** FedProx proximal term mu (0: off). */
+  proximalMu: z.number().min(0).default(0),
+  seed: z.number().int().min(0).default(1),
+}).strict();
+
+export const topologySchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('complete') }).strict(),
+  z.object({ kind: z.literal('ring') }).strict(),
+  z.object({ kind: z.literal('random-regular'), degree: z.number().int().positive().default(4) }).strict(),
+  z.object({ kind: z.literal('time-varying'), degree: z.number().int().positive().default(2) }).strict(),
+]);
+
+export const averagingSchema = z.object({
+  algorithm: z.enum(ALGORITHMS as unknown as [string, ...string[]]).transform((a) => a as (typeof ALGORITHMS)[number]),
+  topology: topologySchema.default({ kind: 'random-regular', degree: 4 }),
+  weighting: z.enum(['uniform', 'samples']).default('samples'),
+  /** Push-sum out-neighbours per push. */
+  fanout: z.number().int().positive().default(1),
+  /** Epidemic Learning: peers per push (s). */
+  s: z.number().int().positive().default(3),
+  /** CHOCO consensus step size gamma. */
+  gamma: z.number().gt(0).max(1).default(0.5),
+  /** Round length and the straggler deadline within it (ms). */
+  roundMs: z.number().positive().default(10_000),
+  deadlineMs: z.number().positive().optional(),
+}).strict();
+
+export const compressionSchema = z.object({
+  codec: z.enum(CODEC_NAMES as unknown as [string, ...string[]]).transform((c) => c as (typeof CODEC_NAMES)[number]).default('f32'),
+  blockSize: z.number().int().positive().default(256),
+  topkFraction: z.number().gt(0).max(1).default(0.1),
+}).strict();
+
+export const roundsSchema = z.object({
+  max: z.number().int().positive(),
+  stopping: z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('max-rounds') }).strict(),
+    z.object({ kind: z.literal('target'), value: z.number() }).strict(),
+    z.object({ kind: z.literal('plateau'), patience: z.number().int().positive(), minDelta: z.number().min(0).default(0.001) }).strict(),
+  ]).default({ kind: 'max-rounds' }),
+}).strict();
+
+export const evaluationSchema = z.object({
+  every: z.number().int().positive().default(1),
+  metrics: z.array(z.string().max(50)).default([]),
+  /** Report the local-only baseline next to the result (costs one local model per peer). */
+  compareLocalOnly: z.boolean().default(true),
+}).strict();
+
+export const simulationSchema = z.object({
+  peers: z.number().int().min(2).default(8),
+  partition: z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('iid') }).strict(),
+    z.object({ kind: z.literal('dirichlet'), alpha: z.number().positive().default(0.5) }).strict(),
+    z.object({ kind: z.literal('quantity'), alpha: z.number().positive().default(1) }).strict(),
+    z.object({ kind: z.literal('feature-shift'), strength: z.number().min(0).default(0.5) }).strict(),
+  ]).default({ kind: 'dirichlet', alpha: 0.5 }),
+  latencyMs: z.number().min(0).default(20),
+  bandwidthMBps: z.number().positive().default(10),
+  loss: z.number().min(0).max(0.9).default(0),
+  /** Fraction of peers that leave at 1/3 of the run and come back at 2/3. */
+  churn: z.number().min(0).max(0.9).default(0),
+  stragglers: z.object({ fraction: z.number().min(0).max(1).default(0), slowdown: z.number().min(1).default(4) }).strict().default({ fraction: 0, slowdown: 4 }),
+  /** Virtual ms per local training step. */
+  stepMs: z.number().min(0).default(20),
+}).strict();
+
+export const manifestShape = {
+  version: z.literal(MANIFEST_VERSION),
+  /** A short slug (the scenario's id on the network is the hash of the signed manifest, see signing.ts). */
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes, at most 63 characters'),
+  title: z.string().min(1).max(200),
+  description: z.string().max(5000).optional(),
+  task: taskSchema,
+  data: dataSchema,
+  model: modelSpecSchema,
+  loss: lossSpecSchema.optional(),
+  optimizer: optimizerSpecSchema,
+  training: trainingSchema.default(() => trainingSchema.parse({})),
+  averaging: averagingSchema,
+  compression: compressionSchema.default(() => compressionSchema.parse({})),
+  rounds: roundsSchema,
+  evaluation: evaluationSchema.default(() => evaluationSchema.parse({})),
+  simulation: simulationSchema.default(() => simulationSchema.parse({})),
+};
+
+export const scenarioManifestSchema = z.object(manifestShape).strict();
+
+/** What an author writes (defaults optional). */
+export type ScenarioManifestInput = z.input<typeof scenarioManifestSchema>;
+/** After parsing: every default filled in. */
+export type ScenarioManifest = z.infer<typeof scenarioManifestSchema>;
+
+export function parseManifest(raw: unknown, source = 'manifest'): ScenarioManifest {
+  if (raw && typeof raw === 'object' && 'version' in raw && (raw as { version: unknown }).version !== MANIFEST_VERSION) {
+    throw new CohortError('MANIFEST_VERSION', `${source}: manifest version ${String((raw as { version: unknown }).version)} is not supported`,
+      `this Cohort reads version ${MANIFEST_VERSION}; upgrade Cohort or rewrite the manifest`);
+  }
+  const r = scenarioManifestSchema.safeParse(raw);
+  if (!r.success) {
+    const issues = r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ');
+    throw new CohortError('BAD_MANIFEST', `${source} is not a valid scenario manifest: ${issues}`, 'see scenarios/*.json and docs/averaging.md for the fields');
+  }
+  const m = r.data;
+  if (m.averaging.deadlineMs !== undefined && m.averaging.deadlineMs > m.averaging.roundMs) {
+    throw new CohortError('BAD_MANIFEST', `${source}: averaging.deadlineMs (${m.averaging.deadlineMs}) exceeds roundMs (${m.averaging.roundMs})`, 'the deadline falls inside a round');
+  }
+  if (m.compression.codec === 'topk' && m.averaging.algorithm !== 'choco') {
+    throw new CohortError('BAD_MANIFEST', `${source}: top-k compression needs averaging.algorithm "choco"`, 'use int8 or fp16 with the other rules');
+  }
+  return m;
+}
+
+export function loadManifest(path: string): ScenarioManifest {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new CohortError('MANIFEST_NOT_FOUND', `cannot read scenario manifest ${path}: ${(e as Error).message}`, 'pass a path such as scenarios/wdbc-radiomics.json');
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new CohortError('BAD_MANIFEST', `${path} is not JSON: ${(e as Error).message}`, 'fix the JSON syntax');
+  }
+  return parseManifest(raw, path);
+}
