@@ -5,6 +5,7 @@
  *   trainLoop(B, K)   K fused steps in one ONNX Loop; batch k is Gather(data[K,B,...], k), per-step scalars are [K]
  *                     vectors; outputs the final params/state and the K losses (saves K-1 session round trips)
  *   eval(B)           forward + loss + probabilities (params are inputs, so one session serves every peer)
+ *   gradient(B)       loss and dL/dparams at the given params (gradient checks, gradient-based averaging)
  *   exportModel(v)    forward + probabilities, weights baked in as initializers: the portable model.onnx
  * Graph tensor names: in_<input>, t_<target>, p_<param>, s_<slot>_<param>, h_<hyper>, a_<param> (FedProx anchor);
  * outputs loss | losses, np_<param>, ns_<slot>_<param>, prob, markers_prob.
@@ -163,6 +164,19 @@ function loopModel(plan: Plan, B: number, K: number, decls: readonly ParamDecl[]
     },
   });
   return P.ModelProto.encode(model).finish();
+}
+
+/** Loss and its gradient for every parameter (outputs loss, g_<param>): for gradient checks and gradient-based averaging. */
+export function gradientGraph(plan: Plan, B: number): Uint8Array {
+  const g = new GraphBuilder('gradient');
+  const params: Tensor[] = [];
+  const s = new ParamScope((d) => { const t = g.input(N.param(d.name), d.shape); params.push(t); return t; });
+  const out = plan.model.forward(g, s, dataInputs(g, plan.model, B));
+  const loss = plan.loss.build(g, out, targetInputs(g, plan.loss, B));
+  const grads = gradients(g, loss, params);
+  g.output(loss, 'loss');
+  s.decls.forEach((d, i) => g.output(grads[i], `g_${d.name}`));
+  return g.toModelProto();
 }
 
 /** Probabilities from the model's outputs (softmax / sigmoid over the class axis). */

@@ -19,7 +19,7 @@ import { Rng } from '../util/random.ts';
 import type { SampleSet } from '../data/samples.ts';
 import { batchFeeds, prepare, type Prepared } from './batches.ts';
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.ts';
-import { declareParams, evalGraph, exportGraph, N, trainLoop, trainStep, type Plan } from './graphs.ts';
+import { declareParams, evalGraph, exportGraph, gradientGraph, N, trainLoop, trainStep, type Plan } from './graphs.ts';
 import { checkVector, makeLayout, view, type ParamLayout } from './layout.ts';
 import { defaultLoss, makeLoss } from './losses.ts';
 import { computeMetrics, type Metrics } from './evaluate.ts';
@@ -218,8 +218,19 @@ export class Trainer {
   }
 
   async evaluate(data: SampleSet): Promise<Metrics> {
-    this.alive();
     const p = this.prepared(data);
+    const r = await this.forwardAll(p);
+    return computeMetrics(this.plan, p, r.loss, r.prob, r.markers);
+  }
+
+  /** Probabilities for every sample: `prob` as the exported model's output (+ `markers` for the multi-task U-Net). */
+  async predict(data: SampleSet): Promise<{ prob: Float32Array; markers?: Float32Array }> {
+    const r = await this.forwardAll(this.prepared(data));
+    return r.markers ? { prob: r.prob, markers: r.markers } : { prob: r.prob };
+  }
+
+  private async forwardAll(p: Prepared): Promise<{ loss: number; prob: Float32Array; markers?: Float32Array }> {
+    this.alive();
     const B = Math.min(this.cfg.batchSize, p.size);
     const probs: Float32Array[] = [];
     const markers: Float32Array[] = [];
@@ -234,7 +245,20 @@ export class Trainer {
       probs.push(out.prob.data as Float32Array);
       if (out.markers_prob) markers.push(out.markers_prob.data as Float32Array);
     }
-    return computeMetrics(this.plan, p, lossSum / p.size, concat(probs), markers.length ? concat(markers) : undefined);
+    return { loss: lossSum / p.size, prob: concat(probs), ...(markers.length ? { markers: concat(markers) } : {}) };
+  }
+
+  /** Loss and full-batch gradient (flat, layout order) at the current parameters, over all of `data` as one batch. */
+  async lossAndGradient(data: SampleSet): Promise<{ loss: number; gradient: Float32Array }> {
+    this.alive();
+    const p = this.prepared(data);
+    const { session } = await this.session(`grad|${p.size}`, () => gradientGraph(this.plan, p.size));
+    const feeds = batchFeeds(p, [Array.from({ length: p.size }, (_, i) => i)], [p.size], N);
+    for (const e of this.layout.entries) feeds[N.param(e.name)] = new ort.Tensor('float32', view(this.params, e), e.shape);
+    const out = await session.run(feeds);
+    const gradient = new Float32Array(this.layout.length);
+    for (const e of this.layout.entries) gradient.set(out[`g_${e.name}`].data as Float32Array, e.offset);
+    return { loss: (out.loss.data as Float32Array)[0], gradient };
   }
 
   /** The deployable model (eval graph, weights as initializers); input names as the data's, output `prob`. */
