@@ -3,6 +3,7 @@ import { registerBench } from './bench.ts';
 import { registerInit } from './init.ts';
 import { registerRoster } from './roster.ts';
 import { registerTrain } from './train.ts';
+import { registerSim } from './sim.ts';
 
 /**
  * The command table. Each entry adds one top-level command (and its subcommands) to the program.
@@ -14,6 +15,7 @@ const registrations: Register[] = [
   registerBench,
   registerInit, registerRoster,
   registerTrain,
+  registerSim,
 ];
 
 export function registerCommands(program: Command): void {

@@ -1,0 +1,109 @@
+/**
+ * `cohort sim SCENARIO --peers N [--algorithm A[,B..]|all] [--alpha X] [--churn P] [--seed S] [--rounds R] [--codec C]
+ *   [--learner engine|softmax] [--no-baselines] [--json] [--details] [--plot DIR]`
+ * Runs the scenario's averaging on N simulated peers (src/sim) with live progress; prints a table, or with --json exactly
+ * {"algorithm","peers","rounds","final":{"mean","min","max","metric"},"baselines":{"centralised","local_only","fedavg"},
+ *  "bytes_sent_per_peer","consensus_distance"} (an array of these for several algorithms; --details adds a "details" object).
+ */
+import type { Command } from 'commander';
+import { ALGORITHMS, type AlgorithmName } from '../../averaging/node.ts';
+import { CODEC_NAMES, type CodecName } from '../../averaging/compression.ts';
+import { loadManifest } from '../../scenario/manifest.ts';
+import { writeCurvePlots } from '../../sim/plots.ts';
+import { runScenarioSim, type CurvePoint, type LearnerKind, type SimReport } from '../../sim/run.ts';
+import { CohortError } from '../../util/errors.ts';
+import { progressBar } from '../../util/progress.ts';
+
+interface SimFlags {
+  peers?: string; algorithm?: string; alpha?: string; churn?: string; seed?: string; rounds?: string; codec?: string;
+  learner?: string; baselines?: boolean; json?: boolean; details?: boolean; plot?: string;
+}
+
+function number(flag: string, v: string | undefined, check: (n: number) => boolean, hint: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || !check(n)) throw new CohortError('BAD_FLAG', `--${flag} ${v} is not valid`, hint);
+  return n;
+}
+
+function algorithms(v: string | undefined): (AlgorithmName | undefined)[] {
+  if (v === undefined) return [undefined];
+  const names = v === 'all' ? [...ALGORITHMS] : v.split(',').map((s) => s.trim());
+  for (const a of names) {
+    if (!ALGORITHMS.includes(a as AlgorithmName)) throw new CohortError('BAD_FLAG', `unknown algorithm "${a}"`, `use one of ${ALGORITHMS.join(', ')} or all`);
+  }
+  return names as AlgorithmName[];
+}
+
+export function publicJson(r: SimReport, details: boolean): Record<string, unknown> {
+  const { details: d, ...rest } = r;
+  return details ? { ...rest, details: d } : rest;
+}
+
+export function registerSim(program: Command): void {
+  program
+    .command('sim')
+    .description('simulate a scenario on N in-process peers (virtual network: latency, bandwidth, loss, churn) with baselines')
+    .argument('<scenario>', 'scenario manifest (JSON), e.g. scenarios/wdbc-radiomics.json')
+    .option('--peers <n>', 'number of simulated peers')
+    .option('--algorithm <a>', `averaging rule: ${ALGORITHMS.join(', ')}; several separated by commas, or all`)
+    .option('--alpha <x>', 'Dirichlet label-skew alpha (smaller = more non-IID)')
+    .option('--churn <p>', 'fraction of peers that leave at 1/3 of the run and come back at 2/3')
+    .option('--seed <s>', 'seed (runs are deterministic for a seed)')
+    .option('--rounds <r>', 'rounds (overrides the manifest)')
+    .option('--codec <c>', `compression: ${CODEC_NAMES.join(', ')}`)
+    .option('--learner <l>', 'engine (ONNX Trainer, default) or softmax (small TypeScript learner)')
+    .option('--no-baselines', 'skip the centralised, local-only and FedAvg baselines')
+    .option('--json', 'print JSON on stdout')
+    .option('--details', 'with --json: add curves, partition and counters')
+    .option('--plot <dir>', 'write SVG curves (metric vs round, vs bytes; consensus) into DIR')
+    .action(async (file: string, f: SimFlags) => {
+      const m = loadManifest(file);
+      const peers = number('peers', f.peers, (n) => Number.isInteger(n) && n >= 2 && n <= 10_000, 'give an integer >= 2');
+      const alpha = number('alpha', f.alpha, (n) => n > 0, 'give a positive number, e.g. 0.5');
+      const churn = number('churn', f.churn, (n) => n >= 0 && n < 1, 'give a fraction in [0, 1), e.g. 0.3');
+      const seed = number('seed', f.seed, (n) => Number.isInteger(n) && n >= 0, 'give a non-negative integer');
+      const rounds = number('rounds', f.rounds, (n) => Number.isInteger(n) && n >= 1, 'give a positive integer');
+      if (f.codec !== undefined && !CODEC_NAMES.includes(f.codec as CodecName)) {
+        throw new CohortError('BAD_FLAG', `unknown codec "${f.codec}"`, `use one of ${CODEC_NAMES.join(', ')}`);
+      }
+      if (f.learner !== undefined && f.learner !== 'engine' && f.learner !== 'softmax') {
+        throw new CohortError('BAD_FLAG', `unknown learner "${f.learner}"`, 'use engine or softmax');
+      }
+      const reports: SimReport[] = [];
+      const curves: Record<string, CurvePoint[]> = {};
+      for (const [k, algorithm] of algorithms(f.algorithm).entries()) {
+        const total = rounds ?? m.rounds.max;
+        const bar = progressBar({ total, label: `sim ${algorithm ?? m.averaging.algorithm}`, enabled: !f.json, fields: '{phase} {metric}' });
+        const r = await runScenarioSim(m, {
+          peers, algorithm, alpha, churn, seed, rounds, codec: f.codec as CodecName | undefined, learner: f.learner as LearnerKind | undefined,
+          baselines: f.baselines !== false && k === 0,
+        }, { onRound: (phase, round, _t, metric) => bar.update(round, { phase, metric: Number.isNaN(metric) ? '' : metric.toFixed(4) }) });
+        bar.stop();
+        reports.push(r);
+        Object.assign(curves, r.details.curves);
+        if (k > 0) reports[k] = { ...r, baselines: reports[0]!.baselines };
+      }
+      if (f.plot) {
+        const files = writeCurvePlots(curves, reports[0]!.final.metric, f.plot);
+        process.stderr.write(`wrote ${files.join(', ')}\n`);
+      }
+      if (f.json) {
+        const out = reports.map((r) => publicJson(r, Boolean(f.details)));
+        process.stdout.write(JSON.stringify(out.length === 1 ? out[0] : out) + '\n');
+        return;
+      }
+      printTable(reports);
+    });
+}
+
+function printTable(reports: readonly SimReport[]): void {
+  const b = reports[0]!.baselines;
+  const fmt = (v: number | null) => (v === null || Number.isNaN(v) ? '-' : v.toFixed(4));
+  const rows = reports.map((r) => ({
+    algorithm: r.algorithm, peers: r.peers, rounds: r.rounds, [`${r.final.metric} mean`]: fmt(r.final.mean), min: fmt(r.final.min), max: fmt(r.final.max),
+    'KiB/peer': (r.bytes_sent_per_peer / 1024).toFixed(1), consensus: r.consensus_distance.toExponential(2),
+  }));
+  console.table(rows);
+  console.table([{ baseline: 'centralised', value: fmt(b.centralised) }, { baseline: 'fedavg (server)', value: fmt(b.fedavg) }, { baseline: 'local-only', value: fmt(b.local_only) }]);
+}

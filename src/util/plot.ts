@@ -1,0 +1,104 @@
+/**
+ * Small dependency-free SVG line plots: several series, axes with ticks, a legend. Used by `cohort sim --plot`, the averaging
+ * benchmark, and the daemon's reports.
+ *
+ *   linePlot({ title, xLabel, yLabel, series: [{ name, points: [[x, y], ...] }], logX?, logY?, width?, height? }) -> SVG string
+ * Non-finite points are skipped; a series with one point is drawn as a marker.
+ */
+export interface Series {
+  readonly name: string;
+  readonly points: readonly (readonly [number, number])[];
+  /** Draw dashed (e.g. baselines). */
+  readonly dashed?: boolean;
+}
+
+export interface PlotOptions {
+  readonly title: string;
+  readonly xLabel: string;
+  readonly yLabel: string;
+  readonly series: readonly Series[];
+  readonly width?: number;
+  readonly height?: number;
+  readonly logX?: boolean;
+  readonly logY?: boolean;
+  /** Fix the y range (else from the data). */
+  readonly yRange?: readonly [number, number];
+}
+
+const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+/** Round, readable tick values covering [lo, hi]. */
+export function niceTicks(lo: number, hi: number, count = 5): number[] {
+  if (!(hi > lo)) return [lo];
+  const raw = (hi - lo) / count;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((f) => f * mag).find((s) => s >= raw) ?? 10 * mag;
+  const out: number[] = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+  return out;
+}
+
+function fmt(v: number): string {
+  const a = Math.abs(v);
+  if (a !== 0 && (a >= 1e5 || a < 1e-3)) return v.toExponential(1);
+  return Number(v.toPrecision(4)).toString();
+}
+
+export function linePlot(o: PlotOptions): string {
+  const W = o.width ?? 640;
+  const H = o.height ?? 400;
+  const m = { l: 64, r: 16, t: 36, b: 48 };
+  const legendW = 150;
+  const pw = W - m.l - m.r - legendW;
+  const ph = H - m.t - m.b;
+  const tx = (v: number) => (o.logX ? Math.log10(v) : v);
+  const ty = (v: number) => (o.logY ? Math.log10(v) : v);
+  const ok = (x: number, y: number) => Number.isFinite(tx(x)) && Number.isFinite(ty(y));
+  const pts = o.series.flatMap((s) => s.points.filter(([x, y]) => ok(x, y)));
+  let [x0, x1] = pts.length ? [Math.min(...pts.map((p) => tx(p[0]))), Math.max(...pts.map((p) => tx(p[0])))] : [0, 1];
+  let [y0, y1] = o.yRange ? [ty(o.yRange[0]), ty(o.yRange[1])] : pts.length ? [Math.min(...pts.map((p) => ty(p[1]))), Math.max(...pts.map((p) => ty(p[1])))] : [0, 1];
+  if (x1 === x0) { x0 -= 1; x1 += 1; }
+  if (y1 === y0) { y0 -= Math.abs(y0) * 0.05 || 1; y1 += Math.abs(y1) * 0.05 || 1; }
+  const pad = (y1 - y0) * 0.05;
+  if (!o.yRange) { y0 -= pad; y1 += pad; }
+  const sx = (v: number) => m.l + ((tx(v) - x0) / (x1 - x0)) * pw;
+  const sy = (v: number) => m.t + ph - ((ty(v) - y0) / (y1 - y0)) * ph;
+  const out: string[] = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`);
+  out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
+  out.push(`<text x="${m.l + pw / 2}" y="20" text-anchor="middle" font-size="14">${esc(o.title)}</text>`);
+  const xt = o.logX ? niceTicks(x0, x1).filter(Number.isInteger) : niceTicks(x0, x1);
+  const yt = o.logY ? niceTicks(y0, y1).filter(Number.isInteger) : niceTicks(y0, y1);
+  for (const t of xt) {
+    const v = o.logX ? 10 ** t : t;
+    const X = sx(v).toFixed(1);
+    out.push(`<line x1="${X}" y1="${m.t}" x2="${X}" y2="${m.t + ph}" stroke="#eee"/>`);
+    out.push(`<text x="${X}" y="${m.t + ph + 16}" text-anchor="middle">${fmt(v)}</text>`);
+  }
+  for (const t of yt) {
+    const v = o.logY ? 10 ** t : t;
+    const Y = sy(v).toFixed(1);
+    out.push(`<line x1="${m.l}" y1="${Y}" x2="${m.l + pw}" y2="${Y}" stroke="#eee"/>`);
+    out.push(`<text x="${m.l - 6}" y="${Y}" text-anchor="end" dominant-baseline="middle">${fmt(v)}</text>`);
+  }
+  out.push(`<rect x="${m.l}" y="${m.t}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
+  out.push(`<text x="${m.l + pw / 2}" y="${H - 10}" text-anchor="middle">${esc(o.xLabel)}</text>`);
+  out.push(`<text transform="translate(16 ${m.t + ph / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`);
+  o.series.forEach((s, i) => {
+    const c = COLOURS[i % COLOURS.length]!;
+    const p = s.points.filter(([x, y]) => ok(x, y)).map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`);
+    const dash = s.dashed ? ' stroke-dasharray="6 4"' : '';
+    if (p.length === 1) out.push(`<circle cx="${p[0]!.split(',')[0]}" cy="${p[0]!.split(',')[1]}" r="3" fill="${c}"/>`);
+    else if (p.length > 1) out.push(`<polyline points="${p.join(' ')}" fill="none" stroke="${c}" stroke-width="1.8"${dash}/>`);
+    const ly = m.t + 10 + i * 18;
+    const lx = m.l + pw + 12;
+    out.push(`<line x1="${lx}" y1="${ly}" x2="${lx + 22}" y2="${ly}" stroke="${c}" stroke-width="2"${dash}/>`);
+    out.push(`<text x="${lx + 28}" y="${ly}" dominant-baseline="middle">${esc(s.name)}</text>`);
+  });
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}
