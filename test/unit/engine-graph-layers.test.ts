@@ -64,6 +64,18 @@ describe('groupNorm and instanceNorm', () => {
   });
 });
 
+describe('maxPool backward', () => {
+  it('shares the gradient between tied maxima (the window total stays dY)', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', [1, 1, 2, 4]);
+    const y = g.maxPool(x, { kernel: 2 });
+    const [dx] = gradients(g, g.reduceSum(g.mul(y, g.constant(8))), [x]);
+    g.output(dx, 'dx');
+    const out = await run(await session(g), { x: { data: Float32Array.from([1, 1, 0, 5, 1, 1, 2, 3]), shape: [1, 1, 2, 4] } });
+    expect([...out.dx]).toEqual([2, 2, 0, 8, 2, 2, 0, 0]);
+  });
+});
+
 describe('dropout', () => {
   async function masks(ratio: number, seeds: number[], salt = 0): Promise<{ y: Float32Array[]; dx: Float32Array[] }> {
     const g = new GraphBuilder();

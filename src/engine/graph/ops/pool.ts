@@ -38,12 +38,19 @@ function attrs(geo: PoolGeom) {
   return { kernel_shape: { ints: geo.kernel }, strides: { ints: geo.strides }, pads: { ints: geo.pads } };
 }
 
+/** Windows that tile the input without overlap or padding: backward can then work on a reshaped view. */
+export function isTiling(geo: PoolGeom): boolean {
+  return geo.strides.every((s, i) => s === geo.kernel[i]) && geo.pads.every((p) => p === 0);
+}
+
+/**
+ * MaxPool. Tiling windows emit the plain single-output op (ORT's fast kernel; backward compares X with Y per
+ * window); overlapping or padded windows also emit Indices, which their backward scatters into.
+ */
 export function maxPool(g: GraphCore, x: Tensor, o: PoolOpts): Tensor {
   const { geo, out } = geometry('MaxPool', g, x, o);
-  const [y] = g.emit('MaxPool', [x], {
-    attrs: attrs(geo), meta: { geo },
-    outputs: [{ shape: out, dtype: x.dtype }, { shape: out, dtype: 'int64' }],
-  });
+  const outputs = [{ shape: out, dtype: x.dtype }, ...(isTiling(geo) ? [] : [{ shape: out, dtype: 'int64' as const }])];
+  const [y] = g.emit('MaxPool', [x], { attrs: attrs(geo), meta: { geo }, outputs });
   return y;
 }
 
