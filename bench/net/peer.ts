@@ -21,7 +21,7 @@ type Cmd =
   | { op: 'dial'; addrs: string[] }
   | { op: 'subscribe'; topic: string }
   | { op: 'receive' }
-  | { op: 'trickle'; to: string; bytes: number; delayMs: number }
+  | { op: 'trickle'; to: string; bytes: number; delayMs: number; layoutHash?: string }
   | { op: 'raw-server' }
   | { op: 'stop' };
 
@@ -60,7 +60,7 @@ async function handle(cmd: Cmd): Promise<void> {
       tell({ ev: 'receiving' });
       return;
     case 'trickle':
-      await trickle(cmd.to, cmd.bytes, cmd.delayMs);
+      await trickle(cmd.to, cmd.bytes, cmd.delayMs, cmd.layoutHash ?? 'L1');
       return;
     case 'raw-server':
       tell({ ev: 'raw-port', port: await rawServer() });
@@ -72,9 +72,9 @@ async function handle(cmd: Cmd): Promise<void> {
 }
 
 /** A sender that announces `bytes` and then sends them slowly, so that the parent can kill it mid-transfer. */
-async function trickle(to: string, total: number, delayMs: number): Promise<void> {
+async function trickle(to: string, total: number, delayMs: number, layoutHash: string): Promise<void> {
   const body = new Uint8Array(total).fill(3);
-  const header = makeHeader({ scenarioId: 'kill', round: 1, sender: node.peerId.toString(), layoutHash: 'L', dtype: 'float32' }, body);
+  const header = makeHeader({ scenarioId: 'kill', round: 1, sender: node.peerId.toString(), layoutHash, dtype: 'float32' }, body);
   const stream = await node.libp2p.dialProtocol(peerIdFromString(to), MODEL_PROTOCOL);
   stream.send(encodeFrame({ op: 'push', header }));
   for (let off = 0; off < total; off += 64 * 1024) {

@@ -285,8 +285,12 @@ export class ModelExchange {
       this.opts.metrics?.reject('model', decision.reason);
       log.info({ peer: from.toString(), reason: decision.reason, detail: decision.detail }, 'model transfer rejected');
     }
-    await sendFrame(stream, decision);
-    await stream.close();
+    try {
+      await sendFrame(stream, decision);
+      await stream.close();
+    } catch {
+      stream.abort(new Error('peer gone before our answer')); // e.g. a sender killed mid-transfer: nothing left to tell
+    }
   }
 
   private parseHeader(raw: unknown): { ok: true; value: ModelHeader } | { ok: false; detail: string } {
