@@ -35,6 +35,21 @@ export interface ScenarioView {
   readonly progress: Readonly<Record<string, SiteProgress>>;
   /** Why it ended (failed / cancelled), if known; the lexicographically greatest reason wins so that merge stays commutative. */
   readonly reason?: string;
+  /** Set once by the launcher when enough peers approved: the agreed round clock and who trains. */
+  readonly run?: RunPlan;
+}
+
+export interface RunPlan {
+  /** Epoch ms at which round 0 starts on every participant (rounds follow at startAt + r * roundMs). */
+  readonly startAt: number;
+  readonly participants: readonly string[];
+}
+
+/** Deterministic choice between two plans (there should be only one writer; this keeps merge commutative anyway). */
+function pickRun(a: RunPlan | undefined, b: RunPlan | undefined): RunPlan | undefined {
+  if (!a || !b) return a ?? b;
+  if (a.startAt !== b.startAt) return a.startAt < b.startAt ? a : b;
+  return JSON.stringify(a) <= JSON.stringify(b) ? a : b;
 }
 
 export function emptyView(id: string): ScenarioView {
@@ -76,7 +91,8 @@ export function merge(a: ScenarioView, b: ScenarioView): ScenarioView {
     declines: mergeAnswers(a.declines, b.declines),
     progress,
   };
-  return reason === undefined ? out : { ...out, reason };
+  const run = pickRun(a.run, b.run);
+  return { ...out, ...(reason === undefined ? {} : { reason }), ...(run === undefined ? {} : { run }) };
 }
 
 /** Approvals that answer this exact manifest hash (an approval of another version does not count). */
@@ -87,6 +103,7 @@ export function approvalsFor(view: ScenarioView, hash: string): string[] {
 /** One-step deltas, the shape of gossip: each is a tiny view merged into the local one. */
 export const delta = {
   state: (id: string, state: ScenarioState, reason?: string): ScenarioView => ({ ...emptyView(id), state, ...(reason ? { reason } : {}) }),
+  run: (id: string, run: RunPlan): ScenarioView => ({ ...emptyView(id), state: 'running', run }),
   approve: (id: string, peer: string, ans: Answer): ScenarioView => ({ ...emptyView(id), approvals: { [peer]: ans } }),
   reject: (id: string, peer: string, ans: Answer): ScenarioView => ({ ...emptyView(id), rejections: { [peer]: ans } }),
   decline: (id: string, peer: string, ans: Answer): ScenarioView => ({ ...emptyView(id), declines: { [peer]: ans } }),

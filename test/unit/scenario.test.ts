@@ -74,6 +74,8 @@ describe('lifecycle CRDT', () => {
     delta.progress(id, 'p1', { round: 3, seq: 3, loss: 0.3 }),
     delta.progress(id, 'p1', { round: 2, seq: 2, loss: 0.5 }),
     delta.progress(id, 'p2', { round: 2, seq: 2, loss: 0.4 }),
+    delta.run(id, { startAt: 1000, participants: ['p1', 'p2'] }),
+    delta.run(id, { startAt: 900, participants: ['p1'] }),
     delta.state(id, 'finished'),
     delta.state(id, 'cancelled', 'launcher cancelled'),
   ];
@@ -93,6 +95,7 @@ describe('lifecycle CRDT', () => {
     expect(reference.state).toBe('cancelled');
     expect(reference.reason).toBe('launcher cancelled');
     expect(reference.progress.p1?.round).toBe(3);
+    expect(reference.run).toEqual({ startAt: 900, participants: ['p1'] });
     expect(approvalsFor(reference, 'h')).toEqual(['p1', 'p2']);
   });
 

@@ -1,0 +1,49 @@
+/**
+ * The daemon's sections of a peer config file (the `net` section is src/net/config.ts):
+ *   approval   auto-approve policy (src/scenario/approval.ts)
+ *   data       the local datasets this hospital offers, by the name scenarios ask for: { "<name>": { path, ... } }
+ *   compute    per-peer compute budget: scenarios trained at once, threads per worker, execution providers in order
+ *   admin      admin API port on 127.0.0.1 (0: any free port, written to admin.json)
+ *   heartbeatMs
+ * API: DaemonConfigSchema, loadDaemonConfig(file) -> DaemonConfig (paths resolved against the config's folder).
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { loadPeerConfig, type PeerConfig } from '../net/config.ts';
+import { ApprovalPolicySchema } from '../scenario/approval.ts';
+import { CohortError } from '../util/errors.ts';
+
+export const LocalDatasetSchema = z.object({
+  /** A file or folder with this hospital's data; relative to the config file. */
+  path: z.string().optional(),
+  /** Free-form reader options (label column, modality, synthetic generator settings ...), passed to the data layer. */
+  options: z.record(z.string(), z.unknown()).default({}),
+  /** Marks generated, not patient, data in reports. */
+  synthetic: z.boolean().default(false),
+}).strict();
+
+export const DaemonSectionsSchema = z.object({
+  approval: ApprovalPolicySchema.default(() => ApprovalPolicySchema.parse({})),
+  data: z.record(z.string(), LocalDatasetSchema).default({}),
+  compute: z.object({
+    maxConcurrentScenarios: z.number().int().positive().default(2),
+    threads: z.number().int().positive().default(1),
+    providers: z.array(z.enum(['cuda', 'webgpu', 'cpu'])).default(['cuda', 'webgpu', 'cpu']),
+  }).strict().default(() => ({ maxConcurrentScenarios: 2, threads: 1, providers: ['cuda', 'webgpu', 'cpu'] as ('cuda' | 'webgpu' | 'cpu')[] })),
+  admin: z.object({ port: z.number().int().min(0).max(65535).default(0) }).strict().default({ port: 0 }),
+  heartbeatMs: z.number().int().positive().default(5000),
+});
+export type DaemonSections = z.infer<typeof DaemonSectionsSchema>;
+export type LocalDataset = z.infer<typeof LocalDatasetSchema>;
+export type DaemonConfig = PeerConfig & DaemonSections & { readonly dir: string; readonly file: string };
+
+export function loadDaemonConfig(file: string): DaemonConfig {
+  const peer = loadPeerConfig(file);
+  const r = DaemonSectionsSchema.safeParse(peer);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    throw new CohortError('CONFIG_INVALID', `invalid config (${file}) at "${i?.path.join('.') ?? ''}": ${i?.message ?? ''}`, 'see docs/daemon.md for the approval, data, compute and admin sections');
+  }
+  const data = Object.fromEntries(Object.entries(r.data.data).map(([name, d]) => [name, d.path && !isAbsolute(d.path) ? { ...d, path: resolve(peer.dir, d.path) } : d]));
+  return { ...peer, ...r.data, data, file: resolve(file) };
+}

@@ -1,0 +1,209 @@
+/**
+ * The peer daemon: the composition root wiring net + store + scenario + engine (in workers) + averaging, and the admin API.
+ *
+ *   const d = await Daemon.start(configFile);   // foreground; logs via pino; `cohort peer start --config FILE`
+ *   await d.stop();                             // graceful: workers, admin API, libp2p, store (the CLI calls it on SIGINT/SIGTERM)
+ *
+ * Start order: config -> identity (created at first start) -> store (must exist after the first start: never a silent reset)
+ * -> audit -> libp2p node (roster-gated) -> scenario book + coordinator -> resume running scenarios -> heartbeats -> admin API.
+ */
+import { existsSync, statfsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { decodeMessage } from '../averaging/message.ts';
+import { createIdentity, loadIdentity, type Identity } from '../net/identity.ts';
+import { startNodeFromConfig, type CohortNode } from '../net/node.ts';
+import { delta, TERMINAL, type SiteProgress } from '../scenario/lifecycle.ts';
+import { AuditLog } from '../store/audit.ts';
+import { openStore, type Store } from '../store/db.ts';
+import { CohortError } from '../util/errors.ts';
+import { logger } from '../util/log.ts';
+import { startAdminApi, type AdminApi } from './admin.ts';
+import { ScenarioBook } from './book.ts';
+import { loadDaemonConfig, type DaemonConfig } from './config.ts';
+import { Coordinator } from './coordinator.ts';
+import { runPlanOf } from './plan.ts';
+import { adminRoutes } from './routes.ts';
+import { ScenarioRun } from './runner.ts';
+
+const log = logger('peer:daemon');
+
+export class Daemon {
+  readonly runs = new Map<string, ScenarioRun>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  private admin: AdminApi | undefined;
+  private stopping: Promise<void> | undefined;
+  readonly startedAt = new Date();
+
+  private constructor(
+    readonly cfg: DaemonConfig,
+    readonly identity: Identity,
+    readonly store: Store,
+    readonly audit: AuditLog,
+    readonly node: CohortNode,
+    readonly book: ScenarioBook,
+    readonly coordinator: Coordinator,
+  ) {}
+
+  static async start(configFile: string): Promise<Daemon> {
+    const cfg = loadDaemonConfig(configFile);
+    const identity = await ensureIdentity(cfg.net.keyFile);
+    const store = await openPeerStore(cfg.dir);
+    let node: CohortNode | undefined;
+    try {
+      const audit = await AuditLog.open(store);
+      node = await startNodeFromConfig(configFile);
+      const book = await ScenarioBook.load(store);
+      const coordinator = new Coordinator(cfg, identity, node, book, audit);
+      const d = new Daemon(cfg, identity, store, audit, node, book, coordinator);
+      await d.wire();
+      return d;
+    } catch (e) {
+      await node?.stop().catch(() => undefined);
+      await store.close();
+      throw e;
+    }
+  }
+
+  get self(): string {
+    return this.identity.peerId.toString();
+  }
+
+  private async wire(): Promise<void> {
+    await this.audit.append({ kind: 'start', to: 'local', what: `daemon started (${this.cfg.name})` });
+    this.node.models.onModel({
+      check: (h) => (this.runs.has(h.scenarioId) ? { ok: true } : { ok: false, reason: 'unknown-scenario' }),
+      receive: (h, bytes, from) => {
+        const run = this.runs.get(h.scenarioId);
+        if (!run) return { ok: false, reason: 'unknown-scenario' };
+        run.deliver(from.toString(), decodeMessage(bytes));
+        return { ok: true };
+      },
+    });
+    this.coordinator.onRunnable = (id) => void this.maybeRun(id).catch((e: unknown) => this.runFailed(id, e));
+    this.coordinator.start();
+    for (const { signed } of this.book.list()) void this.maybeRun(signed.id).catch((e: unknown) => this.runFailed(signed.id, e));
+    this.heartbeat = setInterval(() => void this.beat(), this.cfg.heartbeatMs);
+    this.admin = await startAdminApi(this.cfg.dir, adminRoutes(this), { port: this.cfg.admin.port });
+    log.info({ name: this.cfg.name, peer: this.self, addrs: this.node.multiaddrs() }, 'peer daemon ready');
+  }
+
+  /** Start this peer's part of a running scenario it takes part in, within the compute budget. */
+  private async maybeRun(id: string): Promise<void> {
+    const entry = this.book.get(id);
+    if (!entry || this.runs.has(id) || this.stopping) return;
+    const { view, signed } = entry;
+    if (view.state !== 'running' || !view.run?.participants.includes(this.self) || view.progress[this.self]?.done) return;
+    if (this.runs.size >= this.cfg.compute.maxConcurrentScenarios) {
+      log.warn({ scenario: id.slice(0, 12), budget: this.cfg.compute.maxConcurrentScenarios }, 'compute budget full: scenario waits for a slot');
+      return;
+    }
+    const run = new ScenarioRun(this.runHost(), id, runPlanOf(signed.manifest), view.run);
+    this.runs.set(id, run);
+    await run.start();
+  }
+
+  private runHost() {
+    return {
+      cfg: this.cfg, node: this.node, store: this.store, audit: this.audit,
+      publishProgress: async (id: string, p: SiteProgress) => {
+        await this.coordinator.applyAndPublish(delta.progress(id, this.self, p), `progress round ${p.round}`);
+        if (p.done) this.release(id);
+      },
+    };
+  }
+
+  /** A finished or failed run frees its slot; a waiting scenario may take it. */
+  private release(id: string): void {
+    this.runs.delete(id);
+    for (const { signed, view } of this.book.list()) if (view.state === 'running') void this.maybeRun(signed.id).catch((e: unknown) => this.runFailed(signed.id, e));
+  }
+
+  private runFailed(id: string, e: unknown): void {
+    log.error({ scenario: id.slice(0, 12), err: e }, 'scenario run failed on this peer');
+    const run = this.runs.get(id);
+    this.runs.delete(id);
+    void run?.stop();
+    const reason = `${this.cfg.name}: ${(e as Error).message}`;
+    void this.coordinator.applyAndPublish(delta.state(id, 'failed', reason), 'scenario failed').catch(() => undefined);
+  }
+
+  private async beat(): Promise<void> {
+    if (this.stopping) return;
+    const running = [...this.runs.keys()];
+    const body = { name: this.cfg.name, load: running.length, device: this.deviceInUse(), scenarios: running };
+    try {
+      await this.coordinator.publishHeartbeat(body);
+      await this.coordinator.republish();
+    } catch (e) {
+      log.debug({ err: e }, 'heartbeat failed');
+    }
+  }
+
+  deviceInUse(): string {
+    const providers = [...this.runs.values()].map((r) => r.status.provider).filter(Boolean);
+    return providers[0] ?? `idle (${this.cfg.compute.providers.join(' > ')})`;
+  }
+
+  statusReport(): Record<string, unknown> {
+    const disk = statfsSync(this.cfg.dir);
+    const conns = this.node.libp2p.getConnections().map((c) => ({ peer: c.remotePeer.toString(), name: this.node.roster.current.member(c.remotePeer)?.name, addr: c.remoteAddr.toString() }));
+    return {
+      name: this.cfg.name, peerId: this.self, addrs: this.node.multiaddrs(), startedAt: this.startedAt.toISOString(),
+      roster: { consortium: this.node.roster.current.consortium, version: this.node.roster.current.version, roles: this.node.roster.current.roles(this.self) },
+      connections: conns,
+      scenarios: this.book.list().map(({ signed, view }) => ({ id: signed.id, name: signed.manifest.name, state: view.state, running: this.runs.has(signed.id), round: this.runs.get(signed.id)?.status.round })),
+      device: this.deviceInUse(),
+      disk: { freeBytes: disk.bavail * disk.bsize, totalBytes: disk.blocks * disk.bsize },
+      datasets: Object.keys(this.cfg.data),
+    };
+  }
+
+  /** Dial a peer by multiaddr (admin API: tests and operators connect peers that mDNS/bootstrap did not). */
+  async dial(addr: string): Promise<void> {
+    await this.node.dial(addr);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    clearInterval(this.heartbeat);
+    this.coordinator.stop();
+    await Promise.all([...this.runs.values()].map((r) => r.stop().catch(() => undefined)));
+    await this.admin?.close();
+    await this.audit.append({ kind: 'stop', to: 'local', what: 'daemon stopped' }).catch(() => undefined);
+    await this.node.stop().catch((e: unknown) => log.warn({ err: e }, 'libp2p stop failed'));
+    await this.store.close();
+    log.info('peer daemon stopped');
+  }
+
+  isActive(id: string): boolean {
+    const v = this.book.get(id)?.view;
+    return v !== undefined && !TERMINAL.has(v.state);
+  }
+
+  peerIdOf(s: string) {
+    return peerIdFromString(s);
+  }
+}
+
+async function ensureIdentity(keyFile: string): Promise<Identity> {
+  if (existsSync(keyFile)) return loadIdentity(keyFile);
+  const id = await createIdentity(keyFile);
+  log.info({ peer: id.peerId.toString(), keyFile }, 'first start: created this peer\'s identity');
+  return id;
+}
+
+/** The store must exist once the peer has started before (marker file); only the very first start creates it. */
+async function openPeerStore(dir: string): Promise<Store> {
+  const marker = join(dir, 'peer-state.json');
+  const first = !existsSync(marker);
+  const store = await openStore(dir, { create: first });
+  if (first) writeFileSync(marker, JSON.stringify({ createdAt: new Date().toISOString(), note: 'cohort: this peer has a store; do not delete' }) + '\n');
+  return store;
+}
+
+export { CohortError };

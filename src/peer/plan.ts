@@ -1,0 +1,41 @@
+/**
+ * What the daemon runs: a scenario manifest (src/scenario/manifest.ts, parsed with its defaults) plus the daemon's launch terms,
+ * an optional `launch` block in the same signed document (the manifest schema is strict, so the block is taken off before parsing):
+ *   launch: { minPeers (2), approvalWindowMs (3000), startDelayMs (2000) }
+ *   runPlanOf(signedManifest) -> { manifest, launch }   (CohortError BAD_MANIFEST on a manifest the daemon cannot run)
+ */
+import { z } from 'zod';
+import { parseManifest, type ScenarioManifest } from '../scenario/manifest.ts';
+import { CohortError } from '../util/errors.ts';
+
+export const LaunchTermsSchema = z.object({
+  /** Approvals needed before the launcher starts the run. */
+  minPeers: z.number().int().min(1).default(2),
+  /** After minPeers approved, how long the launcher waits for the other members' answers. */
+  approvalWindowMs: z.number().int().nonnegative().default(3000),
+  /** Delay between the start decision and round 0, so that every participant hears it in time. */
+  startDelayMs: z.number().int().nonnegative().default(2000),
+}).strict();
+export type LaunchTerms = z.infer<typeof LaunchTermsSchema>;
+
+export interface RunnablePlan {
+  readonly manifest: ScenarioManifest;
+  readonly launch: LaunchTerms;
+  /** The dataset name a peer must offer in its config's `data` section. */
+  readonly dataset: string;
+}
+
+export function runPlanOf(raw: Readonly<Record<string, unknown>>, source = 'manifest'): RunnablePlan {
+  const { launch, ...rest } = raw;
+  const terms = LaunchTermsSchema.safeParse(launch ?? {});
+  if (!terms.success) {
+    const i = terms.error.issues[0];
+    throw new CohortError('BAD_MANIFEST', `${source}: launch.${i?.path.join('.') ?? ''}: ${i?.message ?? ''}`, 'launch takes minPeers, approvalWindowMs, startDelayMs');
+  }
+  const manifest = parseManifest(rest, source);
+  const dataset = manifest.data.selector.dataset;
+  if (!dataset) {
+    throw new CohortError('BAD_MANIFEST', `${source}: data.selector.dataset is missing`, 'real peers match scenarios to their data by dataset name; set data.selector.dataset');
+  }
+  return { manifest, launch: terms.data, dataset };
+}

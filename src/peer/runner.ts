@@ -1,0 +1,221 @@
+/**
+ * One scenario's run on this peer: a training worker (worker.ts), an averaging node (src/averaging) over a PeerTransport, and
+ * the per-round bookkeeping — at the end of every round: evaluate the current model on the held-out local data, write an atomic
+ * checkpoint (LevelDB batch), and gossip the site's progress. After the last round: the local-only baseline, the ONNX export
+ * (kept in the store for `cohort scenario export`), and `done`.
+ * Resume after a crash: the last checkpoint is restored and the node rejoins, pulling the current model from a neighbour.
+ */
+import { Worker } from 'node:worker_threads';
+import { createNode } from '../averaging/factory.ts';
+import type { AveragingNode } from '../averaging/node.ts';
+import type { AveragingMessage, LocalLearner } from '../averaging/types.ts';
+import type { Metrics } from '../engine/index.ts';
+import type { CohortNode } from '../net/node.ts';
+import type { SiteProgress } from '../scenario/lifecycle.ts';
+import type { AuditLog } from '../store/audit.ts';
+import { loadRound, saveRound } from '../store/checkpoints.ts';
+import type { Store } from '../store/db.ts';
+import { CohortError } from '../util/errors.ts';
+import { logger } from '../util/log.ts';
+import type { DaemonConfig } from './config.ts';
+import type { RunnablePlan } from './plan.ts';
+import { PeerTransport } from './transport.ts';
+import type { WorkerInit, WorkerReply, WorkerRequest } from './worker.ts';
+
+const log = logger('peer:runner');
+
+type Ready = Extract<WorkerReply, { op: 'ready' }>;
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** Request/reply over the worker's message port, transferring vectors. */
+class WorkerClient {
+  private rid = 1;
+  private readonly pending = new Map<number, { resolve: (r: WorkerReply) => void; reject: (e: Error) => void }>();
+  readonly ready: Promise<Ready>;
+
+  constructor(readonly worker: Worker) {
+    this.ready = new Promise<Ready>((resolve, reject) => {
+      worker.once('error', reject);
+      const first = (r: WorkerReply): void => {
+        if (r.rid !== 0) return;
+        worker.off('message', first);
+        if (r.op === 'ready') resolve(r);
+        else reject(new CohortError((r.op === 'error' && r.code) || 'WORKER_FAILED', `training worker could not start: ${r.op === 'error' ? r.message : r.op}`, 'check the dataset path and the manifest\'s model against the data'));
+      };
+      worker.on('message', first);
+    });
+    worker.on('message', (r: WorkerReply) => {
+      const p = this.pending.get(r.rid);
+      if (!p || r.rid === 0) return;
+      this.pending.delete(r.rid);
+      if (r.op === 'error') p.reject(new CohortError(r.code ?? 'WORKER_ERROR', r.message));
+      else p.resolve(r);
+    });
+    worker.on('exit', () => {
+      for (const p of this.pending.values()) p.reject(new Error('training worker exited'));
+      this.pending.clear();
+    });
+  }
+
+  call(req: DistributiveOmit<WorkerRequest, 'rid'>): Promise<WorkerReply> {
+    const rid = this.rid++;
+    const full = { ...req, rid } as WorkerRequest;
+    const transfer = 'params' in full ? [full.params.buffer as ArrayBuffer] : 'bytes' in full ? [full.bytes.buffer as ArrayBuffer] : [];
+    return new Promise((resolve, reject) => {
+      this.pending.set(rid, { resolve, reject });
+      this.worker.postMessage(full, transfer);
+    });
+  }
+}
+
+/** The averaging layer's view of the worker's Trainer; parameters are kept here between calls. */
+class WorkerLearner implements LocalLearner {
+  lastLoss = Number.NaN;
+  constructor(private readonly client: WorkerClient, private params: Float32Array, readonly sampleCount: number) {}
+  getParameters(): Float32Array { return this.params.slice(); }
+  setParameters(v: Float32Array): void { this.params = v.slice(); }
+  async train(): Promise<{ loss: number; steps: number }> {
+    const r = await this.client.call({ op: 'train', params: this.params.slice() });
+    if (r.op !== 'trained') throw new Error(`unexpected worker reply ${r.op}`);
+    this.params = r.params;
+    this.lastLoss = r.loss;
+    return { loss: r.loss, steps: r.steps };
+  }
+}
+
+export interface RunHost {
+  readonly cfg: DaemonConfig;
+  readonly node: CohortNode;
+  readonly store: Store;
+  readonly audit: AuditLog;
+  publishProgress(id: string, p: SiteProgress): Promise<void>;
+}
+
+export interface RunStatus { readonly round: number; readonly loss?: number; readonly metric?: number; readonly provider?: string; readonly done: boolean }
+
+export class ScenarioRun {
+  private client: WorkerClient | undefined;
+  private transport: PeerTransport | undefined;
+  private averaging: AveragingNode | undefined;
+  private learner: WorkerLearner | undefined;
+  private roundTimer: NodeJS.Timeout | undefined;
+  private seq = 0;
+  private stopped = false;
+  status: RunStatus = { round: -1, done: false };
+
+  constructor(private readonly host: RunHost, readonly id: string, private readonly plan: RunnablePlan,
+    private readonly run: { startAt: number; participants: readonly string[] }) {}
+
+  async start(): Promise<void> {
+    const ds = this.host.cfg.data[this.plan.dataset];
+    if (!ds?.path) throw new CohortError('NO_MATCHING_DATA', `no local dataset "${this.plan.dataset}" with a path`, 'add it to the data section of the peer config');
+    const init: WorkerInit = { manifest: this.plan.manifest, dataPath: ds.path, dataOptions: ds.options, threads: this.host.cfg.compute.threads, providers: this.host.cfg.compute.providers };
+    this.client = new WorkerClient(new Worker(new URL('./worker.ts', import.meta.url), { workerData: init }));
+    const ready = await this.client.ready;
+    const resumed = await loadRound(this.host.store, this.id);
+    let params = ready.params;
+    if (resumed) {
+      const r = await this.client.call({ op: 'restore', bytes: resumed.bytes });
+      if (r.op === 'restored') params = r.params;
+      log.info({ scenario: this.id.slice(0, 12), round: resumed.state.round }, 'resumed from checkpoint');
+    }
+    this.learner = new WorkerLearner(this.client, params, ready.sampleCount);
+    this.transport = new PeerTransport(this.host.node, this.host.audit, this.id, this.run.participants, this.run.startAt);
+    const m = this.plan.manifest;
+    this.averaging = createNode(m.averaging.algorithm, this.transport, this.learner, {
+      scenario: this.id, layoutHash: ready.layoutHash, rounds: m.rounds.max, roundMs: m.averaging.roundMs,
+      deadlineMs: m.averaging.deadlineMs ?? Math.round(m.averaging.roundMs * 0.8), codec: m.compression.codec,
+      codecOptions: { blockSize: m.compression.blockSize, topkFraction: m.compression.topkFraction },
+      seed: m.training.seed ^ hashSeed(this.host.node.peerId.toString()), weighting: m.averaging.weighting, train: true,
+      proximal: m.training.proximalMu > 0,
+    }, { fanout: m.averaging.fanout, s: m.averaging.s, gamma: m.averaging.gamma });
+    this.status = { round: resumed?.state.round ?? -1, provider: ready.provider, done: false };
+    if (resumed) this.averaging.rejoin();
+    else this.averaging.start();
+    this.scheduleRoundEnd();
+  }
+
+  deliver(from: string, msg: AveragingMessage): void {
+    this.transport?.deliver(from, msg);
+  }
+
+  get bytesSent(): number {
+    return this.transport?.bytesSent ?? 0;
+  }
+
+  /** At the end of round r (just before round r+1 starts): evaluate, checkpoint, report. */
+  private scheduleRoundEnd(): void {
+    if (this.stopped || !this.transport) return;
+    const m = this.plan.manifest;
+    const now = this.transport.now();
+    const margin = Math.min(100, m.averaging.roundMs * 0.05);
+    let round = Math.max(0, Math.floor(now / m.averaging.roundMs));
+    let at = (round + 1) * m.averaging.roundMs - margin;
+    if (at <= now) {
+      round++;
+      at += m.averaging.roundMs;
+    }
+    if (round >= m.rounds.max) return void this.finish().catch((e: unknown) => log.error({ err: e }, 'finishing failed'));
+    this.roundTimer = setTimeout(() => {
+      void this.endRound(round).catch((e: unknown) => log.warn({ err: e }, 'round bookkeeping failed')).finally(() => this.scheduleRoundEnd());
+    }, at - now);
+  }
+
+  private async endRound(round: number): Promise<void> {
+    if (!this.client || !this.averaging || this.stopped) return;
+    const model = this.averaging.estimate().slice();
+    const metrics = await this.evaluate(model);
+    const ck = await this.client.call({ op: 'checkpoint', params: model.slice() });
+    if (ck.op !== 'bytes' || this.stopped) return;
+    await saveRound(this.host.store, this.id, { round, loss: this.learner?.lastLoss, metric: metrics[this.plan.manifest.task.metric] }, ck.bytes);
+    this.status = { ...this.status, round, loss: this.learner?.lastLoss, metric: metrics[this.plan.manifest.task.metric] };
+    await this.host.publishProgress(this.id, this.progress(round, metrics));
+  }
+
+  private progress(round: number, metrics: Metrics, extra: Partial<SiteProgress> = {}): SiteProgress {
+    const loss = this.learner?.lastLoss;
+    const metric = metrics[this.plan.manifest.task.metric];
+    return { round, seq: ++this.seq, ...(Number.isFinite(loss) ? { loss } : {}), ...(metric !== undefined && Number.isFinite(metric) ? { metric } : {}),
+      metricName: this.plan.manifest.task.metric, bytesSent: this.bytesSent, ...extra };
+  }
+
+  private async evaluate(model: Float32Array): Promise<Metrics> {
+    const r = await this.client!.call({ op: 'evaluate', params: model });
+    return r.op === 'metrics' ? r.metrics : { loss: Number.NaN };
+  }
+
+  private async finish(): Promise<void> {
+    if (!this.client || !this.averaging || this.stopped) return;
+    const m = this.plan.manifest;
+    const model = this.averaging.estimate().slice();
+    const metrics = await this.evaluate(model.slice());
+    let localOnly: number | undefined;
+    if (m.evaluation.compareLocalOnly) {
+      const r = await this.client.call({ op: 'localOnly', rounds: m.rounds.max });
+      if (r.op === 'metrics') localOnly = r.metrics[m.task.metric];
+    }
+    const onnx = await this.client.call({ op: 'export', params: model.slice() });
+    if (onnx.op === 'bytes') {
+      await this.host.store.checkpoints.put(`final/${this.id}/model.onnx`, onnx.bytes);
+      await this.host.store.scenarios.put(`final/${this.id}`, { metrics, localOnly, round: m.rounds.max - 1, at: new Date().toISOString() });
+    }
+    this.status = { ...this.status, round: m.rounds.max - 1, metric: metrics[m.task.metric], done: true };
+    await this.host.publishProgress(this.id, this.progress(m.rounds.max - 1, metrics, { done: true, ...(localOnly !== undefined ? { localOnly } : {}) }));
+    log.info({ scenario: this.id.slice(0, 12), metric: metrics[m.task.metric], localOnly }, 'scenario finished on this peer');
+    await this.stop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.roundTimer);
+    this.averaging?.leave();
+    this.transport?.close();
+    await this.client?.worker.terminate();
+  }
+}
+
+function hashSeed(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619) >>> 0;
+  return h;
+}

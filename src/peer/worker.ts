@@ -1,0 +1,143 @@
+/**
+ * The training worker: one worker thread per running scenario, so that data loading, batching and the training loop never starve
+ * libp2p, heartbeats or the admin API on the main thread. It owns the site's data (it never leaves this thread except as metrics)
+ * and a Trainer; the main thread sends it parameter vectors and gets vectors back, as transferred ArrayBuffers (no copies).
+ *
+ * Requests (WorkerRequest) and replies (WorkerReply) are plain messages with a numeric `rid`; see runner.ts for the caller.
+ */
+import '../util/polyfills.ts';
+import { parentPort, workerData } from 'node:worker_threads';
+import { applyStandardizer, fitStandardizer, stratifiedSplit } from '../engine/local.ts';
+import { Trainer, type Metrics, type TrainConfig } from '../engine/index.ts';
+import { selectSamples, type SampleSet } from '../data/samples.ts';
+import { loadSimData } from '../sim/datasets.ts';
+import type { ScenarioManifest } from '../scenario/manifest.ts';
+import { Rng } from '../util/random.ts';
+
+export interface WorkerInit {
+  readonly manifest: ScenarioManifest;
+  readonly dataPath: string;
+  readonly dataOptions: Readonly<Record<string, unknown>>;
+  readonly threads: number;
+  readonly providers: ('cuda' | 'webgpu' | 'cpu')[];
+}
+
+export type WorkerRequest =
+  | { rid: number; op: 'train'; params: Float32Array }
+  | { rid: number; op: 'evaluate'; params: Float32Array }
+  | { rid: number; op: 'localOnly'; rounds: number }
+  | { rid: number; op: 'export'; params: Float32Array }
+  | { rid: number; op: 'checkpoint'; params: Float32Array }
+  | { rid: number; op: 'restore'; bytes: Uint8Array };
+
+export type WorkerReply =
+  | { rid: 0; op: 'ready'; layoutHash: string; sampleCount: number; testCount: number; provider: string; params: Float32Array }
+  | { rid: number; op: 'trained'; params: Float32Array; loss: number; steps: number }
+  | { rid: number; op: 'metrics'; metrics: Metrics }
+  | { rid: number; op: 'bytes'; bytes: Uint8Array }
+  | { rid: number; op: 'restored'; params: Float32Array }
+  | { rid: number; op: 'error'; message: string; code?: string };
+
+interface Site { train: SampleSet; test: SampleSet; trainer: Trainer; cfg: TrainConfig }
+
+/** This site's data, split into a training part and a held-out part, standardised with the training part's statistics only. */
+function loadSite(init: WorkerInit): { train: SampleSet; test: SampleSet } {
+  const m = init.manifest;
+  const label = (init.dataOptions.label as string | undefined) ?? m.data.selector.label ?? 'label';
+  const loaded = loadSimData({ source: init.dataPath, label }, {}, m.training.seed);
+  const rng = new Rng(m.training.seed ^ 0x51e);
+  const split = stratifiedSplit(loaded.set.targets.label!.data, m.data.holdout, rng);
+  let train = selectSamples(loaded.set, split.train);
+  let test = selectSamples(loaded.set, split.test);
+  if (m.data.preprocessing.standardize === true) {
+    for (const name of Object.keys(train.inputs)) {
+      const s = fitStandardizer(train.inputs[name]!, train.size);
+      train = { ...train, inputs: { ...train.inputs, [name]: applyStandardizer(train.inputs[name]!, s) } };
+      test = { ...test, inputs: { ...test.inputs, [name]: applyStandardizer(test.inputs[name]!, s) } };
+    }
+  }
+  return { train, test };
+}
+
+function trainConfig(init: WorkerInit): TrainConfig {
+  const m = init.manifest;
+  return { model: m.model, loss: m.loss, optimizer: m.optimizer, batchSize: m.training.batchSize, seed: m.training.seed,
+    providers: init.providers, threads: init.threads, proximalMu: m.training.proximalMu };
+}
+
+async function localWork(site: Site, m: ScenarioManifest, trainer = site.trainer): Promise<{ loss: number; steps: number }> {
+  if (m.training.localSteps !== undefined) return trainer.trainSteps(site.train, m.training.localSteps);
+  if (m.training.localEpochs === 1) return trainer.trainEpoch(site.train);
+  const perEpoch = Math.ceil(site.train.size / Math.min(m.training.batchSize, site.train.size));
+  return trainer.trainSteps(site.train, Math.max(1, Math.round(m.training.localEpochs * perEpoch)));
+}
+
+async function handle(site: Site, init: WorkerInit, req: WorkerRequest): Promise<WorkerReply> {
+  const t = site.trainer;
+  switch (req.op) {
+    case 'train': {
+      t.setParameters(req.params);
+      if (init.manifest.training.proximalMu > 0) t.setProximalAnchor(req.params);
+      const r = await localWork(site, init.manifest);
+      return { rid: req.rid, op: 'trained', params: t.getParameters(), loss: r.loss, steps: r.steps };
+    }
+    case 'evaluate':
+      t.setParameters(req.params);
+      return { rid: req.rid, op: 'metrics', metrics: await t.evaluate(site.test) };
+    case 'localOnly': {
+      // the baseline a hospital would get alone: same model, same local work per round, no averaging
+      const alone = await Trainer.create(site.cfg, site.train);
+      for (let r = 0; r < req.rounds; r++) await localWork(site, init.manifest, alone);
+      const metrics = await alone.evaluate(site.test);
+      await alone.dispose();
+      return { rid: req.rid, op: 'metrics', metrics };
+    }
+    case 'export':
+      t.setParameters(req.params);
+      return { rid: req.rid, op: 'bytes', bytes: t.exportOnnx() };
+    case 'checkpoint':
+      t.setParameters(req.params);
+      return { rid: req.rid, op: 'bytes', bytes: t.checkpoint() };
+    case 'restore':
+      t.restore(req.bytes);
+      return { rid: req.rid, op: 'restored', params: t.getParameters() };
+  }
+}
+
+function transferList(r: WorkerReply): ArrayBuffer[] {
+  if ('params' in r) return [r.params.buffer as ArrayBuffer];
+  if ('bytes' in r) return [r.bytes.buffer as ArrayBuffer];
+  return [];
+}
+
+async function main(): Promise<void> {
+  const port = parentPort;
+  if (!port) throw new Error('worker.ts runs as a worker thread');
+  const init = workerData as WorkerInit;
+  let site: Site;
+  try {
+    const { train, test } = loadSite(init);
+    const cfg = trainConfig(init);
+    site = { train, test, cfg, trainer: await Trainer.create(cfg, train) };
+  } catch (e) {
+    port.postMessage({ rid: 0, op: 'error', message: (e as Error).message, code: (e as { code?: string }).code });
+    return;
+  }
+  const ready: WorkerReply = { rid: 0, op: 'ready', layoutHash: site.trainer.layout.hash, sampleCount: site.train.size, testCount: site.test.size, provider: site.trainer.provider, params: site.trainer.getParameters() };
+  port.postMessage(ready, transferList(ready));
+  // one request at a time: the Trainer is not re-entrant
+  let chain = Promise.resolve();
+  port.on('message', (req: WorkerRequest) => {
+    chain = chain.then(async () => {
+      let reply: WorkerReply;
+      try {
+        reply = await handle(site, init, req);
+      } catch (e) {
+        reply = { rid: req.rid, op: 'error', message: (e as Error).message, code: (e as { code?: string }).code };
+      }
+      port.postMessage(reply, transferList(reply));
+    });
+  });
+}
+
+void main();
