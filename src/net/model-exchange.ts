@@ -103,6 +103,14 @@ export function makeHeader(fields: Omit<ModelHeaderInput, 'byteLength' | 'sha256
 
 const reject = (reason: RejectReason, detail?: string): Decision => ({ ok: false, reason, detail });
 
+/** Our side is done; if the other side has not closed within a grace period (a misbehaving or stuck peer), reset the stream. */
+function releaseLater(stream: Stream, graceMs = 2000): void {
+  if (stream.status !== 'open' && stream.status !== 'closing') return;
+  setTimeout(() => {
+    if (stream.status === 'open' || stream.status === 'closing') stream.abort(new Error('model stream not closed by peer'));
+  }, graceMs).unref();
+}
+
 export class ModelExchange {
   private modelHandler: ModelHandler | undefined;
   private pullHandler: PullHandler | undefined;
@@ -128,7 +136,10 @@ export class ModelExchange {
     try {
       await sendFrame(stream, { op: 'push', header });
       const ready = AckSchema.parse(await this.readOrFail(reader, 'ready'));
-      if (!ready.ok) return this.logReject(peer, header, ready);
+      if (!ready.ok) {
+        await stream.close().catch(() => undefined);
+        return this.logReject(peer, header, ready);
+      }
       // Read the ack while sending: a receiver that rejects mid-body (oversized) answers early and we stop sending.
       const stop = new AbortController();
       const ackP = this.readOrFail(reader, 'ack');
@@ -149,6 +160,7 @@ export class ModelExchange {
       throw new CohortError('MODEL_SEND_FAILED', `sending model (${header.scenarioId} round ${header.round}) to ${peer} failed: ${(e as Error).message}`, 'the peer may be down or overloaded; the averaging round proceeds without it', { cause: e });
     } finally {
       timer.stop();
+      releaseLater(stream);
     }
   }
 
@@ -215,6 +227,7 @@ export class ModelExchange {
       stream.abort(e instanceof Error ? e : new Error(String(e)));
     } finally {
       timer.stop();
+      releaseLater(stream);
     }
   }
 

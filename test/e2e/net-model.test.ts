@@ -25,6 +25,7 @@ async function rawPush(from: CohortNode, to: PeerId, header: ModelHeader, body: 
     await stream.close().catch(() => undefined);
     answers.push(await reader.readFrame());
   }
+  await stream.close().catch(() => undefined);
   return answers;
 }
 
