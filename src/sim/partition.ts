@@ -1,6 +1,6 @@
 /**
  * Partitioners: how a pooled sample set is spread over simulated peers (indices per peer; every peer gets at least `minPerPeer`).
- *   iid                   a random equal split
+ *   iid                   a random equal split, stratified by label
  *   dirichlet(alpha)      label skew (Hsu et al. 2019): for each class, its samples go to peers in proportions ~ Dir(alpha)
  *   quantity(alpha)       size skew: peer sizes ~ Dir(alpha), labels IID
  *   featureShift(s)       IID split, then each peer's inputs get its own affine "scanner" transform x*(1+s*a_k) + s*b_k
@@ -24,12 +24,20 @@ export function partitionIndices(labels: ArrayLike<number>, peers: number, spec:
   let parts: number[][];
   if (spec.kind === 'dirichlet') parts = dirichletLabelSkew(labels, peers, spec.alpha, rng);
   else if (spec.kind === 'quantity') parts = quantitySkew(n, peers, spec.alpha, rng);
-  else parts = splitEvenly(rng.permutation(n), peers);
+  else parts = stratifiedDeal(labels, peers, rng);
   return topUp(parts, minPerPeer, rng);
 }
 
-function splitEvenly(order: number[], peers: number): number[][] {
-  return Array.from({ length: peers }, (_, k) => order.filter((_, i) => i % peers === k));
+/** IID: each class shuffled and dealt round-robin (continuing where the last class stopped), so every peer gets the global mix. */
+function stratifiedDeal(labels: ArrayLike<number>, peers: number, rng: Rng): number[][] {
+  const parts: number[][] = Array.from({ length: peers }, () => []);
+  const classes = [...new Set(Array.from(labels))].sort((a, b) => a - b);
+  let k = rng.int(peers);
+  for (const c of classes) {
+    const idx = rng.shuffle(Array.from(labels as ArrayLike<number>, (_, i) => i).filter((i) => labels[i] === c));
+    for (const i of idx) { parts[k]!.push(i); k = (k + 1) % peers; }
+  }
+  return parts;
 }
 
 function dirichlet(k: number, alpha: number, rng: Rng): number[] {
