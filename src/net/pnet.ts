@@ -18,7 +18,7 @@ interface XorCipher {
 }
 
 /** Same result as cipher.update(input), without ever handing the WebAssembly more than SLICE bytes. */
-function slicedCipher(inner: XorCipher): XorCipher {
+export function slicedCipher(inner: XorCipher): XorCipher {
   return {
     update(input: Uint8Array, output?: Uint8Array): Uint8Array {
       const out = output ?? new Uint8Array(input.byteLength);
