@@ -1,0 +1,118 @@
+/**
+ * `cohort bench train`: train-step throughput of the Cohort engine (ORT, train graphs compiled by our autodiff) against
+ * PyTorch CPU on the same architecture, loss (CE / Dice+BCE), optimizer (SGD momentum 0.9), batch and thread count
+ * (2 threads). PyTorch is Debian's python3-torch run by /usr/bin/python3 (not a pyenv python earlier on PATH), kept as
+ * one long-lived process so its start-up does not count. Runs are interleaved (ORT, torch, ORT, torch, ...) so both
+ * see the same machine load; the figures are medians. Where torch is missing, the rows carry ORT alone and say so.
+ * Both sides run with thread spinning off (ORT: allow_spinning 0; torch: OMP_WAIT_POLICY=PASSIVE): on a shared 2-core
+ * machine torch's default active OpenMP wait made it up to 30x slower (MLP 4k vs 135k samples/s), which would flatter us.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Trainer, releaseSessions, type ExecutionProviderName, type ModelSpec } from '../src/engine/index.ts';
+import { Rng } from '../src/util/random.ts';
+import type { SampleSet } from '../src/data/samples.ts';
+import { median, type BenchSuite } from './suite.ts';
+
+const PYTHON = '/usr/bin/python3';
+const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'torch', 'train_bench.py');
+const THREADS = 2;
+
+interface Case { name: string; spec: ModelSpec; input: number[]; batch: number; steps: number; fused: number }
+
+const CASES: Case[] = [
+  { name: 'mlp 30-64-2 (WDBC shape)', spec: { type: 'mlp', hidden: [64], classes: 2 }, input: [30], batch: 32, steps: 64, fused: 8 },
+  { name: 'cnn2d 1x32x32', spec: { type: 'cnn2d', channels: [16, 32], classes: 10 }, input: [1, 32, 32], batch: 64, steps: 6, fused: 1 },
+  { name: 'unet2d 1x64x64', spec: { type: 'unet2d', base: 8, depth: 2, norm: 'instance' }, input: [1, 64, 64], batch: 8, steps: 4, fused: 1 },
+  { name: 'unet3d 1x32x32x32', spec: { type: 'unet3d', base: 4, depth: 2, norm: 'instance' }, input: [1, 32, 32, 32], batch: 2, steps: 2, fused: 1 },
+];
+
+function synthetic(c: Case, n: number): SampleSet {
+  const rng = new Rng(1);
+  const per = c.input.reduce((a, b) => a * b, 1);
+  const x = Float32Array.from({ length: n * per }, () => rng.normal());
+  if (c.spec.type.startsWith('unet')) {
+    const mask = Float32Array.from({ length: n * per / c.input[0] }, () => (rng.next() > 0.7 ? 1 : 0));
+    return { size: n, inputs: { image: { shape: c.input, data: x } }, targets: { mask: { shape: [1, ...c.input.slice(1)], data: mask } } };
+  }
+  const classes = (c.spec as { classes: number }).classes;
+  const name = c.input.length === 1 ? 'features' : 'image';
+  return { size: n, inputs: { [name]: { shape: c.input, data: x } }, targets: { label: { shape: [], data: Float32Array.from({ length: n }, () => rng.int(classes)) } } };
+}
+
+/** The long-lived PyTorch worker, or null (with the reason) where torch cannot be imported. */
+class TorchWorker {
+  private constructor(private readonly p: ChildProcessWithoutNullStreams, private readonly lines: AsyncIterator<string>, readonly version: string) {}
+
+  static async start(): Promise<TorchWorker | string> {
+    if (!existsSync(PYTHON)) return `${PYTHON} not found`;
+    const p = spawn(PYTHON, [SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, OMP_NUM_THREADS: String(THREADS), OMP_WAIT_POLICY: 'PASSIVE' } });
+    let stderr = '';
+    p.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const lines = createInterface({ input: p.stdout })[Symbol.asyncIterator]();
+    const first = await lines.next();
+    if (first.done) return `python3-torch is not importable (${stderr.trim().split('\n').pop() ?? 'no output'}); install it with apt-get install python3-torch`;
+    return new TorchWorker(p, lines, (JSON.parse(first.value) as { torch: string }).torch);
+  }
+
+  async call(msg: Record<string, unknown>): Promise<Record<string, unknown>> {
+    this.p.stdin.write(JSON.stringify(msg) + '\n');
+    const r = await this.lines.next();
+    if (r.done) throw new Error('the PyTorch worker exited');
+    const reply = JSON.parse(r.value) as Record<string, unknown>;
+    if (reply.error) throw new Error(`PyTorch worker: ${String(reply.error)}`);
+    return reply;
+  }
+
+  stop(): void { this.p.stdin.end(); }
+}
+
+async function measureCase(c: Case, torch: TorchWorker | null, reps: number, providers: ExecutionProviderName[], log: (s: string) => void) {
+  const data = synthetic(c, c.batch * c.steps);
+  const t = await Trainer.create({ model: c.spec, loss: undefined, optimizer: { type: 'sgd', lr: 0.01, momentum: 0.9 },
+    batchSize: c.batch, seed: 1, threads: THREADS, providers, fusedSteps: c.fused }, data);
+  await t.trainEpoch(data); // warm-up: builds and first-runs the sessions
+  if (torch) await torch.call({ cmd: 'setup', spec: c.spec, batch: c.batch, input: c.input, threads: THREADS });
+  const ort: number[] = [], pt: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    await t.trainEpoch(data);
+    ort.push((c.batch * c.steps) / ((performance.now() - t0) / 1000));
+    if (torch) pt.push((c.batch * c.steps) / ((await torch.call({ cmd: 'run', steps: c.steps })).seconds as number));
+  }
+  const o = median(ort), p = torch ? median(pt) : Number.NaN;
+  log(`${c.name} batch ${c.batch}: ORT ${o.toFixed(0)} samples/s${torch ? `, PyTorch ${p.toFixed(0)} samples/s, ratio ${(o / p).toFixed(2)}` : ''}`);
+  const provider = t.provider;
+  await t.dispose();
+  return { model: c.name, batch: c.batch, provider, params: t.layout.length, ort_samples_per_s: round(o),
+    torch_samples_per_s: torch ? round(p) : null, ratio: torch ? Number((o / p).toFixed(3)) : null };
+}
+
+function round(v: number): number { return Number(v.toFixed(1)); }
+
+const suite: BenchSuite = {
+  name: 'train',
+  description: 'train-step throughput, Cohort engine (onnxruntime-node) vs PyTorch CPU, same model/batch/threads',
+  async run(opts) {
+    const log = (s: string): void => { if (opts.verbose) process.stderr.write(s + '\n'); };
+    const providers = (process.env.COHORT_BENCH_PROVIDERS ?? 'cpu').split(',') as ExecutionProviderName[];
+    const started = await TorchWorker.start();
+    const torch = typeof started === 'string' ? null : started;
+    if (typeof started === 'string') log(`PyTorch unavailable: ${started}; reporting ORT alone`);
+    const reps = opts.quick ? 3 : 9;
+    const rows = [];
+    try {
+      for (const c of CASES) rows.push(await measureCase(c, torch, reps, providers, log));
+    } finally {
+      torch?.stop();
+      await releaseSessions();
+    }
+    return { suite: 'train', rows, threads: THREADS, repetitions: reps, optimizer: 'sgd momentum 0.9',
+      torch: torch ? `PyTorch ${torch.version} (${PYTHON})` : `unavailable: ${String(started)}` };
+  },
+};
+
+export default suite;
