@@ -85,7 +85,7 @@ export abstract class AveragingNode {
 
   start(): void {
     this.online = true;
-    this.schedule(this.currentRound());
+    this.schedule(Math.max(0, this.currentRound()));
   }
 
   leave(): void {
