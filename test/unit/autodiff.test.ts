@@ -63,6 +63,11 @@ const cases: Record<string, OpCase> = {
   'reduceSum keepdims': { inputs: { a: [2, 3, 4] }, build: (g, x) => g.reduceSum(x.a, [1], true) },
   'reduceMean all': { inputs: { a: [2, 3, 4] }, build: (g, x) => g.reduceMean(g.mul(x.a, x.a)) },
   reduceMean: { inputs: { a: [2, 3, 4] }, build: (g, x) => g.reduceMean(x.a, [-1]) },
+  reduceMax: { inputs: { a: [3, 4, 2] }, build: (g, x) => g.reduceMax(x.a, [1]) },
+  'logsumexp with max stabiliser': {
+    inputs: { a: [3, 5] },
+    build: (g, x) => { const m = g.reduceMax(x.a, [1], true); return g.add(g.log(g.reduceSum(g.exp(g.sub(x.a, m)), [1], true)), m); },
+  },
   'reuse (sum of paths)': { inputs: { a: [3, 3] }, build: (g, x) => g.mul(g.tanh(x.a), g.matmul(x.a, x.a)) },
   'batchNorm (training)': {
     inputs: { x: [4, 3, 2, 2], gamma: [3], beta: [3], rm: [3], rv: [3] }, wrt: ['x', 'gamma', 'beta'],

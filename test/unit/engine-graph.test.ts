@@ -59,6 +59,20 @@ describe('GraphBuilder shape inference', () => {
   });
 });
 
+describe('gradients() errors', () => {
+  it('names the op without a backward rule on the path to the loss', () => {
+    const g = new GraphBuilder();
+    const a = g.input('a', [4]);
+    const erf = g.emit1('Erf', [a], [4], 'float32');
+    const e = cohortError(() => gradients(g, g.reduceSum(erf), [a]));
+    expect(e.code).toBe('NO_GRADIENT');
+    expect(e.message).toMatch(/Erf erf_\d+: no backward rule/);
+    const b = g.input('b', [6]);
+    expect(cohortError(() => gradients(g, g.reduceSum(g.slice(b, { starts: [0], ends: [6], steps: [2] })), [b])).code).toBe('NO_GRADIENT');
+  });
+
+});
+
 describe('GraphBuilder models in onnxruntime-node', () => {
   it('runs a forward + backward graph with initializers, constants and named outputs', async () => {
     const g = new GraphBuilder('mlp');

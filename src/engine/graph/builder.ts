@@ -78,7 +78,7 @@ export class GraphBuilder extends GraphCore {
   // --- reductions (axes omitted = all axes)
   reduceSum(x: Tensor, axes?: readonly number[], keepdims = false): Tensor { return reduce(this, 'ReduceSum', x, axes, keepdims); }
   reduceMean(x: Tensor, axes?: readonly number[], keepdims = false): Tensor { return reduce(this, 'ReduceMean', x, axes, keepdims); }
-  /** No gradient rule (use for metrics and stabilisation constants only). */
+  /** Gradient goes to the maximal elements (ties share it). */
   reduceMax(x: Tensor, axes?: readonly number[], keepdims = false): Tensor { return reduce(this, 'ReduceMax', x, axes, keepdims); }
 
   // --- convolution and pooling (1D/2D/3D, NC<spatial>)

@@ -28,19 +28,14 @@ export class GraphCore {
     this.graphName = name;
   }
 
-  /** A fresh name with the given stem that no input, initializer or node output uses. */
+  /**
+   * A fresh name with the given stem that no input, initializer or node output uses yet; the caller may pass it to
+   * `input`/`initializer` (the counter never repeats, so two calls never return the same name).
+   */
   fresh(stem: string): string {
     let n: string;
     do n = `${stem}_${this.counter++}`;
     while (this.used.has(n));
-    this.used.add(n);
-    return n;
-  }
-
-  /** Like `fresh` but leaves the name to be claimed by the caller. */
-  private freshUnclaimed(stem: string): string {
-    const n = this.fresh(stem);
-    this.used.delete(n);
     return n;
   }
 
@@ -72,7 +67,7 @@ export class GraphCore {
 
   /** An initializer under a fresh name derived from `stem` (for constants computed while building, e.g. in rules). */
   anonymousInitializer(stem: string, data: Float32Array | BigInt64Array | Int32Array, shape: readonly number[]): Tensor {
-    return this.initializer(this.freshUnclaimed(stem), data, shape);
+    return this.initializer(this.fresh(stem), data, shape);
   }
 
   /** Register constant data under a name (any dtype, including bool). */
@@ -89,7 +84,7 @@ export class GraphCore {
     if (hit) return hit;
     const values = typeof value === 'number' ? [value] : value;
     const shape = typeof value === 'number' ? [] : [values.length];
-    const t = this.addConst(this.freshUnclaimed('const'), { dtype, shape, data: toData(values, dtype) });
+    const t = this.addConst(this.fresh('const'), { dtype, shape, data: toData(values, dtype) });
     this.constCache.set(key, t);
     return t;
   }
@@ -99,7 +94,7 @@ export class GraphCore {
     const key = `fill:${fmt(shape)}:${value}`;
     const hit = this.constCache.get(key);
     if (hit) return hit;
-    const t = this.addConst(this.freshUnclaimed('fill'),
+    const t = this.addConst(this.fresh('fill'),
       { dtype: 'float32', shape: [...shape], data: new Float32Array(sizeOf(shape)).fill(value) });
     this.constCache.set(key, t);
     return t;

@@ -40,6 +40,8 @@ export const elementwiseRules: Record<string, Rule> = {
       needs[1] ? reduceTo(g, g.mul(dy!, toB), b.shape) : null,
     ];
   },
+  // n-ary sum (used to accumulate gradients): every input receives dY
+  Sum: ({ node, dy: [dy] }) => node.inputs.map(() => dy),
   Neg: ({ g, dy: [dy] }) => [g.neg(dy!)],
   Identity: ({ dy: [dy] }) => [dy],
   // float -> float casts only (other casts stop the gradient in the driver)

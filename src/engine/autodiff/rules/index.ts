@@ -19,5 +19,5 @@ export const RULES: Readonly<Record<string, Rule>> = {
 /** Piecewise-constant or boolean ops: no gradient flows through them (their outputs do not depend on `wrt`). */
 export const STOP_GRADIENT: ReadonlySet<string> = new Set([
   'Sign', 'Floor', 'Ceil', 'Round', 'Greater', 'Less', 'Equal', 'GreaterOrEqual', 'LessOrEqual', 'Not', 'And', 'Or',
-  'ArgMax', 'ArgMin', 'ReduceMax', 'Shape', 'ConstantOfShape', 'RandomUniformLike', 'RandomNormalLike',
+  'ArgMax', 'ArgMin', 'Shape', 'ConstantOfShape', 'RandomUniformLike', 'RandomNormalLike',
 ]);

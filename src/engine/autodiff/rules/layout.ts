@@ -1,4 +1,5 @@
 /** Backward rules for layout ops: each moves the gradient back to where the value came from. */
+import { CohortError } from '../../../util/errors.ts';
 import type { Rule } from '../types.ts';
 import { attrInt, attrInts, dyOrZero, inp, reduceTo } from '../util.ts';
 
@@ -25,7 +26,10 @@ export const layoutRules: Record<string, Rule> = {
   Slice: ({ g, node, dy: [dy] }) => {
     const x = inp(node, 0);
     const { starts, ends, axes, steps } = node.meta as { starts: number[]; ends: number[]; axes: number[]; steps: number[] };
-    if (steps.some((s) => s !== 1)) throw new Error(`Slice ${node.name}: gradient of a strided slice is not supported`);
+    if (steps.some((s) => s !== 1)) {
+      throw new CohortError('NO_GRADIENT', `Slice ${node.name}: no gradient for a strided slice (steps ${steps.join(',')})`,
+        'use unit steps on the path from the parameters to the loss (e.g. a strided conv or pool instead)');
+    }
     const r = x.shape.length;
     const pads = new Array<number>(2 * r).fill(0);
     axes.forEach((a, i) => {

@@ -1,7 +1,7 @@
 /** Backward rules for reductions and softmax. */
 import { sizeOf } from '../../graph/shape.ts';
 import type { Rule } from '../types.ts';
-import { inp } from '../util.ts';
+import { inp, mask } from '../util.ts';
 
 function keptShape(shape: readonly number[], axes: readonly number[]): number[] {
   return shape.map((d, i) => (axes.includes(i) ? 1 : d));
@@ -21,6 +21,15 @@ export const reduceRules: Record<string, Rule> = {
     const count = sizeOf(axes.map((a) => x.shape[a]));
     const scaled = g.mul(dy!, g.constant(1 / count));
     return [g.expand(g.reshape(scaled, keptShape(x.shape, axes)), x.shape), null];
+  },
+  // max: the gradient goes to the maximal elements, shared equally between ties
+  ReduceMax: ({ g, node, dy: [dy] }) => {
+    const x = inp(node, 0);
+    const { axes } = node.meta as { axes: number[] };
+    const kept = keptShape(x.shape, axes);
+    const winners = mask(g, g.equal(x, g.reshape(node.outputs[0], kept)));
+    const share = g.div(g.reshape(dy!, kept), g.reduceSum(winners, axes, true));
+    return [g.mul(winners, share), null];
   },
   // softmax: dX = Y * (dY - sum(dY * Y))
   Softmax: ({ g, node, dy: [dy] }) => {
