@@ -198,8 +198,17 @@ export function evalGraph(plan: Plan, B: number): Uint8Array {
   return g.toModelProto();
 }
 
-/** The deployable model: inputs named as the data's inputs, weights as initializers, outputs prob (+ markers_prob). */
-export function exportGraph(plan: Plan, decls: readonly ParamDecl[], params: Float32Array, B: number): Uint8Array {
+/** A batch size no layer width is likely to equal: marks batch-carrying dimensions when exporting with a dynamic batch. */
+const SENTINEL_BATCH = 97;
+
+/**
+ * The deployable model: inputs named as the data's inputs, weights as initializers, outputs prob (+ markers_prob).
+ * `batch` = 'dynamic' (default) gives the batch dimension the symbolic name N, so the file scores any number of samples:
+ * the graph is built at a sentinel batch size, and the only ops that carry it in a constant (Reshape targets, from the
+ * normalisation layers) get ONNX's "copy this dimension" 0 instead.
+ */
+export function exportGraph(plan: Plan, decls: readonly ParamDecl[], params: Float32Array, batch: number | 'dynamic'): Uint8Array {
+  const B = batch === 'dynamic' ? SENTINEL_BATCH : batch;
   const g = new GraphBuilder('cohort_model');
   const offsets = new Map<string, number>();
   let off = 0;
@@ -212,5 +221,20 @@ export function exportGraph(plan: Plan, decls: readonly ParamDecl[], params: Flo
   const p = probabilities(g, plan.model.forward(g, s, x));
   g.output(p.prob, 'prob');
   if (p.markers) g.output(p.markers, 'markers_prob');
-  return g.toModelProto();
+  if (batch !== 'dynamic') return g.toModelProto();
+  for (const n of g.nodes) {
+    if (n.op !== 'Reshape' || n.inputs[0]?.shape[0] !== B) continue;
+    const target = n.inputs[1] as Tensor;
+    const c = g.initializers.get(target.name);
+    if (!c || !(c.data instanceof BigInt64Array) || c.data[0] !== BigInt(B)) continue;
+    const data = c.data.slice();
+    data[0] = 0n;
+    g.initializers.set(target.name, { ...c, data });
+  }
+  const model = onnx.onnx.ModelProto.decode(g.toModelProto());
+  for (const v of [...(model.graph?.input ?? []), ...(model.graph?.output ?? [])]) {
+    const dim = v.type?.tensorType?.shape?.dim?.[0];
+    if (dim) { dim.dimValue = null; dim.dimParam = 'N'; }
+  }
+  return onnx.onnx.ModelProto.encode(model).finish();
 }

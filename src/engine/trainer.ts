@@ -261,9 +261,12 @@ export class Trainer {
     return { loss: (out.loss.data as Float32Array)[0], gradient };
   }
 
-  /** The deployable model (eval graph, weights as initializers); input names as the data's, output `prob`. */
+  /**
+   * The deployable model (forward + probabilities, weights as initializers); input names as the data's, output `prob`
+   * (+ `markers_prob`). The batch dimension is symbolic (N) unless a fixed `batch` is asked for.
+   */
   exportOnnx(opts: { batch?: number } = {}): Uint8Array {
-    return exportGraph(this.plan, this.decls, this.params, positiveInt(opts.batch ?? 1, 'batch'));
+    return exportGraph(this.plan, this.decls, this.params, opts.batch === undefined ? 'dynamic' : positiveInt(opts.batch, 'batch'));
   }
 
   checkpoint(): Uint8Array {

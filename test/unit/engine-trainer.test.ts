@@ -135,15 +135,21 @@ describe('runner mechanics', () => {
       batchSize: 4, seed: 1, providers: ['cpu'] }, train);
     await t.trainEpoch(train);
     const expected = (await t.predict(test)).prob;
-    const s = await ort.InferenceSession.create(t.exportOnnx({ batch: 4 }));
+    // dynamic batch (default): the same file scores 4 samples at once and 1 at a time
+    const s = await ort.InferenceSession.create(t.exportOnnx());
     expect(s.inputNames).toEqual(['image']);
-    const out = await s.run({ image: new ort.Tensor('float32', test.inputs.image.data, [4, 1, 16, 16]) });
-    const got = out.prob.data as Float32Array;
-    expect(got.length).toBe(expected.length);
+    const all = (await s.run({ image: new ort.Tensor('float32', test.inputs.image.data, [4, 1, 16, 16]) })).prob.data as Float32Array;
+    const one = (await s.run({ image: new ort.Tensor('float32', test.inputs.image.data.slice(256, 512), [1, 1, 16, 16]) })).prob.data as Float32Array;
+    expect(all.length).toBe(expected.length);
     let worst = 0;
-    for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - expected[i]));
+    for (let i = 0; i < all.length; i++) worst = Math.max(worst, Math.abs(all[i] - expected[i]));
+    for (let i = 0; i < one.length; i++) worst = Math.max(worst, Math.abs(one[i] - expected[256 + i]));
     expect(worst).toBeLessThan(1e-5);
     await s.release();
+    const fixed = await ort.InferenceSession.create(t.exportOnnx({ batch: 2 }));
+    const two = (await fixed.run({ image: new ort.Tensor('float32', test.inputs.image.data.slice(0, 512), [2, 1, 16, 16]) })).prob.data as Float32Array;
+    expect(Math.abs(two[300] - expected[300])).toBeLessThan(1e-5);
+    await fixed.release();
   });
 
   it('asking for cuda on this machine falls back to cpu', async () => {
