@@ -60,6 +60,10 @@ export class Coordinator {
     }
     runPlanOf(manifest);
     const signed = await signScenario(manifest, this.identity);
+    if (this.book.has(signed.id)) {
+      throw new CohortError('SCENARIO_EXISTS', `this exact manifest was launched before (scenario ${signed.id.slice(0, 12)}, ${this.book.get(signed.id)?.view.state})`,
+        'scenario ids are content hashes: set "launch": { "run": 2 } (any new label) in the manifest to run it again');
+    }
     await this.audit.append({ kind: 'launch', to: 'local', what: `launched "${String(manifest.name)}"`, scenario: signed.id });
     await this.accept(signed);
     await this.publish({ type: 'scenario-announce', body: signed }, signed.id, 'scenario announcement');

@@ -83,6 +83,7 @@ export class Daemon {
     this.coordinator.onRunnable = (id) => void this.maybeRun(id).catch((e: unknown) => this.runFailed(id, e));
     this.coordinator.start();
     for (const { signed } of this.book.list()) void this.maybeRun(signed.id).catch((e: unknown) => this.runFailed(signed.id, e));
+    this.connectMembers();
     this.heartbeat = setInterval(() => void this.beat(), this.cfg.heartbeatMs);
     this.admin = await startAdminApi(this.cfg.dir, adminRoutes(this), { port: this.cfg.admin.port });
     log.info({ name: this.cfg.name, peer: this.self, addrs: this.node.multiaddrs() }, 'peer daemon ready');
@@ -128,8 +129,18 @@ export class Daemon {
     void this.coordinator.applyAndPublish(delta.state(id, 'failed', reason), 'scenario failed').catch(() => undefined);
   }
 
+  /** Dial roster members with known addresses that are not connected (start, and every heartbeat: peers come back). */
+  private connectMembers(): void {
+    const connected = new Set(this.node.libp2p.getConnections().map((c) => c.remotePeer.toString()));
+    for (const m of this.node.roster.current.members) {
+      if (m.peerId === this.self || connected.has(m.peerId)) continue;
+      for (const addr of m.addrs ?? []) void this.node.dial(addr).catch((e: unknown) => log.debug({ peer: m.name, err: (e as Error).message }, 'dial failed'));
+    }
+  }
+
   private async beat(): Promise<void> {
     if (this.stopping) return;
+    this.connectMembers();
     const running = [...this.runs.keys()];
     const body = { name: this.cfg.name, load: running.length, device: this.deviceInUse(), scenarios: running };
     try {

@@ -15,6 +15,8 @@ export const LaunchTermsSchema = z.object({
   approvalWindowMs: z.number().int().nonnegative().default(3000),
   /** Delay between the start decision and round 0, so that every participant hears it in time. */
   startDelayMs: z.number().int().nonnegative().default(2000),
+  /** Ids are content hashes: change this label to run the same manifest again as a new scenario. */
+  run: z.union([z.string().max(100), z.number()]).optional(),
 }).strict();
 export type LaunchTerms = z.infer<typeof LaunchTermsSchema>;
 

@@ -110,7 +110,7 @@ export class ScenarioRun {
     const ds = this.host.cfg.data[this.plan.dataset];
     if (!ds?.path) throw new CohortError('NO_MATCHING_DATA', `no local dataset "${this.plan.dataset}" with a path`, 'add it to the data section of the peer config');
     const init: WorkerInit = { manifest: this.plan.manifest, dataPath: ds.path, dataOptions: ds.options, threads: this.host.cfg.compute.threads, providers: this.host.cfg.compute.providers };
-    this.client = new WorkerClient(new Worker(new URL('./worker.ts', import.meta.url), { workerData: init }));
+    this.client = new WorkerClient(new Worker(new URL('./worker-boot.mjs', import.meta.url), { workerData: init }));
     const ready = await this.client.ready;
     const resumed = await loadRound(this.host.store, this.id);
     let params = ready.params;
@@ -180,7 +180,7 @@ export class ScenarioRun {
   }
 
   private async evaluate(model: Float32Array): Promise<Metrics> {
-    const r = await this.client!.call({ op: 'evaluate', params: model });
+    const r = await this.client!.call({ op: 'evaluate', params: model.slice() });
     return r.op === 'metrics' ? r.metrics : { loss: Number.NaN };
   }
 

@@ -4,6 +4,7 @@ import { registerInit } from './init.ts';
 import { registerRoster } from './roster.ts';
 import { registerTrain } from './train.ts';
 import { registerSim } from './sim.ts';
+import { registerPeer } from './peer.ts';
 
 /**
  * The command table. Each entry adds one top-level command (and its subcommands) to the program.
@@ -16,6 +17,7 @@ const registrations: Register[] = [
   registerInit, registerRoster,
   registerTrain,
   registerSim,
+  registerPeer,
 ];
 
 export function registerCommands(program: Command): void {
