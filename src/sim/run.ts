@@ -18,7 +18,11 @@ import { loadSimData } from './datasets.ts';
 import { SoftmaxLearner } from './learners.ts';
 import type { Topology } from './network.ts';
 import { partitionSamples, stratifiedSplit, type PartitionSpec } from './partition.ts';
-import { churnSchedule, simulate, type RoundProbe } from './simulate.ts';
+import { churnSchedule, simulate, type RoundProbe, type SimulateOptions } from './simulate.ts';
+import { consensusDistance } from '../averaging/mixing.ts';
+import type { AlgorithmSettings } from '../averaging/factory.ts';
+import type { AveragingNode, NodeConfig } from '../averaging/node.ts';
+import type { RejectReason } from '../averaging/types.ts';
 
 const log = logger('sim:run');
 
@@ -36,6 +40,38 @@ export interface SimOverrides {
   readonly learner?: LearnerKind;
   readonly baselines?: boolean;
   readonly evalEvery?: number;
+  /** Round length override (real-network runs use short wall-clock rounds). */
+  readonly roundMs?: number;
+  /** Run the rule somewhere else than the virtual network: the CLI passes runOnLoopback (real libp2p peers on 127.0.0.1). */
+  readonly runner?: RealRunner;
+}
+
+/** A runner of one rule over real peers (src/net/averaging-transport.ts runOnLoopback has this shape). */
+export type RealRunner = (o: {
+  algorithm: AlgorithmName; learners: readonly LocalLearner[]; node: Omit<NodeConfig, 'seed'>; settings?: AlgorithmSettings; seed: number;
+}) => Promise<{ nodes: readonly AveragingNode[]; estimates: Float32Array[]; sendFailures: number }>;
+
+/** The outcome of one rule's run, virtual or real. */
+interface RuleRun {
+  readonly probes: RoundProbe[];
+  readonly finalModels: Float32Array[];
+  readonly finalMetrics: number[];
+  readonly rejected: Record<RejectReason, number>;
+  readonly bytesSentPerPeer: number;
+  readonly messagesLost: number;
+}
+
+async function realRun(runner: RealRunner, so: SimulateOptions, evaluate: (x: Float32Array) => Promise<number>): Promise<RuleRun> {
+  if (so.churn?.length) throw new CohortError('SIM_REAL_CHURN', 'churn is simulated on the virtual network only', 'drop --churn with --libp2p');
+  const r = await runner({ algorithm: so.algorithm, learners: so.learners, node: so.node, settings: so.settings, seed: so.seed });
+  const finalMetrics: number[] = [];
+  for (const x of r.estimates) finalMetrics.push(await evaluate(x));
+  const rejected = { ...r.nodes[0]!.stats.rejected };
+  for (const k of Object.keys(rejected) as RejectReason[]) rejected[k] = r.nodes.reduce((a, n) => a + n.stats.rejected[k], 0);
+  return {
+    probes: [], finalModels: r.estimates, finalMetrics, rejected, messagesLost: r.sendFailures,
+    bytesSentPerPeer: r.nodes.reduce((a, n) => a + n.stats.bytesSent, 0) / r.nodes.length,
+  };
 }
 
 export interface SimHooks {
@@ -104,7 +140,7 @@ export async function runScenarioSim(m: ScenarioManifest, o: SimOverrides = {}, 
     const higherBetter = m.task.metric !== 'loss';
     const stop = stoppingRule(m, higherBetter);
     const curve: CurvePoint[] = [];
-    const res = await simulate({
+    const simOpts: SimulateOptions = {
       algorithm, seed, learners,
       settings: { fanout: m.averaging.fanout, s: m.averaging.s, gamma: m.averaging.gamma },
       network: {
@@ -113,8 +149,8 @@ export async function runScenarioSim(m: ScenarioManifest, o: SimOverrides = {}, 
         stepMs: m.simulation.stepMs, slowdown,
       },
       node: {
-        scenario: m.name, layoutHash: task.layoutHash, rounds, roundMs: m.averaging.roundMs,
-        deadlineMs: m.averaging.deadlineMs ?? 0.8 * m.averaging.roundMs, codec: algorithm === 'pushsum' && codec === 'f32' ? 'f64' : codec,
+        scenario: m.name, layoutHash: task.layoutHash, rounds, roundMs: o.roundMs ?? m.averaging.roundMs,
+        deadlineMs: o.roundMs !== undefined ? 0.8 * o.roundMs : (m.averaging.deadlineMs ?? 0.8 * m.averaging.roundMs), codec: algorithm === 'pushsum' && codec === 'f32' ? 'f64' : codec,
         codecOptions: { blockSize: m.compression.blockSize, topkFraction: m.compression.topkFraction },
         weighting: m.averaging.weighting, train: true, proximal: m.training.proximalMu > 0, meanSamples,
       },
@@ -126,10 +162,11 @@ export async function runScenarioSim(m: ScenarioManifest, o: SimOverrides = {}, 
         if (!Number.isNaN(p.mean)) curve.push({ round: p.round + 1, metric: p.mean, bytesPerPeer: p.bytesPerPeer, consensus: p.consensus });
         hooks.onRound?.(algorithm, p.round + 1, rounds, p.mean);
       },
-    });
+    };
+    const res = o.runner ? await realRun(o.runner, simOpts, task.evaluate) : await simulate(simOpts);
     const curves: Record<string, CurvePoint[]> = { [algorithm]: curve };
     const baselines = { centralised: null as number | null, local_only: null as number | null, fedavg: null as number | null };
-    const roundsRun = res.probes.length;
+    const roundsRun = res.probes.length || rounds;
     if (o.baselines !== false) {
       const opts = (name: string) => ({ rounds: roundsRun, evalEvery, onRound: (r: number, v: number) => hooks.onRound?.(name, r + 1, roundsRun, v) });
       const record = (b: BaselineResult) => {
@@ -150,11 +187,11 @@ export async function runScenarioSim(m: ScenarioManifest, o: SimOverrides = {}, 
       final: { mean: fm.reduce((a, b) => a + b, 0) / fm.length, min: Math.min(...fm), max: Math.max(...fm), metric: task.metric },
       baselines,
       bytes_sent_per_peer: Math.round(res.bytesSentPerPeer),
-      consensus_distance: res.probes.at(-1)?.consensus ?? Number.NaN,
+      consensus_distance: res.probes.at(-1)?.consensus ?? consensusDistance(res.finalModels),
       details: {
         scenario: m.name, learner: learnerKind, codec, partition, churn, seed, parameters: task.parameters,
         samples_per_peer: parts.map((p) => p.size), online_at_end: res.finalModels.length, rejected: res.rejected,
-        messages_lost: res.network.messagesLost, wall_ms: Date.now() - started, curves,
+        messages_lost: res.messagesLost, wall_ms: Date.now() - started, curves,
       },
     };
   } finally {

@@ -54,6 +54,7 @@ export interface SimulateResult {
   readonly finalMetrics: number[];
   readonly rejected: Record<RejectReason, number>;
   readonly bytesSentPerPeer: number;
+  readonly messagesLost: number;
 }
 
 export async function simulate(o: SimulateOptions): Promise<SimulateResult> {
@@ -98,6 +99,7 @@ export async function simulate(o: SimulateOptions): Promise<SimulateResult> {
     finalMetrics,
     rejected: sumRejected(nodes),
     bytesSentPerPeer: nodes.reduce((a, node) => a + node.stats.bytesSent, 0) / n,
+    messagesLost: net.messagesLost,
   };
 }
 

@@ -1,6 +1,6 @@
 /**
  * `cohort sim SCENARIO --peers N [--algorithm A[,B..]|all] [--alpha X] [--churn P] [--seed S] [--rounds R] [--codec C]
- *   [--learner engine|softmax] [--no-baselines] [--json] [--details] [--plot DIR]`
+ *   [--learner engine|softmax] [--no-baselines] [--json] [--details] [--plot DIR] [--libp2p [--round-ms MS]]`
  * Runs the scenario's averaging on N simulated peers (src/sim) with live progress; prints a table, or with --json exactly
  * {"algorithm","peers","rounds","final":{"mean","min","max","metric"},"baselines":{"centralised","local_only","fedavg"},
  *  "bytes_sent_per_peer","consensus_distance"} (an array of these for several algorithms; --details adds a "details" object).
@@ -16,7 +16,7 @@ import { progressBar } from '../../util/progress.ts';
 
 interface SimFlags {
   peers?: string; algorithm?: string; alpha?: string; churn?: string; seed?: string; rounds?: string; codec?: string;
-  learner?: string; baselines?: boolean; json?: boolean; details?: boolean; plot?: string;
+  learner?: string; baselines?: boolean; json?: boolean; details?: boolean; plot?: string; libp2p?: boolean; roundMs?: string;
 }
 
 function number(flag: string, v: string | undefined, check: (n: number) => boolean, hint: string): number | undefined {
@@ -57,6 +57,8 @@ export function registerSim(program: Command): void {
     .option('--json', 'print JSON on stdout')
     .option('--details', 'with --json: add curves, partition and counters')
     .option('--plot <dir>', 'write SVG curves (metric vs round, vs bytes; consensus) into DIR')
+    .option('--libp2p', 'run the rule over real libp2p peers on 127.0.0.1 (wall-clock rounds) instead of the virtual network')
+    .option('--round-ms <ms>', 'round length in ms (with --libp2p: wall clock, default 400)')
     .action(async (file: string, f: SimFlags) => {
       const m = loadManifest(file);
       const peers = number('peers', f.peers, (n) => Number.isInteger(n) && n >= 2 && n <= 10_000, 'give an integer >= 2');
@@ -70,6 +72,8 @@ export function registerSim(program: Command): void {
       if (f.learner !== undefined && f.learner !== 'engine' && f.learner !== 'softmax') {
         throw new CohortError('BAD_FLAG', `unknown learner "${f.learner}"`, 'use engine or softmax');
       }
+      const roundMs = number('round-ms', f.roundMs, (n) => n >= 10, 'give at least 10 ms') ?? (f.libp2p ? 400 : undefined);
+      const runner = f.libp2p ? (await import('../../net/averaging-transport.ts')).runOnLoopback : undefined;
       const reports: SimReport[] = [];
       const curves: Record<string, CurvePoint[]> = {};
       for (const [k, algorithm] of algorithms(f.algorithm).entries()) {
@@ -77,7 +81,7 @@ export function registerSim(program: Command): void {
         const bar = progressBar({ total, label: `sim ${algorithm ?? m.averaging.algorithm}`, enabled: !f.json, fields: '{phase} {metric}' });
         const r = await runScenarioSim(m, {
           peers, algorithm, alpha, churn, seed, rounds, codec: f.codec as CodecName | undefined, learner: f.learner as LearnerKind | undefined,
-          baselines: f.baselines !== false && k === 0,
+          baselines: f.baselines !== false && k === 0, roundMs, runner,
         }, { onRound: (phase, round, _t, metric) => bar.update(round, { phase, metric: Number.isNaN(metric) ? '' : metric.toFixed(4) }) });
         bar.stop();
         reports.push(r);
