@@ -86,9 +86,9 @@ function cnnFeatures(g: GraphBuilder, s: ParamScope, prefix: string, x: Tensor, 
   nrm: Norm, kind: 'max' | 'avg'): Tensor {
   let h = x;
   channels.forEach((c, i) => {
-    h = conv(g, s, `${prefix}conv${i}`, h, c, { kernel });
-    h = g.relu(norm(g, s, `${prefix}norm${i}`, h, nrm));
-    h = pool(g, h, kind, 2);
+    h = norm(g, s, `${prefix}norm${i}`, conv(g, s, `${prefix}conv${i}`, h, c, { kernel }), nrm);
+    // relu(maxpool(h)) = maxpool(relu(h)) (relu is monotone): pooling first runs relu and its backward on 1/4 of the values
+    h = kind === 'max' ? g.relu(pool(g, h, kind, 2)) : pool(g, g.relu(h), kind, 2);
   });
   return g.flatten(g.globalAveragePool(h), 1);
 }
