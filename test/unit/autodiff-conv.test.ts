@@ -2,6 +2,7 @@
 // gradients vs central finite differences of that float64 reference. Covers 1D/2D/3D, strides, pads, dilations, groups.
 import { describe, expect, it } from 'vitest';
 import { checkGradients, type OpCase } from '../helpers/float64/gradcheck.ts';
+import { im2colConfig } from '../../src/engine/autodiff/im2col.ts';
 import { conv64, convTranspose64, globalAvgPool64, pool64, type Arr, type Geom, type PoolGeom64 } from '../helpers/float64/conv.ts';
 
 const FWD_TOL = 1e-4;
@@ -70,6 +71,21 @@ describe('conv and pool: ORT float32 vs float64 reference and finite differences
       const { forwardErr, gradErr } = await checkGradients(c);
       expect(forwardErr, 'forward').toBeLessThan(FWD_TOL);
       for (const [k, e] of Object.entries(gradErr)) expect(e, `d/d${k}`).toBeLessThan(GRAD_TOL);
+    });
+  }
+});
+
+describe('conv weight gradient built in chunks of kernel offsets (the large-3D path)', () => {
+  for (const name of ['conv2d 3x3 pad 1', 'conv3d stride [2,1,1], pads', 'convTranspose2d k2 s2 (U-Net up)']) {
+    it(name, async () => {
+      const saved = im2colConfig.maxColsFloats;
+      im2colConfig.maxColsFloats = 200; // forces one or two offsets per Gemm
+      try {
+        const { gradErr } = await checkGradients(cases[name]);
+        for (const [k, e] of Object.entries(gradErr)) expect(e, `d/d${k}`).toBeLessThan(GRAD_TOL);
+      } finally {
+        im2colConfig.maxColsFloats = saved;
+      }
     });
   }
 });

@@ -6,7 +6,8 @@
  *
  * src is moved to channels-first [B, N, ...] once, zero-padded, and for each kernel offset one strided Slice
  * extracts the patch plane; Concat stacks them to cols [B*K, N*P] (rows ordered (b, k), so the product reshapes
- * straight to [A, B/G, k...] with no weight transpose). group > 1 uses a batched MatMul over groups.
+ * straight to [A, B/G, k...] with no weight transpose). Very large cols (3D) are built in chunks of kernel offsets,
+ * one Gemm per chunk. group > 1 uses a batched MatMul over groups.
  */
 import type { GraphBuilder } from '../graph/builder.ts';
 import { sizeOf } from '../graph/shape.ts';
@@ -35,8 +36,8 @@ function offsets(kernel: readonly number[]): number[][] {
   return acc;
 }
 
-/** cols [B, K, N, O...]: one strided slice of the padded src per kernel offset. */
-function columns(g: GraphBuilder, src: Tensor, outSpatial: readonly number[], geo: Im2colGeom): Tensor {
+/** Patch planes [B, 1, N, O...]: one strided slice of the padded src per kernel offset. */
+function planes(g: GraphBuilder, src: Tensor, outSpatial: readonly number[], geo: Im2colGeom): Tensor[] {
   const nd = geo.kernel.length;
   const srcSp = src.shape.slice(2);
   const endPad = outSpatial.map((o, i) =>
@@ -45,14 +46,19 @@ function columns(g: GraphBuilder, src: Tensor, outSpatial: readonly number[], ge
   if ([...geo.padBegin, ...endPad].some((p) => p > 0)) t = g.pad(t, [0, 0, ...geo.padBegin, 0, 0, ...endPad]);
   t = g.reshape(t, [t.shape[0], 1, ...t.shape.slice(1)]); // [B, 1, N, Sp...]
   const axes = Array.from({ length: nd }, (_, i) => i + 3);
-  const planes = offsets(geo.kernel).map((k) => {
+  return offsets(geo.kernel).map((k) => {
     const starts = k.map((ki, i) => ki * geo.dilations[i]);
     const ends = starts.map((s, i) => s + (outSpatial[i] - 1) * geo.strides[i] + 1);
     const whole = starts.every((s, i) => s === 0 && ends[i] === t.shape[i + 3] && geo.strides[i] === 1);
     return whole ? t : g.slice(t, { starts, ends, axes, steps: geo.strides });
   });
-  return planes.length === 1 ? planes[0] : g.concat(planes, 1);
 }
+
+/**
+ * Largest cols block (floats) built at once. Beyond it the kernel offsets are split into chunks, one Gemm each:
+ * a 27x cols matrix of a 3D layer (100+ MB) costs more in Concat memory traffic than the extra Gemm calls.
+ */
+export const im2colConfig = { maxColsFloats: 4 * 1024 * 1024 };
 
 export function weightGradient(g: GraphBuilder, outer: Tensor, src: Tensor, geo: Im2colGeom): Tensor {
   const [n, a, ...outSp] = outer.shape;
@@ -60,14 +66,22 @@ export function weightGradient(g: GraphBuilder, outer: Tensor, src: Tensor, geo:
   const np = n * sizeOf(outSp);
   const kk = sizeOf(geo.kernel);
   const G = geo.group;
-  const cols = columns(g, src, outSp, geo);
+  const ps = planes(g, src, outSp, geo);
   const outerT = channelsFirst(g, outer); // [A, N, O...]
   const wShape = [a, b / G, ...geo.kernel];
-  if (G === 1) {
-    const prod = g.gemm(g.reshape(outerT, [a, np]), g.reshape(cols, [b * kk, np]), null, { transB: true });
+  const stack = (xs: Tensor[]): Tensor => (xs.length === 1 ? xs[0] : g.concat(xs, 1));
+  if (G > 1) {
+    const colsG = g.transpose(g.reshape(stack(ps), [G, (b / G) * kk, np]), [0, 2, 1]); // [G, NP, Bg*K]
+    const prod = g.matmul(g.reshape(outerT, [G, a / G, np]), colsG); // [G, Ag, Bg*K]
     return g.reshape(prod, wShape);
   }
-  const colsG = g.transpose(g.reshape(cols, [G, (b / G) * kk, np]), [0, 2, 1]); // [G, NP, Bg*K]
-  const prod = g.matmul(g.reshape(outerT, [G, a / G, np]), colsG); // [G, Ag, Bg*K]
-  return g.reshape(prod, wShape);
+  const outer2 = g.reshape(outerT, [a, np]);
+  const per = Math.max(1, Math.min(kk, Math.floor(im2colConfig.maxColsFloats / (b * np))));
+  const chunks: Tensor[] = [];
+  for (let i = 0; i < kk; i += per) {
+    const part = ps.slice(i, i + per);
+    const prod = g.gemm(outer2, g.reshape(stack(part), [b * part.length, np]), null, { transB: true }); // [A, B*q]
+    chunks.push(g.reshape(prod, [a, b, part.length]));
+  }
+  return g.reshape(chunks.length === 1 ? chunks[0] : g.concat(chunks, 2), wShape);
 }
