@@ -5,6 +5,9 @@ import { registerRoster } from './roster.ts';
 import { registerTrain } from './train.ts';
 import { registerSim } from './sim.ts';
 import { registerPeer } from './peer.ts';
+import { registerScenario } from './scenario.ts';
+import { registerStatus } from './status.ts';
+import { registerAudit } from './audit.ts';
 
 /**
  * The command table. Each entry adds one top-level command (and its subcommands) to the program.
@@ -17,7 +20,7 @@ const registrations: Register[] = [
   registerInit, registerRoster,
   registerTrain,
   registerSim,
-  registerPeer,
+  registerPeer, registerScenario, registerStatus, registerAudit,
 ];
 
 export function registerCommands(program: Command): void {

@@ -1,0 +1,100 @@
+/**
+ * `cohort scenario launch FILE [--follow] | list | status ID | approve ID | reject ID --reason R | cancel ID | export ID --out DIR`
+ * Every subcommand talks to the running peer daemon through its admin API (`--peer DIR|CONFIG`, default $COHORT_PEER or .).
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { AdminClient } from '../../peer/client.ts';
+import type { ScenarioView } from '../../scenario/lifecycle.ts';
+import { convergenceSvg, metricsJson, reportMarkdown, siteResults, type ReportInput } from '../../scenario/report.ts';
+import { CohortError } from '../../util/errors.ts';
+
+interface Detail { id: string; manifest: Record<string, unknown>; view: ScenarioView; names: Record<string, string>; authorName?: string; launchedAt?: string; run?: unknown }
+interface PeerOpt { peer: string; json?: boolean }
+
+const peerOption = (c: Command): Command => c.option('--peer <dir>', 'peer directory or its cohort.json', process.env.COHORT_PEER ?? '.').option('--json', 'print JSON on stdout');
+const client = (o: PeerOpt): AdminClient => AdminClient.forPeer(o.peer);
+const out = (o: PeerOpt, value: unknown, human: () => string): void => {
+  process.stdout.write(o.json ? JSON.stringify(value) + '\n' : human() + '\n');
+};
+
+function readManifest(file: string): Record<string, unknown> {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new CohortError('MANIFEST_READ', `cannot read manifest ${file}: ${(e as Error).message}`, 'pass a JSON file such as scenarios/wdbc-radiomics.json');
+  }
+}
+
+export function siteTable(d: Detail): string {
+  const rows = siteResults(d).map((s) => {
+    const p = d.view.progress[s.peerId];
+    return `  ${s.name.padEnd(12)} round ${String(s.rounds - 1).padStart(3)}  loss ${p?.loss?.toFixed(4) ?? '  –   '}  ${(p?.metricName ?? 'metric').padEnd(8)} ${s.metric?.toFixed(3) ?? '  – '}  ${s.local_only !== null ? `local-only ${s.local_only.toFixed(3)}  ` : ''}${(s.bytes_sent / 1024).toFixed(0).padStart(6)} KiB${s.done ? '  done' : ''}`;
+  });
+  return [`${d.id.slice(0, 12)} ${String(d.manifest.name)}: ${d.view.state}${d.view.reason ? ` (${d.view.reason})` : ''}, approvals ${Object.keys(d.view.approvals).length}, participants ${d.view.run?.participants.length ?? 0}`, ...rows].join('\n');
+}
+
+async function follow(c: AdminClient, id: string, json: boolean): Promise<Detail> {
+  let last = '';
+  for (;;) {
+    const d = await c.get<Detail>(`/scenarios/${id}`);
+    const text = siteTable(d);
+    if (text !== last && !json) process.stderr.write(`${process.stderr.isTTY && last ? `\x1b[${last.split('\n').length}A\x1b[J` : ''}${text}\n`);
+    last = text;
+    if (['finished', 'failed', 'cancelled'].includes(d.view.state)) return d;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+export function registerScenario(program: Command): void {
+  const sc = program.command('scenario').description('launch, approve and follow training scenarios (talks to the running peer daemon)');
+  peerOption(sc.command('launch').argument('<file>', 'scenario manifest (JSON)'))
+    .option('--follow', 'follow progress until the scenario ends')
+    .option('--min-peers <n>', 'approvals needed before the run starts')
+    .option('--run <label>', 'run an already launched manifest again as a new scenario')
+    .action(async (file: string, o: PeerOpt & { follow?: boolean; minPeers?: string; run?: string }) => {
+      const manifest = readManifest(file);
+      const launch = { ...(manifest.launch as Record<string, unknown> | undefined), ...(o.minPeers ? { minPeers: Number(o.minPeers) } : {}), ...(o.run ? { run: o.run } : {}) };
+      const c = client(o);
+      const { id } = await c.post<{ id: string }>('/scenarios', { manifest: Object.keys(launch).length ? { ...manifest, launch } : manifest });
+      if (!o.follow) return out(o, { id }, () => `launched ${id}`);
+      if (!o.json) process.stderr.write(`launched ${id}\n`);
+      const d = await follow(c, id, Boolean(o.json));
+      out(o, { id, state: d.view.state, sites: siteResults(d) }, () => `scenario ${d.view.state}`);
+    });
+  peerOption(sc.command('list')).action(async (o: PeerOpt) => {
+    const rows = await client(o).get<{ id: string; name: string; state: string; approvals: number; participants: number; mine: string }[]>('/scenarios');
+    out(o, rows, () => rows.map((r) => `${r.id.slice(0, 12)}  ${r.name.padEnd(28)} ${r.state.padEnd(10)} approvals ${r.approvals}  participants ${r.participants}  this peer: ${r.mine}`).join('\n') || 'no scenarios');
+  });
+  peerOption(sc.command('status').argument('<id>')).action(async (id: string, o: PeerOpt) => {
+    const d = await client(o).get<Detail>(`/scenarios/${id}`);
+    out(o, d, () => siteTable(d));
+  });
+  for (const op of ['approve', 'reject', 'cancel'] as const) {
+    peerOption(sc.command(op).argument('<id>')).option('--reason <text>', 'why (recorded in the audit log and sent to peers)')
+      .action(async (id: string, o: PeerOpt & { reason?: string }) => {
+        if (op === 'reject' && !o.reason) throw new CohortError('REASON_REQUIRED', 'a rejection needs a reason', 'add --reason "..."');
+        const r = await client(o).post<{ id: string; state: string }>(`/scenarios/${id}/${op}`, o.reason ? { reason: o.reason } : {});
+        out(o, r, () => `${op}: ${r.id.slice(0, 12)} (${r.state})`);
+      });
+  }
+  peerOption(sc.command('export').argument('<id>')).requiredOption('--out <dir>', 'folder for model.onnx, metrics.json, report.md, convergence.svg')
+    .action(async (id: string, o: PeerOpt & { out: string }) => {
+      const d = await client(o).get<Detail & { history: ReportInput['history']; modelOnnxBase64?: string; exportedBy: string }>(`/scenarios/${id}/export`);
+      const dir = resolve(o.out);
+      mkdirSync(dir, { recursive: true });
+      const input: ReportInput = d;
+      const files: string[] = [];
+      if (d.modelOnnxBase64) {
+        writeFileSync(join(dir, 'model.onnx'), Buffer.from(d.modelOnnxBase64, 'base64'));
+        files.push('model.onnx');
+      }
+      writeFileSync(join(dir, 'metrics.json'), JSON.stringify(metricsJson(input), null, 2) + '\n');
+      writeFileSync(join(dir, 'convergence.svg'), convergenceSvg(input));
+      writeFileSync(join(dir, 'report.md'), reportMarkdown(input));
+      files.push('metrics.json', 'convergence.svg', 'report.md');
+      if (!d.modelOnnxBase64) process.stderr.write('cohort: this peer holds no final model for the scenario (it did not train, or the run has not finished)\n');
+      out(o, { dir, files }, () => `wrote ${files.map((f) => join(dir, f)).join(', ')}`);
+    });
+}

@@ -1,0 +1,30 @@
+/** `cohort status [--peer DIR] [--json]`: the running peer — connections, scenarios, device in use, disk. */
+import type { Command } from 'commander';
+import { AdminClient } from '../../peer/client.ts';
+
+interface Status {
+  name: string; peerId: string; addrs: string[]; device: string; datasets: string[];
+  roster: { consortium: string; version: number; roles: string[] };
+  connections: { peer: string; name?: string; addr: string }[];
+  scenarios: { id: string; name: string; state: string; running: boolean; round?: number }[];
+  disk: { freeBytes: number; totalBytes: number };
+}
+
+export function registerStatus(program: Command): void {
+  program.command('status').description('show the running peer: connections, scenarios, device, disk')
+    .option('--peer <dir>', 'peer directory or its cohort.json', process.env.COHORT_PEER ?? '.')
+    .option('--json', 'print JSON on stdout')
+    .action(async (o: { peer: string; json?: boolean }) => {
+      const s = await AdminClient.forPeer(o.peer).get<Status>('/status');
+      if (o.json) return void process.stdout.write(JSON.stringify(s) + '\n');
+      const gib = (b: number): string => (b / 2 ** 30).toFixed(1);
+      process.stdout.write([
+        `${s.name}  ${s.peerId}  roles ${s.roster.roles.join(', ')}  (consortium ${s.roster.consortium}, roster v${s.roster.version})`,
+        `listening ${s.addrs.join(' ')}`,
+        `device ${s.device}   disk ${gib(s.disk.freeBytes)} GiB free of ${gib(s.disk.totalBytes)}   datasets ${s.datasets.join(', ') || 'none'}`,
+        `connections (${s.connections.length}): ${s.connections.map((c) => c.name ?? c.peer.slice(-8)).join(', ') || 'none'}`,
+        `scenarios (${s.scenarios.length}):`,
+        ...s.scenarios.map((x) => `  ${x.id.slice(0, 12)} ${x.name.padEnd(28)} ${x.state}${x.running ? `  training, round ${x.round ?? '-'}` : ''}`),
+      ].join('\n') + '\n');
+    });
+}

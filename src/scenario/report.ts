@@ -1,0 +1,83 @@
+/**
+ * Scenario reports for researchers: from what a peer knows at the end (manifest, merged view with per-site progress, the history
+ * of every progress point it heard, its final model), the files `cohort scenario export` writes:
+ *   metrics.json      per-site final metric, local-only baseline, rounds, bytes sent; and the full history
+ *   convergence.svg   metric per round and site (src/util/plot.ts), local-only baselines dashed
+ *   report.md         a summary a paper can cite: what ran, who took part, results beside local-only training
+ */
+import { linePlot, type Series } from '../util/plot.ts';
+import type { ScenarioView, SiteProgress } from './lifecycle.ts';
+
+export interface ReportInput {
+  readonly id: string;
+  readonly manifest: Readonly<Record<string, unknown>>;
+  readonly view: ScenarioView;
+  readonly names: Readonly<Record<string, string>>;
+  readonly history: readonly (SiteProgress & { site: string })[];
+  readonly authorName?: string;
+  readonly launchedAt?: string;
+  readonly exportedBy: string;
+}
+
+export interface SiteResult { name: string; peerId: string; metric: number | null; local_only: number | null; rounds: number; bytes_sent: number; done: boolean }
+
+export function siteResults(r: Pick<ReportInput, 'view' | 'names'>): SiteResult[] {
+  return Object.entries(r.view.progress).map(([peer, p]) => ({
+    name: r.names[peer] ?? peer.slice(-8), peerId: peer, metric: p.metric ?? null, local_only: p.localOnly ?? null,
+    rounds: p.round + 1, bytes_sent: p.bytesSent ?? 0, done: Boolean(p.done),
+  })).sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export function metricsJson(r: ReportInput): Record<string, unknown> {
+  return { scenario: r.id, name: r.manifest.name, state: r.view.state, metric: metricName(r), sites: siteResults(r),
+    history: r.history.map((h) => ({ site: r.names[h.site] ?? h.site, round: h.round, loss: h.loss ?? null, metric: h.metric ?? null })) };
+}
+
+function metricName(r: Pick<ReportInput, 'manifest'>): string {
+  const task = r.manifest.task as { metric?: string } | undefined;
+  return task?.metric ?? 'metric';
+}
+
+export function convergenceSvg(r: ReportInput): string {
+  const bySite = new Map<string, [number, number][]>();
+  for (const h of r.history) {
+    if (h.metric === undefined) continue;
+    const name = r.names[h.site] ?? h.site.slice(-8);
+    bySite.set(name, [...(bySite.get(name) ?? []), [h.round, h.metric]]);
+  }
+  const series: Series[] = [...bySite.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, pts]) => ({ name, points: pts.sort((a, b) => a[0] - b[0]) }));
+  const lastRound = Math.max(0, ...r.history.map((h) => h.round));
+  for (const s of siteResults(r)) {
+    if (s.local_only !== null) series.push({ name: `${s.name} local-only`, dashed: true, points: [[0, s.local_only], [lastRound, s.local_only]] });
+  }
+  return linePlot({ title: `${String(r.manifest.name)}: ${metricName(r)} per round`, xLabel: 'round', yLabel: metricName(r), series });
+}
+
+const fmt = (v: number | null): string => (v === null ? '–' : v.toFixed(3));
+
+export function reportMarkdown(r: ReportInput): string {
+  const sites = siteResults(r);
+  const m = r.manifest as { title?: string; model?: { type?: string }; averaging?: { algorithm?: string }; rounds?: { max?: number } };
+  const lines = [
+    `# ${m.title ?? String(r.manifest.name)}`,
+    '',
+    `Scenario \`${r.id}\` (content hash of the signed manifest), launched by ${r.authorName ?? 'unknown'}${r.launchedAt ? ` at ${r.launchedAt}` : ''}; state **${r.view.state}**${r.view.reason ? ` (${r.view.reason})` : ''}.`,
+    `Model ${m.model?.type ?? '?'}, averaging ${m.averaging?.algorithm ?? '?'}, ${m.rounds?.max ?? '?'} rounds, decentralised (no server); no patient data left any site — only model parameters, each transfer recorded in the sender's audit log.`,
+    '',
+    `| site | ${metricName(r)} (federated) | ${metricName(r)} (local only) | rounds | bytes sent |`,
+    '|---|---|---|---|---|',
+    ...sites.map((s) => `| ${s.name} | ${fmt(s.metric)} | ${fmt(s.local_only)} | ${s.rounds} | ${s.bytes_sent} |`),
+    '',
+    'Metrics are measured by each site on its own held-out data. Local-only: the same model and local work per round, trained on the site\'s data alone.',
+    '',
+    '![convergence](convergence.svg)',
+    '',
+    `Approvals: ${Object.keys(r.view.approvals).map((p) => r.names[p] ?? p).sort().join(', ') || 'none'}.` +
+      (Object.keys(r.view.rejections).length ? ` Rejected by: ${Object.keys(r.view.rejections).map((p) => r.names[p] ?? p).join(', ')}.` : '') +
+      (Object.keys(r.view.declines).length ? ` Declined (no matching data): ${Object.keys(r.view.declines).map((p) => r.names[p] ?? p).join(', ')}.` : ''),
+    '',
+    `Exported by ${r.exportedBy}. Files: model.onnx (this site's final model, ONNX opset 18), metrics.json, convergence.svg.`,
+    '',
+  ];
+  return lines.join('\n');
+}
