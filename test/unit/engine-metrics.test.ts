@@ -1,12 +1,10 @@
-/** Host-side pieces of the training layer: metrics, schedules, layouts, checkpoints, spec parsing, split and scaling. */
+/** Host-side pieces of the training layer: metrics, schedules, layouts, checkpoints, spec parsing. */
 import { describe, expect, it } from 'vitest';
 import { accuracy, balancedAccuracy, dice, iou, meanDice, rocAuc, argmaxRows } from '../../src/engine/metrics.ts';
 import { scheduledLr, stepHyper } from '../../src/engine/optimizers.ts';
 import { makeLayout } from '../../src/engine/layout.ts';
 import { decodeCheckpoint, encodeCheckpoint } from '../../src/engine/checkpoint.ts';
 import { parseModelSpec, parseOptimizerSpec } from '../../src/engine/spec.ts';
-import { stratifiedSplit, fitStandardizer, applyStandardizer } from '../../src/engine/local.ts';
-import { Rng } from '../../src/util/random.ts';
 import { CohortError } from '../../src/util/errors.ts';
 
 const f = (xs: number[]): Float32Array => Float32Array.from(xs);
@@ -74,25 +72,5 @@ describe('specs', () => {
     expect(bad({ type: 'mlp', classes: 2, hiden: [3] }).message).toMatch(/hiden/);
     expect(bad({ type: 'sequential', layers: [{ type: 'dense', units: 0 }] }).message).toMatch(/layers\[0\]/);
     expect(() => parseOptimizerSpec({ type: 'rmsprop' })).toThrow(/optimizer/);
-  });
-});
-
-describe('split and standardisation', () => {
-  it('the held-out split is stratified, disjoint and seeded', () => {
-    const labels = f([...new Array(80).fill(0), ...new Array(20).fill(1)]);
-    const a = stratifiedSplit(labels, 0.2, new Rng(3));
-    expect(a.test.length).toBe(20);
-    expect(a.test.filter((i) => labels[i] === 1).length).toBe(4);
-    expect(new Set([...a.train, ...a.test]).size).toBe(100);
-    expect(stratifiedSplit(labels, 0.2, new Rng(3))).toEqual(a);
-  });
-  it('z-scores with training statistics; missing values become the mean', () => {
-    const t = { shape: [2], data: f([1, 10, 3, 30, Number.NaN, 20]) };
-    const s = fitStandardizer(t, 3);
-    expect(s.mean[0]).toBeCloseTo(2, 6);
-    expect(s.std[1]).toBeCloseTo(Math.sqrt(200 / 3), 4);
-    const z = applyStandardizer(t, s);
-    expect(z.data[4]).toBe(0);
-    expect(z.data[0]).toBeCloseTo(-1, 6);
   });
 });

@@ -201,7 +201,7 @@ describe('bad input gives clear errors', () => {
       'EMPTY_DATASET', /no samples/);
   });
   it('missing label column, label out of range, bad parameters vector', async () => {
-    await rejects(() => readCsvSamples('data/wdbc.csv', 'outcome'), 'MISSING_LABEL_COLUMN', /no column 'outcome'/);
+    await rejects(() => readCsvSamples('data/wdbc.csv', 'outcome'), 'MISSING_COLUMN', /no label column 'outcome'/);
     const t = await Trainer.create({ model: { type: 'mlp', classes: 2 }, optimizer: opt, batchSize: 4, seed: 1, providers: ['cpu'] }, data);
     const three = { ...data, targets: { label: { shape: [], data: data.targets.label.data.map((v, i) => (i === 3 ? 2 : v)) } } };
     await rejects(t.trainEpoch(three), 'BAD_LABEL', /value 2 of sample 3/);

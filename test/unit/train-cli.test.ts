@@ -41,7 +41,7 @@ describe('cohort train', () => {
   it('a missing label column is a clear error with exit code 2', async () => {
     const err = await cli(['--data', 'data/wdbc.csv', '--label', 'nope']).then(() => null, (e: { code: number; stderr: string }) => e);
     expect(err?.code).toBe(2);
-    expect(err?.stderr).toMatch(/data\/wdbc.csv has no column 'nope'/);
+    expect(err?.stderr).toMatch(/data\/wdbc.csv has no label column 'nope'/);
     expect(err?.stderr).toMatch(/hint: columns: id, radius_mean/);
   });
 });

@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { CohortError } from '../../util/errors.ts';
 import { progressBar } from '../../util/progress.ts';
 import type { SampleSet } from '../../data/samples.ts';
+import { readTabular } from '../../data/tabular.ts';
 import { trainLocal } from '../../engine/local.ts';
 import { releaseSessions } from '../../engine/sessions.ts';
 import type { ExecutionProviderName } from '../../engine/providers.ts';
@@ -102,46 +103,10 @@ function num(s: string, what: string): number {
   return v;
 }
 
-/** Split one CSV line (RFC 4180 quotes). */
-function splitCsvLine(line: string): string[] {
-  const out: string[] = [];
-  let cur = '', q = false;
-  for (let i = 0; i < line.length; i++) {
-    const ch = line[i];
-    if (q) {
-      if (ch === '"' && line[i + 1] === '"') { cur += '"'; i++; } else if (ch === '"') q = false; else cur += ch;
-    } else if (ch === '"') q = true;
-    else if (ch === ',') { out.push(cur); cur = ''; } else cur += ch;
-  }
-  out.push(cur);
-  return out.map((s) => s.trim());
-}
-
-/**
- * A private tabular reader until the data layer's CSV reader lands: numeric columns become the `features` input,
- * the label column's distinct values (sorted) become class indices, `id` and non-numeric columns are dropped.
- */
+/** The CSV through the data layer's tabular reader (numeric and one-hot categorical features, identifiers dropped). */
 export function readCsvSamples(file: string, label: string): { set: SampleSet; classes: number; classNames: string[]; features: string[] } {
   if (!existsSync(file)) throw new CohortError('DATA_NOT_FOUND', `no such file: ${file}`, 'pass the path of a CSV file with --data');
-  const lines = readFileSync(file, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
-  if (lines.length === 0) throw new CohortError('EMPTY_DATASET', `${file} is empty`, 'the CSV needs a header row and data rows');
-  const header = splitCsvLine(lines[0]);
-  const li = header.indexOf(label);
-  if (li < 0) {
-    throw new CohortError('MISSING_LABEL_COLUMN', `${file} has no column '${label}'`, `columns: ${header.slice(0, 12).join(', ')}${header.length > 12 ? ', ...' : ''}`);
-  }
-  const rows = lines.slice(1).map(splitCsvLine);
-  if (rows.length === 0) throw new CohortError('EMPTY_DATASET', `${file} has a header but no data rows`, 'add data rows to the CSV');
-  const numeric = (j: number): boolean => rows.every((r) => r[j] === '' || r[j] === undefined || Number.isFinite(Number(r[j])));
-  const cols = header.map((_, j) => j).filter((j) => j !== li && header[j].toLowerCase() !== 'id' && numeric(j));
-  if (cols.length === 0) throw new CohortError('NO_FEATURES', `${file} has no numeric feature columns`, 'training needs at least one numeric column besides the label');
-  const classNames = [...new Set(rows.map((r) => r[li]))].sort();
-  if (classNames.length < 2) throw new CohortError('ONE_CLASS', `column '${label}' has a single value (${classNames[0]})`, 'classification needs at least two classes');
-  const features = new Float32Array(rows.length * cols.length);
-  rows.forEach((r, i) => cols.forEach((j, k) => { features[i * cols.length + k] = r[j] === '' || r[j] === undefined ? Number.NaN : Number(r[j]); }));
-  const labels = Float32Array.from(rows.map((r) => classNames.indexOf(r[li])));
-  return {
-    set: { size: rows.length, inputs: { features: { shape: [cols.length], data: features } }, targets: { label: { shape: [], data: labels } } },
-    classes: classNames.length, classNames, features: cols.map((j) => header[j]),
-  };
+  const t = readTabular(file, { label });
+  if (t.set.size === 0) throw new CohortError('EMPTY_DATASET', `${file} has no data rows with a label`, 'add data rows to the CSV');
+  return { set: t.set, classes: t.classes, classNames: [...t.classNames], features: [...t.featureNames] };
 }
