@@ -20,6 +20,8 @@ export const NetLimitsSchema = z
     maxGossipBytes: z.number().int().positive().max(4 * MiB).default(1 * MiB),
     /** Body chunk size for model transfers (bytes). */
     chunkBytes: z.number().int().min(4096).max(16 * MiB).default(1 * MiB),
+    /** libp2p refuses more new inbound connections than this per second from one host (DoS guard; raise it when many peers share one IP, e.g. on loopback). */
+    inboundConnectionsPerHostPerSecond: z.number().int().positive().default(5),
   })
   .strict();
 

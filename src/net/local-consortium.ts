@@ -38,7 +38,11 @@ export async function startLocalNodes(
   c: LocalConsortium,
   opts: { net?: NetConfigInput; psk?: Uint8Array; only?: number[]; node?: Partial<CohortNodeInit> } = {},
 ): Promise<CohortNode[]> {
-  const net = parseNetConfig({ listen: ['/ip4/127.0.0.1/tcp/0'], consortium: c.roster.body.consortium, ...opts.net });
+  // every peer shares 127.0.0.1, so libp2p's per-host inbound rate limit must not apply here
+  const net = parseNetConfig({
+    listen: ['/ip4/127.0.0.1/tcp/0'], consortium: c.roster.body.consortium, ...opts.net,
+    limits: { inboundConnectionsPerHostPerSecond: 10_000, ...opts.net?.limits },
+  });
   const which = opts.only ?? c.identities.map((_, i) => i);
   return Promise.all(which.map((i) => createCohortNode({ identity: c.identities[i]!, net, roster: c.roster, psk: opts.psk, ...opts.node })));
 }

@@ -88,6 +88,9 @@ export async function createCohortNode(init: CohortNodeInit): Promise<CohortNode
       emitSelf: false,
       // Our validator decides; never forward what it has not accepted.
       asyncValidation: false,
+      // Only roster members connect (the gater), so gossipsub's Sybil guard against many peers on one IP only hurts:
+      // it graylists legitimate peers behind one hospital NAT, or more than 10 peers on loopback.
+      scoreParams: { IPColocationFactorWeight: 0 },
     }),
     ...(net.relayServer ? { relay: circuitRelayServer() } : {}),
   };
@@ -100,6 +103,7 @@ export async function createCohortNode(init: CohortNodeInit): Promise<CohortNode
     streamMuxers: [yamux(init.yamux ?? DEFAULT_YAMUX)],
     ...(init.psk ? { connectionProtector: pnetProtector(init.psk) } : {}),
     connectionGater: rosterGater(() => rosterStore.current, metrics),
+    connectionManager: { inboundConnectionThreshold: net.limits.inboundConnectionsPerHostPerSecond },
     peerDiscovery: discovery as never,
     services,
   })) as unknown as Libp2p<{ pubsub: GossipSub }>;

@@ -1,0 +1,172 @@
+/**
+ * `cohort bench net`: model transfer between two peer processes over Noise+Yamux and over pnet+Noise+Yamux, each against raw TCP
+ * (node:net) measured in the same run with the same receiver work (copy into one buffer + sha256); and gossip latency (1 KiB, 1 MiB)
+ * from one peer until all 15 others (separate processes) have it. Medians of several runs; raw and libp2p runs interleave so that
+ * background load hits both alike.
+ * Env: COHORT_BENCH_NET_SWEEP=1 adds rows for chunk sizes and yamux windows (the investigation written up in docs/network.md).
+ */
+import '../src/util/polyfills.ts';
+import { connect } from 'node:net';
+import { generateKey } from '@libp2p/pnet';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { median, type BenchSuite } from './suite.ts';
+import { makeConsortium, startLocalNodes } from '../src/net/local-consortium.ts';
+import { makeHeader } from '../src/net/model-exchange.ts';
+import type { CohortNode } from '../src/net/node.ts';
+import { Rng } from '../src/util/random.ts';
+import { PeerProcess } from './net/spawn.ts';
+
+const MiB = 1024 * 1024;
+const SEED = 77;
+const now = (): number => performance.timeOrigin + performance.now();
+
+interface Variant { stack: string; pnet: boolean; chunkBytes: number; window?: number }
+
+function payload(bytes: number): Uint8Array {
+  const rng = new Rng(SEED);
+  const out = new Uint8Array(bytes);
+  const w = new Uint32Array(out.buffer);
+  for (let i = 0; i < w.length; i++) w[i] = rng.int(0x100000000);
+  return out;
+}
+
+/** Raw TCP: length prefix, body in chunkBytes writes with backpressure, wait for the receiver's 1-byte ack. MiB/s. */
+async function rawOnce(port: number, body: Uint8Array, chunkBytes: number): Promise<number> {
+  const sock = connect(port, '127.0.0.1');
+  await new Promise<void>((r, j) => { sock.once('connect', () => r()); sock.once('error', j); });
+  sock.setNoDelay(true);
+  const acked = new Promise<void>((r) => sock.once('data', () => r()));
+  const t0 = performance.now();
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64BE(BigInt(body.byteLength));
+  sock.write(len);
+  for (let off = 0; off < body.byteLength; off += chunkBytes) {
+    if (!sock.write(body.subarray(off, off + chunkBytes))) await new Promise((r) => sock.once('drain', r));
+  }
+  await acked;
+  const s = (performance.now() - t0) / 1000;
+  sock.destroy();
+  return body.byteLength / MiB / s;
+}
+
+async function libp2pOnce(node: CohortNode, to: string, body: Uint8Array, header: ReturnType<typeof makeHeader>): Promise<number> {
+  const t0 = performance.now();
+  const ack = await node.models.send(peerIdFromString(to), header, body);
+  if (!ack.ok) throw new Error(`transfer rejected: ${ack.reason}`);
+  return body.byteLength / MiB / ((performance.now() - t0) / 1000);
+}
+
+async function transferRows(v: Variant, reps: number, body: Uint8Array, log: (s: string) => void): Promise<Record<string, unknown>> {
+  const pskBytes = v.pnet ? (() => { const k = new Uint8Array(95); generateKey(k); return k; })() : undefined;
+  const child = await PeerProcess.start({ seed: SEED, n: 2, index: 1, psk: pskBytes ? Buffer.from(pskBytes).toString('hex') : undefined, chunkBytes: v.chunkBytes, maxStreamWindowSize: v.window });
+  const c = await makeConsortium(2, SEED);
+  const [node] = await startLocalNodes(c, {
+    only: [0], psk: pskBytes,
+    net: { limits: { chunkBytes: v.chunkBytes, maxModelBytes: 1024 * MiB } },
+    node: v.window ? { yamux: { streamOptions: { maxStreamWindowSize: v.window } } } : {},
+  });
+  try {
+    await child.request({ op: 'receive' }, 'receiving');
+    const port = Number((await child.request({ op: 'raw-server' }, 'raw-port')).port);
+    await node!.dial(child.addr);
+    const header = makeHeader({ scenarioId: 'bench', round: 0, sender: node!.peerId.toString(), layoutHash: 'L', dtype: 'float32' }, body);
+    await libp2pOnce(node!, child.peerId, body.subarray(0, 8 * MiB), makeHeader({ ...header, compression: 'none' }, body.subarray(0, 8 * MiB))); // warm-up
+    const raw: number[] = [];
+    const p2p: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      raw.push(await rawOnce(port, body, v.chunkBytes));
+      p2p.push(await libp2pOnce(node!, child.peerId, body, header));
+      log(`  ${v.stack} rep ${i + 1}/${reps}: raw ${raw.at(-1)!.toFixed(0)} MiB/s, libp2p ${p2p.at(-1)!.toFixed(0)} MiB/s`);
+    }
+    const MiBps = median(p2p);
+    const raw_MiBps = median(raw);
+    return {
+      stack: v.stack, MiBps: round(MiBps), raw_MiBps: round(raw_MiBps), ratio: round(MiBps / raw_MiBps, 3),
+      bytes: body.byteLength, reps, chunkBytes: v.chunkBytes, maxStreamWindowSize: v.window ?? 16 * MiB,
+      runs_MiBps: p2p.map((x) => round(x)), runs_raw_MiBps: raw.map((x) => round(x)),
+    };
+  } finally {
+    await Promise.all([node!.stop(), child.stop()]);
+  }
+}
+
+/** One publisher (this process) and 15 subscriber processes, full mesh; time until the last one has the message. */
+async function gossipRows(peers: number, reps: number, log: (s: string) => void): Promise<Record<string, unknown>[]> {
+  const c = await makeConsortium(peers, SEED + 1);
+  const [pub] = await startLocalNodes(c, { only: [0], net: { limits: { maxGossipBytes: 4 * MiB } } });
+  const kids: PeerProcess[] = [];
+  try {
+    for (let i = 1; i < peers; i += 4) {
+      const batch = [];
+      for (let j = i; j < Math.min(i + 4, peers); j++) batch.push(PeerProcess.start({ seed: SEED + 1, n: peers, index: j }));
+      kids.push(...(await Promise.all(batch)));
+    }
+    log(`  ${kids.length} subscriber processes started`);
+    const topic = pub!.topics.heartbeat;
+    pub!.pubsub.subscribe(topic, () => undefined);
+    for (const [i, k] of kids.entries()) {
+      await k.request({ op: 'subscribe', topic }, 'subscribed');
+      await k.request({ op: 'dial', addrs: [pub!.multiaddrs()[0], ...kids.slice(0, i).map((o) => o.addr)] }, 'dialed');
+    }
+    const end = Date.now() + 20_000;
+    while (pub!.libp2p.services.pubsub.getSubscribers(topic).length < kids.length && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 2500)); // two gossipsub heartbeats: meshes settle
+    log(`  publisher: ${pub!.libp2p.getConnections().length} connections, ${pub!.libp2p.services.pubsub.getSubscribers(topic).length} subscribers`);
+    const rows = [];
+    for (const size of [1024, MiB]) {
+      const lat: number[] = [];
+      for (let r = 0; r < reps; r++) {
+        const arrivals = kids.map((k) => k.wait('gossip', 30_000));
+        for (const a of arrivals) a.catch(() => undefined); // a failed publish below must surface, not these
+        const t0 = now();
+        await pub!.pubsub.publish(topic, { type: 'heartbeat', body: { name: 'bench', pad: 'x'.repeat(size), rep: r } }, { requireRecipients: true });
+        const at = (await Promise.all(arrivals)).map((e) => Number(e.at));
+        lat.push(Math.max(...at) - t0);
+        await new Promise((res) => setTimeout(res, 200));
+      }
+      log(`  gossip ${size} B to ${kids.length} peers: ${lat.map((x) => x.toFixed(1)).join(', ')} ms`);
+      rows.push({ stack: `gossip ${size === 1024 ? '1 KiB' : '1 MiB'} to all of ${peers}`, latency_ms: round(median(lat), 1), runs_ms: lat.map((x) => round(x, 1)), peers, reps });
+    }
+    return rows;
+  } finally {
+    await Promise.all([pub!.stop(), ...kids.map((k) => k.stop())]);
+  }
+}
+
+function round(x: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+const suite: BenchSuite = {
+  name: 'net',
+  description: '64 MiB model over Noise+Yamux and pnet vs raw TCP (two processes); gossip latency to 16 peers',
+  async run(opts) {
+    const log = (s: string): void => { if (opts.verbose) process.stderr.write(s + '\n'); };
+    const reps = opts.quick ? 2 : 5;
+    const body = payload(64 * MiB);
+    const variants: Variant[] = [
+      { stack: 'noise+yamux', pnet: false, chunkBytes: MiB },
+      { stack: 'pnet+noise+yamux', pnet: true, chunkBytes: MiB },
+    ];
+    if (process.env.COHORT_BENCH_NET_SWEEP === '1') {
+      variants.push(
+        { stack: 'noise+yamux chunk 64 KiB', pnet: false, chunkBytes: 64 * 1024 },
+        { stack: 'noise+yamux chunk 4 MiB', pnet: false, chunkBytes: 4 * MiB },
+        { stack: 'noise+yamux window 256 KiB', pnet: false, chunkBytes: MiB, window: 256 * 1024 },
+        { stack: 'noise+yamux window 64 MiB', pnet: false, chunkBytes: MiB, window: 64 * MiB },
+      );
+    }
+    const rows: Record<string, unknown>[] = [];
+    if (process.env.COHORT_BENCH_NET_ONLY === 'gossip') variants.length = 0;
+    for (const v of variants) {
+      log(`transfer: ${v.stack}`);
+      rows.push(await transferRows(v, reps, body, log));
+    }
+    log('gossip latency');
+    rows.push(...(await gossipRows(16, opts.quick ? 2 : 5, log)));
+    return { suite: 'net', rows, model_bytes: body.byteLength };
+  },
+};
+
+export default suite;
