@@ -4,3 +4,7 @@
  */
 export * from './samples.ts';
 export * from './tabular.ts';
+export * from './volume.ts';
+export * from './nifti.ts';
+export * from './mesh.ts';
+export * from './radiomics.ts';
