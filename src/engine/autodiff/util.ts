@@ -7,7 +7,10 @@ import type { NodeRecord, Tensor } from '../graph/types.ts';
 export function reduceTo(g: GraphBuilder, t: Tensor, shape: readonly number[]): Tensor {
   if (sameShape(t.shape, shape)) return t;
   const axes = broadcastAxes(shape, t.shape);
-  const r = axes.length > 0 ? g.reduceSum(t, axes, true) : t;
+  // dropping the reduced axes often gives the operand's shape directly (e.g. a bias [P] under [B, P]): one node
+  const dropped = t.shape.filter((_, i) => !axes.includes(i));
+  if (sameShape(dropped, shape)) return g.reduceSum(t, axes, false);
+  const r = g.reduceSum(t, axes, true);
   return sameShape(r.shape, shape) ? r : g.reshape(r, shape);
 }
 

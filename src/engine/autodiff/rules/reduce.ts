@@ -1,5 +1,7 @@
 /** Backward rules for reductions and softmax. */
-import { sizeOf } from '../../graph/shape.ts';
+import type { GraphBuilder } from '../../graph/builder.ts';
+import { sameShape, sizeOf } from '../../graph/shape.ts';
+import type { Tensor } from '../../graph/types.ts';
 import type { Rule } from '../types.ts';
 import { inp, mask } from '../util.ts';
 
@@ -7,12 +9,17 @@ function keptShape(shape: readonly number[], axes: readonly number[]): number[] 
   return shape.map((d, i) => (axes.includes(i) ? 1 : d));
 }
 
+/** dY in keepdims form (a reshape only when the forward dropped the axes). */
+function keep(g: GraphBuilder, t: Tensor, kept: readonly number[]): Tensor {
+  return sameShape(t.shape, kept) ? t : g.reshape(t, kept);
+}
+
 export const reduceRules: Record<string, Rule> = {
   // every summed element receives dY
   ReduceSum: ({ g, node, dy: [dy] }) => {
     const x = inp(node, 0);
     const { axes } = node.meta as { axes: number[] };
-    return [g.expand(g.reshape(dy!, keptShape(x.shape, axes)), x.shape), null];
+    return [g.expand(keep(g, dy!, keptShape(x.shape, axes)), x.shape), null];
   },
   // every averaged element receives dY / count
   ReduceMean: ({ g, node, dy: [dy] }) => {
@@ -20,15 +27,15 @@ export const reduceRules: Record<string, Rule> = {
     const { axes } = node.meta as { axes: number[] };
     const count = sizeOf(axes.map((a) => x.shape[a]));
     const scaled = g.mul(dy!, g.constant(1 / count));
-    return [g.expand(g.reshape(scaled, keptShape(x.shape, axes)), x.shape), null];
+    return [g.expand(keep(g, scaled, keptShape(x.shape, axes)), x.shape), null];
   },
   // max: the gradient goes to the maximal elements, shared equally between ties
   ReduceMax: ({ g, node, dy: [dy] }) => {
     const x = inp(node, 0);
     const { axes } = node.meta as { axes: number[] };
     const kept = keptShape(x.shape, axes);
-    const winners = mask(g, g.equal(x, g.reshape(node.outputs[0], kept)));
-    const share = g.div(g.reshape(dy!, kept), g.reduceSum(winners, axes, true));
+    const winners = mask(g, g.equal(x, keep(g, node.outputs[0], kept)));
+    const share = g.div(keep(g, dy!, kept), g.reduceSum(winners, axes, true));
     return [g.mul(winners, share), null];
   },
   // softmax: dX = Y * (dY - sum(dY * Y))
