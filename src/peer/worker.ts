@@ -7,12 +7,10 @@
  */
 import '../util/polyfills.ts';
 import { parentPort, workerData } from 'node:worker_threads';
-import { applyStandardizer, fitStandardizer, stratifiedSplit } from '../engine/local.ts';
 import { Trainer, type Metrics, type TrainConfig } from '../engine/index.ts';
 import { selectSamples, type SampleSet } from '../data/samples.ts';
-import { loadSimData } from '../sim/datasets.ts';
+import { applyStandardiser, fitStandardiser, readTabular, stratifiedSplit } from '../data/tabular.ts';
 import type { ScenarioManifest } from '../scenario/manifest.ts';
-import { Rng } from '../util/random.ts';
 
 export interface WorkerInit {
   readonly manifest: ScenarioManifest;
@@ -44,16 +42,15 @@ interface Site { train: SampleSet; test: SampleSet; trainer: Trainer; cfg: Train
 function loadSite(init: WorkerInit): { train: SampleSet; test: SampleSet } {
   const m = init.manifest;
   const label = (init.dataOptions.label as string | undefined) ?? m.data.selector.label ?? 'label';
-  const loaded = loadSimData({ source: init.dataPath, label }, {}, m.training.seed);
-  const rng = new Rng(m.training.seed ^ 0x51e);
-  const split = stratifiedSplit(loaded.set.targets.label!.data, m.data.holdout, rng);
+  const loaded = readTabular(init.dataPath, { label });
+  const split = stratifiedSplit(loaded.set.targets.label!.data, m.data.holdout, m.training.seed);
   let train = selectSamples(loaded.set, split.train);
   let test = selectSamples(loaded.set, split.test);
   if (m.data.preprocessing.standardize === true) {
     for (const name of Object.keys(train.inputs)) {
-      const s = fitStandardizer(train.inputs[name]!, train.size);
-      train = { ...train, inputs: { ...train.inputs, [name]: applyStandardizer(train.inputs[name]!, s) } };
-      test = { ...test, inputs: { ...test.inputs, [name]: applyStandardizer(test.inputs[name]!, s) } };
+      const s = fitStandardiser(train.inputs[name]!, train.size);
+      train = { ...train, inputs: { ...train.inputs, [name]: applyStandardiser(train.inputs[name]!, s) } };
+      test = { ...test, inputs: { ...test.inputs, [name]: applyStandardiser(test.inputs[name]!, s) } };
     }
   }
   return { train, test };
