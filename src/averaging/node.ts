@@ -73,6 +73,11 @@ export abstract class AveragingNode {
     t.onMessage((from, msg) => this.receive(from, msg));
   }
 
+  /** This peer's identity on its transport. */
+  get peer(): PeerId {
+    return this.t.self;
+  }
+
   /** The current model of this peer, as it would be evaluated or exported. */
   estimate(): Float32Array {
     return this.x;
@@ -106,12 +111,28 @@ export abstract class AveragingNode {
     if (from !== undefined) this.send(from, { kind: 'pull', ...this.header(this.currentRound()) });
   }
 
+  private lastStarted = -1;
+
+  /** True once the last round has started (or been skipped) and its slot has passed. */
+  get finished(): boolean {
+    return this.lastStarted >= this.cfg.rounds - 1 && this.t.now() >= this.cfg.rounds * this.cfg.roundMs;
+  }
+
   private schedule(round: number): void {
     if (round >= this.cfg.rounds) return;
     const epoch = this.epoch;
     const at = round * this.cfg.roundMs + this.phase();
     this.t.setTimer(Math.max(0, at - this.t.now()), () => {
       if (epoch !== this.epoch || !this.online) return;
+      // A peer whose timer fires a whole round late (a stalled machine) skips to the current round instead of replaying old ones
+      const current = Math.min(this.currentRound(), this.cfg.rounds - 1);
+      if (round < current) {
+        this.stats.skippedRounds += current - round;
+        this.lastStarted = current - 1;
+        this.schedule(current);
+        return;
+      }
+      this.lastStarted = round;
       this.schedule(round + 1);
       return this.runRound(round);
     });

@@ -52,6 +52,16 @@ export class PushSumNode extends AveragingNode {
     return { x: this.xs, w: this.w, pending: this.pending.size };
   }
 
+  /** Shares sent and not yet acknowledged (for mass accounting in tests and diagnostics). */
+  unacknowledged(): { id: string; to: PeerId; x: Float64Array; w: number }[] {
+    return [...this.pending].map(([id, s]) => ({ id, to: s.to, x: s.x, w: s.w }));
+  }
+
+  /** Whether this peer has added the share `id` to its mass. */
+  hasReceived(id: string): boolean {
+    return this.seen.has(id);
+  }
+
   /** The de-biased estimate z = x / w, computed in Float64. */
   estimate64(): Float64Array {
     return Float64Array.from(this.xs, (v) => v / this.w);

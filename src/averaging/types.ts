@@ -93,6 +93,8 @@ export interface NodeStats {
   rounds: number;
   /** Messages a round-based node gave up waiting for at its deadline. */
   missedAtDeadline: number;
+  /** Rounds skipped because this peer's timer fired more than a round late (real networks on a stalled machine). */
+  skippedRounds: number;
 }
 
 export function emptyStats(): NodeStats {
@@ -104,5 +106,6 @@ export function emptyStats(): NodeStats {
     rejected: { 'wrong-scenario': 0, 'wrong-layout': 0, 'unknown-round': 0, 'non-finite': 0, stale: 0, malformed: 0, duplicate: 0 },
     rounds: 0,
     missedAtDeadline: 0,
+    skippedRounds: 0,
   };
 }

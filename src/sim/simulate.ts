@@ -64,7 +64,9 @@ export async function simulate(o: SimulateOptions): Promise<SimulateResult> {
   const nodes = o.learners.map((l, i) => createNode(o.algorithm, net.transport(i), l, { ...o.node, seed: seeds.nextU32() }, o.settings));
   o.onNodes?.(nodes, net);
   for (const ev of o.churn ?? []) {
-    net.at(ev.round * o.node.roundMs - 1e-3, -1, () => {
+    // leave just before the round starts; join half a round early, so that the pulled model arrives before the round begins
+    const at = ev.action === 'leave' ? ev.round * o.node.roundMs - 1e-3 : (ev.round - 0.5) * o.node.roundMs;
+    net.at(at, -1, () => {
       if (ev.action === 'leave' && net.online[ev.peer]) {
         net.online[ev.peer] = false;
         nodes[ev.peer]!.leave();
