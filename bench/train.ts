@@ -102,7 +102,7 @@ const suite: BenchSuite = {
     const started = await TorchWorker.start();
     const torch = typeof started === 'string' ? null : started;
     if (typeof started === 'string') log(`PyTorch unavailable: ${started}; reporting ORT alone`);
-    const reps = opts.quick ? 3 : 9;
+    const reps = opts.quick ? 3 : 15;
     const rows = [];
     try {
       for (const c of CASES) rows.push(await measureCase(c, torch, reps, providers, log));
@@ -110,7 +110,7 @@ const suite: BenchSuite = {
       torch?.stop();
       await releaseSessions();
     }
-    return { suite: 'train', rows, threads: THREADS, repetitions: reps, optimizer: 'sgd momentum 0.9',
+    return { suite: 'train', rows, threads: THREADS, repetitions: reps, optimizer: 'sgd momentum 0.9', torch_env: 'OMP_WAIT_POLICY=PASSIVE (spinning off, as ORT)',
       torch: torch ? `PyTorch ${torch.version} (${PYTHON})` : `unavailable: ${String(started)}` };
   },
 };
