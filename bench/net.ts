@@ -20,7 +20,7 @@ const MiB = 1024 * 1024;
 const SEED = 77;
 const now = (): number => performance.timeOrigin + performance.now();
 
-interface Variant { stack: string; pnet: boolean; chunkBytes: number; window?: number }
+interface Variant { stack: string; pnet: boolean; chunkBytes: number; window?: number; initialWindow?: number }
 
 function payload(bytes: number): Uint8Array {
   const rng = new Rng(SEED);
@@ -58,12 +58,12 @@ async function libp2pOnce(node: CohortNode, to: string, body: Uint8Array, header
 
 async function transferRows(v: Variant, reps: number, body: Uint8Array, log: (s: string) => void): Promise<Record<string, unknown>> {
   const pskBytes = v.pnet ? (() => { const k = new Uint8Array(95); generateKey(k); return k; })() : undefined;
-  const child = await PeerProcess.start({ seed: SEED, n: 2, index: 1, psk: pskBytes ? Buffer.from(pskBytes).toString('hex') : undefined, chunkBytes: v.chunkBytes, maxStreamWindowSize: v.window });
+  const child = await PeerProcess.start({ seed: SEED, n: 2, index: 1, psk: pskBytes ? Buffer.from(pskBytes).toString('hex') : undefined, chunkBytes: v.chunkBytes, maxStreamWindowSize: v.window, initialStreamWindowSize: v.initialWindow });
   const c = await makeConsortium(2, SEED);
   const [node] = await startLocalNodes(c, {
     only: [0], psk: pskBytes,
     net: { limits: { chunkBytes: v.chunkBytes, maxModelBytes: 1024 * MiB } },
-    node: v.window ? { yamux: { streamOptions: { maxStreamWindowSize: v.window } } } : {},
+    node: v.window ? { yamux: { streamOptions: { maxStreamWindowSize: v.window, initialStreamWindowSize: v.initialWindow } } } : {},
   });
   try {
     await child.request({ op: 'receive' }, 'receiving');
@@ -82,7 +82,7 @@ async function transferRows(v: Variant, reps: number, body: Uint8Array, log: (s:
     const raw_MiBps = median(raw);
     return {
       stack: v.stack, MiBps: round(MiBps), raw_MiBps: round(raw_MiBps), ratio: round(MiBps / raw_MiBps, 3),
-      bytes: body.byteLength, reps, chunkBytes: v.chunkBytes, maxStreamWindowSize: v.window ?? 16 * MiB,
+      bytes: body.byteLength, reps, chunkBytes: v.chunkBytes, maxStreamWindowSize: v.window ?? 16 * MiB, initialStreamWindowSize: v.initialWindow ?? 256 * 1024,
       runs_MiBps: p2p.map((x) => round(x)), runs_raw_MiBps: raw.map((x) => round(x)),
     };
   } finally {
@@ -153,18 +153,23 @@ const suite: BenchSuite = {
       variants.push(
         { stack: 'noise+yamux chunk 64 KiB', pnet: false, chunkBytes: 64 * 1024 },
         { stack: 'noise+yamux chunk 4 MiB', pnet: false, chunkBytes: 4 * MiB },
-        { stack: 'noise+yamux window 256 KiB', pnet: false, chunkBytes: MiB, window: 256 * 1024 },
-        { stack: 'noise+yamux window 64 MiB', pnet: false, chunkBytes: MiB, window: 64 * MiB },
+        { stack: 'noise+yamux window 256 KiB fixed', pnet: false, chunkBytes: MiB, window: 256 * 1024 },
+        { stack: 'noise+yamux window 64 MiB max', pnet: false, chunkBytes: MiB, window: 64 * MiB },
+        { stack: 'noise+yamux window 4 MiB initial', pnet: false, chunkBytes: MiB, window: 16 * MiB, initialWindow: 4 * MiB },
+        { stack: 'noise+yamux window 16 MiB initial', pnet: false, chunkBytes: MiB, window: 16 * MiB, initialWindow: 16 * MiB },
       );
     }
     const rows: Record<string, unknown>[] = [];
-    if (process.env.COHORT_BENCH_NET_ONLY === 'gossip') variants.length = 0;
+    const only = process.env.COHORT_BENCH_NET_ONLY; // 'gossip' | 'transfer': part of the suite, for investigations
+    if (only === 'gossip') variants.length = 0;
     for (const v of variants) {
       log(`transfer: ${v.stack}`);
       rows.push(await transferRows(v, reps, body, log));
     }
-    log('gossip latency');
-    rows.push(...(await gossipRows(16, opts.quick ? 2 : 5, log)));
+    if (only !== 'transfer') {
+      log('gossip latency');
+      rows.push(...(await gossipRows(16, opts.quick ? 2 : 5, log)));
+    }
     return { suite: 'net', rows, model_bytes: body.byteLength };
   },
 };

@@ -1,6 +1,6 @@
 /**
  * A Cohort peer in its own process, driven by its parent over IPC (bench/net.ts and the e2e tests).
- * argv[2]: JSON { seed, n, index, psk? (hex of the key file), chunkBytes?, maxStreamWindowSize? }
+ * argv[2]: JSON { seed, n, index, psk? (hex of the key file), chunkBytes?, maxStreamWindowSize?, initialStreamWindowSize? }
  * Parent -> child: {op:'dial', addrs} | {op:'subscribe', topic} | {op:'receive'} | {op:'trickle', to, bytes, delayMs} |
  *                  {op:'raw-server'} | {op:'stop'}
  * Child -> parent: {ev:'ready', addr, peerId} | {ev:'dialed'} | {ev:'subscribed'} | {ev:'gossip', at, bytes} |
@@ -16,7 +16,7 @@ import { encodeFrame } from '../../src/net/stream-io.ts';
 import { MODEL_PROTOCOL, makeHeader } from '../../src/net/model-exchange.ts';
 import type { CohortNode } from '../../src/net/node.ts';
 
-interface Args { seed: number; n: number; index: number; psk?: string; chunkBytes?: number; maxStreamWindowSize?: number }
+interface Args { seed: number; n: number; index: number; psk?: string; chunkBytes?: number; maxStreamWindowSize?: number; initialStreamWindowSize?: number }
 type Cmd =
   | { op: 'dial'; addrs: string[] }
   | { op: 'subscribe'; topic: string }
@@ -34,7 +34,7 @@ const [node] = await startLocalNodes(consortium, {
   only: [args.index],
   psk: args.psk ? new Uint8Array(Buffer.from(args.psk, 'hex')) : undefined,
   net: { limits: { chunkBytes: args.chunkBytes ?? 1024 * 1024, maxModelBytes: 1024 * 1024 * 1024, maxGossipBytes: 4 * 1024 * 1024 } },
-  node: args.maxStreamWindowSize ? { yamux: { streamOptions: { maxStreamWindowSize: args.maxStreamWindowSize } } } : {},
+  node: args.maxStreamWindowSize ? { yamux: { streamOptions: { maxStreamWindowSize: args.maxStreamWindowSize, initialStreamWindowSize: args.initialStreamWindowSize } } } : {},
 }) as [CohortNode];
 
 process.on('message', (cmd: Cmd) => {

@@ -27,7 +27,7 @@ export class PeerProcess {
     });
   }
 
-  static async start(args: { seed: number; n: number; index: number; psk?: string; chunkBytes?: number; maxStreamWindowSize?: number }): Promise<PeerProcess> {
+  static async start(args: { seed: number; n: number; index: number; psk?: string; chunkBytes?: number; maxStreamWindowSize?: number; initialStreamWindowSize?: number }): Promise<PeerProcess> {
     const p = new PeerProcess(args);
     const ready = await p.wait('ready', 60_000);
     p.addr = String(ready.addr);

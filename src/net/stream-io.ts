@@ -9,7 +9,7 @@ import { CohortError } from '../util/errors.ts';
 
 export class StreamReader {
   private readonly it: AsyncIterator<Uint8Array | Uint8ArrayList>;
-  private pending: Uint8Array | undefined;
+  private readonly pending: Uint8Array[] = [];
 
   constructor(stream: Stream) {
     this.it = (stream as AsyncIterable<Uint8Array | Uint8ArrayList>)[Symbol.asyncIterator]();
@@ -17,19 +17,19 @@ export class StreamReader {
 
   /** The next chunk as it arrived (no copy unless it came as a list), or undefined at the end of the stream. */
   async next(): Promise<Uint8Array | undefined> {
-    if (this.pending) {
-      const p = this.pending;
-      this.pending = undefined;
-      return p;
-    }
+    const queued = this.pending.shift();
+    if (queued) return queued;
     const r = await this.it.next();
     if (r.done) return undefined;
-    return r.value instanceof Uint8Array ? r.value : r.value.subarray();
+    if (r.value instanceof Uint8Array) return r.value;
+    // A list of buffers: hand them out one by one instead of concatenating (subarray() on a list copies).
+    for (const buf of r.value) if (buf.byteLength > 0) this.pending.push(buf);
+    return this.pending.shift() ?? new Uint8Array(0);
   }
 
   /** Put back the unread tail of a chunk. */
   unshift(chunk: Uint8Array): void {
-    if (chunk.byteLength > 0) this.pending = chunk;
+    if (chunk.byteLength > 0) this.pending.unshift(chunk);
   }
 
   /** Exactly n bytes, or undefined if the stream ends first. */
