@@ -2,7 +2,9 @@
  * D-PSGD (Lian et al., NeurIPS 2017): synchronous rounds, Metropolis-Hastings weights on the current graph.
  *   x_i <- sum_{j in N(i) ∪ {i}} W_ij x_j + (LocalSteps(x_i) - x_i)      (mix and step from the same x)
  * Every model message carries the sender's degree and participant set, so both ends compute the same W_ij = 1/(1+max(d_i,d_j))
- * and use it only if each lists the other. A neighbour whose model misses the deadline gets W_ij = 0 and its weight moves to W_ii.
+ * and use it only if each lists the other. A neighbour whose model misses the deadline gets W_ij = 0 and its weight moves to W_ii;
+ * if that model arrives later (before this peer's next mix), the missing term W_ij (x_j - x_i) is added then, so that the round's W is
+ * symmetric again once every message has landed (the mean is kept even when deadlines are missed on a slow network).
  * `onMix` reports the row of W each peer used (the tests assemble W from it and check it is doubly stochastic under churn).
  */
 import type { Vec } from './compression.ts';
@@ -25,9 +27,11 @@ export class DpsgdNode extends AveragingNode {
   private received = new Map<PeerId, Incoming>();
   private readonly buffered = new Map<number, Map<PeerId, Incoming>>();
   private delta: Float32Array | null = null;
+  /** The last mixed round, to apply models that missed its deadline. */
+  private lastMix: { round: number; snapshot: Float32Array; participants: readonly PeerId[]; degree: number; used: Set<PeerId> } | null = null;
 
   protected acceptRound(r: number): 'ok' | 'stale' | 'unknown-round' {
-    if (r === this.round + 1 || (r === this.round && !this.mixed)) return 'ok';
+    if (r === this.round + 1 || (r === this.round && !this.mixed) || r === this.lastMix?.round) return 'ok';
     if (r <= this.round) return 'stale';
     return r > this.round + 1 && r <= this.currentRound() + 1 ? 'ok' : 'unknown-round';
   }
@@ -69,6 +73,8 @@ export class DpsgdNode extends AveragingNode {
     if (msg.round === this.round && !this.mixed) {
       this.received.set(from, incoming);
       this.tryMix(msg.round);
+    } else if (msg.round === this.lastMix?.round) {
+      this.lateCorrection(from, incoming);
     } else if (msg.round > this.round) {
       const box = this.buffered.get(msg.round) ?? new Map<PeerId, Incoming>();
       box.set(from, incoming);
@@ -76,6 +82,16 @@ export class DpsgdNode extends AveragingNode {
     } else {
       this.reject('stale', from);
     }
+  }
+
+  /** x_i += W_ij (x_j - x_i^snapshot): the term the deadline left out, now that x_j is here. */
+  private lateCorrection(from: PeerId, inc: Incoming): void {
+    const last = this.lastMix!;
+    if (last.used.has(from) || !last.participants.includes(from) || !inc.participants.includes(this.t.self)) return this.reject('stale', from);
+    last.used.add(from);
+    const w = 1 / (1 + Math.max(last.degree, inc.degree));
+    for (let i = 0; i < this.x.length; i++) this.x[i] = this.x[i]! + w * (inc.v[i]! - last.snapshot[i]!);
+    this.stats.lateApplied++;
   }
 
   private tryMix(round: number): void {
@@ -103,6 +119,7 @@ export class DpsgdNode extends AveragingNode {
     const delta = this.delta;
     for (let i = 0; i < acc.length; i++) this.x[i] = acc[i]! + selfWeight * this.snapshot[i]! + (delta ? delta[i]! : 0);
     this.stats.rounds++;
+    this.lastMix = { round, snapshot: this.snapshot, participants: this.participants, degree: di, used: new Set(weights.keys()) };
     this.onMix?.(round, weights);
   }
 }

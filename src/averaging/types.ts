@@ -95,6 +95,8 @@ export interface NodeStats {
   missedAtDeadline: number;
   /** Rounds skipped because this peer's timer fired more than a round late (real networks on a stalled machine). */
   skippedRounds: number;
+  /** D-PSGD: models that missed a deadline and were applied afterwards as a correction. */
+  lateApplied: number;
 }
 
 export function emptyStats(): NodeStats {
@@ -107,5 +109,6 @@ export function emptyStats(): NodeStats {
     rounds: 0,
     missedAtDeadline: 0,
     skippedRounds: 0,
+    lateApplied: 0,
   };
 }

@@ -50,18 +50,20 @@ describe('averaging over real libp2p peers on loopback', () => {
     expect(r.nodes.every((n) => n.stats.bytesSent > 0 && n.stats.messagesReceived > 0)).toBe(true);
   });
 
-  it('D-PSGD: 4 peers agree, and keep the mean exactly when no model missed a deadline', async () => {
+  it('D-PSGD: 4 peers agree, and keep the mean when every model that missed a deadline was applied late', async () => {
     const xs = vectors(4, 2);
     const r = await runOnLoopback({
       algorithm: 'dpsgd', seed: 8, learners: xs.map((x) => new VectorLearner(x)),
       node: { scenario: 'loop', layoutHash: 'h16', rounds: 8, roundMs: 400, deadlineMs: 320, codec: 'f32', weighting: 'uniform', train: false, proximal: false },
     });
     expect(consensusDistance(r.estimates)).toBeLessThan(consensusDistance(xs) * 1e-4);
-    // a model that misses its deadline makes that round's W one-sided (documented): the mean is only kept when none did
+    // a model that misses its deadline is applied late as a correction; only one later than the next mix (a badly stalled machine)
+    // leaves that round's W one-sided (documented), so the mean is checked when every missed model was corrected
     const missed = r.nodes.reduce((a, n) => a + n.stats.missedAtDeadline, 0);
+    const corrected = r.nodes.reduce((a, n) => a + n.stats.lateApplied, 0);
     const target = mean(xs);
     const got = mean(r.estimates);
     const drift = Math.max(...Array.from(got, (v, i) => Math.abs(v - target[i]!)));
-    if (missed === 0) expect(drift).toBeLessThan(1e-4);
+    if (missed === corrected) expect(drift).toBeLessThan(1e-4);
   });
 });

@@ -128,6 +128,21 @@ describe('D-PSGD mixing (Metropolis-Hastings)', () => {
     for (let i = 0; i < D; i++) expect(b.sum[i]).toBeCloseTo(a.sum[i]!, 3);
   });
 
+  it('models that miss the deadline are applied late as a correction: the mean is kept and the peers still agree', async () => {
+    const xs = startingVectors(12, 19);
+    const res = await simulate({
+      algorithm: 'dpsgd', seed: 2, learners: xs.map((x) => new VectorLearner(x)),
+      network: { topology: { kind: 'random-regular', degree: 3 }, link: { latencyMs: 30, bandwidthBytesPerMs: 20, loss: 0 }, stepMs: 1 },
+      node: nodeCfg({ rounds: 60, roundMs: 100, deadlineMs: 25 }),
+    });
+    const late = res.nodes.reduce((a, n) => a + n.stats.lateApplied, 0);
+    const missed = res.nodes.reduce((a, n) => a + n.stats.missedAtDeadline, 0);
+    expect(missed).toBeGreaterThan(100);
+    expect(late).toBe(missed);
+    expect(maxErr(res.finalModels.map((m) => Float64Array.from(m)), exactMean(xs))).toBeLessThan(1e-4);
+    expect(res.probes.at(-1)!.consensus).toBeLessThan(res.probes[0]!.consensus * 1e-3);
+  });
+
   it('consensus distance decays at the rate the spectral gap predicts', async () => {
     const n = 24;
     const topology: Topology = { kind: 'random-regular', degree: 3 };

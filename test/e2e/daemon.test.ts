@@ -1,0 +1,201 @@
+/**
+ * The peer daemon end to end, with real processes on loopback, real libp2p, real LevelDB, real ONNX training:
+ * four hospitals (site-d approves only by hand) plus site-e, a roster researcher that runs no daemon: the test uses its key
+ * to gossip forged announcements.
+ */
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-node';
+import { createCohortNode, type CohortNode } from '../../src/net/node.ts';
+import { parseNetConfig } from '../../src/net/config.ts';
+import { loadIdentity } from '../../src/net/identity.ts';
+import { readRosterFile } from '../../src/net/roster.ts';
+import { signScenario, scenarioId } from '../../src/scenario/signing.ts';
+import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
+import { openStore, storePath } from '../../src/store/db.ts';
+import { AuditLog, type AuditEntry } from '../../src/store/audit.ts';
+import { loadRound } from '../../src/store/checkpoints.ts';
+import { cli, client, provisionCluster, startDaemon, stopCluster, stopDaemon, waitConnected, waitFor, wdbcManifest, log, type Cluster } from './daemon-harness.ts';
+
+interface Detail { id: string; view: ScenarioView; names: Record<string, string> }
+const A = 0, B = 1, C = 2, D = 3, E = 4;
+let c: Cluster;
+
+beforeAll(async () => {
+  c = await provisionCluster([{ name: 'site-e', roles: ['researcher'], port: 0 }], (s) => s.name === 'site-d'
+    ? { ...s, config: { ...s.config, approval: { autoApprove: { families: [], authors: [], manifests: [] } } } } : s);
+  for (const i of [A, B, C, D]) startDaemon(c, i);
+  await waitConnected(c, [A, B, C, D]);
+}, 120_000);
+
+afterAll(async () => {
+  if (c) await stopCluster(c);
+});
+
+const detail = (i: number, id: string): Promise<Detail> => client(c, i).get<Detail>(`/scenarios/${id}`);
+const until = (i: number, id: string, pred: (d: Detail) => boolean, what: string, ms = 90_000): Promise<Detail> =>
+  waitFor(what, async () => { const d = await detail(i, id); return pred(d) ? d : false; }, ms);
+
+describe('admin API', () => {
+  it('refuses requests without the token or with a wrong one; the token file is private', async () => {
+    const info = JSON.parse(readFileSync(join(c.sites[A]!.dir, 'admin.json'), 'utf8')) as { port: number };
+    const none = await fetch(`http://127.0.0.1:${info.port}/status`);
+    expect(none.status).toBe(401);
+    const wrong = await fetch(`http://127.0.0.1:${info.port}/status`, { headers: { authorization: 'Bearer 00ff' } });
+    expect(wrong.status).toBe(401);
+    const { statSync } = await import('node:fs');
+    expect(statSync(join(c.sites[A]!.dir, 'admin.token')).mode & 0o077).toBe(0);
+    expect((await client(c, A).get<{ name: string }>('/status')).name).toBe('site-a');
+  });
+});
+
+describe('launch rules', () => {
+  it('a non-researcher cannot launch (CLI exits with the reason)', () => {
+    const file = join(c.dir, 'm.json');
+    writeFileSync(file, JSON.stringify(wdbcManifest()));
+    const r = cli(['scenario', 'launch', file, '--peer', c.sites[C]!.dir]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('no researcher role');
+  });
+
+  it('forged, unsigned, tampered and non-researcher manifests are rejected by every peer', async () => {
+    const e = loadIdentity(join(c.sites[E]!.dir, 'peer.key'));
+    const node: CohortNode = await createCohortNode({ identity: e, roster: readRosterFile(join(c.sites[E]!.dir, 'roster.json')),
+      net: parseNetConfig({ listen: ['/ip4/127.0.0.1/tcp/0'], consortium: 'example' }) });
+    try {
+      for (const i of [A, B, C, D]) await node.dial(c.sites[i]!.addr);
+      const good = await signScenario(wdbcManifest({ name: 'forgery' }), e);
+      const tampered = { ...good, manifest: { ...good.manifest, rounds: { max: 99 } } };
+      const forged = { ...(await signScenario(wdbcManifest({ name: 'forged-author' }), e)), author: c.sites[A]!.peerId };
+      const { sig: _sig, ...unsigned } = await signScenario(wdbcManifest({ name: 'unsigned' }), e);
+      const byDataProvider = await signScenario(wdbcManifest({ name: 'by-site-c' }), loadIdentity(join(c.sites[C]!.dir, 'peer.key')));
+      const gs = node.libp2p.services.pubsub;
+      const topic = node.topics.announce;
+      gs.subscribe(topic);
+      await waitFor('mesh', async () => gs.getSubscribers(topic).length >= 4, 30_000);
+      for (const body of [tampered, forged, unsigned, byDataProvider]) {
+        await gs.publish(topic, new TextEncoder().encode(JSON.stringify({ v: 1, type: 'scenario-announce', body, sentAt: Date.now() })));
+      }
+      const ids = [tampered.id, forged.id, scenarioId(unsigned.manifest), byDataProvider.id];
+      for (const i of [A, B, C, D]) {
+        const rejected = await waitFor('rejections', async () => {
+          const r = await client(c, i).get<{ reason: string }[]>('/rejected');
+          return r.length >= 3 ? r : false;
+        }, 20_000);
+        expect(rejected).toHaveLength(3);
+        expect(rejected.some((r) => r.reason.startsWith('tampered'))).toBe(true);
+        expect(rejected.some((r) => r.reason.startsWith('bad signature'))).toBe(true);
+        expect(rejected.some((r) => r.reason.includes('not a researcher'))).toBe(true);
+        const listed = (await client(c, i).get<{ id: string }[]>('/scenarios')).map((s) => s.id);
+        for (const id of ids) expect(listed).not.toContain(id);
+      }
+    } finally {
+      await node.stop();
+    }
+  }, 60_000);
+});
+
+describe('scenarios', () => {
+  let s1 = '';
+  let s2 = '';
+
+  it('two scenarios at once: full lifecycle on four peers (site-d approves by hand), and one site-d rejects', async () => {
+    s1 = (await client(c, A).post<{ id: string }>('/scenarios', { manifest: wdbcManifest({ launch: { minPeers: 3, approvalWindowMs: 60_000 } }) })).id;
+    s2 = (await client(c, B).post<{ id: string }>('/scenarios', { manifest: wdbcManifest({ name: 'wdbc-e2e-b', launch: { minPeers: 2, approvalWindowMs: 60_000 } }) })).id;
+    await until(D, s1, (d) => d.view.approvals[c.sites[A]!.peerId] !== undefined, 'site-d hears s1');
+    await until(D, s2, () => true, 'site-d hears s2');
+    const ok = cli(['scenario', 'approve', s1.slice(0, 10), '--peer', c.sites[D]!.dir]);
+    expect(ok.code, ok.stderr).toBe(0);
+    const no = cli(['scenario', 'reject', s2.slice(0, 10), '--reason', 'not approved by our ethics board', '--peer', c.sites[D]!.dir]);
+    expect(no.code, no.stderr).toBe(0);
+
+    const [d1, d2] = await Promise.all([
+      until(A, s1, (d) => d.view.state === 'finished', 's1 finished'),
+      until(B, s2, (d) => d.view.state === 'finished', 's2 finished'),
+    ]);
+    expect(d1.view.run?.participants).toHaveLength(4);
+    expect(Object.keys(d1.view.progress)).toHaveLength(4);
+    for (const p of Object.values(d1.view.progress)) {
+      expect(p.done).toBe(true);
+      expect(p.round).toBe(3);
+      expect(p.metric).toBeGreaterThan(0.8);
+      expect(p.localOnly).toBeGreaterThan(0.5);
+      expect(p.bytesSent).toBeGreaterThan(0);
+    }
+    expect([...(d2.view.run?.participants ?? [])].sort()).toEqual([A, B, C].map((i) => c.sites[i]!.peerId).sort());
+    expect(d2.view.rejections[c.sites[D]!.peerId]?.reason).toBe('not approved by our ethics board');
+    // every peer converged on the same view of s1
+    const views = await Promise.all([A, B, C, D].map((i) => waitFor('converged', async () => { const d = await detail(i, s1); return d.view.state === 'finished' ? d.view : false; })));
+    for (const v of views) expect(v.run).toEqual(views[0]!.run);
+  }, 150_000);
+
+  it('the peer that did not approve neither trained nor sent anything for that scenario (its audit log shows it)', async () => {
+    const r = await client(c, D).get<{ verify: { ok: boolean }; entries: AuditEntry[] }>(`/audit?scenario=${s2}`);
+    expect(r.verify.ok).toBe(true);
+    expect(r.entries.map((e) => e.kind)).toEqual(['rejection', 'gossip-sent']);
+    expect(r.entries[0]!.detail).toBe('not approved by our ethics board');
+    const mine = await client(c, D).get<{ entries: AuditEntry[] }>(`/audit?scenario=${s1}`);
+    expect(mine.entries.filter((e) => e.kind === 'model-sent').length).toBeGreaterThan(0);
+    for (const e of mine.entries.filter((x) => x.kind === 'model-sent')) {
+      expect([A, B, C].map((i) => c.sites[i]!.peerId)).toContain(e.to);
+      expect(e.sha256).toMatch(/^[0-9a-f]{64}$/);
+      expect(e.bytes).toBeGreaterThan(0);
+    }
+    const cliAudit = cli(['audit', '--json', '--peer', c.sites[D]!.dir]);
+    expect(cliAudit.code).toBe(0);
+    expect((JSON.parse(cliAudit.stdout) as { verify: { ok: boolean } }).verify.ok).toBe(true);
+  });
+
+  it('export writes model.onnx (loads in onnxruntime), metrics.json, convergence.svg and report.md', async () => {
+    const out = join(c.dir, 'export');
+    const r = cli(['scenario', 'export', s1.slice(0, 12), '--out', out, '--peer', c.sites[B]!.dir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(['convergence.svg', 'metrics.json', 'model.onnx', 'report.md']);
+    const session = await ort.InferenceSession.create(join(out, 'model.onnx'));
+    expect(session.inputNames.length).toBeGreaterThan(0);
+    const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { sites: { name: string; metric: number }[] };
+    expect(metrics.sites.map((s) => s.name)).toEqual(['site-a', 'site-b', 'site-c', 'site-d']);
+    expect(readFileSync(join(out, 'convergence.svg'), 'utf8')).toContain('<svg');
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('| site-d |');
+  });
+
+  it('kill -9 of a peer mid-run: it restarts, resumes from its checkpoint, pulls the model, and the scenario finishes', async () => {
+    const id = (await client(c, A).post<{ id: string }>('/scenarios', { manifest: wdbcManifest({ name: 'wdbc-e2e-kill', rounds: 8, roundMs: 1500, launch: { minPeers: 3, approvalWindowMs: 2000 } }) })).id;
+    await until(A, id, (d) => (d.view.progress[c.sites[C]!.peerId]?.round ?? -1) >= 1, 'site-c past round 1');
+    expect(await stopDaemon(c, C, 'SIGKILL')).toBeNull();
+    startDaemon(c, C);
+    const d = await until(A, id, (x) => x.view.state === 'finished', 'finished after the restart', 120_000);
+    const p = d.view.progress[c.sites[C]!.peerId];
+    expect(p?.done).toBe(true);
+    expect(p?.round).toBe(7);
+    expect(log(c, C)).toContain('resumed from checkpoint');
+  }, 180_000);
+});
+
+describe('shutdown and the store', () => {
+  it('SIGTERM leaves a consistent store; a corrupt or missing store stops the next start with a clear error', async () => {
+    expect(await stopDaemon(c, B, 'SIGTERM')).toBe(0);
+    const store = await openStore(c.sites[B]!.dir, { create: false });
+    const audit = await AuditLog.open(store);
+    expect(await audit.verify()).toMatchObject({ ok: true });
+    const entries = await audit.list();
+    expect(entries.at(-1)?.kind).toBe('stop');
+    const scen = (await store.scenarios.keys({ gte: 'manifest/', lt: 'manifest0' }).all()).map((k) => k.slice(9));
+    for (const id of scen) await loadRound(store, id); // throws on a torn checkpoint
+    await store.close();
+    expect(existsSync(join(c.sites[B]!.dir, 'admin.token'))).toBe(false);
+
+    for (const f of readdirSync(storePath(c.sites[B]!.dir))) if (f.startsWith('MANIFEST')) writeFileSync(join(storePath(c.sites[B]!.dir), f), Buffer.alloc(256, 1));
+    const corrupt = cli(['peer', 'start', '--config', c.sites[B]!.config]);
+    expect(corrupt.code).toBe(2);
+    expect(corrupt.stderr).toContain('is damaged and was not opened');
+    expect(corrupt.stderr).toContain('hint:');
+
+    const { rmSync } = await import('node:fs');
+    rmSync(storePath(c.sites[B]!.dir), { recursive: true });
+    const missing = cli(['peer', 'start', '--config', c.sites[B]!.config]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('no store at');
+  }, 60_000);
+});
