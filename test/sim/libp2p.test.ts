@@ -23,7 +23,7 @@ describe('averaging over real libp2p peers on loopback', () => {
     const xs = vectors(4, 1);
     const r = await runOnLoopback({
       algorithm: 'pushsum', seed: 7, learners: xs.map((x) => new VectorLearner(x)), settings: { fanout: 3 },
-      node: { scenario: 'loop', layoutHash: 'h16', rounds: 30, roundMs: 100, deadlineMs: 80, codec: 'f64', weighting: 'uniform', train: false, proximal: false },
+      node: { scenario: 'loop', layoutHash: 'h16', rounds: 30, roundMs: 150, deadlineMs: 120, codec: 'f64', weighting: 'uniform', train: false, proximal: false },
     });
     const target = mean(xs);
     const nodes = r.nodes as PushSumNode[];
@@ -43,9 +43,10 @@ describe('averaging over real libp2p peers on loopback', () => {
       }
     }
     for (let i = 0; i < D; i++) expect(Math.abs(x[i]! / w - target[i]!)).toBeLessThan(1e-9);
+    const startErr = Math.max(...xs.flatMap((v) => Array.from(v, (e, i) => Math.abs(e - target[i]!))));
     for (const n of nodes) {
       const z = n.estimate64();
-      for (let i = 0; i < D; i++) expect(Math.abs(z[i]! - target[i]!)).toBeLessThan(1e-2);
+      for (let i = 0; i < D; i++) expect(Math.abs(z[i]! - target[i]!)).toBeLessThan(startErr * 0.1);
     }
     expect(r.nodes.every((n) => n.stats.bytesSent > 0 && n.stats.messagesReceived > 0)).toBe(true);
   });
