@@ -77,6 +77,7 @@ const suite: BenchSuite = {
         run: key,
         accuracy: median(rs.map((r) => r.final.mean)),
         accuracy_min_peer: median(rs.map((r) => r.final.min)),
+        accuracy_of_mean_model: median(rs.map((r) => r.details.mean_model_metric)),
         gap_to_centralised_pts: 100 * (median(ceilings) - median(rs.map((r) => r.final.mean))),
         rounds_to_target: medianRounds(reach),
         rounds_vs_fedavg: medianRounds(ratios),

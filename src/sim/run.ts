@@ -19,7 +19,7 @@ import { SoftmaxLearner } from './learners.ts';
 import type { Topology } from './network.ts';
 import { partitionSamples, stratifiedSplit, type PartitionSpec } from './partition.ts';
 import { churnSchedule, simulate, type RoundProbe, type SimulateOptions } from './simulate.ts';
-import { consensusDistance } from '../averaging/mixing.ts';
+import { consensusDistance, weightedMean } from '../averaging/mixing.ts';
 import type { AlgorithmSettings } from '../averaging/factory.ts';
 import type { AveragingNode, NodeConfig } from '../averaging/node.ts';
 import type { RejectReason } from '../averaging/types.ts';
@@ -98,6 +98,8 @@ export interface SimReport {
     readonly parameters: number;
     readonly samples_per_peer: number[];
     readonly online_at_end: number;
+    /** The metric of the average of the peers' final models (what one more exact averaging step would give every peer). */
+    readonly mean_model_metric: number;
     readonly rejected: Record<string, number>;
     readonly messages_lost: number;
     readonly wall_ms: number;
@@ -180,6 +182,7 @@ export async function runScenarioSim(m: ScenarioManifest, o: SimOverrides = {}, 
       if (m.evaluation.compareLocalOnly) record(await localOnlyBaseline(await fresh(), task.evaluate, opts('local_only')));
     }
     const fm = res.finalMetrics;
+    const meanModelMetric = await task.evaluate(Float32Array.from(weightedMean(res.finalModels)));
     return {
       algorithm,
       peers,
@@ -190,7 +193,7 @@ export async function runScenarioSim(m: ScenarioManifest, o: SimOverrides = {}, 
       consensus_distance: res.probes.at(-1)?.consensus ?? consensusDistance(res.finalModels),
       details: {
         scenario: m.name, learner: learnerKind, codec, partition, churn, seed, parameters: task.parameters,
-        samples_per_peer: parts.map((p) => p.size), online_at_end: res.finalModels.length, rejected: res.rejected,
+        samples_per_peer: parts.map((p) => p.size), online_at_end: res.finalModels.length, mean_model_metric: meanModelMetric, rejected: res.rejected,
         messages_lost: res.messagesLost, wall_ms: Date.now() - started, curves,
       },
     };

@@ -33,6 +33,20 @@ describe('WDBC over 8 simulated peers (engine Trainer, Dirichlet 0.5)', () => {
   });
 });
 
+describe('stopping rules', () => {
+  it('a target stops the run at the first evaluated round that reaches it; plateau after `patience` rounds without gain', async () => {
+    const target = await runScenarioSim({ ...manifest, rounds: { max: 40, stopping: { kind: 'target', value: 0.9 } } },
+      { learner: 'softmax', baselines: false, algorithm: 'epidemic' });
+    expect(target.rounds).toBeLessThan(40);
+    const curve = target.details.curves['epidemic']!;
+    expect(curve.at(-1)!.metric).toBeGreaterThanOrEqual(0.9);
+    expect(curve.slice(0, -1).every((p) => p.metric < 0.9)).toBe(true);
+    const plateau = await runScenarioSim({ ...manifest, rounds: { max: 200, stopping: { kind: 'plateau', patience: 3, minDelta: 0.001 } } },
+      { learner: 'softmax', baselines: false, algorithm: 'gossip' });
+    expect(plateau.rounds).toBeLessThan(200);
+  });
+});
+
 describe('cohort sim (a real process)', () => {
   it('--json prints exactly the documented keys; --plot writes SVG curves', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cohort-sim-'));
