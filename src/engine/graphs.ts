@@ -7,15 +7,17 @@
  *   eval(B)           forward + loss + probabilities (params are inputs, so one session serves every peer)
  *   gradient(B)       loss and dL/dparams at the given params (gradient checks, gradient-based averaging)
  *   exportModel(v)    forward + probabilities, weights baked in as initializers: the portable model.onnx
- * Graph tensor names: in_<input>, t_<target>, p_<param>, s_<slot>_<param>, h_<hyper>, a_<param> (FedProx anchor);
- * outputs loss | losses, np_<param>, ns_<slot>_<param>, prob, markers_prob.
+ * Graph tensor names: in_<input>, t_<target>, p_<param>, s_<slot>_<param>, h_<hyper>, a_<param> (FedProx anchor),
+ * b_<buffer> (BatchNorm running statistics), seed (dropout, int64); outputs loss | losses, np_<param>, ns_<slot>_<param>,
+ * nb_<buffer>, prob, markers_prob. Train graphs run the model in training mode (batch statistics, dropout), eval and
+ * export graphs in evaluation mode (running statistics, no dropout).
  */
 import onnx from 'onnx-proto';
 import { gradients } from './autodiff/index.ts';
 import { GraphBuilder, graphProto, tensorProto, DEFAULT_OPSET, type Tensor } from './graph/index.ts';
 import type { LossStage } from './losses.ts';
 import { applyOptimizer, hyperNames, stateSlots, type HyperName } from './optimizers.ts';
-import { ParamScope, type ParamDecl } from './params.ts';
+import { EVAL_MODE, ParamScope, type BufferDecl, type ForwardMode, type ParamDecl } from './params.ts';
 import type { ResolvedOptimizerSpec } from './spec.ts';
 import type { Model, ModelOutputs } from './zoo/index.ts';
 
@@ -33,16 +35,20 @@ export const N = {
   state: (slot: string, n: string) => `s_${slot}_${n}`,
   hyper: (n: string) => `h_${n}`,
   anchor: (n: string) => `a_${n}`,
+  buffer: (n: string) => `b_${n}`,
   newParam: (n: string) => `np_${n}`,
   newState: (slot: string, n: string) => `ns_${slot}_${n}`,
+  newBuffer: (n: string) => `nb_${n}`,
+  /** int64 dropout seed: a scalar in step graphs, [K] in the fused loop; present only when the model uses dropout. */
+  seed: 'seed',
 };
 
-/** The parameter declarations of a plan's model, in order (builds the forward graph once, batch 1). */
-export function declareParams(model: Model): ParamDecl[] {
+/** The parameter and buffer declarations of a model, in order (builds the forward graph once, batch 1). */
+export function declareParams(model: Model): { params: ParamDecl[]; buffers: BufferDecl[] } {
   const g = new GraphBuilder('declare');
-  const s = new ParamScope((d) => g.input(N.param(d.name), d.shape));
-  model.forward(g, s, dataInputs(g, model, 1));
-  return s.decls;
+  const s = new ParamScope((d) => g.input(N.param(d.name), d.shape), (d) => g.input(N.buffer(d.name), d.shape));
+  model.forward(g, s, dataInputs(g, model, 1), EVAL_MODE);
+  return { params: s.decls, buffers: s.buffers };
 }
 
 function dataInputs(g: GraphBuilder, model: Model, B: number): Record<string, Tensor> {
@@ -53,29 +59,42 @@ function targetInputs(g: GraphBuilder, loss: LossStage, B: number): Record<strin
   return Object.fromEntries(loss.targets.map((t) => [t.name, g.input(N.target(t.name), [B, ...t.shape])]));
 }
 
+/** Training mode whose seed is made (as a graph input or a gathered loop value) only when a dropout layer asks. */
+function trainingMode(makeSeed: () => Tensor): ForwardMode & { used(): boolean } {
+  let seed: Tensor | undefined;
+  return { training: true, seed: () => (seed ??= makeSeed()), used: () => seed !== undefined };
+}
+
 interface StepIO {
   data: Record<string, Tensor>;
   targets: Record<string, Tensor>;
-  /** Tensor for each parameter, given its declaration (graph input or loop-carried value). */
+  /** Tensor for each parameter / buffer, given its declaration (graph input or loop-carried value). */
   param: (d: ParamDecl) => Tensor;
+  buffer: (d: BufferDecl) => Tensor;
   state: (slot: string, d: ParamDecl, i: number) => Tensor;
   hyper: Record<HyperName, Tensor>;
   anchor: (d: ParamDecl) => Tensor;
+  mode: ForwardMode;
 }
 
+interface StepOut { loss: Tensor; params: Tensor[]; state: Record<string, Tensor[]>; buffers: Tensor[]; decls: ParamDecl[]; bufferDecls: BufferDecl[] }
+
 /** Forward, loss, backward and optimizer update of one step, appended to g. */
-function stepNodes(g: GraphBuilder, plan: Plan, io: StepIO): { loss: Tensor; params: Tensor[]; state: Record<string, Tensor[]>; decls: ParamDecl[] } {
+function stepNodes(g: GraphBuilder, plan: Plan, io: StepIO): StepOut {
   const tensors: Tensor[] = [];
-  const wrapped = new ParamScope((d) => { const t = io.param(d); tensors.push(t); return t; });
-  const out = plan.model.forward(g, wrapped, io.data);
+  const bufIn: Tensor[] = [];
+  const scope = new ParamScope((d) => { const t = io.param(d); tensors.push(t); return t; },
+    (d) => { const t = io.buffer(d); bufIn.push(t); return t; });
+  const out = plan.model.forward(g, scope, io.data, io.mode);
   const loss = plan.loss.build(g, out, io.targets);
-  const decls = wrapped.decls;
+  const decls = scope.decls;
   const grads = gradients(g, loss, tensors);
   const slots = stateSlots(plan.opt);
   const state = Object.fromEntries(slots.map((slot) => [slot, decls.map((d, i) => io.state(slot, d, i))]));
   const prox = plan.proximalMu > 0 ? { anchors: decls.map(io.anchor), mu: plan.proximalMu } : undefined;
   const next = applyOptimizer(g, plan.opt, { params: tensors, grads, state, hyper: io.hyper, prox });
-  return { loss, params: next.params, state: next.state, decls };
+  const buffers = scope.buffers.map((d, i) => scope.updates.get(d.name) ?? bufIn[i]);
+  return { loss, params: next.params, state: next.state, buffers, decls, bufferDecls: scope.buffers };
 }
 
 export function trainStep(plan: Plan, B: number): Uint8Array {
@@ -85,53 +104,62 @@ export function trainStep(plan: Plan, B: number): Uint8Array {
     data: dataInputs(g, plan.model, B),
     targets: targetInputs(g, plan.loss, B),
     param: (d) => g.input(N.param(d.name), d.shape),
+    buffer: (d) => g.input(N.buffer(d.name), d.shape),
     state: (slot, d) => g.input(N.state(slot, d.name), d.shape),
     hyper,
     anchor: (d) => g.input(N.anchor(d.name), d.shape),
+    mode: trainingMode(() => g.input(N.seed, [], 'int64')),
   });
   g.output(r.loss, 'loss');
   r.decls.forEach((d, i) => g.output(r.params[i], N.newParam(d.name)));
   for (const [slot, ts] of Object.entries(r.state)) r.decls.forEach((d, i) => g.output(ts[i], N.newState(slot, d.name)));
+  r.bufferDecls.forEach((d, i) => g.output(g.identity(r.buffers[i]), N.newBuffer(d.name)));
   return g.toModelProto();
 }
 
 /** A reference to a tensor of the enclosing graph, used inside a Loop body (ONNX outer-scope name). */
-function outer(name: string, shape: readonly number[]): Tensor {
-  return { name, shape, dtype: 'float32' };
+function outer(name: string, shape: readonly number[], dtype: Tensor['dtype'] = 'float32'): Tensor {
+  return { name, shape, dtype };
 }
 
-export function trainLoop(plan: Plan, B: number, K: number, decls: readonly ParamDecl[]): Uint8Array {
+export function trainLoop(plan: Plan, B: number, K: number, decls: readonly ParamDecl[], bufferDecls: readonly BufferDecl[]): Uint8Array {
   const body = new GraphBuilder('train_loop_body');
   const iter = body.input('iter', [], 'int64');
   const cond = body.input('cond_in', [], 'bool');
-  const gather = (name: string, shape: readonly number[]): Tensor =>
-    body.emit1('Gather', [outer(name, [K, ...shape]), iter], shape, 'float32', { axis: { i: 0 } });
+  const gather = (name: string, shape: readonly number[], dtype: Tensor['dtype'] = 'float32'): Tensor =>
+    body.emit1('Gather', [outer(name, [K, ...shape], dtype), iter], shape, dtype, { axis: { i: 0 } });
   const slots = stateSlots(plan.opt);
-  // Loop-carried values, declared in carried order: all params, then each state slot's tensors.
+  // Loop-carried values, declared in carried order: params, each state slot's tensors, buffers.
   const carriedP = decls.map((d) => body.input(`bp_${d.name}`, d.shape));
   const carriedS = slots.map((slot) => decls.map((d) => body.input(`bs_${slot}_${d.name}`, d.shape)));
+  const carriedB = bufferDecls.map((d) => body.input(`bb_${d.name}`, d.shape));
   const info = plan.model.info;
+  const mode = trainingMode(() => gather(N.seed, [], 'int64'));
   const r = stepNodes(body, plan, {
     data: Object.fromEntries(Object.entries(info.inputs).map(([n, s]) => [n, gather(N.input(n), [B, ...s])])),
     targets: Object.fromEntries(plan.loss.targets.map((t) => [t.name, gather(N.target(t.name), [B, ...t.shape])])),
     param: (d) => carriedP[decls.findIndex((x) => x.name === d.name)],
+    buffer: (d) => carriedB[bufferDecls.findIndex((x) => x.name === d.name)],
     state: (slot, _d, i) => carriedS[slots.indexOf(slot)][i],
     hyper: Object.fromEntries(hyperNames(plan.opt).map((h) => [h, gather(N.hyper(h), [])])) as Record<HyperName, Tensor>,
     anchor: (d) => outer(N.anchor(d.name), d.shape),
+    mode,
   });
   body.output(body.identity(cond), 'cond_out');
   r.params.forEach((t, i) => body.output(t, `bnp_${decls[i].name}`));
   slots.forEach((slot) => r.state[slot].forEach((t, i) => body.output(t, `bns_${slot}_${decls[i].name}`)));
+  r.buffers.forEach((t, i) => body.output(body.identity(t), `bnb_${bufferDecls[i].name}`));
   body.output(r.loss, 'step_loss');
-  return loopModel(plan, B, K, decls, body);
+  return loopModel(plan, B, K, decls, bufferDecls, body, mode.used());
 }
 
 function valueInfo(name: string, shape: readonly number[], elemType = 1): onnx.onnx.IValueInfoProto {
   return { name, type: { tensorType: { elemType, shape: { dim: shape.map((d) => ({ dimValue: d })) } } } };
 }
 
-/** The outer graph around a Loop body: data [K,B,...], hyper [K], carried params/state in, final params/state + losses out. */
-function loopModel(plan: Plan, B: number, K: number, decls: readonly ParamDecl[], body: GraphBuilder): Uint8Array {
+/** The outer graph around a Loop body: data [K,B,...], hyper [K], carried params/state/buffers in, final values + losses out. */
+function loopModel(plan: Plan, B: number, K: number, decls: readonly ParamDecl[], bufferDecls: readonly BufferDecl[],
+  body: GraphBuilder, seeded: boolean): Uint8Array {
   const P = onnx.onnx;
   const slots = stateSlots(plan.opt);
   const info = plan.model.info;
@@ -141,11 +169,15 @@ function loopModel(plan: Plan, B: number, K: number, decls: readonly ParamDecl[]
     ...hyperNames(plan.opt).map((h) => valueInfo(N.hyper(h), [K])),
     ...decls.map((d) => valueInfo(N.param(d.name), d.shape)),
     ...slots.flatMap((slot) => decls.map((d) => valueInfo(N.state(slot, d.name), d.shape))),
+    ...bufferDecls.map((d) => valueInfo(N.buffer(d.name), d.shape)),
     ...(plan.proximalMu > 0 ? decls.map((d) => valueInfo(N.anchor(d.name), d.shape)) : []),
+    ...(seeded ? [valueInfo(N.seed, [K], 7)] : []),
   ];
-  const carriedIn = [...decls.map((d) => N.param(d.name)), ...slots.flatMap((slot) => decls.map((d) => N.state(slot, d.name)))];
-  const carriedOut = [...decls.map((d) => N.newParam(d.name)), ...slots.flatMap((slot) => decls.map((d) => N.newState(slot, d.name)))];
-  const outShapes = [...decls.map((d) => d.shape), ...slots.flatMap(() => decls.map((d) => d.shape))];
+  const carriedIn = [...decls.map((d) => N.param(d.name)), ...slots.flatMap((slot) => decls.map((d) => N.state(slot, d.name))),
+    ...bufferDecls.map((d) => N.buffer(d.name))];
+  const carriedOut = [...decls.map((d) => N.newParam(d.name)), ...slots.flatMap((slot) => decls.map((d) => N.newState(slot, d.name))),
+    ...bufferDecls.map((d) => N.newBuffer(d.name))];
+  const outShapes = [...decls.map((d) => d.shape), ...slots.flatMap(() => decls.map((d) => d.shape)), ...bufferDecls.map((d) => d.shape)];
   const loop: onnx.onnx.INodeProto = {
     name: 'train_loop', opType: 'Loop',
     input: ['loop_m', 'loop_cond', ...carriedIn],
@@ -170,8 +202,10 @@ function loopModel(plan: Plan, B: number, K: number, decls: readonly ParamDecl[]
 export function gradientGraph(plan: Plan, B: number): Uint8Array {
   const g = new GraphBuilder('gradient');
   const params: Tensor[] = [];
-  const s = new ParamScope((d) => { const t = g.input(N.param(d.name), d.shape); params.push(t); return t; });
-  const out = plan.model.forward(g, s, dataInputs(g, plan.model, B));
+  const s = new ParamScope((d) => { const t = g.input(N.param(d.name), d.shape); params.push(t); return t; },
+    (d) => g.input(N.buffer(d.name), d.shape));
+  // training mode (batch statistics, dropout with the fed seed): the function a train step differentiates
+  const out = plan.model.forward(g, s, dataInputs(g, plan.model, B), trainingMode(() => g.input(N.seed, [], 'int64')));
   const loss = plan.loss.build(g, out, targetInputs(g, plan.loss, B));
   const grads = gradients(g, loss, params);
   g.output(loss, 'loss');
@@ -188,8 +222,8 @@ function probabilities(g: GraphBuilder, out: ModelOutputs): { prob: Tensor; mark
 
 export function evalGraph(plan: Plan, B: number): Uint8Array {
   const g = new GraphBuilder('eval');
-  const s = new ParamScope((d) => g.input(N.param(d.name), d.shape));
-  const out = plan.model.forward(g, s, dataInputs(g, plan.model, B));
+  const s = new ParamScope((d) => g.input(N.param(d.name), d.shape), (d) => g.input(N.buffer(d.name), d.shape));
+  const out = plan.model.forward(g, s, dataInputs(g, plan.model, B), EVAL_MODE);
   const loss = plan.loss.build(g, out, targetInputs(g, plan.loss, B));
   const p = probabilities(g, out);
   g.output(loss, 'loss');
@@ -207,18 +241,26 @@ const SENTINEL_BATCH = 97;
  * the graph is built at a sentinel batch size, and the only ops that carry it in a constant (Reshape targets, from the
  * normalisation layers) get ONNX's "copy this dimension" 0 instead.
  */
-export function exportGraph(plan: Plan, decls: readonly ParamDecl[], params: Float32Array, batch: number | 'dynamic'): Uint8Array {
+export function exportGraph(plan: Plan, decls: readonly ParamDecl[], params: Float32Array, bufferDecls: readonly BufferDecl[],
+  buffers: Float32Array, batch: number | 'dynamic'): Uint8Array {
   const B = batch === 'dynamic' ? SENTINEL_BATCH : batch;
   const g = new GraphBuilder('cohort_model');
   const offsets = new Map<string, number>();
   let off = 0;
   for (const d of decls) { offsets.set(d.name, off); off += d.shape.reduce((a, b) => a * b, 1); }
+  let boff = 0;
+  const bufferAt = new Map<string, number>();
+  for (const d of bufferDecls) { bufferAt.set(d.name, boff); boff += d.shape.reduce((a, b) => a * b, 1); }
+  const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
   const s = new ParamScope((d) => {
     const o = offsets.get(d.name) as number;
-    return g.initializer(d.name, params.slice(o, o + d.shape.reduce((a, b) => a * b, 1)), d.shape);
+    return g.initializer(d.name, params.slice(o, o + size(d.shape)), d.shape);
+  }, (d) => {
+    const o = bufferAt.get(d.name) as number;
+    return g.initializer(d.name, buffers.slice(o, o + size(d.shape)), d.shape);
   });
   const x = Object.fromEntries(Object.entries(plan.model.info.inputs).map(([n, shape]) => [n, g.input(n, [B, ...shape])]));
-  const p = probabilities(g, plan.model.forward(g, s, x));
+  const p = probabilities(g, plan.model.forward(g, s, x, EVAL_MODE));
   g.output(p.prob, 'prob');
   if (p.markers) g.output(p.markers, 'markers_prob');
   if (batch !== 'dynamic') return g.toModelProto();

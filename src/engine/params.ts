@@ -18,11 +18,41 @@ export interface ParamDecl {
   readonly fanOut: number;
 }
 
+/** Non-trainable model state (BatchNorm running statistics): stays on its peer, not averaged, saved in checkpoints. */
+export interface BufferDecl { readonly name: string; readonly shape: readonly number[]; readonly init: 'zeros' | 'ones' }
+
+/** What a forward pass is for: training (batch statistics, dropout with a per-step seed) or evaluation. */
+export interface ForwardMode {
+  readonly training: boolean;
+  /** The per-step int64 dropout seed; created on first use, so graphs without dropout have no seed input. */
+  seed(): Tensor | null;
+}
+
+export const EVAL_MODE: ForwardMode = { training: false, seed: () => null };
+
 export class ParamScope {
   readonly decls: ParamDecl[] = [];
+  readonly buffers: BufferDecl[] = [];
+  /** Buffer values after this forward pass (training mode only), by buffer name. */
+  readonly updates = new Map<string, Tensor>();
   private readonly names = new Set<string>();
 
-  constructor(private readonly make: (decl: ParamDecl) => Tensor) {}
+  constructor(private readonly make: (decl: ParamDecl) => Tensor,
+    private readonly makeBuffer: (decl: BufferDecl) => Tensor = () => {
+      throw new Error('this graph has no buffers');
+    }) {}
+
+  buffer(name: string, shape: readonly number[], init: 'zeros' | 'ones'): Tensor {
+    if (this.names.has(name)) {
+      throw new CohortError('DUPLICATE_PARAM', `buffer '${name}' is declared twice`, 'layer names in a model must be unique');
+    }
+    this.names.add(name);
+    const decl: BufferDecl = { name, shape: [...shape], init };
+    this.buffers.push(decl);
+    return this.makeBuffer(decl);
+  }
+
+  update(name: string, t: Tensor): void { this.updates.set(name, t); }
 
   param(name: string, shape: readonly number[], init: InitKind, fanIn = 1, fanOut = 1): Tensor {
     if (this.names.has(name)) {
@@ -33,6 +63,17 @@ export class ParamScope {
     this.decls.push(decl);
     return this.make(decl);
   }
+}
+
+export function initialBuffers(decls: readonly BufferDecl[]): Float32Array {
+  const out = new Float32Array(decls.reduce((a, d) => a + d.shape.reduce((x, y) => x * y, 1), 0));
+  let off = 0;
+  for (const d of decls) {
+    const n = d.shape.reduce((x, y) => x * y, 1);
+    if (d.init === 'ones') out.fill(1, off, off + n);
+    off += n;
+  }
+  return out;
 }
 
 /** Initial values for all declarations, in order, from one seeded stream. */

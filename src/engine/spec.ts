@@ -11,10 +11,12 @@ import { CohortError } from '../util/errors.ts';
 
 const pos = z.number().int().positive();
 const activation = z.enum(['relu', 'leakyRelu', 'tanh', 'sigmoid']);
-const norm = z.enum(['none', 'instance', 'group']);
+/** batch: BatchNorm with running statistics (kept per peer, not averaged; FedBN-style); instance/group: no running state. */
+const norm = z.enum(['none', 'instance', 'group', 'batch']);
+const dropout = z.number().min(0).lt(1).default(0);
 
 export const LAYER_TYPES = ['dense', 'conv', 'relu', 'leakyRelu', 'tanh', 'sigmoid', 'maxPool', 'avgPool', 'globalAvgPool',
-  'flatten', 'instanceNorm', 'groupNorm'] as const;
+  'flatten', 'instanceNorm', 'groupNorm', 'batchNorm', 'dropout'] as const;
 
 export const layerSpecSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('dense'), units: pos }).strict(),
@@ -29,6 +31,8 @@ export const layerSpecSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('flatten') }).strict(),
   z.object({ type: z.literal('instanceNorm') }).strict(),
   z.object({ type: z.literal('groupNorm'), groups: pos.default(4) }).strict(),
+  z.object({ type: z.literal('batchNorm') }).strict(),
+  z.object({ type: z.literal('dropout'), ratio: z.number().min(0).lt(1) }).strict(),
 ]);
 export type LayerSpec = z.infer<typeof layerSpecSchema>;
 
@@ -38,6 +42,8 @@ const mlp = z.object({
   type: z.literal('mlp'), input,
   hidden: z.array(pos).default([64]),
   activation: activation.default('relu'),
+  /** Dropout after each hidden layer (seeded; training only). */
+  dropout,
   /** Output units: classes for classification (>= 2), 1 for regression or a single binary logit. */
   classes: pos,
 }).strict();
@@ -49,6 +55,8 @@ const cnn = (t: 'cnn2d' | 'cnn3d') => z.object({
   norm: norm.default('none'),
   pool: z.enum(['max', 'avg']).default('max'),
   hidden: z.array(pos).default([]),
+  /** Dropout on the pooled features and after each hidden layer (seeded; training only). */
+  dropout,
   classes: pos,
 }).strict();
 

@@ -24,7 +24,7 @@ import { checkVector, makeLayout, view, type ParamLayout } from './layout.ts';
 import { defaultLoss, makeLoss } from './losses.ts';
 import { computeMetrics, type Metrics } from './evaluate.ts';
 import { hyperNames, stateSlots, stepHyper } from './optimizers.ts';
-import { initialValues, type ParamDecl } from './params.ts';
+import { initialBuffers, initialValues, type BufferDecl, type ParamDecl } from './params.ts';
 import { DEFAULT_PROVIDERS, defaultThreads, type ExecutionProviderName } from './providers.ts';
 import { cachedSession, type CachedSession } from './sessions.ts';
 import { parseLossSpec, parseModelSpec, parseOptimizerSpec, type LossSpec, type ModelSpec, type OptimizerSpec,
@@ -54,10 +54,14 @@ const log = logger('engine:trainer');
 export class Trainer {
   readonly layout: ParamLayout;
   readonly stateLayout: ParamLayout;
+  /** Non-trainable buffers (BatchNorm running statistics): local to this peer, not in getParameters, saved in checkpoints. */
+  readonly bufferLayout: ParamLayout;
   readonly provider: ExecutionProviderName;
   private params: Float32Array;
   private state: Float32Array;
   private anchor: Float32Array | null = null;
+  private buffers: Float32Array;
+  private readonly dropoutRng: Rng;
   private stepCount = 0;
   private readonly shuffle: Rng;
   private disposed = false;
@@ -66,6 +70,7 @@ export class Trainer {
     private readonly cfg: Required<Pick<TrainConfig, 'batchSize' | 'seed' | 'threads' | 'fusedSteps'>> & { providers: ExecutionProviderName[] },
     private readonly plan: Plan,
     private readonly decls: ParamDecl[],
+    private readonly bufferDecls: BufferDecl[],
     private readonly keyBase: string,
     provider: ExecutionProviderName,
   ) {
@@ -74,6 +79,9 @@ export class Trainer {
     this.stateLayout = makeLayout(stateSlots(plan.opt).flatMap((slot) => decls.map((d) => ({ name: `${slot}:${d.name}`, shape: d.shape }))));
     this.params = initialValues(decls, cfg.seed);
     this.state = new Float32Array(this.stateLayout.length);
+    this.bufferLayout = makeLayout(bufferDecls);
+    this.buffers = initialBuffers(bufferDecls);
+    this.dropoutRng = new Rng(cfg.seed ^ 0x2545f491);
     this.shuffle = new Rng(cfg.seed ^ 0x5bd1e995);
   }
 
@@ -87,7 +95,7 @@ export class Trainer {
     const model = buildModel(spec, shapes);
     const lossSpec = cfg.loss ? parseLossSpec(cfg.loss) : defaultLoss(model.info);
     const plan: Plan = { model, loss: makeLoss(lossSpec, model.info), opt, proximalMu: cfg.proximalMu ?? 0 };
-    const decls = declareParams(model);
+    const { params: decls, buffers } = declareParams(model);
     const providers = cfg.providers?.length ? [...cfg.providers] : [...DEFAULT_PROVIDERS];
     const keyBase = JSON.stringify(sessionKey(spec, lossSpec, opt, plan.proximalMu, model.info.inputs));
     const full = { batchSize, seed: cfg.seed, threads, fusedSteps, providers };
@@ -95,7 +103,7 @@ export class Trainer {
     const first = await cachedSession(`${keyBase}|step|${batchSize}`, () => trainStep(plan, batchSize), providers, threads);
     log.info({ provider: first.provider, model: spec.type, params: decls.reduce((a, d) => a + d.shape.reduce((x, y) => x * y, 1), 0) },
       `training ${spec.type} on ${first.provider}`);
-    return new Trainer(full, plan, decls, keyBase, first.provider);
+    return new Trainer(full, plan, decls, buffers, keyBase, first.provider);
   }
 
   getParameters(): Float32Array { return this.params.slice(); }
@@ -103,6 +111,14 @@ export class Trainer {
   setParameters(v: Float32Array): void {
     checkVector(this.layout, v, 'setParameters');
     this.params = v.slice();
+  }
+
+  /** A copy of the buffers (BatchNorm running statistics), layout `bufferLayout`; empty for models without them. */
+  getBuffers(): Float32Array { return this.buffers.slice(); }
+
+  setBuffers(v: Float32Array): void {
+    checkVector(this.bufferLayout, v, 'setBuffers');
+    this.buffers = v.slice();
   }
 
   setProximalAnchor(v: Float32Array | null): void {
@@ -164,7 +180,7 @@ export class Trainer {
 
   /** Params, state and (FedProx) anchors as feeds: zero-copy views of the flat vectors. */
   private weightFeeds(feeds: Record<string, ort.Tensor>): void {
-    for (const e of this.layout.entries) feeds[N.param(e.name)] = new ort.Tensor('float32', view(this.params, e), e.shape);
+    this.modelFeeds(feeds);
     for (const e of this.stateLayout.entries) {
       const [slot, name] = splitState(e.name);
       feeds[N.state(slot, name)] = new ort.Tensor('float32', view(this.state, e), e.shape);
@@ -182,6 +198,7 @@ export class Trainer {
     this.weightFeeds(feeds);
     const h = stepHyper(this.plan.opt, this.stepCount, lr);
     for (const name of hyperNames(this.plan.opt)) feeds[N.hyper(name)] = new ort.Tensor('float32', Float32Array.of(h[name]), []);
+    if (session.inputNames.includes(N.seed)) feeds[N.seed] = new ort.Tensor('int64', this.seeds(1), []);
     const out = await session.run(feeds);
     const loss = (out.loss.data as Float32Array)[0];
     this.accept(out, [loss]);
@@ -190,15 +207,31 @@ export class Trainer {
 
   private async fused(p: Prepared, chunks: number[][], lr?: number): Promise<number[]> {
     const K = chunks.length, B = chunks[0].length;
-    const { session } = await this.session(`loop|${B}|${K}`, () => trainLoop(this.plan, B, K, this.decls));
+    const { session } = await this.session(`loop|${B}|${K}`, () => trainLoop(this.plan, B, K, this.decls, this.bufferDecls));
     const feeds = batchFeeds(p, chunks, [K, B], N);
     this.weightFeeds(feeds);
     const hs = chunks.map((_, k) => stepHyper(this.plan.opt, this.stepCount + k, lr));
     for (const name of hyperNames(this.plan.opt)) feeds[N.hyper(name)] = new ort.Tensor('float32', Float32Array.from(hs.map((h) => h[name])), [K]);
+    if (session.inputNames.includes(N.seed)) feeds[N.seed] = new ort.Tensor('int64', this.seeds(K), [K]);
     const out = await session.run(feeds);
     const losses = [...(out.losses.data as Float32Array)];
     this.accept(out, losses);
     return losses;
+  }
+
+  /** Params and buffers as feeds (zero-copy views). */
+  private modelFeeds(feeds: Record<string, ort.Tensor>): void {
+    for (const e of this.layout.entries) feeds[N.param(e.name)] = new ort.Tensor('float32', view(this.params, e), e.shape);
+    for (const e of this.bufferLayout.entries) feeds[N.buffer(e.name)] = new ort.Tensor('float32', view(this.buffers, e), e.shape);
+  }
+
+  /** Fresh dropout seeds from the trainer's seeded stream (one per step). */
+  private seeds(n: number): BigInt64Array {
+    return BigInt64Array.from({ length: n }, () => BigInt(this.dropoutRng.nextU32()));
+  }
+
+  private stateHash(): string {
+    return `${this.stateLayout.hash}:${this.bufferLayout.hash}`;
   }
 
   /** Copy a run's new params/state into the flat vectors, unless a loss or an updated value is not finite. */
@@ -209,11 +242,13 @@ export class Trainer {
     if (bad >= 0) throw nonFinite(`the loss is ${losses[bad]}`);
     const newP = this.layout.entries.map((e) => out[N.newParam(e.name)].data as Float32Array);
     const newS = this.stateLayout.entries.map((e) => { const [slot, name] = splitState(e.name); return out[N.newState(slot, name)].data as Float32Array; });
-    for (const arr of [...newP, ...newS]) {
+    const newB = this.bufferLayout.entries.map((e) => out[N.newBuffer(e.name)].data as Float32Array);
+    for (const arr of [...newP, ...newS, ...newB]) {
       for (let i = 0; i < arr.length; i++) if (!Number.isFinite(arr[i])) throw nonFinite('an updated weight is not finite');
     }
     this.layout.entries.forEach((e, i) => this.params.set(newP[i], e.offset));
     this.stateLayout.entries.forEach((e, i) => this.state.set(newS[i], e.offset));
+    this.bufferLayout.entries.forEach((e, i) => this.buffers.set(newB[i], e.offset));
     this.stepCount += losses.length;
   }
 
@@ -239,7 +274,7 @@ export class Trainer {
       const idx = Array.from({ length: Math.min(B, p.size - i) }, (_, k) => i + k);
       const { session } = await this.session(`eval|${idx.length}`, () => evalGraph(this.plan, idx.length));
       const feeds = batchFeeds(p, [idx], [idx.length], N);
-      for (const e of this.layout.entries) feeds[N.param(e.name)] = new ort.Tensor('float32', view(this.params, e), e.shape);
+      this.modelFeeds(feeds);
       const out = await session.run(feeds);
       lossSum += (out.loss.data as Float32Array)[0] * idx.length;
       probs.push(out.prob.data as Float32Array);
@@ -254,7 +289,9 @@ export class Trainer {
     const p = this.prepared(data);
     const { session } = await this.session(`grad|${p.size}`, () => gradientGraph(this.plan, p.size));
     const feeds = batchFeeds(p, [Array.from({ length: p.size }, (_, i) => i)], [p.size], N);
-    for (const e of this.layout.entries) feeds[N.param(e.name)] = new ort.Tensor('float32', view(this.params, e), e.shape);
+    this.modelFeeds(feeds);
+    // a fixed dropout seed: repeated calls at the same parameters see the same function (finite-difference checks)
+    if (session.inputNames.includes(N.seed)) feeds[N.seed] = new ort.Tensor('int64', BigInt64Array.of(0n), []);
     const out = await session.run(feeds);
     const gradient = new Float32Array(this.layout.length);
     for (const e of this.layout.entries) gradient.set(out[`g_${e.name}`].data as Float32Array, e.offset);
@@ -266,23 +303,27 @@ export class Trainer {
    * (+ `markers_prob`). The batch dimension is symbolic (N) unless a fixed `batch` is asked for.
    */
   exportOnnx(opts: { batch?: number } = {}): Uint8Array {
-    return exportGraph(this.plan, this.decls, this.params, opts.batch === undefined ? 'dynamic' : positiveInt(opts.batch, 'batch'));
+    return exportGraph(this.plan, this.decls, this.params, this.bufferDecls, this.buffers,
+      opts.batch === undefined ? 'dynamic' : positiveInt(opts.batch, 'batch'));
   }
 
   checkpoint(): Uint8Array {
-    return encodeCheckpoint({ layoutHash: this.layout.hash, stateHash: this.stateLayout.hash, step: this.stepCount,
-      params: this.params, state: this.state });
+    const state = new Float32Array(this.state.length + this.buffers.length);
+    state.set(this.state);
+    state.set(this.buffers, this.state.length);
+    return encodeCheckpoint({ layoutHash: this.layout.hash, stateHash: this.stateHash(), step: this.stepCount, params: this.params, state });
   }
 
   restore(bytes: Uint8Array): void {
     const c = decodeCheckpoint(bytes);
-    if (c.layoutHash !== this.layout.hash || c.stateHash !== this.stateLayout.hash) {
+    if (c.layoutHash !== this.layout.hash || c.stateHash !== this.stateHash()) {
       throw new CohortError('LAYOUT_MISMATCH', 'the checkpoint belongs to a different model or optimizer (layout hash differs)',
         'restore a checkpoint saved by a Trainer with the same model spec and optimizer type');
     }
     checkVector(this.layout, c.params, 'checkpoint parameters');
     this.params = c.params;
-    this.state = c.state;
+    this.state = c.state.slice(0, this.stateLayout.length);
+    this.buffers = c.state.slice(this.stateLayout.length);
     this.stepCount = c.step;
   }
 
@@ -291,6 +332,7 @@ export class Trainer {
     this.disposed = true;
     this.params = new Float32Array(0);
     this.state = new Float32Array(0);
+    this.buffers = new Float32Array(0);
   }
 
   /** Model facts for callers (output shape, kind, markers). */

@@ -95,6 +95,34 @@ describe('runner mechanics', () => {
     expect(ra.loss).toBeCloseTo(rb.loss, 5);
   });
 
+  it('batch norm keeps running statistics as local buffers; dropout is seeded; fused = single steps with both', async () => {
+    const imgs = ellipses(24, [8, 8], 9);
+    const labelled: SampleSet = { ...imgs, targets: { label: { shape: [], data: Float32Array.from({ length: 24 }, (_, i) => i % 2) } } };
+    const bn = { model: { type: 'cnn2d' as const, channels: [4], norm: 'batch' as const, hidden: [8], dropout: 0.25, classes: 2 },
+      optimizer: { type: 'adam' as const, lr: 1e-2 }, batchSize: 6, seed: 4, providers: ['cpu' as const] };
+    const a = await Trainer.create({ ...bn, fusedSteps: 2 }, labelled);
+    const b = await Trainer.create({ ...bn, fusedSteps: 1 }, labelled);
+    expect(a.bufferLayout.entries.map((e) => e.name)).toEqual(['norm0.running_mean', 'norm0.running_var']);
+    expect(a.getBuffers()).toEqual(Float32Array.from([0, 0, 0, 0, 1, 1, 1, 1]));
+    await a.trainEpoch(labelled);
+    await b.trainEpoch(labelled);
+    let worst = 0;
+    const pa = a.getParameters(), pb = b.getParameters();
+    for (let i = 0; i < pa.length; i++) worst = Math.max(worst, Math.abs(pa[i] - pb[i]));
+    expect(worst).toBeLessThan(1e-5);
+    expect(a.getBuffers().slice(0, 4).some((v) => v !== 0)).toBe(true); // running means moved
+    // eval uses the running statistics, and the exported file carries them: same predictions
+    const expected = (await a.predict(labelled)).prob;
+    const s = await ort.InferenceSession.create(a.exportOnnx());
+    const got = (await s.run({ image: new ort.Tensor('float32', labelled.inputs.image.data, [24, 1, 8, 8]) })).prob.data as Float32Array;
+    for (let i = 0; i < got.length; i++) expect(Math.abs(got[i] - expected[i])).toBeLessThan(1e-5);
+    await s.release();
+    // checkpoints carry the buffers
+    const c = await Trainer.create(bn, labelled);
+    c.restore(a.checkpoint());
+    expect(c.getBuffers()).toEqual(a.getBuffers());
+  });
+
   it('sessions are shared by trainers of the same model; layouts and hashes are stable', async () => {
     const a = await Trainer.create(cfg, data);
     const n = sessionCacheSize();

@@ -10,9 +10,9 @@
  */
 import { CohortError } from '../../util/errors.ts';
 import { GraphBuilder, type Tensor } from '../graph/index.ts';
-import { ParamScope } from '../params.ts';
+import { EVAL_MODE, ParamScope, type ForwardMode } from '../params.ts';
 import { parseLayers, type LayerSpec, type ResolvedModelSpec } from '../spec.ts';
-import { activate, conv, dense, doubleConv, norm, pool, upConv, type Norm } from './nn.ts';
+import { activate, conv, dense, doubleConv, drop, norm, pool, upConv, type Norm } from './nn.ts';
 
 export type ModelKind = 'classify' | 'segment' | 'multitask';
 
@@ -31,7 +31,7 @@ export interface ModelOutputs { logits?: Tensor; seg?: Tensor; markers?: Tensor 
 
 export interface Model {
   readonly info: ModelInfo;
-  forward(g: GraphBuilder, s: ParamScope, x: Readonly<Record<string, Tensor>>): ModelOutputs;
+  forward(g: GraphBuilder, s: ParamScope, x: Readonly<Record<string, Tensor>>, mode: ForwardMode): ModelOutputs;
 }
 
 type Shapes = Readonly<Record<string, readonly number[]>>;
@@ -74,19 +74,19 @@ function mlp(spec: Extract<ResolvedModelSpec, { type: 'mlp' }>, shapes: Shapes):
   expectRank('mlp', name, shape, 1, '[features]');
   return {
     info: { kind: 'classify', classes: spec.classes, outputShape: [spec.classes], markers: [], inputs: { [name]: shape } },
-    forward: (g, s, x) => {
+    forward: (g, s, x, mode) => {
       let h = x[name];
-      spec.hidden.forEach((u, i) => { h = activate(g, dense(g, s, `fc${i}`, h, u), spec.activation); });
+      spec.hidden.forEach((u, i) => { h = drop(g, activate(g, dense(g, s, `fc${i}`, h, u), spec.activation), spec.dropout, mode, i); });
       return { logits: dense(g, s, 'out', h, spec.classes, true) };
     },
   };
 }
 
 function cnnFeatures(g: GraphBuilder, s: ParamScope, prefix: string, x: Tensor, channels: readonly number[], kernel: number,
-  nrm: Norm, kind: 'max' | 'avg'): Tensor {
+  nrm: Norm, kind: 'max' | 'avg', mode: ForwardMode): Tensor {
   let h = x;
   channels.forEach((c, i) => {
-    h = norm(g, s, `${prefix}norm${i}`, conv(g, s, `${prefix}conv${i}`, h, c, { kernel }), nrm);
+    h = norm(g, s, `${prefix}norm${i}`, conv(g, s, `${prefix}conv${i}`, h, c, { kernel }), nrm, 4, mode);
     // relu(maxpool(h)) = maxpool(relu(h)) (relu is monotone): pooling first runs relu and its backward on 1/4 of the values
     h = kind === 'max' ? g.relu(pool(g, h, kind, 2)) : pool(g, g.relu(h), kind, 2);
   });
@@ -99,9 +99,9 @@ function cnn(spec: Extract<ResolvedModelSpec, { type: 'cnn2d' | 'cnn3d' }>, shap
   expectRank(spec.type, name, shape, nd + 1, nd === 2 ? '[C,H,W]' : '[C,D,H,W]');
   return {
     info: { kind: 'classify', classes: spec.classes, outputShape: [spec.classes], markers: [], inputs: { [name]: shape } },
-    forward: (g, s, x) => {
-      let h = cnnFeatures(g, s, '', x[name], spec.channels, spec.kernel, spec.norm, spec.pool);
-      spec.hidden.forEach((u, i) => { h = g.relu(dense(g, s, `fc${i}`, h, u)); });
+    forward: (g, s, x, mode) => {
+      let h = drop(g, cnnFeatures(g, s, '', x[name], spec.channels, spec.kernel, spec.norm, spec.pool, mode), spec.dropout, mode, 0);
+      spec.hidden.forEach((u, i) => { h = drop(g, g.relu(dense(g, s, `fc${i}`, h, u)), spec.dropout, mode, i + 1); });
       return { logits: dense(g, s, 'out', h, spec.classes, true) };
     },
   };
@@ -119,20 +119,20 @@ function unet(spec: Extract<ResolvedModelSpec, { type: 'unet2d' | 'unet3d' | 'mu
   return {
     info: { kind: markers.length ? 'multitask' : 'segment', classes: spec.classes, outputShape: [spec.classes, ...shape.slice(1)],
       markers, inputs: { [name]: shape } },
-    forward: (g, s, x) => {
+    forward: (g, s, x, mode) => {
       const skips: Tensor[] = [];
       let h = x[name];
       for (let l = 0; l < spec.depth; l++) {
-        h = doubleConv(g, s, `enc${l}`, h, spec.base * 2 ** l, spec.norm, spec.groups);
+        h = doubleConv(g, s, `enc${l}`, h, spec.base * 2 ** l, spec.norm, spec.groups, mode);
         skips.push(h);
         h = pool(g, h, 'max', 2);
       }
-      h = doubleConv(g, s, 'mid', h, spec.base * 2 ** spec.depth, spec.norm, spec.groups);
+      h = doubleConv(g, s, 'mid', h, spec.base * 2 ** spec.depth, spec.norm, spec.groups, mode);
       const bottleneck = h;
       for (let l = spec.depth - 1; l >= 0; l--) {
         const c = spec.base * 2 ** l;
         h = g.concat([skips[l], upConv(g, s, `up${l}`, h, c)], 1);
-        h = doubleConv(g, s, `dec${l}`, h, c, spec.norm, spec.groups);
+        h = doubleConv(g, s, `dec${l}`, h, c, spec.norm, spec.groups, mode);
       }
       const seg = conv(g, s, 'head', h, spec.classes, { kernel: 1, output: true });
       if (spec.type !== 'multitask-unet') return { seg };
@@ -150,8 +150,8 @@ function multimodal(spec: Extract<ResolvedModelSpec, { type: 'multimodal' }>, sh
   expectRank('multimodal', tab, tshape, 1, '[features]');
   return {
     info: { kind: 'classify', classes: spec.classes, outputShape: [spec.classes], markers: [], inputs: { [img]: ishape, [tab]: tshape } },
-    forward: (g, s, x) => {
-      const fi = cnnFeatures(g, s, 'img.', x[img], spec.image.channels, spec.image.kernel, 'none', 'max');
+    forward: (g, s, x, mode) => {
+      const fi = cnnFeatures(g, s, 'img.', x[img], spec.image.channels, spec.image.kernel, 'none', 'max', mode);
       let ft = x[tab];
       spec.tabular.hidden.forEach((u, i) => { ft = g.relu(dense(g, s, `tab.fc${i}`, ft, u)); });
       let h = g.concat([fi, ft], 1);
@@ -161,7 +161,7 @@ function multimodal(spec: Extract<ResolvedModelSpec, { type: 'multimodal' }>, sh
   };
 }
 
-function applyLayer(g: GraphBuilder, s: ParamScope, l: LayerSpec, i: number, h: Tensor, last: boolean): Tensor {
+function applyLayer(g: GraphBuilder, s: ParamScope, l: LayerSpec, i: number, h: Tensor, last: boolean, mode: ForwardMode): Tensor {
   switch (l.type) {
     case 'dense': return dense(g, s, `l${i}.dense`, h, l.units, last);
     case 'conv': return conv(g, s, `l${i}.conv`, h, l.channels, { kernel: l.kernel, stride: l.stride, padding: l.padding, output: last });
@@ -175,14 +175,16 @@ function applyLayer(g: GraphBuilder, s: ParamScope, l: LayerSpec, i: number, h: 
     case 'flatten': return g.flatten(h, 1);
     case 'instanceNorm': return norm(g, s, `l${i}.norm`, h, 'instance');
     case 'groupNorm': return norm(g, s, `l${i}.norm`, h, 'group', l.groups);
+    case 'batchNorm': return norm(g, s, `l${i}.norm`, h, 'batch', 4, mode);
+    case 'dropout': return drop(g, h, l.ratio, mode, i);
   }
 }
 
 function sequential(spec: Extract<ResolvedModelSpec, { type: 'sequential' }>, shapes: Shapes): Model {
   const [name, shape] = pickInput(spec.input, shapes, 'sequential');
   const layers = parseLayers(spec.layers);
-  const forward = (g: GraphBuilder, s: ParamScope, x: Readonly<Record<string, Tensor>>): Tensor =>
-    layers.reduce((h, l, i) => applyLayer(g, s, l, i, h, i === layers.length - 1), x[name]);
+  const forward = (g: GraphBuilder, s: ParamScope, x: Readonly<Record<string, Tensor>>, mode: ForwardMode): Tensor =>
+    layers.reduce((h, l, i) => applyLayer(g, s, l, i, h, i === layers.length - 1, mode), x[name]);
   return {
     get info(): ModelInfo {
       // The output shape follows from the layers: probe them once on a throwaway graph (batch 1).
@@ -192,16 +194,17 @@ function sequential(spec: Extract<ResolvedModelSpec, { type: 'sequential' }>, sh
         ? { kind: 'classify', classes, outputShape: [classes], markers: [], inputs: { [name]: shape } }
         : { kind: 'segment', classes, outputShape: out.slice(1), markers: [], inputs: { [name]: shape } };
     },
-    forward: (g, s, x) => {
-      const y = forward(g, s, x);
+    forward: (g, s, x, mode) => {
+      const y = forward(g, s, x, mode);
       return y.shape.length === 2 ? { logits: y } : { seg: y };
     },
   };
 }
 
 /** Output shape of a layer stack, found by building it once on a throwaway graph with batch 1. */
-function probeOutput(f: (g: GraphBuilder, s: ParamScope, x: Record<string, Tensor>) => Tensor, name: string, shape: readonly number[]): number[] {
+function probeOutput(f: (g: GraphBuilder, s: ParamScope, x: Record<string, Tensor>, mode: ForwardMode) => Tensor, name: string,
+  shape: readonly number[]): number[] {
   const g = new GraphBuilder('probe');
-  const s = new ParamScope((d) => g.input(`p_${d.name}`, d.shape));
-  return [...f(g, s, { [name]: g.input(`in_${name}`, [1, ...shape]) }).shape];
+  const s = new ParamScope((d) => g.input(`p_${d.name}`, d.shape), (d) => g.input(`b_${d.name}`, d.shape));
+  return [...f(g, s, { [name]: g.input(`in_${name}`, [1, ...shape]) }, EVAL_MODE).shape];
 }

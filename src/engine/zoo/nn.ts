@@ -1,15 +1,17 @@
 /**
  * Layer helpers for the model zoo: each creates its parameters through a ParamScope (so the same code builds the
  * train graph, where weights are graph inputs, and the exported model, where they are initializers) and emits
- * primitive GraphBuilder ops. Normalisation (instance / group) is composed here from primitives and carries an
- * affine scale and shift; it has no running statistics, so train and eval graphs compute the same function.
+ * primitive GraphBuilder ops. Instance / group normalisation is composed here from primitives (affine scale and shift,
+ * no running statistics: train and eval graphs compute the same function). Batch normalisation uses the graph layer's
+ * batchNorm: batch statistics in training, whose running averages are buffers (ParamScope.buffer / update), and the
+ * running statistics in evaluation and in the exported model.
  */
 import type { GraphBuilder, Tensor } from '../graph/index.ts';
-import type { ParamScope } from '../params.ts';
+import type { ForwardMode, ParamScope } from '../params.ts';
 import { CohortError } from '../../util/errors.ts';
 
 export type Act = 'relu' | 'leakyRelu' | 'tanh' | 'sigmoid' | 'none';
-export type Norm = 'none' | 'instance' | 'group';
+export type Norm = 'none' | 'instance' | 'group' | 'batch';
 
 export function activate(g: GraphBuilder, x: Tensor, act: Act): Tensor {
   switch (act) {
@@ -51,10 +53,19 @@ export function upConv(g: GraphBuilder, s: ParamScope, name: string, x: Tensor, 
   return g.convTranspose(x, w, b, { strides: 2 });
 }
 
-/** Group normalisation (groups = channels gives instance norm) with affine scale/shift, eps 1e-5. */
-export function norm(g: GraphBuilder, s: ParamScope, name: string, x: Tensor, kind: Norm, groups = 4): Tensor {
+/** Normalisation after a conv: batch (running statistics as buffers), instance or group (groups = channels: instance). */
+export function norm(g: GraphBuilder, s: ParamScope, name: string, x: Tensor, kind: Norm, groups = 4, mode?: ForwardMode): Tensor {
   if (kind === 'none') return x;
   const [B, C] = x.shape;
+  if (kind === 'batch') {
+    const gamma = s.param(`${name}.gamma`, [C], 'ones');
+    const beta = s.param(`${name}.beta`, [C], 'zeros');
+    const rm = s.buffer(`${name}.running_mean`, [C], 'zeros');
+    const rv = s.buffer(`${name}.running_var`, [C], 'ones');
+    const r = g.batchNorm(x, gamma, beta, rm, rv, { training: mode?.training ?? false });
+    if (r.runningMean && r.runningVar) { s.update(`${name}.running_mean`, r.runningMean); s.update(`${name}.running_var`, r.runningVar); }
+    return r.y;
+  }
   const G = kind === 'instance' ? C : Math.min(groups, C);
   if (C % G !== 0) {
     throw new CohortError('BAD_MODEL_SPEC', `${name}: ${C} channels cannot be split into ${G} groups`, 'choose a group count that divides the channel count');
@@ -73,6 +84,12 @@ export function norm(g: GraphBuilder, s: ParamScope, name: string, x: Tensor, ki
   return g.add(g.mul(xhat, g.reshape(gamma, bshape)), g.reshape(beta, bshape));
 }
 
+/** Seeded inverted dropout in training (a fresh seed per step; `salt` tells layers apart), identity in evaluation. */
+export function drop(g: GraphBuilder, x: Tensor, ratio: number, mode: ForwardMode, salt: number): Tensor {
+  if (ratio === 0 || !mode.training) return x;
+  return g.dropout(x, ratio, mode.seed(), salt);
+}
+
 export function pool(g: GraphBuilder, x: Tensor, kind: 'max' | 'avg', size: number): Tensor {
   for (const d of x.shape.slice(2)) {
     if (d < size) {
@@ -84,9 +101,10 @@ export function pool(g: GraphBuilder, x: Tensor, kind: 'max' | 'avg', size: numb
 }
 
 /** conv -> norm -> activation, twice (the U-Net block). */
-export function doubleConv(g: GraphBuilder, s: ParamScope, name: string, x: Tensor, out: number, nrm: Norm, groups: number): Tensor {
+export function doubleConv(g: GraphBuilder, s: ParamScope, name: string, x: Tensor, out: number, nrm: Norm, groups: number,
+  mode: ForwardMode): Tensor {
   let h = conv(g, s, `${name}.c1`, x, out, { kernel: 3 });
-  h = g.relu(norm(g, s, `${name}.n1`, h, nrm, groups));
+  h = g.relu(norm(g, s, `${name}.n1`, h, nrm, groups, mode));
   h = conv(g, s, `${name}.c2`, h, out, { kernel: 3 });
-  return g.relu(norm(g, s, `${name}.n2`, h, nrm, groups));
+  return g.relu(norm(g, s, `${name}.n2`, h, nrm, groups, mode));
 }
