@@ -37,6 +37,7 @@ const cases: Record<string, OpCase> = {
   'conv2d stride 3 (rows never reached)': convCase('conv', [1, 2, 8, 7], [2, 2, 2, 2], { strides: [3, 3] }, false),
   'conv2d groups 2': convCase('conv', [1, 4, 5, 5], [6, 2, 3, 3], { pads: [1, 1, 1, 1], group: 2 }),
   'conv2d depthwise stride 2': convCase('conv', [2, 4, 5, 5], [4, 1, 3, 3], { strides: [2, 2], group: 4 }),
+  'conv2d one input channel (image layer)': convCase('conv', [3, 1, 5, 5], [3, 1, 3, 3], { pads: [1, 1, 1, 1] }),
   'conv2d 1x1': convCase('conv', [2, 3, 4, 4], [5, 3, 1, 1], {}),
   'conv2d 1x1 pad 1 (pads wider than the kernel)': convCase('conv', [1, 2, 3, 3], [2, 2, 1, 1], { pads: [1, 1, 1, 1] }),
   'conv3d stride [2,1,1], pads': convCase('conv', [1, 2, 5, 4, 4], [3, 2, 3, 2, 2], { strides: [2, 1, 1], pads: [1, 0, 1, 1, 0, 0] }),

@@ -22,10 +22,10 @@ export interface Im2colGeom {
   readonly group: number;
 }
 
-/** Move the channel axis in front of the batch axis: [N, C, ...] -> [C, N, ...] (a reshape when N = 1). */
+/** Move the channel axis in front of the batch axis: [N, C, ...] -> [C, N, ...] (a reshape when N or C is 1). */
 function channelsFirst(g: GraphBuilder, t: Tensor): Tensor {
   const [n, c, ...sp] = t.shape;
-  if (n === 1) return g.reshape(t, [c, 1, ...sp]);
+  if (n === 1 || c === 1) return g.reshape(t, [c, n, ...sp]);
   return g.transpose(t, [1, 0, ...sp.map((_, i) => i + 2)]);
 }
 
