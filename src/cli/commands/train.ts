@@ -77,7 +77,8 @@ function modelSpec(arg: string, classes: number): ModelSpec {
     throw new CohortError('BAD_MODEL_SPEC', `${arg} is not valid JSON: ${(e as Error).message}`, 'fix the JSON syntax');
   }
   // classes follows from the data when the spec leaves it out
-  if (raw && typeof raw === 'object' && !('classes' in raw)) raw = { ...raw, classes };
+  const type = (raw as { type?: unknown } | null)?.type;
+  if (raw && typeof raw === 'object' && !('classes' in raw) && ['mlp', 'cnn2d', 'cnn3d', 'multimodal'].includes(String(type))) raw = { ...raw, classes };
   return raw as ModelSpec;
 }
 
