@@ -1,13 +1,13 @@
 /**
  * Pooled data for a simulation, from a manifest's data selector (simulation only: real peers read their own registered data).
- *   source "path/to/file.csv" + label column   numeric feature columns (non-numeric columns such as ids are skipped), string labels
- *                                              mapped to class indices in sorted order; preprocessing { standardize: true } z-scores
- *                                              each feature (statistics of the pooled data: a simulation shortcut)
+ *   source "path/to/file.csv" + label column   the data layer's tabular reader (src/data/tabular.ts: ids dropped, categories one-hot,
+ *                                              labels -> class indices in sorted order)
  *   source "synthetic:blobs"                   Gaussian class blobs (preprocessing: { samples, features, classes, separation })
- * Produces a SampleSet { inputs: { features: [F] }, targets: { label: [] } }.
+ * Produces a SampleSet { inputs: { features: [F] }, targets: { label: [] } }. preprocessing { standardize: true } is applied after the
+ * train/test split by standardiseSplit (statistics of the training part only).
  */
-import { readFileSync } from 'node:fs';
 import type { SampleSet } from '../data/samples.ts';
+import { fitStandardiser, readTabular, standardiseSet } from '../data/tabular.ts';
 import { CohortError } from '../util/errors.ts';
 import { Rng } from '../util/random.ts';
 
@@ -30,37 +30,13 @@ export function loadSimData(selector: DataSelector, preprocessing: Readonly<Reco
     throw new CohortError('SIM_DATA_SOURCE', 'the manifest\'s data.selector names no source the simulator can load',
       'set data.selector.source to a CSV file (with data.selector.label) or "synthetic:blobs"');
   }
-  const loaded = source.startsWith('synthetic:') ? synthetic(source.slice(10), preprocessing, seed) : csv(source, selector.label ?? 'label');
-  return preprocessing['standardize'] === true ? { ...loaded, set: standardize(loaded.set) } : loaded;
+  return source.startsWith('synthetic:') ? synthetic(source.slice(10), preprocessing, seed) : csv(source, selector.label ?? 'label');
 }
 
-function csv(path: string, labelColumn: string): LoadedData {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new CohortError('SIM_DATA_READ', `cannot read ${path}: ${(e as Error).message}`, 'run from the repository root, or give an absolute path');
-  }
-  const lines = text.split(/\r?\n/).filter((l) => l.trim().length);
-  const header = lines[0]!.split(',').map((h) => h.trim());
-  const li = header.indexOf(labelColumn);
-  if (li < 0) throw new CohortError('SIM_DATA_LABEL', `${path} has no column "${labelColumn}"`, `columns: ${header.join(', ')}`);
-  const rows = lines.slice(1).map((l) => l.split(','));
-  const featureCols = header.map((_, i) => i).filter((i) => i !== li && rows.every((r) => r[i] !== undefined && r[i]!.trim() !== '' && Number.isFinite(Number(r[i]))));
-  const classNames = [...new Set(rows.map((r) => r[li]!.trim()))].sort();
-  const F = featureCols.length;
-  const features = new Float32Array(rows.length * F);
-  const label = new Float32Array(rows.length);
-  rows.forEach((r, k) => {
-    featureCols.forEach((c, j) => { features[k * F + j] = Number(r[c]); });
-    label[k] = classNames.indexOf(r[li]!.trim());
-  });
-  return {
-    set: { size: rows.length, inputs: { features: { shape: [F], data: features } }, targets: { label: { shape: [], data: label } } },
-    classes: classNames.length,
-    classNames,
-    featureNames: featureCols.map((c) => header[c]!),
-  };
+function csv(path: string, label: string): LoadedData {
+  const t = readTabular(path, { label });
+  if (!t.set.targets['label']) throw new CohortError('SIM_DATA_LABEL', `${path} has no label column "${label}"`, 'set data.selector.label');
+  return { set: t.set, classes: t.classes, classNames: t.classNames, featureNames: t.featureNames };
 }
 
 function num(v: unknown, fallback: number): number {
@@ -90,15 +66,14 @@ function synthetic(kind: string, p: Readonly<Record<string, unknown>>, seed: num
   };
 }
 
-function standardize(set: SampleSet): SampleSet {
-  const inputs = Object.fromEntries(Object.entries(set.inputs).map(([name, t]) => {
-    const F = t.shape.reduce((a, b) => a * b, 1);
-    const mean = new Float64Array(F);
-    const sq = new Float64Array(F);
-    for (let k = 0; k < set.size; k++) for (let j = 0; j < F; j++) { const v = t.data[k * F + j]!; mean[j] = mean[j]! + v; sq[j] = sq[j]! + v * v; }
-    for (let j = 0; j < F; j++) { mean[j] = mean[j]! / set.size; sq[j] = Math.sqrt(Math.max(sq[j]! / set.size - mean[j]! ** 2, 1e-12)); }
-    const data = Float32Array.from(t.data, (v, i) => (v - mean[i % F]!) / sq[i % F]!);
-    return [name, { shape: t.shape, data }];
-  }));
-  return { size: set.size, inputs, targets: set.targets };
+/** z-score every input with statistics of the training part only (the data layer's standardiser); the test part reuses them. */
+export function standardiseSplit(train: SampleSet, test: SampleSet): { train: SampleSet; test: SampleSet } {
+  let tr = train;
+  let te = test;
+  for (const [name, t] of Object.entries(train.inputs)) {
+    const s = fitStandardiser(t, train.size);
+    tr = standardiseSet(tr, s, name);
+    te = standardiseSet(te, s, name);
+  }
+  return { train: tr, test: te };
 }

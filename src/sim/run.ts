@@ -10,11 +10,11 @@ import type { AlgorithmName } from '../averaging/node.ts';
 import type { CodecName } from '../averaging/compression.ts';
 import type { LocalLearner } from '../averaging/types.ts';
 import { concatSamples, type SampleSet } from '../data/samples.ts';
-import type { ScenarioManifest } from '../scenario/manifest.ts';
+import type { LossSpec, ModelSpec, OptimizerSpec } from '../engine/spec.ts';
 import { CohortError } from '../util/errors.ts';
 import { logger } from '../util/log.ts';
 import { Rng } from '../util/random.ts';
-import { loadSimData } from './datasets.ts';
+import { loadSimData, standardiseSplit, type DataSelector } from './datasets.ts';
 import { SoftmaxLearner } from './learners.ts';
 import type { Topology } from './network.ts';
 import { partitionSamples, stratifiedSplit, type PartitionSpec } from './partition.ts';
@@ -27,6 +27,34 @@ import type { RejectReason } from '../averaging/types.ts';
 const log = logger('sim:run');
 
 export type LearnerKind = 'engine' | 'softmax';
+
+/**
+ * What a simulation reads of a scenario: structurally the parsed manifest of src/scenario/manifest.ts (a SimScenario is one),
+ * declared here so that sim/ does not depend on the scenario layer above it.
+ */
+export interface SimScenario {
+  readonly name: string;
+  readonly task: { readonly kind: string; readonly metric: string };
+  readonly data: { readonly selector: DataSelector; readonly preprocessing: Readonly<Record<string, unknown>>; readonly holdout: number };
+  readonly model: ModelSpec;
+  readonly loss?: LossSpec;
+  readonly optimizer: OptimizerSpec;
+  readonly training: { readonly batchSize: number; readonly localSteps?: number; readonly localEpochs: number; readonly proximalMu: number; readonly seed: number };
+  readonly averaging: {
+    readonly algorithm: AlgorithmName; readonly topology: Topology; readonly weighting: 'uniform' | 'samples';
+    readonly fanout: number; readonly s: number; readonly gamma: number; readonly roundMs: number; readonly deadlineMs?: number;
+  };
+  readonly compression: { readonly codec: CodecName; readonly blockSize: number; readonly topkFraction: number };
+  readonly rounds: {
+    readonly max: number;
+    readonly stopping: { readonly kind: 'max-rounds' } | { readonly kind: 'target'; readonly value: number } | { readonly kind: 'plateau'; readonly patience: number; readonly minDelta: number };
+  };
+  readonly evaluation: { readonly every: number; readonly compareLocalOnly: boolean };
+  readonly simulation: {
+    readonly peers: number; readonly partition: PartitionSpec; readonly latencyMs: number; readonly bandwidthMBps: number; readonly loss: number;
+    readonly churn: number; readonly stragglers: { readonly fraction: number; readonly slowdown: number }; readonly stepMs: number;
+  };
+}
 
 export interface SimOverrides {
   readonly peers?: number;
@@ -116,7 +144,7 @@ interface Task {
   dispose(): Promise<void>;
 }
 
-export async function runScenarioSim(m: ScenarioManifest, o: SimOverrides = {}, hooks: SimHooks = {}): Promise<SimReport> {
+export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks: SimHooks = {}): Promise<SimReport> {
   const started = Date.now();
   const peers = o.peers ?? m.simulation.peers;
   const algorithm = o.algorithm ?? m.averaging.algorithm;
@@ -128,7 +156,8 @@ export async function runScenarioSim(m: ScenarioManifest, o: SimOverrides = {}, 
   const evalEvery = o.evalEvery ?? m.evaluation.every;
 
   const data = loadSimData(m.data.selector, m.data.preprocessing, seed);
-  const { train, test } = stratifiedSplit(data.set, 'label', m.data.holdout, seed);
+  const split = stratifiedSplit(data.set, 'label', m.data.holdout, seed);
+  const { train, test } = m.data.preprocessing['standardize'] === true ? standardiseSplit(split.train, split.test) : split;
   const parts = partitionSamples(train, 'label', peers, partition, seed);
   const learnerKind = o.learner ?? 'engine';
   const task = learnerKind === 'engine' ? await engineTask(m, test, parts[0]!, seed) : softmaxTask(m, test, data.classes, seed, train);
@@ -146,7 +175,7 @@ export async function runScenarioSim(m: ScenarioManifest, o: SimOverrides = {}, 
       algorithm, seed, learners,
       settings: { fanout: m.averaging.fanout, s: m.averaging.s, gamma: m.averaging.gamma },
       network: {
-        topology: m.averaging.topology as Topology,
+        topology: m.averaging.topology,
         link: { latencyMs: m.simulation.latencyMs, bandwidthBytesPerMs: m.simulation.bandwidthMBps * 1e3, loss: m.simulation.loss },
         stepMs: m.simulation.stepMs, slowdown,
       },
@@ -202,7 +231,7 @@ export async function runScenarioSim(m: ScenarioManifest, o: SimOverrides = {}, 
   }
 }
 
-function stoppingRule(m: ScenarioManifest, higherBetter: boolean): ((p: RoundProbe) => boolean) | undefined {
+function stoppingRule(m: SimScenario, higherBetter: boolean): ((p: RoundProbe) => boolean) | undefined {
   const s = m.rounds.stopping;
   if (s.kind === 'target') return (p) => (higherBetter ? p.mean >= s.value : p.mean <= s.value);
   if (s.kind === 'plateau') {
@@ -217,7 +246,7 @@ function stoppingRule(m: ScenarioManifest, higherBetter: boolean): ((p: RoundPro
   return undefined;
 }
 
-async function engineTask(m: ScenarioManifest, test: SampleSet, example: SampleSet, seed: number): Promise<Task> {
+async function engineTask(m: SimScenario, test: SampleSet, example: SampleSet, seed: number): Promise<Task> {
   const { TrainerLearner } = await import('./trainer-learner.ts');
   const cfg = { model: m.model, loss: m.loss, optimizer: m.optimizer, batchSize: m.training.batchSize, seed, proximalMu: m.training.proximalMu, threads: 1, providers: ['cpu' as const] };
   const work = { steps: m.training.localSteps, epochs: m.training.localEpochs };
@@ -243,7 +272,7 @@ async function engineTask(m: ScenarioManifest, test: SampleSet, example: SampleS
   };
 }
 
-function softmaxTask(m: ScenarioManifest, test: SampleSet, classes: number, seed: number, example: SampleSet): Task {
+function softmaxTask(m: SimScenario, test: SampleSet, classes: number, seed: number, example: SampleSet): Task {
   if (m.task.kind !== 'classification') {
     throw new CohortError('SIM_LEARNER', 'the softmax learner only does classification', 'use --learner engine for this scenario');
   }

@@ -38,7 +38,7 @@ describe('partitioners', () => {
   });
 
   it('feature shift gives each site its own scanner transform of the same kind of data', () => {
-    const { set } = loadSimData({ source: 'data/wdbc.csv', label: 'diagnosis' }, { standardize: true }, 1);
+    const { set } = loadSimData({ source: 'data/wdbc.csv', label: 'diagnosis' }, {}, 1);
     expect(set.size).toBe(569);
     expect(set.inputs['features']!.shape).toEqual([30]);
     const sites = partitionSamples(set, 'label', 4, { kind: 'feature-shift', strength: 1 }, 3);

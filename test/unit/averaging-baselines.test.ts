@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { centralisedBaseline, fedAvgBaseline, localOnlyBaseline } from '../../src/averaging/index.ts';
 import { QuadraticLearner, SoftmaxLearner } from '../../src/sim/learners.ts';
-import { loadSimData } from '../../src/sim/datasets.ts';
+import { loadSimData, standardiseSplit } from '../../src/sim/datasets.ts';
 import { stratifiedSplit } from '../../src/sim/partition.ts';
 
 const targets = [Float32Array.of(0, 0), Float32Array.of(4, 0), Float32Array.of(0, 8)];
@@ -23,8 +23,9 @@ describe('baselines', () => {
   });
 
   it('centralised training on WDBC reaches > 95% test accuracy (the ceiling the rules are measured against)', async () => {
-    const { set } = loadSimData({ source: 'data/wdbc.csv', label: 'diagnosis' }, { standardize: true }, 1);
-    const { train, test } = stratifiedSplit(set, 'label', 0.2, 1);
+    const { set } = loadSimData({ source: 'data/wdbc.csv', label: 'diagnosis' }, {}, 1);
+    const split = stratifiedSplit(set, 'label', 0.2, 1);
+    const { train, test } = standardiseSplit(split.train, split.test);
     const learner = new SoftmaxLearner(train, { classes: 2, lr: 0.1, batchSize: 16, epochs: 1, seed: 1 });
     const r = await centralisedBaseline(learner, async (x) => SoftmaxLearner.evaluate(x, test, 2).accuracy, { rounds: 10, evalEvery: 5 });
     expect(r.curve.length).toBe(10);
@@ -32,7 +33,8 @@ describe('baselines', () => {
   });
 
   it('FedProx: a large proximal mu keeps local training near the round-start model', async () => {
-    const { set } = loadSimData({ source: 'data/wdbc.csv', label: 'diagnosis' }, { standardize: true }, 1);
+    const raw = loadSimData({ source: 'data/wdbc.csv', label: 'diagnosis' }, {}, 1).set;
+    const set = standardiseSplit(raw, raw).train;
     const anchor = SoftmaxLearner.init(30, 2, 5);
     const drift = async (mu: number) => {
       const l = new SoftmaxLearner(set, { classes: 2, lr: 0.05, batchSize: 16, epochs: 2, seed: 1, proximalMu: mu }, anchor);
