@@ -43,7 +43,10 @@ export interface TrainConfig {
   threads?: number;
   /** FedProx: adds (mu/2)||x - anchor||^2 to the objective (anchor set by setProximalAnchor). */
   proximalMu?: number;
-  /** Full batches fused per session run with an ONNX Loop (default 1; 4-8 pays off for small models). */
+  /**
+   * Full batches fused per session run with an ONNX Loop. Default: 8 for mlp (session round trips dominate small models:
+   * measured 2.7x PyTorch with it), 1 otherwise (conv nets are compute-bound; the Loop only adds compile time).
+   */
   fusedSteps?: number;
 }
 
@@ -87,9 +90,9 @@ export class Trainer {
 
   static async create(cfg: TrainConfig, example: SampleSet): Promise<Trainer> {
     const batchSize = positiveInt(cfg.batchSize, 'batchSize');
-    const fusedSteps = positiveInt(cfg.fusedSteps ?? 1, 'fusedSteps');
     const threads = positiveInt(cfg.threads ?? defaultThreads(), 'threads');
     const spec = parseModelSpec(cfg.model);
+    const fusedSteps = positiveInt(cfg.fusedSteps ?? (spec.type === 'mlp' ? 8 : 1), 'fusedSteps');
     const opt = parseOptimizerSpec(cfg.optimizer);
     const shapes = Object.fromEntries(Object.entries(example.inputs).map(([k, v]) => [k, [...v.shape]]));
     const model = buildModel(spec, shapes);
