@@ -17,7 +17,8 @@ export class PeerProcess {
 
   private constructor(args: Record<string, unknown>) {
     this.child = fork(PEER_SCRIPT, [JSON.stringify(args)], {
-      execArgv: ['--import', 'tsx'],
+      // COHORT_PEER_NODE_ARGS: extra node flags for the peer processes (e.g. --cpu-prof while investigating throughput)
+      execArgv: ['--import', 'tsx', ...(process.env.COHORT_PEER_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
       env: { ...process.env, COHORT_LOG_LEVEL: process.env.COHORT_LOG_LEVEL ?? 'warn' },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
