@@ -17,7 +17,8 @@ import { Rng } from '../src/util/random.ts';
 import type { SampleSet } from '../src/data/samples.ts';
 import { median, type BenchSuite } from './suite.ts';
 
-const PYTHON = '/usr/bin/python3';
+/** Debian's python3 with python3-torch; COHORT_BENCH_PYTHON overrides it (e.g. to check the ORT-only path). */
+const PYTHON = process.env.COHORT_BENCH_PYTHON ?? '/usr/bin/python3';
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'torch', 'train_bench.py');
 const THREADS = 2;
 
