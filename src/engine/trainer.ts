@@ -53,6 +53,7 @@ export interface TrainConfig {
 export interface StepOptions { lr?: number; rng?: Rng; onStep?: (step: number, loss: number) => void }
 
 const log = logger('engine:trainer');
+const announced = new Set<string>();
 
 export class Trainer {
   readonly layout: ParamLayout;
@@ -68,6 +69,7 @@ export class Trainer {
   private stepCount = 0;
   private readonly shuffle: Rng;
   private disposed = false;
+  private busy = false;
 
   private constructor(
     private readonly cfg: Required<Pick<TrainConfig, 'batchSize' | 'seed' | 'threads' | 'fusedSteps'>> & { providers: ExecutionProviderName[] },
@@ -104,8 +106,13 @@ export class Trainer {
     const full = { batchSize, seed: cfg.seed, threads, fusedSteps, providers };
     // Build the train-step session now: it fixes the provider and surfaces graph errors at creation.
     const first = await cachedSession(`${keyBase}|step|${batchSize}`, () => trainStep(plan, batchSize), providers, threads);
-    log.info({ provider: first.provider, model: spec.type, params: decls.reduce((a, d) => a + d.shape.reduce((x, y) => x * y, 1), 0) },
-      `training ${spec.type} on ${first.provider}`);
+    // once per model and provider per process: 100 simulated peers of one model make one line, not 100
+    const announce = `${keyBase}|${first.provider}`;
+    if (!announced.has(announce)) {
+      announced.add(announce);
+      log.info({ provider: first.provider, model: spec.type, params: decls.reduce((a, d) => a + d.shape.reduce((x, y) => x * y, 1), 0) },
+        `training ${spec.type} on ${first.provider}`);
+    }
     return new Trainer(full, plan, decls, buffers, keyBase, first.provider);
   }
 
@@ -161,6 +168,19 @@ export class Trainer {
 
   private async runBatches(p: Prepared, batches: number[][], opts: StepOptions): Promise<{ loss: number; steps: number }> {
     this.alive();
+    // Steps read and write the same flat vectors: two overlapping calls would interleave their updates.
+    if (this.busy) {
+      throw new CohortError('TRAINER_BUSY', 'this trainer is already training', 'await the running trainEpoch/trainSteps before starting another');
+    }
+    this.busy = true;
+    try {
+      return await this.runBatchesNow(p, batches, opts);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async runBatchesNow(p: Prepared, batches: number[][], opts: StepOptions): Promise<{ loss: number; steps: number }> {
     let lossSum = 0, samples = 0, done = 0;
     const note = (loss: number, n: number): void => {
       lossSum += loss * n; samples += n;

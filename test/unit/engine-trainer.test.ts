@@ -185,6 +185,15 @@ describe('runner mechanics', () => {
     expect(t.provider).toBe('cpu');
   });
 
+  it('overlapping training calls on one trainer are refused', async () => {
+    const t = await Trainer.create(cfg, data);
+    const first = t.trainEpoch(data);
+    await rejects(t.trainSteps(data, 1), 'TRAINER_BUSY', /already training/);
+    await first;
+    await t.trainSteps(data, 1);
+    expect(t.steps).toBe(8);
+  });
+
   it('a NaN loss stops training with a clear error and keeps the last good weights', async () => {
     const t = await Trainer.create(cfg, data);
     await t.trainSteps(data, 2);
