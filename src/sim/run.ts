@@ -281,12 +281,15 @@ function softmaxTask(m: SimScenario, test: SampleSet, classes: number, seed: num
   const init = SoftmaxLearner.init(features, classes, seed);
   const metric = m.task.metric === 'balancedAccuracy' ? 'balancedAccuracy' : 'accuracy';
   if (metric !== m.task.metric) log.warn({ metric: m.task.metric }, 'softmax learner reports accuracy instead');
+  let made = 0;
   return {
     metric,
     layoutHash: `softmax:${features}x${classes}`,
     parameters: init.length,
     async makeLearner(data) {
-      return new SoftmaxLearner(data, { classes, lr, batchSize: m.training.batchSize, epochs: m.training.localEpochs, seed, proximalMu: m.training.proximalMu }, init);
+      // same initial model everywhere, a different minibatch order per peer
+      const peerSeed = (seed * 7919 + made++) >>> 0;
+      return new SoftmaxLearner(data, { classes, lr, batchSize: m.training.batchSize, epochs: m.training.localEpochs, seed: peerSeed, proximalMu: m.training.proximalMu }, init);
     },
     async evaluate(x) { return SoftmaxLearner.evaluate(x, test, classes)[metric]; },
     async dispose() {},

@@ -203,4 +203,27 @@ describe('bad messages are rejected and counted, never averaged', () => {
     expect(consensusDistance(z)).toBeLessThan(1e-18);
     expect(maxErr(z, exactMean(xs))).toBeLessThan(1e-9);
   });
+
+  it('D-PSGD: a stale round and a round from the far future are refused; the mean of the honest peers is kept', async () => {
+    const net = new SimNetwork({ peers: 4, topology: { kind: 'complete' }, link, stepMs: 1, roundMs: 100, seed: 3 });
+    const xs = startingVectors(3, 41);
+    const nodes = xs.map((x, i) => createNode('dpsgd', net.transport(i), new VectorLearner(x), { ...nodeCfg({ rounds: 30 }), seed: i }));
+    net.online[3] = false; // the sender below is not a participant: honest peers mix among themselves
+    const evil = net.transport(3);
+    const payload = makeCodec('f32').encode(new Float32Array(D).fill(100));
+    const base = { kind: 'model' as const, scenario: 'sc', layoutHash: 'lh', codec: 'f32', degree: 3, participants: ['p0', 'p1', 'p2'], purpose: 'exchange' as const };
+    net.at(1050, 3, () => {
+      for (const to of ['p0', 'p1', 'p2']) {
+        evil.send(to, { ...base, round: 3, payload });
+        evil.send(to, { ...base, round: 10_000, payload });
+      }
+    });
+    nodes.forEach((n) => n.start());
+    await net.clock.runUntil(30 * 100, (i) => i === 3 || net.online[i]!);
+    for (const n of nodes) {
+      expect(n.stats.rejected.stale).toBe(1);
+      expect(n.stats.rejected['unknown-round']).toBe(1);
+    }
+    expect(maxErr(nodes.map((n) => Float64Array.from(n.estimate())), exactMean(xs))).toBeLessThan(1e-5);
+  });
 });
