@@ -76,16 +76,39 @@ describe('conv and pool: ORT float32 vs float64 reference and finite differences
   }
 });
 
+describe('conv weight gradient with the first axis offsets moved to dY (shifted path)', () => {
+  const extra: Record<string, OpCase> = {
+    'conv3d stride 1, pads, dilation [2,1,1]': convCase('conv', [2, 3, 6, 4, 4], [2, 3, 3, 3, 2], { pads: [2, 1, 0, 1, 1, 1], dilations: [2, 1, 1] }),
+    'conv2d stride [1,2], asymmetric pads': convCase('conv', [2, 4, 6, 7], [2, 4, 3, 3], { strides: [1, 2], pads: [0, 1, 2, 0] }),
+    'convTranspose2d stride 1, dilation 2': convCase('convT', [1, 3, 4, 4], [3, 2, 2, 3], { dilations: [2, 2], pads: [0, 1, 0, 0] }),
+  };
+  for (const [name, c] of Object.entries({ ...extra, 'conv2d 3x3 pad 1': cases['conv2d 3x3 pad 1'] })) {
+    it(name, async () => {
+      const saved = im2colConfig.shift;
+      im2colConfig.shift = 'always';
+      try {
+        const { forwardErr, gradErr } = await checkGradients(c);
+        expect(forwardErr, 'forward').toBeLessThan(FWD_TOL);
+        for (const [k, e] of Object.entries(gradErr)) expect(e, `d/d${k}`).toBeLessThan(GRAD_TOL);
+      } finally {
+        im2colConfig.shift = saved;
+      }
+    });
+  }
+});
+
 describe('conv weight gradient built in chunks of kernel offsets (the large-3D path)', () => {
   for (const name of ['conv2d 3x3 pad 1', 'conv3d stride [2,1,1], pads', 'convTranspose2d k2 s2 (U-Net up)']) {
     it(name, async () => {
       const saved = im2colConfig.maxColsFloats;
       im2colConfig.maxColsFloats = 200; // forces one or two offsets per Gemm
+      im2colConfig.shift = 'never';
       try {
         const { gradErr } = await checkGradients(cases[name]);
         for (const [k, e] of Object.entries(gradErr)) expect(e, `d/d${k}`).toBeLessThan(GRAD_TOL);
       } finally {
         im2colConfig.maxColsFloats = saved;
+        im2colConfig.shift = 'auto';
       }
     });
   }

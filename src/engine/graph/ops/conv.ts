@@ -89,8 +89,9 @@ export function convTranspose(g: GraphCore, x: Tensor, w: Tensor, b: Tensor | nu
   }
   const cout = w.shape[1] * geo.group;
   checkBias('ConvTranspose', name, b, cout);
-  if (geo.outputPadding.some((p, i) => p >= Math.max(geo.strides[i], geo.dilations[i]))) {
-    throw shapeError('ConvTranspose', name, `output padding ${fmt(geo.outputPadding)} must be smaller than stride or dilation`);
+  // ONNX allows output_padding < max(stride, dilation), but onnxruntime rejects output_padding >= stride at run time
+  if (geo.outputPadding.some((p, i) => p >= geo.strides[i])) {
+    throw shapeError('ConvTranspose', name, `output padding ${fmt(geo.outputPadding)} must be smaller than the stride ${fmt(geo.strides)}`);
   }
   const spatial = x.shape.slice(2).map((d, i) =>
     geo.strides[i] * (d - 1) + geo.outputPadding[i] + geo.dilations[i] * (geo.kernel[i] - 1) + 1 - geo.pads[i] - geo.pads[i + nd]);
