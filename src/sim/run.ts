@@ -196,20 +196,10 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
     };
     const res = o.runner ? await realRun(o.runner, simOpts, task.evaluate) : await simulate(simOpts);
     const curves: Record<string, CurvePoint[]> = { [algorithm]: curve };
-    const baselines = { centralised: null as number | null, local_only: null as number | null, fedavg: null as number | null };
     const roundsRun = res.probes.length || rounds;
-    if (o.baselines !== false) {
-      const opts = (name: string) => ({ rounds: roundsRun, evalEvery, onRound: (r: number, v: number) => hooks.onRound?.(name, r + 1, roundsRun, v) });
-      const record = (b: BaselineResult) => {
-        baselines[b.name] = b.final;
-        curves[b.name] = b.curve.map((v, r) => ({ round: r + 1, metric: v, bytesPerPeer: b.bytesPerPeerPerRound * (r + 1) }))
-          .filter((p) => (p.round % evalEvery === 0) || p.round === roundsRun);
-      };
-      record(await centralisedBaseline(await task.makeLearner(concatSamples(parts)), task.evaluate, opts('centralised')));
-      const fresh = async () => { const ls: LocalLearner[] = []; for (const p of parts) ls.push(await task.makeLearner(p)); return ls; };
-      record(await fedAvgBaseline(await fresh(), task.evaluate, { ...opts('fedavg'), proximal: m.training.proximalMu > 0 }));
-      if (m.evaluation.compareLocalOnly) record(await localOnlyBaseline(await fresh(), task.evaluate, opts('local_only')));
-    }
+    const baselines = o.baselines === false
+      ? { centralised: null, local_only: null, fedavg: null }
+      : await runBaselines(task, parts, { rounds: roundsRun, evalEvery, proximal: m.training.proximalMu > 0, localOnly: m.evaluation.compareLocalOnly }, curves, hooks);
     const fm = res.finalMetrics;
     const meanModelMetric = await task.evaluate(Float32Array.from(weightedMean(res.finalModels)));
     return {
@@ -229,6 +219,25 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
   } finally {
     await task.dispose();
   }
+}
+
+/** The BASELINES on the same partitions and round budget; their curves go into `curves`. */
+async function runBaselines(
+  task: Task, parts: readonly SampleSet[], o: { rounds: number; evalEvery: number; proximal: boolean; localOnly: boolean },
+  curves: Record<string, CurvePoint[]>, hooks: SimHooks,
+): Promise<SimReport['baselines']> {
+  const out: { centralised: number | null; local_only: number | null; fedavg: number | null } = { centralised: null, local_only: null, fedavg: null };
+  const opts = (name: string) => ({ rounds: o.rounds, evalEvery: o.evalEvery, onRound: (r: number, v: number) => hooks.onRound?.(name, r + 1, o.rounds, v) });
+  const record = (b: BaselineResult) => {
+    out[b.name] = b.final;
+    curves[b.name] = b.curve.map((v, r) => ({ round: r + 1, metric: v, bytesPerPeer: b.bytesPerPeerPerRound * (r + 1) }))
+      .filter((p) => p.round % o.evalEvery === 0 || p.round === o.rounds);
+  };
+  const fresh = async () => { const ls: LocalLearner[] = []; for (const p of parts) ls.push(await task.makeLearner(p)); return ls; };
+  record(await centralisedBaseline(await task.makeLearner(concatSamples(parts)), task.evaluate, opts('centralised')));
+  record(await fedAvgBaseline(await fresh(), task.evaluate, { ...opts('fedavg'), proximal: o.proximal }));
+  if (o.localOnly) record(await localOnlyBaseline(await fresh(), task.evaluate, opts('local_only')));
+  return out;
 }
 
 function stoppingRule(m: SimScenario, higherBetter: boolean): ((p: RoundProbe) => boolean) | undefined {
