@@ -10,7 +10,8 @@
  * Parameters and optimizer state live on the host as flat Float32Arrays and are fed to cached ORT sessions as inputs
  * (zero-copy views); each step's outputs are copied back. Full batches run `fusedSteps` at a time in one ONNX Loop;
  * the remaining batches run one by one, and a partial last batch gets its own (cached) graph. A non-finite loss or
- * update throws CohortError('NON_FINITE_LOSS') and leaves the weights of the last good step (of the last good fused chunk).
+ * update throws CohortError('NON_FINITE_LOSS') and leaves the weights of the last good step (a fused chunk that diverges is
+ * replayed step by step up to the bad step).
  */
 import * as ort from 'onnxruntime-node';
 import { CohortError } from '../util/errors.ts';
@@ -238,6 +239,10 @@ export class Trainer {
     if (session.inputNames.includes(N.seed)) feeds[N.seed] = new ort.Tensor('int64', this.seeds(K), [K]);
     const out = await session.run(feeds);
     const losses = [...(out.losses.data as Float32Array)];
+    const bad = losses.findIndex((l) => !Number.isFinite(l));
+    // A chunk that diverged at step k is rejected whole; replay its k good steps one by one so the weights kept are
+    // those of the last good step, not of the chunk's start. The replayed steps then raise the error at step k.
+    if (bad >= 0) for (const c of chunks) await this.single(p, c, lr);
     this.accept(out, losses);
     return losses;
   }

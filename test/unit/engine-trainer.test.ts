@@ -202,6 +202,19 @@ describe('runner mechanics', () => {
     await rejects(t.trainEpoch(poisoned), 'NON_FINITE_LOSS', /diverged at step 3: the loss is NaN/);
     expect(t.getParameters()).toEqual(good);
     expect(t.steps).toBe(2);
+    // in a fused chunk the good steps before the bad one are kept too: same weights as stepping one by one
+    const victim = new Rng(3).permutation(50)[8 * 4 + 1]; // a sample of the 5th batch of the epoch below
+    const half = data.inputs.features.data.map((v, i) => (i === victim * 6 ? Number.NaN : v));
+    const halfSet: SampleSet = { ...data, inputs: { features: { shape: [6], data: half } } };
+    const order = { rng: new Rng(3) };
+    const fusedT = await Trainer.create({ ...cfg, fusedSteps: 6 }, data);
+    const singleT = await Trainer.create({ ...cfg, fusedSteps: 1 }, data);
+    await rejects(fusedT.trainEpoch(halfSet, { rng: new Rng(3) }), 'NON_FINITE_LOSS', /loss is NaN/);
+    await rejects(singleT.trainEpoch(halfSet, order), 'NON_FINITE_LOSS', /loss is NaN/);
+    expect(fusedT.steps).toBe(singleT.steps);
+    expect(fusedT.steps).toBe(4);
+    const pf = fusedT.getParameters(), ps = singleT.getParameters();
+    for (let i = 0; i < pf.length; i++) expect(Math.abs(pf[i] - ps[i])).toBeLessThan(1e-5);
     // divergence from a absurd learning rate: the last accepted step's weights stay
     const huge = await Trainer.create({ ...cfg, optimizer: { type: 'sgd', lr: 1e38 } }, data);
     let last = huge.getParameters();
