@@ -9,6 +9,7 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -104,6 +105,7 @@ const suite: BenchSuite = {
     const torch = typeof started === 'string' ? null : started;
     if (typeof started === 'string') log(`PyTorch unavailable: ${started}; reporting ORT alone`);
     const reps = opts.quick ? 3 : 15;
+    const loadBefore = loadavg()[0];
     const rows = [];
     try {
       for (const c of CASES) rows.push(await measureCase(c, torch, reps, providers, log));
@@ -112,7 +114,9 @@ const suite: BenchSuite = {
       await releaseSessions();
     }
     return { suite: 'train', rows, threads: THREADS, repetitions: reps, optimizer: 'sgd momentum 0.9', torch_env: 'OMP_WAIT_POLICY=PASSIVE (spinning off, as ORT)',
-      torch: torch ? `PyTorch ${torch.version} (${PYTHON})` : `unavailable: ${String(started)}` };
+      torch: torch ? `PyTorch ${torch.version} (${PYTHON})` : `unavailable: ${String(started)}`,
+      // other work on the machine moves both sides (interleaving shares it out); a load far above `threads` means noisy figures
+      load_average_1min: { before: round(loadBefore), after: round(loadavg()[0]) } };
   },
 };
 
