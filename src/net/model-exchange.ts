@@ -79,8 +79,8 @@ export type PullHandler = (request: PullRequest, from: PeerId) =>
 /** The part of a libp2p node that the protocol needs (keeps this module testable and the dependency explicit). */
 export interface StreamHost {
   readonly peerId: PeerId;
-  handle(protocol: string, handler: (stream: Stream, connection: Connection) => void | Promise<void>, opts?: { maxInboundStreams?: number; maxOutboundStreams?: number }): Promise<void>;
-  dialProtocol(peer: PeerId, protocol: string, opts?: { signal?: AbortSignal }): Promise<Stream>;
+  handle(protocol: string, handler: (stream: Stream, connection: Connection) => void | Promise<void>, opts?: { maxInboundStreams?: number; maxOutboundStreams?: number; runOnLimitedConnection?: boolean }): Promise<void>;
+  dialProtocol(peer: PeerId, protocol: string, opts?: { signal?: AbortSignal; runOnLimitedConnection?: boolean }): Promise<Stream>;
 }
 
 export interface ModelExchangeOptions {
@@ -118,7 +118,7 @@ export class ModelExchange {
   constructor(private readonly host: StreamHost, private readonly opts: ModelExchangeOptions) {}
 
   async start(): Promise<void> {
-    await this.host.handle(MODEL_PROTOCOL, (stream, conn) => this.serve(stream, conn.remotePeer), { maxInboundStreams: 32, maxOutboundStreams: 64 });
+    await this.host.handle(MODEL_PROTOCOL, (stream, conn) => this.serve(stream, conn.remotePeer), { maxInboundStreams: 32, maxOutboundStreams: 64, runOnLimitedConnection: true });
   }
 
   onModel(handler: ModelHandler): void { this.modelHandler = handler; }
@@ -193,7 +193,7 @@ export class ModelExchange {
 
   private async open(peer: PeerId): Promise<Stream> {
     try {
-      return await this.host.dialProtocol(peer, MODEL_PROTOCOL, { signal: AbortSignal.timeout(this.opts.dialMs) });
+      return await this.host.dialProtocol(peer, MODEL_PROTOCOL, { signal: AbortSignal.timeout(this.opts.dialMs), runOnLimitedConnection: true });
     } catch (e) {
       throw new CohortError('MODEL_DIAL_FAILED', `cannot open ${MODEL_PROTOCOL} to ${peer}: ${(e as Error).message}`, 'check that the peer is running, on the roster, and reachable', { cause: e });
     }

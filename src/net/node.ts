@@ -91,8 +91,10 @@ export async function createCohortNode(init: CohortNodeInit): Promise<CohortNode
       // Only roster members connect (the gater), so gossipsub's Sybil guard against many peers on one IP only hurts:
       // it graylists legitimate peers behind one hospital NAT, or more than 10 peers on loopback.
       scoreParams: { IPColocationFactorWeight: 0 },
+      runOnLimitedConnection: true,
     }),
-    ...(net.relayServer ? { relay: circuitRelayServer() } : {}),
+    // Members only may reserve (gater), so relayed member connections need no data/time limit: a model can cross a relay.
+    ...(net.relayServer ? { relay: circuitRelayServer({ reservations: { applyDefaultLimit: false, maxReservations: 256 } }) } : {}),
   };
 
   const libp2p = (await createLibp2p({
