@@ -15,3 +15,4 @@ export * from './synth.ts';
 export * from './folder.ts';
 export * from './catalogue.ts';
 export * from './register.ts';
+export * from './preprocess.ts';

@@ -14,7 +14,7 @@ import { scanFolder } from './folder.ts';
 import { isNiftiPath, readNifti } from './nifti.ts';
 import { isDicomDir, readDicomSeries } from './dicom.ts';
 import { readPngVolume } from './png.ts';
-import { readTabular, readTable } from './tabular.ts';
+import { encodeLabel, readTabular, readTable } from './tabular.ts';
 import { orientationCode, valueRange, type Volume } from './volume.ts';
 
 export interface DescribeOptions {
@@ -56,7 +56,7 @@ export function describeDataset(path: string, o: DescribeOptions = {}): DatasetR
   const base = { id: o.id ?? defaultId(abs), paths: [abs], tags: [...(o.tags ?? [])], addedAt: new Date().toISOString(), masks: (o.masks ?? []).map((m) => resolve(m)) };
   const hash = contentHash([abs, ...base.masks]);
   if (st.isFile() && /\.(csv|tsv|tab)$/i.test(abs)) {
-    const t = readTabular(abs, { label: o.label, ignore: o.ignore });
+    const t = readTabular(abs, { label: o.label, ignore: o.ignore, minClasses: 1 });
     return { ...base, kind: 'tabular', modalities: ['tabular'], label: o.label, samples: t.set.size, contentHash: hash,
       ...(o.label ? { labelBalance: balance(t.set.targets.label.data, t.classNames) } : {}),
       details: { features: t.featureNames.length, classes: t.classNames, dropped: t.dropped } };
@@ -78,8 +78,8 @@ function describeFolder(abs: string, o: DescribeOptions, base: Omit<DatasetRecor
   let labelBalance: Record<string, number> | undefined;
   if (o.label) {
     if (!f.clinical) throw new CohortError('MISSING_COLUMN', `${abs} has no clinical CSV to take the label '${o.label}' from`, 'put a CSV keyed by subject in the folder root');
-    const t = readTabular(f.clinical, { label: o.label, ignore: [f.subjectColumn ?? ''].filter((c) => c && c !== o.label) });
-    labelBalance = balance(t.set.targets.label.data, t.classNames);
+    const { labels, classNames } = encodeLabel(readTable(f.clinical), o.label);
+    labelBalance = balance(labels, classNames);
   }
   return { ...base, kind: 'folder', modalities: [...f.modalities], label: o.label, samples: f.subjects.length, contentHash: hash,
     ...(labelBalance ? { labelBalance } : {}),

@@ -50,6 +50,8 @@ export interface TabularOptions {
   /** Only these feature columns (default: all but label, identifiers and ignored). */
   readonly features?: readonly string[];
   readonly maxCategories?: number;
+  /** Fewest label classes accepted (default 2, what training needs; a registry accepts 1: a site may see one class only). */
+  readonly minClasses?: number;
 }
 
 export interface Encoding {
@@ -201,13 +203,13 @@ export function tableToSamples(table: Table, opts: TabularOptions = {}): Tabular
     used.push({ name: c.name, kind: 'categorical', categories });
   }
   if (used.length === 0) throw new CohortError('NO_FEATURES', `${table.file} has no feature columns left`, 'the table needs at least one column besides the label and identifiers');
-  return encodeRows(table, { columns: used }, labelCol, dropped);
+  return encodeRows(table, { columns: used }, labelCol, dropped, opts.minClasses ?? 2);
 }
 
 /** Apply a fitted encoding to a table (also used to encode a second file with the categories fitted on the first). */
-export function encodeRows(table: Table, encoding: Encoding, labelCol: Column | undefined, dropped: string[] = []): TabularSamples {
+export function encodeRows(table: Table, encoding: Encoding, labelCol: Column | undefined, dropped: string[] = [], minClasses = 2): TabularSamples {
   const classNames = labelCol ? classesOf(labelCol) : [];
-  if (labelCol && classNames.length < 2) {
+  if (labelCol && classNames.length < Math.max(1, minClasses)) {
     throw new CohortError('ONE_CLASS', `${table.file}: label column '${labelCol.name}' has ${classNames.length} distinct value(s)`, 'classification needs at least two classes');
   }
   const rows = [...Array(table.rows).keys()].filter((r) => !labelCol || labelCol.values[r] !== null);
@@ -235,6 +237,14 @@ function writeCell(out: Float32Array, at: number, v: Cell, enc: Encoding['column
   if (enc.kind === 'numeric') { out[at] = typeof v === 'number' ? v : Number.NaN; return; }
   const k = v === null ? -1 : (enc.categories ?? []).indexOf(String(v));
   if (k >= 0) out[at + k] = 1; // unseen or missing category: all zeros
+}
+
+/** One column as class indices (sorted class names; missing -> NaN). */
+export function encodeLabel(table: Table, name: string): { labels: Float32Array; classNames: string[] } {
+  const col = columnNamed(table, name, 'label');
+  const classNames = classesOf(col);
+  const index = new Map(classNames.map((n, i) => [n, i]));
+  return { labels: Float32Array.from(col.values, (v) => (v === null ? Number.NaN : index.get(String(v)) ?? Number.NaN)), classNames };
 }
 
 /** Read a CSV/TSV file into a SampleSet in one call. */

@@ -8,6 +8,7 @@ import { registerPeer } from './peer.ts';
 import { registerScenario } from './scenario.ts';
 import { registerStatus } from './status.ts';
 import { registerAudit } from './audit.ts';
+import { registerData } from './data.ts';
 
 /**
  * The command table. Each entry adds one top-level command (and its subcommands) to the program.
@@ -21,6 +22,7 @@ const registrations: Register[] = [
   registerTrain,
   registerSim,
   registerPeer, registerScenario, registerStatus, registerAudit,
+  registerData,
 ];
 
 export function registerCommands(program: Command): void {
