@@ -179,7 +179,10 @@ export class Coordinator {
     const plan = runPlanOf(entry.signed.manifest).launch;
     const approved = approvalsFor(entry.view, id);
     if (approved.length < plan.minPeers) return;
-    const others = this.node.roster.current.members.map((m) => m.peerId);
+    // who could still answer: data providers that are connected now (an absent site must not hold everyone up)
+    const connected = new Set(this.node.libp2p.getConnections().map((c) => c.remotePeer.toString()));
+    const others = this.node.roster.current.members
+      .filter((m) => m.roles.includes('data-provider') && (m.peerId === this.self || connected.has(m.peerId))).map((m) => m.peerId);
     const answered = new Set([...Object.keys(entry.view.approvals), ...Object.keys(entry.view.rejections), ...Object.keys(entry.view.declines)]);
     const go = (): void => {
       this.waiting.delete(id);

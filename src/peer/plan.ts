@@ -1,7 +1,7 @@
 /**
  * What the daemon runs: a scenario manifest (src/scenario/manifest.ts, parsed with its defaults) plus the daemon's launch terms,
  * an optional `launch` block in the same signed document (the manifest schema is strict, so the block is taken off before parsing):
- *   launch: { minPeers (2), approvalWindowMs (3000), startDelayMs (2000) }
+ *   launch: { minPeers (2), approvalWindowMs (3000), startDelayMs (4000), run (a label) }
  *   runPlanOf(signedManifest) -> { manifest, launch }   (CohortError BAD_MANIFEST on a manifest the daemon cannot run)
  */
 import { z } from 'zod';
@@ -13,8 +13,8 @@ export const LaunchTermsSchema = z.object({
   minPeers: z.number().int().min(1).default(2),
   /** After minPeers approved, how long the launcher waits for the other members' answers. */
   approvalWindowMs: z.number().int().nonnegative().default(3000),
-  /** Delay between the start decision and round 0, so that every participant hears it in time. */
-  startDelayMs: z.number().int().nonnegative().default(2000),
+  /** Delay between the start decision and round 0, so that every participant hears it and starts its training worker in time. */
+  startDelayMs: z.number().int().nonnegative().default(4000),
   /** Ids are content hashes: change this label to run the same manifest again as a new scenario. */
   run: z.union([z.string().max(100), z.number()]).optional(),
 }).strict();

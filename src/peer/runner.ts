@@ -112,6 +112,9 @@ export class ScenarioRun {
     const init: WorkerInit = { manifest: this.plan.manifest, dataPath: ds.path, dataOptions: ds.options, threads: this.host.cfg.compute.threads, providers: this.host.cfg.compute.providers };
     this.client = new WorkerClient(new Worker(new URL('./worker-boot.mjs', import.meta.url), { workerData: init }));
     const ready = await this.client.ready;
+    const lateMs = Date.now() - this.run.startAt;
+    log.info({ scenario: this.id.slice(0, 12), provider: ready.provider, samples: ready.sampleCount, lateMs }, 'training worker ready');
+    if (lateMs > 0) log.warn({ scenario: this.id.slice(0, 12), lateMs }, 'training worker became ready after round 0 started: this peer joins late (raise launch.startDelayMs)');
     const resumed = await loadRound(this.host.store, this.id);
     let params = ready.params;
     if (resumed) {

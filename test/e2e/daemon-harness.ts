@@ -103,6 +103,6 @@ export function wdbcManifest(overrides: { rounds?: number; roundMs?: number; lau
     averaging: { ...m.averaging, topology: { kind: 'complete' }, roundMs: overrides.roundMs ?? 1200, deadlineMs: Math.round((overrides.roundMs ?? 1200) * 0.8) },
     rounds: { max: overrides.rounds ?? 4 },
     evaluation: { ...m.evaluation, compareLocalOnly: true },
-    launch: { startDelayMs: 1500, ...overrides.launch },
+    launch: { startDelayMs: 4000, ...overrides.launch },
   };
 }

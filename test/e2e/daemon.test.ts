@@ -173,6 +173,9 @@ describe('scenarios', () => {
     expect(p?.done).toBe(true);
     expect(p?.round).toBe(7);
     expect(log(c, C)).toContain('resumed from checkpoint');
+    // after the restart it asked a neighbour for the current model, and a neighbour answered (its audit log shows the reply)
+    const replies = await Promise.all([A, B, D].map((i) => client(c, i).get<{ entries: AuditEntry[] }>(`/audit?scenario=${id}`)));
+    expect(replies.flatMap((r) => r.entries).some((e) => e.to === c.sites[C]!.peerId && e.what.includes('pull reply'))).toBe(true);
   }, 180_000);
 });
 
