@@ -67,16 +67,20 @@ async function transferRows(v: Variant, reps: number, body: Uint8Array, log: (s:
   });
   try {
     await child.request({ op: 'receive' }, 'receiving');
-    const port = Number((await child.request({ op: 'raw-server' }, 'raw-port')).port);
+    const ports = await child.request({ op: 'raw-server' }, 'raw-port');
+    const port = Number(ports.port);
+    const plainPort = Number(ports.plainPort);
     await node!.dial(child.addr);
     const header = makeHeader({ scenarioId: 'bench', round: 0, sender: node!.peerId.toString(), layoutHash: 'L', dtype: 'float32' }, body);
     await libp2pOnce(node!, child.peerId, body.subarray(0, 8 * MiB), makeHeader({ ...header, compression: 'none' }, body.subarray(0, 8 * MiB))); // warm-up
     const raw: number[] = [];
     const p2p: number[] = [];
+    const plain: number[] = [];
     for (let i = 0; i < reps; i++) {
       raw.push(await rawOnce(port, body, v.chunkBytes));
       p2p.push(await libp2pOnce(node!, child.peerId, body, header));
-      log(`  ${v.stack} rep ${i + 1}/${reps}: raw ${raw.at(-1)!.toFixed(0)} MiB/s, libp2p ${p2p.at(-1)!.toFixed(0)} MiB/s`);
+      plain.push(await rawOnce(plainPort, body, v.chunkBytes));
+      log(`  ${v.stack} rep ${i + 1}/${reps}: raw ${raw.at(-1)!.toFixed(0)} MiB/s, libp2p ${p2p.at(-1)!.toFixed(0)} MiB/s, raw without receiver work ${plain.at(-1)!.toFixed(0)} MiB/s`);
     }
     const MiBps = median(p2p);
     const raw_MiBps = median(raw);
@@ -84,6 +88,8 @@ async function transferRows(v: Variant, reps: number, body: Uint8Array, log: (s:
       stack: v.stack, MiBps: round(MiBps), raw_MiBps: round(raw_MiBps), ratio: round(MiBps / raw_MiBps, 3),
       bytes: body.byteLength, reps, chunkBytes: v.chunkBytes, maxStreamWindowSize: v.window ?? 16 * MiB, initialStreamWindowSize: v.initialWindow ?? 256 * 1024,
       runs_MiBps: p2p.map((x) => round(x)), runs_raw_MiBps: raw.map((x) => round(x)),
+      // raw TCP whose receiver neither copies nor hashes: the bare transport, for reference (not the ratio's denominator)
+      raw_plain_MiBps: round(median(plain)), ratio_vs_plain: round(MiBps / median(plain), 3),
     };
   } finally {
     await Promise.all([node!.stop(), child.stop()]);

@@ -4,7 +4,7 @@
  * Parent -> child: {op:'dial', addrs} | {op:'subscribe', topic} | {op:'receive'} | {op:'trickle', to, bytes, delayMs} |
  *                  {op:'raw-server'} | {op:'stop'}
  * Child -> parent: {ev:'ready', addr, peerId} | {ev:'dialed'} | {ev:'subscribed'} | {ev:'gossip', at, bytes} |
- *                  {ev:'model', at, bytes, ok} | {ev:'raw-port', port} | {ev:'header-accepted'} | {ev:'error', message}
+ *                  {ev:'model', at, bytes, ok} | {ev:'raw-port', port, plainPort} | {ev:'header-accepted'} | {ev:'error', message}
  * `at` is performance.timeOrigin + performance.now(): a wall clock with sub-millisecond resolution shared by processes on one host.
  */
 import '../../src/util/polyfills.ts';
@@ -63,7 +63,7 @@ async function handle(cmd: Cmd): Promise<void> {
       await trickle(cmd.to, cmd.bytes, cmd.delayMs, cmd.layoutHash ?? 'L1');
       return;
     case 'raw-server':
-      tell({ ev: 'raw-port', port: await rawServer() });
+      tell({ ev: 'raw-port', port: await rawServer(true), plainPort: await rawServer(false) });
       return;
     case 'stop':
       await node.stop();
@@ -84,8 +84,11 @@ async function trickle(to: string, total: number, delayMs: number, layoutHash: s
   }
 }
 
-/** Raw TCP baseline: read the announced length, copy into one buffer and hash (the same work the model receiver does), ack 1 byte. */
-function rawServer(): Promise<number> {
+/**
+ * Raw TCP baseline: read the announced length, copy into one buffer and hash (the same work the model receiver does), ack 1 byte.
+ * With work=false it only counts bytes: the transport alone, for reference.
+ */
+function rawServer(work: boolean): Promise<number> {
   const server = createServer((sock) => {
     let expected = -1;
     let buf = new Uint8Array(0);
@@ -97,11 +100,13 @@ function rawServer(): Promise<number> {
         head = Buffer.concat([head, chunk]);
         if (head.length < 8) return;
         expected = Number(head.readBigUInt64BE(0));
-        buf = new Uint8Array(expected);
+        buf = new Uint8Array(work ? expected : 0);
         chunk = head.subarray(8);
       }
-      buf.set(chunk, filled);
-      hash.update(chunk);
+      if (work) {
+        buf.set(chunk, filled);
+        hash.update(chunk);
+      }
       filled += chunk.length;
       if (filled >= expected) {
         hash.digest();
