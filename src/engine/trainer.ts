@@ -49,6 +49,12 @@ export interface TrainConfig {
    * measured 2.7x PyTorch with it), 1 otherwise (conv nets are compute-bound; the Loop only adds compile time).
    */
   fusedSteps?: number;
+  /**
+   * Skip the partial last batch of an epoch instead of running it on its own graph. Each distinct partial size costs
+   * one more cached session (and its compile time); simulations whose peers hold many different sample counts can
+   * turn this on. Default false: every sample is used.
+   */
+  dropLast?: boolean;
 }
 
 export interface StepOptions { lr?: number; rng?: Rng; onStep?: (step: number, loss: number) => void }
@@ -73,7 +79,7 @@ export class Trainer {
   private busy = false;
 
   private constructor(
-    private readonly cfg: Required<Pick<TrainConfig, 'batchSize' | 'seed' | 'threads' | 'fusedSteps'>> & { providers: ExecutionProviderName[] },
+    private readonly cfg: Required<Pick<TrainConfig, 'batchSize' | 'seed' | 'threads' | 'fusedSteps' | 'dropLast'>> & { providers: ExecutionProviderName[] },
     private readonly plan: Plan,
     private readonly decls: ParamDecl[],
     private readonly bufferDecls: BufferDecl[],
@@ -104,7 +110,7 @@ export class Trainer {
     const { params: decls, buffers } = declareParams(model);
     const providers = cfg.providers?.length ? [...cfg.providers] : [...DEFAULT_PROVIDERS];
     const keyBase = JSON.stringify(sessionKey(spec, lossSpec, opt, plan.proximalMu, model.info.inputs));
-    const full = { batchSize, seed: cfg.seed, threads, fusedSteps, providers };
+    const full = { batchSize, seed: cfg.seed, threads, fusedSteps, providers, dropLast: cfg.dropLast ?? false };
     // Build the train-step session now: it fixes the provider and surfaces graph errors at creation.
     const first = await cachedSession(`${keyBase}|step|${batchSize}`, () => trainStep(plan, batchSize), providers, threads);
     // once per model and provider per process: 100 simulated peers of one model make one line, not 100
@@ -146,6 +152,7 @@ export class Trainer {
     const B = Math.min(this.cfg.batchSize, p.size);
     const batches: number[][] = [];
     for (let i = 0; i < p.size; i += B) batches.push(order.slice(i, i + B));
+    if (this.cfg.dropLast && batches.length > 1 && batches[batches.length - 1].length < B) batches.pop();
     return this.runBatches(p, batches, opts);
   }
 

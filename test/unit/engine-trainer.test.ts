@@ -93,6 +93,8 @@ describe('runner mechanics', () => {
     for (let i = 0; i < pa.length; i++) worst = Math.max(worst, Math.abs(pa[i] - pb[i]));
     expect(worst).toBeLessThan(1e-5);
     expect(ra.loss).toBeCloseTo(rb.loss, 5);
+    const c = await Trainer.create({ ...cfg, dropLast: true }, data);
+    expect((await c.trainEpoch(data)).steps).toBe(6);
   });
 
   it('batch norm keeps running statistics as local buffers; dropout is seeded; fused = single steps with both', async () => {
