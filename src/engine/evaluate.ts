@@ -6,8 +6,7 @@
 import type { Prepared } from './batches.ts';
 import type { Plan } from './graphs.ts';
 import { findTarget } from './losses.ts';
-import { accuracy, argmaxRows, balancedAccuracy, meanDice, rocAuc } from './metrics.ts';
-import { iou } from './metrics.ts';
+import { accuracy, argmaxRows, balancedAccuracy, iou, meanDice, rocAuc } from './metrics.ts';
 
 export interface Metrics {
   loss: number;
