@@ -74,6 +74,21 @@ describe('training quality', () => {
     for (const k of ['auc_idh', 'auc_1p19q', 'auc_mgmt', 'auc_grade']) expect(after[k]).toBeGreaterThanOrEqual(0);
     expect(after.dice).toBeGreaterThan(before.dice as number);
   });
+
+  it('a 3-class U-Net (softmax, Dice + CE) improves its foreground Dice', async () => {
+    const d = ellipses(16, [16, 16], 7);
+    const mask = d.targets.mask;
+    // class 2 for the left half of each lesion, class 1 for the right half
+    const three: SampleSet = { ...d, targets: { mask: { shape: mask.shape, data: mask.data.map((v, i) => (v ? 1 + Number(i % 16 < 8) : 0)) } } };
+    const t = await Trainer.create({ model: { type: 'unet2d', base: 4, depth: 2, classes: 3 }, optimizer: { type: 'adam', lr: 5e-3 },
+      batchSize: 8, seed: 2, providers: ['cpu'] }, three);
+    const before = await t.evaluate(three);
+    for (let e = 0; e < 8; e++) await t.trainEpoch(three);
+    const after = await t.evaluate(three);
+    expect(after.loss).toBeLessThan(0.8 * before.loss);
+    expect(after.dice).toBeGreaterThan(0.6);
+    expect((await t.predict(three)).prob.length).toBe(16 * 3 * 16 * 16);
+  });
 });
 
 describe('runner mechanics', () => {
