@@ -53,10 +53,12 @@ function demoManifest(file: string): Record<string, unknown> {
   const m = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown> & { averaging: Record<string, unknown>; rounds: Record<string, unknown> };
   const run = { ...(m.launch as object | undefined), minPeers: 4, run: new Date().toISOString() };
   if (args['as-is']) return { ...m, launch: run };
-  // demo timing: a few minutes on 2 cores; the manifest's own timing is for real networks
-  const rounds = Math.min(Number(m.rounds.max), 15);
-  say(`demo timing: ${rounds} rounds of 1.5 s (the manifest says ${String(m.rounds.max)} rounds of ${String(m.averaging.roundMs)} ms; --as-is keeps them)`);
-  return { ...m, averaging: { ...m.averaging, roundMs: 1500, deadlineMs: 1200 }, rounds: { ...m.rounds, max: rounds }, launch: run };
+  // demo timing: a few minutes on 2 cores; the manifest's own timing is for real networks. Image models need longer rounds.
+  const tabular = (m.model as { type?: string } | undefined)?.type === 'mlp';
+  const roundMs = tabular ? 1500 : 4000;
+  const rounds = Math.min(Number(m.rounds.max), tabular ? 15 : 10);
+  say(`demo timing: ${rounds} rounds of ${roundMs / 1000} s (the manifest says ${String(m.rounds.max)} rounds of ${String(m.averaging.roundMs)} ms; --as-is keeps them)`);
+  return { ...m, averaging: { ...m.averaging, roundMs, deadlineMs: Math.round(roundMs * 0.8) }, rounds: { ...m.rounds, max: rounds }, launch: { ...run, startDelayMs: tabular ? 4000 : 8000 } };
 }
 
 async function follow(c: AdminClient, id: string): Promise<Detail> {

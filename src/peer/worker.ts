@@ -9,7 +9,10 @@ import '../util/polyfills.ts';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Trainer, type Metrics, type TrainConfig } from '../engine/index.ts';
 import { selectSamples, type SampleSet } from '../data/samples.ts';
+import { statSync } from 'node:fs';
 import { applyStandardiser, fitStandardiser, readTabular, stratifiedSplit } from '../data/tabular.ts';
+import { preprocessFolder } from '../data/preprocess.ts';
+import { Rng } from '../util/random.ts';
 import type { ScenarioManifest } from '../scenario/manifest.ts';
 
 export interface WorkerInit {
@@ -41,11 +44,12 @@ interface Site { train: SampleSet; test: SampleSet; trainer: Trainer; cfg: Train
 /** This site's data, split into a training part and a held-out part, standardised with the training part's statistics only. */
 function loadSite(init: WorkerInit): { train: SampleSet; test: SampleSet } {
   const m = init.manifest;
-  const label = (init.dataOptions.label as string | undefined) ?? m.data.selector.label ?? 'label';
-  const loaded = readTabular(init.dataPath, { label });
-  const split = stratifiedSplit(loaded.set.targets.label!.data, m.data.holdout, m.training.seed);
-  let train = selectSamples(loaded.set, split.train);
-  let test = selectSamples(loaded.set, split.test);
+  const set = statSync(init.dataPath).isDirectory() ? imageSite(init) : tabularSite(init);
+  const split = set.targets.label
+    ? stratifiedSplit(set.targets.label.data, m.data.holdout, m.training.seed)
+    : randomSplit(set.size, m.data.holdout, m.training.seed);
+  let train = selectSamples(set, split.train);
+  let test = selectSamples(set, split.test);
   if (m.data.preprocessing.standardize === true) {
     for (const name of Object.keys(train.inputs)) {
       const s = fitStandardiser(train.inputs[name]!, train.size);
@@ -54,6 +58,28 @@ function loadSite(init: WorkerInit): { train: SampleSet; test: SampleSet } {
     }
   }
   return { train, test };
+}
+
+function tabularSite(init: WorkerInit): SampleSet {
+  const label = (init.dataOptions.label as string | undefined) ?? init.manifest.data.selector.label ?? 'label';
+  return readTabular(init.dataPath, { label }).set;
+}
+
+/** A medical folder (images, masks, clinical CSV) through the data layer's preprocessing (the manifest's data.preprocessing). */
+function imageSite(init: WorkerInit): SampleSet {
+  const { set } = preprocessFolder(init.dataPath, init.manifest.data.preprocessing, init.manifest.training.seed);
+  const model = init.manifest.model as { type: string; markers?: string[] };
+  // multi-task models predict per-subject markers; a site whose clinical label is the (single) marker provides it this way
+  if (model.type === 'multitask-unet' && !set.targets.markers && set.targets.label && model.markers?.length === 1) {
+    return { ...set, targets: { ...set.targets, markers: { shape: [1], data: set.targets.label.data } } };
+  }
+  return set;
+}
+
+function randomSplit(n: number, holdout: number, seed: number): { train: number[]; test: number[] } {
+  const idx = new Rng(seed).shuffle(Array.from({ length: n }, (_, i) => i));
+  const k = Math.max(1, Math.round(n * holdout));
+  return { test: idx.slice(0, k), train: idx.slice(k) };
 }
 
 function trainConfig(init: WorkerInit): TrainConfig {
