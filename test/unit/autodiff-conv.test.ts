@@ -55,6 +55,8 @@ const cases: Record<string, OpCase> = {
   'maxPool3d k2': poolCase('max', [1, 2, 4, 4, 4], { kernel: [2, 2, 2] }),
   'avgPool1d k3 s2': poolCase('avg', [2, 2, 9], { kernel: [3], strides: [2] }),
   'avgPool2d k2': poolCase('avg', [2, 3, 6, 6], { kernel: [2, 2] }),
+  'avgPool2d k2 on 5x7 (floor mode leftovers)': poolCase('avg', [1, 2, 5, 7], { kernel: [2, 2] }),
+  'maxPool3d k2 on 5x4x5 (leftovers)': poolCase('max', [1, 2, 5, 4, 5], { kernel: [2, 2, 2] }),
   'avgPool2d k3 s2 pad 1, pads not counted': poolCase('avg', [1, 2, 7, 6], { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }),
   'avgPool2d k3 s2 pad 1, pads counted': poolCase('avg', [1, 2, 7, 6], { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], countIncludePad: true }),
   'avgPool3d k2': poolCase('avg', [1, 2, 4, 4, 4], { kernel: [2, 2, 2] }),
