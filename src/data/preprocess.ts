@@ -232,7 +232,7 @@ export function preprocessCases(cases: readonly PreprocessCase[], cfgIn: Preproc
   const size: Vec3 = twoD ? [cfg.size[0], cfg.size[1], 1] : [cfg.size[0], cfg.size[1], cfg.size[2]];
   const n = voxelCount(size), C = cfg.modalities.length;
   const withMask = cfg.mask ?? cases.every((c) => c.mask);
-  const images: number[] = [], masks: number[] = [], labels: number[] = [], clinical: number[] = [];
+  const images: Float32Array[] = [], masks: Float32Array[] = [], labels: number[] = [], clinical: Float32Array[] = [];
   let samples = 0;
   for (const c of cases) {
     const vols = cfg.modalities.map((m) => {
@@ -253,25 +253,32 @@ export function preprocessCases(cases: readonly PreprocessCase[], cfgIn: Preproc
         });
         const m = withMask && mask ? cropOrPad(mask, size, centre, 0) : undefined;
         if (cfg.augment) augmentSample(chans, m, size, cfg.augment, rng);
-        for (const ch of chans) for (const v of ch) images.push(v);
-        if (m) for (const v of m) masks.push(v > 0.5 ? 1 : 0);
+        images.push(...chans);
+        if (m) masks.push(m.map((v) => (v > 0.5 ? 1 : 0)));
         if (cfg.label !== undefined) labels.push(c.label ?? Number.NaN);
-        if (c.clinical) for (const v of c.clinical) clinical.push(v);
+        if (c.clinical) clinical.push(c.clinical);
         samples++;
       }
     }
   }
   const spatial = twoD ? [size[1], size[0]] : [size[2], size[1], size[0]];
-  const inputs: Record<string, SampleTensor> = { image: { shape: [C, ...spatial], data: Float32Array.from(images) } };
+  const inputs: Record<string, SampleTensor> = { image: { shape: [C, ...spatial], data: concat(images) } };
   const F = cases[0].clinical?.length ?? 0;
   if (F) {
-    const raw: SampleTensor = { shape: [F], data: Float32Array.from(clinical) };
+    const raw: SampleTensor = { shape: [F], data: concat(clinical) };
     inputs.clinical = applyStandardiser(raw, fitStandardiser(raw, samples));
   }
   const targets: Record<string, SampleTensor> = {};
-  if (withMask) targets.mask = { shape: [1, ...spatial], data: Float32Array.from(masks) };
+  if (withMask) targets.mask = { shape: [1, ...spatial], data: concat(masks) };
   if (cfg.label !== undefined) targets.label = { shape: [], data: Float32Array.from(labels) };
   return { set: { size: samples, inputs, targets }, stats: siteStats(cases, cfg, samples, classNames) };
+}
+
+function concat(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
 }
 
 function centreFor(crop: 'mask' | 'center', mask: Volume | undefined, dims: Vec3, twoD: boolean): Vec3 {
@@ -293,18 +300,31 @@ const backgroundOf = (modality: string): number => (modality === 'CT' ? -1000 : 
 function siteStats(cases: readonly PreprocessCase[], cfg: PreprocessConfig, samples: number, classNames?: readonly string[]): SiteStats {
   const intensity: Record<string, { mean: number; std: number; p1: number; p99: number }> = {};
   for (const m of cfg.modalities) {
-    const vals: number[] = [];
+    // mean/std over every body voxel; percentiles from an evenly strided sample of at most ~20k voxels per case
+    let sum = 0, sq = 0, n = 0;
+    const sample: number[] = [];
+    const floor = m === 'CT' ? -900 : 0;
     for (const c of cases) {
-      const v = c.images[m];
-      const floor = m === 'CT' ? -900 : 0;
-      for (let i = 0; i < v.data.length; i += 7) if (v.data[i] > floor) vals.push(v.data[i]); // every 7th voxel: enough for summary statistics
+      const d = c.images[m].data;
+      const stride = Math.max(1, Math.floor(d.length / 20000));
+      for (let i = 0; i < d.length; i++) {
+        const v = d[i];
+        if (!(v > floor)) continue;
+        sum += v; sq += v * v; n++;
+        if (i % stride === 0) sample.push(v);
+      }
     }
-    const s = Float64Array.from(vals).sort();
-    const mean = s.reduce((a, b) => a + b, 0) / Math.max(1, s.length);
-    const sd = Math.sqrt(s.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, s.length));
-    intensity[m] = { mean, std: sd, p1: s.length ? percentile(s, 0.01) : Number.NaN, p99: s.length ? percentile(s, 0.99) : Number.NaN };
+    const s = Float64Array.from(sample).sort();
+    const mean = n ? sum / n : Number.NaN;
+    intensity[m] = { mean, std: n ? Math.sqrt(Math.max(0, sq / n - mean * mean)) : Number.NaN,
+      p1: s.length ? percentile(s, 0.01) : Number.NaN, p99: s.length ? percentile(s, 0.99) : Number.NaN };
   }
-  const fractions = cases.map((c) => (c.mask ? c.mask.data.reduce((a, v) => a + (v ? 1 : 0), 0) / c.mask.data.length : 0));
+  const fractions = cases.map((c) => {
+    if (!c.mask) return 0;
+    let k = 0;
+    for (const v of c.mask.data) if (v) k++;
+    return k / c.mask.data.length;
+  });
   const labelBalance = cfg.label !== undefined && classNames
     ? Object.fromEntries(classNames.map((name, k) => [name, cases.filter((c) => c.label === k).length])) : undefined;
   return { cases: cases.length, samples, intensity, lesionFraction: fractions.reduce((a, b) => a + b, 0) / cases.length, ...(labelBalance ? { labelBalance } : {}) };
