@@ -52,6 +52,12 @@ export interface TabularOptions {
   readonly maxCategories?: number;
   /** Fewest label classes accepted (default 2, what training needs; a registry accepts 1: a site may see one class only). */
   readonly minClasses?: number;
+  /**
+   * The federation's class list, in index order. Federated sites must agree on class indices even when one site sees only some
+   * classes (label skew); with this list, index k always means classNames[k], and a label outside it is an error.
+   * Without it the locally seen values, sorted, are the classes.
+   */
+  readonly classNames?: readonly string[];
 }
 
 export interface Encoding {
@@ -203,12 +209,20 @@ export function tableToSamples(table: Table, opts: TabularOptions = {}): Tabular
     used.push({ name: c.name, kind: 'categorical', categories });
   }
   if (used.length === 0) throw new CohortError('NO_FEATURES', `${table.file} has no feature columns left`, 'the table needs at least one column besides the label and identifiers');
-  return encodeRows(table, { columns: used }, labelCol, dropped, opts.minClasses ?? 2);
+  return encodeRows(table, { columns: used }, labelCol, dropped, opts.minClasses ?? 2, opts.classNames);
 }
 
 /** Apply a fitted encoding to a table (also used to encode a second file with the categories fitted on the first). */
-export function encodeRows(table: Table, encoding: Encoding, labelCol: Column | undefined, dropped: string[] = [], minClasses = 2): TabularSamples {
-  const classNames = labelCol ? classesOf(labelCol) : [];
+export function encodeRows(table: Table, encoding: Encoding, labelCol: Column | undefined, dropped: string[] = [], minClasses = 2,
+  fixedClasses?: readonly string[]): TabularSamples {
+  const classNames = labelCol ? (fixedClasses ? [...fixedClasses] : classesOf(labelCol)) : [];
+  if (labelCol && fixedClasses) {
+    const unknown = classesOf(labelCol).find((c) => !fixedClasses.includes(c));
+    if (unknown !== undefined) {
+      throw new CohortError('UNKNOWN_CLASS', `${table.file}: label '${unknown}' in column '${labelCol.name}' is not one of the classes ${fixedClasses.join(', ')}`,
+        'fix the label value, or add the class to the scenario\'s class list');
+    }
+  }
   if (labelCol && classNames.length < Math.max(1, minClasses)) {
     throw new CohortError('ONE_CLASS', `${table.file}: label column '${labelCol.name}' has ${classNames.length} distinct value(s)`, 'classification needs at least two classes');
   }

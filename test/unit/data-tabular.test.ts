@@ -51,6 +51,13 @@ describe('tabular reader', () => {
     expect(() => parseDelimited('a,"b\n', ',')).toThrow(/quoted/);
   });
 
+  it('keeps federation-wide class indices with a fixed class list (label skew)', () => {
+    const t = readTabular(`${F}/clinical.tsv`, { label: 'outcome', classNames: ['dead', 'alive', 'unknown'] });
+    expect(t.classNames).toEqual(['dead', 'alive', 'unknown']);
+    expect(Array.from(t.set.targets.label.data)).toEqual([0, 1, 1, 0]);
+    expect(() => readTabular(`${F}/clinical.tsv`, { label: 'outcome', classNames: ['dead'] })).toThrow(/'alive'.*clinical\.tsv|clinical\.tsv.*'alive'/);
+  });
+
   it('splits stratified and reproducibly by seed; standardiser fitted on the training part', () => {
     const t = readTabular('data/wdbc.csv', { label: 'diagnosis' });
     const lab = t.set.targets.label.data;
