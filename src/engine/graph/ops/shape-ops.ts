@@ -43,8 +43,10 @@ export function concat(g: GraphCore, xs: readonly Tensor[], axis: number): Tenso
   const out = [...xs[0].shape];
   out[a] = 0;
   for (const x of xs) {
-    const ok = x.shape.length === out.length && x.shape.every((d, i) => i === a || d === xs[0].shape[i]);
-    if (!ok) throw shapeError('Concat', n, `shapes ${fmt(xs[0].shape)} and ${fmt(x.shape)} differ outside axis ${a}`);
+    const ok = x.dtype === xs[0].dtype && x.shape.length === out.length && x.shape.every((d, i) => i === a || d === xs[0].shape[i]);
+    if (!ok) {
+      throw shapeError('Concat', n, `shapes ${fmt(xs[0].shape)} ${xs[0].dtype} and ${fmt(x.shape)} ${x.dtype} differ outside axis ${a}`);
+    }
     out[a] += x.shape[a];
   }
   return g.emit1('Concat', xs, out, xs[0].dtype, { axis: { i: a } });
