@@ -88,12 +88,15 @@ describe('conv weight gradient with the first axis offsets moved to dY (shifted 
     it(name, async () => {
       const saved = im2colConfig.shift;
       im2colConfig.shift = 'always';
+      const savedMax = im2colConfig.maxColsFloats;
+      if (name.startsWith('conv3d')) im2colConfig.maxColsFloats = 500; // also cover the chunked shifted path
       try {
         const { forwardErr, gradErr } = await checkGradients(c);
         expect(forwardErr, 'forward').toBeLessThan(FWD_TOL);
         for (const [k, e] of Object.entries(gradErr)) expect(e, `d/d${k}`).toBeLessThan(GRAD_TOL);
       } finally {
         im2colConfig.shift = saved;
+        im2colConfig.maxColsFloats = savedMax;
       }
     });
   }

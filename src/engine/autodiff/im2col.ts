@@ -92,13 +92,12 @@ function useShift(a: number, b: number, geo: Im2colGeom): boolean {
 }
 
 function shiftedWeightGradient(g: GraphBuilder, outer: Tensor, src: Tensor, geo: Im2colGeom): Tensor {
-  const [n, a, ...outSp] = outer.shape;
+  const [, a, ...outSp] = outer.shape;
   const b = src.shape[1];
-  const [k0, ...kRest] = geo.kernel;
+  const k0 = geo.kernel[0];
   const d0 = geo.dilations[0];
   const ps = planes(g, src, outSp, geo, true); // each [B, 1, N, Sp0, O1...]
-  const cols = ps.length === 1 ? ps[0] : g.concat(ps, 1);
-  const len = sizeOf(cols.shape.slice(2));
+  const len = sizeOf(ps[0].shape.slice(2));
   const outerT = channelsFirst(g, outer); // [A, N, O0, O1...]
   const rank = outerT.shape.length;
   const shifted = Array.from({ length: k0 }, (_, j) => {
@@ -108,8 +107,16 @@ function shiftedWeightGradient(g: GraphBuilder, outer: Tensor, src: Tensor, geo:
     return g.reshape(g.pad(outerT, pads), [1, a, len]);
   });
   const lhs = g.reshape(g.concat(shifted, 0), [k0 * a, len]);
-  const prod = g.gemm(lhs, g.reshape(cols, [ps.length * b, len]), null, { transB: true }); // [(j, a), (b, r)]
-  const w = g.transpose(g.reshape(prod, [k0, a, b, sizeOf(kRest)]), [1, 2, 0, 3]); // weights only: tiny
+  const per = Math.max(1, Math.min(ps.length, Math.floor(im2colConfig.maxColsFloats / (b * len))));
+  const chunks: Tensor[] = [];
+  for (let i = 0; i < ps.length; i += per) {
+    const part = ps.slice(i, i + per);
+    const cols = part.length === 1 ? part[0] : g.concat(part, 1);
+    const prod = g.gemm(lhs, g.reshape(cols, [part.length * b, len]), null, { transB: true }); // [(j, a), (b, r)]
+    chunks.push(g.reshape(prod, [k0, a, b, part.length]));
+  }
+  const all = chunks.length === 1 ? chunks[0] : g.concat(chunks, 3);
+  const w = g.transpose(all, [1, 2, 0, 3]); // weights only: tiny
   return g.reshape(w, [a, b, ...geo.kernel]);
 }
 
