@@ -1,7 +1,7 @@
 /**
  * Preprocessing and harmonisation: a medical folder (or in-memory cases) -> SampleSet, driven by a zod-described config
  * (the `data.preprocessing` part of a scenario manifest).
- *   PreprocessConfigSchema     the config (see docs/data.md): modalities, spacing, size, crop, patches, intensity, augment, label, tabular
+ *   PreprocessConfigSchema     the config (see docs/data.md): modalities, canonical, spacing, size, crop, patches, intensity, augment, label, tabular
  *   preprocessCases(cases, config, seed)  -> { set, stats }   cases = [{ subject, images: { CT: Volume }, mask?, row? }]
  *   preprocessFolder(root, config, seed)  -> { set, stats }   reads ROOT/<subject>/<modality>/... + clinical CSV
  *   resample / cropOrPad / normaliseIntensity / samplePatches / augmentSample   the steps, usable on their own
@@ -20,7 +20,7 @@ import { readMaskFile } from './masks.ts';
 import { percentile } from './radiomics.ts';
 import type { SampleSet, SampleTensor } from './samples.ts';
 import { applyStandardiser, encodeLabel, fitStandardiser, readTable, tableToSamples, type Table } from './tabular.ts';
-import { makeVolume, voxelCount, type Vec3, type Volume } from './volume.ts';
+import { makeVolume, toCanonical, voxelCount, type Vec3, type Volume } from './volume.ts';
 
 const IntensitySchema = z.discriminatedUnion('method', [
   z.object({ method: z.literal('zscore') }),
@@ -52,6 +52,8 @@ export const PreprocessConfigSchema = z.object({
   tabular: z.object({ columns: z.array(z.string()).min(1) }).optional(),
   /** include targets.mask (default: when masks exist) */
   mask: z.boolean().optional(),
+  /** reorient every image and mask to RAS first (default true), so sites with different storage orientations line up */
+  canonical: z.boolean().default(true),
 });
 export type PreprocessConfig = z.infer<typeof PreprocessConfigSchema>;
 
@@ -238,9 +240,11 @@ export function preprocessCases(cases: readonly PreprocessCase[], cfgIn: Preproc
     const vols = cfg.modalities.map((m) => {
       const v = c.images[m];
       if (!v) throw new CohortError('MISSING_MODALITY', `subject ${c.subject} has no ${m} image`, `modalities needed: ${cfg.modalities.join(', ')}; remove the subject or the modality`);
-      return cfg.spacing ? resample(v, cfg.spacing as Vec3, 'linear') : v;
+      const o = cfg.canonical ? toCanonical(v) : v;
+      return cfg.spacing ? resample(o, cfg.spacing as Vec3, 'linear') : o;
     });
-    const mask = c.mask ? (cfg.spacing ? resample(c.mask, cfg.spacing as Vec3, 'nearest') : c.mask) : undefined;
+    const m0 = c.mask && cfg.canonical ? toCanonical(c.mask) : c.mask;
+    const mask = m0 ? (cfg.spacing ? resample(m0, cfg.spacing as Vec3, 'nearest') : m0) : undefined;
     if (withMask && !mask) throw new CohortError('MISSING_MASK', `subject ${c.subject} has no mask`, 'add a SEG/ folder for it, or set mask: false');
     const centres = cfg.patches ? samplePatches(vols[0].dims, mask, cfg.patches.count, cfg.patches.lesionFraction, rng)
       : [centreFor(cfg.crop, mask, vols[0].dims, twoD)];

@@ -74,3 +74,43 @@ export function assertSameGrid(image: Volume, mask: Volume, maskFile: string, im
       'use the mask drawn on this image, or resample the mask onto the image grid first');
   }
 }
+
+/**
+ * The volume with its voxel axes permuted and flipped so that they point R, A, S (as nibabel's as_closest_canonical), so images
+ * from scanners with different storage orientations line up voxel for voxel. Returns the same object when already RAS.
+ */
+export function toCanonical(v: Volume): Volume {
+  const code = orientationCode(v.affine);
+  if (code === 'RAS') return v;
+  // for output axis w (R, A, S): the source axis and whether it runs backwards
+  const src = [0, 1, 2].map((w) => {
+    const j = [...code].findIndex((c) => 'RAS'[w] === c || 'LPI'[w] === c);
+    return { axis: j, flip: code[j] !== 'RAS'[w] };
+  });
+  if (new Set(src.map((s) => s.axis)).size !== 3) {
+    throw new CohortError('BAD_ORIENTATION', `the affine's axes (${code}) are not a permutation of R/A/S`, 'check the image header (sform/qform)');
+  }
+  const dims = src.map((s) => v.dims[s.axis]) as Vec3;
+  const spacing = src.map((s) => v.spacing[s.axis]) as Vec3;
+  const strides = [1, v.dims[0], v.dims[0] * v.dims[1]];
+  const out = new Float32Array(v.data.length);
+  let o = 0;
+  for (let k = 0; k < dims[2]; k++) for (let j = 0; j < dims[1]; j++) for (let i = 0; i < dims[0]; i++) {
+    const idx = [i, j, k];
+    let at = 0;
+    for (let w = 0; w < 3; w++) at += (src[w].flip ? dims[w] - 1 - idx[w] : idx[w]) * strides[src[w].axis];
+    out[o++] = v.data[at];
+  }
+  // new voxel (i, j, k) = old voxel with axis src[w].axis at (flip ? n-1-idx : idx): compose the affine accordingly
+  const affine = [0, 1, 2].map((r) => {
+    const row = [0, 0, 0, v.affine[r][3]];
+    for (let w = 0; w < 3; w++) {
+      const a = v.affine[r][src[w].axis];
+      row[w] = src[w].flip ? -a : a;
+      if (src[w].flip) row[3] += a * (dims[w] - 1);
+    }
+    return row;
+  });
+  affine.push([0, 0, 0, 1]);
+  return { dims, spacing, affine, data: out, dtype: v.dtype };
+}

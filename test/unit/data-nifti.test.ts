@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { readNifti, writeNifti, encodeNifti } from '../../src/data/nifti.ts';
-import { makeVolume, orientationCode, valueRange } from '../../src/data/volume.ts';
+import { makeVolume, orientationCode, toCanonical, valueRange } from '../../src/data/volume.ts';
 import { CohortError } from '../../src/util/errors.ts';
 
 const NIB = '/usr/lib/python3/dist-packages/nibabel/tests/data';
@@ -36,6 +36,22 @@ describe('NIfTI reader and writer', () => {
       expect(r.affine).toEqual(affine);
       expect(orientationCode(r.affine)).toBe('LAS');
       expect(Array.from(r.data)).toEqual(Array.from(data));
+    }
+  });
+
+  it('reorients to RAS keeping every voxel at its world position', () => {
+    const affine = [[0, 0, -2, 40], [-1, 0, 0, 10], [0, 3, 0, -5], [0, 0, 0, 1]]; // voxel axes point P, S, L
+    const v = makeVolume([4, 3, 5], [1, 3, 2], Float32Array.from({ length: 60 }, (_, i) => i), affine);
+    expect(orientationCode(affine)).toBe('PSL');
+    const c = toCanonical(v);
+    expect(orientationCode(c.affine)).toBe('RAS');
+    expect(c.dims).toEqual([5, 4, 3]);
+    expect(c.spacing).toEqual([2, 1, 3]);
+    const world = (a: number[][], p: number[]) => [0, 1, 2].map((r) => a[r][0] * p[0] + a[r][1] * p[1] + a[r][2] * p[2] + a[r][3]);
+    for (const [i, j, k] of [[0, 0, 0], [4, 3, 2], [1, 2, 0], [3, 0, 1]]) {
+      const value = c.data[i + 5 * (j + 4 * k)];
+      const src = [value % 4, Math.floor(value / 4) % 3, Math.floor(value / 12)];
+      expect(world(c.affine, [i, j, k])).toEqual(world(affine, src));
     }
   });
 
