@@ -49,7 +49,7 @@ async function handle(cmd: Cmd): Promise<void> {
       tell({ ev: 'dialed' });
       return;
     case 'subscribe':
-      node.pubsub.subscribe(cmd.topic, (m) => tell({ ev: 'gossip', at: now(), type: m.type, sentAt: m.sentAt }));
+      node.pubsub.subscribe(cmd.topic, (m) => tell({ ev: 'gossip', at: now(), type: m.type, sentAt: m.sentAt, rep: (m.body as { rep?: number }).rep }));
       tell({ ev: 'subscribed' });
       return;
     case 'receive':
