@@ -20,7 +20,11 @@ import { inp, mask } from '../util.ts';
  * contiguous runs. Measured (2 threads): 2D [64,16,16,16] -> [64,16,32,32] 0.78 ms vs 0.87 ms for a ones-kernel
  * ConvTranspose (1.3 Resize, 1.9 DepthToSpace, 4.8 6-D Expand); 3D [2,16,16^3] -> [2,16,32^3] 8 ms vs 31 ms.
  */
+/** Which spread implementation backward rules use (exported for benchmarks on other machines/providers). */
+export const poolConfig = { spread: 'matmul' as 'matmul' | 'convTranspose' };
+
 function spread(g: GraphBuilder, y: Tensor, xShape: readonly number[], kernel: readonly number[]): Tensor {
+  if (poolConfig.spread === 'convTranspose') return spreadByConvTranspose(g, y, xShape, kernel);
   const nd = kernel.length;
   const out = y.shape.slice(2);
   const last = nd - 1;
@@ -39,6 +43,12 @@ function spread(g: GraphBuilder, y: Tensor, xShape: readonly number[], kernel: r
     post *= xShape[2 + i];
   }
   return g.reshape(t, xShape);
+}
+
+function spreadByConvTranspose(g: GraphBuilder, y: Tensor, xShape: readonly number[], kernel: readonly number[]): Tensor {
+  const c = xShape[1];
+  const outputPadding = xShape.slice(2).map((d, i) => d - y.shape[i + 2] * kernel[i]);
+  return g.convTranspose(y, g.filled([c, 1, ...kernel], 1), null, { strides: kernel, group: c, outputPadding });
 }
 
 /**
