@@ -31,6 +31,8 @@ export class Coordinator {
   private readonly self: string;
   /** Called when this peer should (re)consider running its part of a scenario. */
   onRunnable: (id: string) => void = () => undefined;
+  /** Called when this peer approved a scenario (the daemon prepares its training worker). */
+  onApproved: (id: string) => void = () => undefined;
 
   constructor(
     private readonly cfg: DaemonConfig,
@@ -80,7 +82,9 @@ export class Coordinator {
     const ans = { hash: entry.signed.id, at: new Date().toISOString(), ...(reason ? { reason } : {}) };
     await this.audit.append({ kind: decision === 'approve' ? 'approval' : 'rejection', to: 'local', what: `${decision} ${rule ? `(auto: ${rule})` : '(operator)'}`, scenario: id, sha256: entry.signed.id, ...(reason ? { detail: reason } : {}) });
     const d = decision === 'approve' ? delta.approve(id, this.self, ans) : delta.reject(id, this.self, ans);
-    return this.applyAndPublish(d, `${decision} of the scenario`);
+    const view = await this.applyAndPublish(d, `${decision} of the scenario`);
+    if (decision === 'approve') this.onApproved(id);
+    return view;
   }
 
   async cancel(id: string, reason = 'cancelled by the launcher'): Promise<ScenarioView> {

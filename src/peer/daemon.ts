@@ -81,6 +81,8 @@ export class Daemon {
       },
     });
     this.coordinator.onRunnable = (id) => void this.maybeRun(id).catch((e: unknown) => this.runFailed(id, e));
+    this.coordinator.onApproved = (id) => this.prepare(id);
+    this.book.onChange((id) => this.settle(id));
     this.coordinator.start();
     for (const { signed } of this.book.list()) void this.maybeRun(signed.id).catch((e: unknown) => this.runFailed(signed.id, e));
     this.connectMembers();
@@ -92,16 +94,41 @@ export class Daemon {
   /** Start this peer's part of a running scenario it takes part in, within the compute budget. */
   private async maybeRun(id: string): Promise<void> {
     const entry = this.book.get(id);
-    if (!entry || this.runs.has(id) || this.stopping) return;
-    const { view, signed } = entry;
+    if (!entry || this.stopping) return;
+    const { view } = entry;
     if (view.state !== 'running' || !view.run?.participants.includes(this.self) || view.progress[this.self]?.done) return;
+    const run = this.runs.get(id) ?? this.newRun(id);
+    if (!run || run.begun) return;
+    await run.start(view.run);
+  }
+
+  /** A run slot for an approved scenario: the worker loads data and builds the model before the start. */
+  private newRun(id: string): ScenarioRun | undefined {
+    const entry = this.book.get(id);
+    if (!entry || this.runs.has(id)) return this.runs.get(id);
     if (this.runs.size >= this.cfg.compute.maxConcurrentScenarios) {
       log.warn({ scenario: id.slice(0, 12), budget: this.cfg.compute.maxConcurrentScenarios }, 'compute budget full: scenario waits for a slot');
-      return;
+      return undefined;
     }
-    const run = new ScenarioRun(this.runHost(), id, runPlanOf(signed.manifest), view.run);
+    const run = new ScenarioRun(this.runHost(), id, runPlanOf(entry.signed.manifest));
     this.runs.set(id, run);
-    await run.start();
+    return run;
+  }
+
+  private prepare(id: string): void {
+    const run = this.newRun(id);
+    run?.prepare().catch((e: unknown) => { if (this.runs.get(id) === run) this.runFailed(id, e); });
+  }
+
+  /** A prepared worker whose scenario ended, or started without this peer, is let go. */
+  private settle(id: string): void {
+    const run = this.runs.get(id);
+    const view = this.book.get(id)?.view;
+    if (!run || run.begun || !view) return;
+    if (TERMINAL.has(view.state) || (view.run && !view.run.participants.includes(this.self))) {
+      this.runs.delete(id);
+      void run.stop();
+    }
   }
 
   private runHost() {

@@ -103,16 +103,32 @@ export class ScenarioRun {
   private stopped = false;
   status: RunStatus = { round: -1, done: false };
 
-  constructor(private readonly host: RunHost, readonly id: string, private readonly plan: RunnablePlan,
-    private readonly run: { startAt: number; participants: readonly string[] }) {}
+  private preparing: Promise<Ready> | undefined;
+  private run: { startAt: number; participants: readonly string[] } | undefined;
 
-  async start(): Promise<void> {
-    const ds = this.host.cfg.data[this.plan.dataset];
-    if (!ds?.path) throw new CohortError('NO_MATCHING_DATA', `no local dataset "${this.plan.dataset}" with a path`, 'add it to the data section of the peer config');
-    const init: WorkerInit = { manifest: this.plan.manifest, dataPath: ds.path, dataOptions: ds.options, threads: this.host.cfg.compute.threads, providers: this.host.cfg.compute.providers };
-    this.client = new WorkerClient(new Worker(new URL('./worker-boot.mjs', import.meta.url), { workerData: init }));
-    const ready = await this.client.ready;
-    const lateMs = Date.now() - this.run.startAt;
+  constructor(private readonly host: RunHost, readonly id: string, private readonly plan: RunnablePlan) {}
+
+  get begun(): boolean {
+    return this.run !== undefined;
+  }
+
+  /** Load the data and build the model in the worker ahead of the start (called at approval), so that round 0 is not missed. */
+  prepare(): Promise<Ready> {
+    this.preparing ??= (async () => {
+      const ds = this.host.cfg.data[this.plan.dataset];
+      if (!ds?.path) throw new CohortError('NO_MATCHING_DATA', `no local dataset "${this.plan.dataset}" with a path`, 'add it to the data section of the peer config');
+      const init: WorkerInit = { manifest: this.plan.manifest, dataPath: ds.path, dataOptions: ds.options, threads: this.host.cfg.compute.threads, providers: this.host.cfg.compute.providers };
+      this.client = new WorkerClient(new Worker(new URL('./worker-boot.mjs', import.meta.url), { workerData: init }));
+      return this.client.ready;
+    })();
+    return this.preparing;
+  }
+
+  async start(run: { startAt: number; participants: readonly string[] }): Promise<void> {
+    this.run = run;
+    const ready = await this.prepare();
+    if (this.stopped || !this.client) return;
+    const lateMs = Date.now() - run.startAt;
     log.info({ scenario: this.id.slice(0, 12), provider: ready.provider, samples: ready.sampleCount, lateMs }, 'training worker ready');
     if (lateMs > 0) log.warn({ scenario: this.id.slice(0, 12), lateMs }, 'training worker became ready after round 0 started: this peer joins late (raise launch.startDelayMs)');
     const resumed = await loadRound(this.host.store, this.id);
@@ -123,7 +139,7 @@ export class ScenarioRun {
       log.info({ scenario: this.id.slice(0, 12), round: resumed.state.round }, 'resumed from checkpoint');
     }
     this.learner = new WorkerLearner(this.client, params, ready.sampleCount);
-    this.transport = new PeerTransport(this.host.node, this.host.audit, this.id, this.run.participants, this.run.startAt);
+    this.transport = new PeerTransport(this.host.node, this.host.audit, this.id, run.participants, run.startAt);
     const m = this.plan.manifest;
     this.averaging = createNode(m.averaging.algorithm, this.transport, this.learner, {
       scenario: this.id, layoutHash: ready.layoutHash, rounds: m.rounds.max, roundMs: m.averaging.roundMs,
