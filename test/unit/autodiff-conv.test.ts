@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkGradients, type OpCase } from '../helpers/float64/gradcheck.ts';
 import { im2colConfig } from '../../src/engine/autodiff/im2col.ts';
+import { poolConfig } from '../../src/engine/autodiff/rules/pool.ts';
 import { conv64, convTranspose64, globalAvgPool64, pool64, type Arr, type Geom, type PoolGeom64 } from '../helpers/float64/conv.ts';
 
 const FWD_TOL = 1e-4;
@@ -114,6 +115,21 @@ describe('conv weight gradient built in chunks of kernel offsets (the large-3D p
       } finally {
         im2colConfig.maxColsFloats = saved;
         im2colConfig.shift = 'auto';
+      }
+    });
+  }
+});
+
+describe('pool spread by ConvTranspose (the alternative implementation)', () => {
+  for (const name of ['maxPool2d k2 on 7x5 (floor mode skips a row and a column)', 'avgPool2d k2 on 5x7 (floor mode leftovers)', 'maxPool3d k2']) {
+    it(name, async () => {
+      poolConfig.spread = 'convTranspose';
+      try {
+        const { forwardErr, gradErr } = await checkGradients(cases[name]);
+        expect(forwardErr, 'forward').toBeLessThan(FWD_TOL);
+        for (const [k, e] of Object.entries(gradErr)) expect(e, `d/d${k}`).toBeLessThan(GRAD_TOL);
+      } finally {
+        poolConfig.spread = 'matmul';
       }
     });
   }
