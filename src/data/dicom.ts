@@ -11,7 +11,7 @@
  *   readDicomFile(file) -> naturalized dataset (errors name the file)
  * Only uncompressed transfer syntaxes are decoded; compressed ones throw a CohortError saying so.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import dcmjs, { type NaturalDataset } from 'dcmjs';
 import { CohortError } from '../util/errors.ts';
@@ -63,8 +63,11 @@ export function isDicomDir(dir: string): boolean {
   return readdirSync(dir).some((f) => {
     const p = join(dir, f);
     if (!statSync(p).isFile()) return false;
-    const b = readFileSync(p).subarray(128, 132);
-    return b.toString('latin1') === 'DICM';
+    const fd = openSync(p, 'r');
+    try {
+      const b = Buffer.alloc(4);
+      return readSync(fd, b, 0, 4, 128) === 4 && b.toString('latin1') === 'DICM'; // only the preamble, not the whole file
+    } finally { closeSync(fd); }
   });
 }
 

@@ -116,12 +116,36 @@ export function readDicomSeg(file: string, reference: Volume, opts: { segment?: 
   return makeVolume(reference.dims, reference.spacing, out, reference.affine);
 }
 
-/** A mask stored as NIfTI or PNG, checked against its image's grid. */
+/**
+ * A mask stored as NIfTI or PNG, on its image's grid. The same voxels stored in another axis order (e.g. a NIfTI mask of a
+ * DICOM series, whose slice axis follows the slice normal) are reordered to the image's; any other difference is an error.
+ */
 export function readMaskFile(file: string, image: Volume, imageFile: string): Volume {
   const m = isNiftiPath(file) ? readNifti(file) : /\.png$/i.test(file) ? readPngVolume(file) : undefined;
   if (!m) throw new CohortError('UNKNOWN_FORMAT', `${file}: masks must be NIfTI or PNG here (DICOM SEG/RTSTRUCT need the image series)`, 'convert the mask, or pass the DICOM series');
-  assertSameGrid(image, m, file, imageFile);
-  return m;
+  return alignMask(image, m, file, imageFile);
+}
+
+/** The mask's values in the image's voxel order, when both sample the same world grid; otherwise MASK_MISMATCH. */
+export function alignMask(image: Volume, mask: Volume, maskFile: string, imageFile: string): Volume {
+  const same = image.affine.every((r, i) => r.every((v, j) => Math.abs(v - mask.affine[i][j]) < 1e-3));
+  if (same || image.dims[2] === 1) { assertSameGrid(image, mask, maskFile, imageFile); return mask; }
+  const toMask = worldToVoxel(mask.affine);
+  const [nx, ny, nz] = image.dims, [mx, my, mz] = mask.dims;
+  const out = new Float32Array(nx * ny * nz);
+  const A = image.affine;
+  for (let k = 0; k < nz; k++) for (let j = 0; j < ny; j++) for (let i = 0; i < nx; i++) {
+    const w = [0, 1, 2].map((r) => A[r][0] * i + A[r][1] * j + A[r][2] * k + A[r][3]);
+    const p = toMask(w);
+    const q = p.map(Math.round);
+    if (q.some((v, a) => Math.abs(v - p[a]) > 0.01) || q[0] < 0 || q[1] < 0 || q[2] < 0 || q[0] >= mx || q[1] >= my || q[2] >= mz) {
+      throw new CohortError('MASK_MISMATCH',
+        `mask ${maskFile} (${mask.dims.join('x')} @ ${mask.spacing.map((x) => x.toFixed(3)).join('x')} mm) does not lie on the grid of image ${imageFile} (${image.dims.join('x')} @ ${image.spacing.map((x) => x.toFixed(3)).join('x')} mm)`,
+        'use the mask drawn on this image, or resample the mask onto the image grid first');
+    }
+    out[i + nx * (j + ny * k)] = mask.data[q[0] + mx * (q[1] + my * q[2])];
+  }
+  return { ...makeVolume(image.dims, image.spacing, out, image.affine), dtype: mask.dtype };
 }
 
 // ---------- writers (fixtures, tests) ----------
