@@ -1,0 +1,90 @@
+import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ScenarioBook } from '../../src/peer/book.ts';
+import { sanitiseDelta } from '../../src/peer/gossip.ts';
+import { runPlanOf } from '../../src/peer/plan.ts';
+import { splitWdbc, EXAMPLE_SITES } from '../../src/peer/provision.ts';
+import { delta, emptyView } from '../../src/scenario/lifecycle.ts';
+import { openStore, type Store } from '../../src/store/db.ts';
+import type { SignedScenario } from '../../src/scenario/signing.ts';
+
+const dirs: string[] = [];
+const stores: Store[] = [];
+afterEach(async () => {
+  for (const s of stores.splice(0)) if (s.db.status === 'open') await s.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+const ROOT = join(import.meta.dirname, '../..');
+
+describe('gossip sanitising', () => {
+  const id = 'a'.repeat(64);
+  const ans = { hash: id, at: '2026-01-01T00:00:00Z' };
+  it('a peer may only speak for itself; only the launcher starts or cancels; participants may finish', () => {
+    const forged = { ...delta.approve(id, 'victim', ans), progress: { attacker: { round: 1, seq: 1 }, victim: { round: 9, seq: 9 } } };
+    const s = sanitiseDelta(forged, 'attacker', 'author', []);
+    expect(s.approvals).toEqual({});
+    expect(Object.keys(s.progress)).toEqual(['attacker']);
+    expect(sanitiseDelta(delta.state(id, 'cancelled'), 'attacker', 'author', []).state).toBe('announced');
+    expect(sanitiseDelta(delta.state(id, 'cancelled'), 'author', 'author', []).state).toBe('cancelled');
+    expect(sanitiseDelta(delta.run(id, { startAt: 1, participants: ['x'] }), 'x', 'author', []).run).toBeUndefined();
+    expect(sanitiseDelta(delta.run(id, { startAt: 1, participants: ['x'] }), 'author', 'author', []).run).toEqual({ startAt: 1, participants: ['x'] });
+    expect(sanitiseDelta(delta.state(id, 'finished'), 'x', 'author', ['x']).state).toBe('finished');
+    expect(sanitiseDelta(delta.state(id, 'finished'), 'y', 'author', ['x']).state).toBe('announced');
+  });
+});
+
+describe('scenario book', () => {
+  it('persists manifests, merged views and progress history across reopen', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cohort-book-'));
+    dirs.push(dir);
+    let store = await openStore(dir, { create: true });
+    stores.push(store);
+    let book = await ScenarioBook.load(store);
+    const id = 'b'.repeat(64);
+    const signed: SignedScenario = { id, manifest: { name: 'x' }, author: 'p', sig: 's', launchedAt: '2026-01-01T00:00:00Z' };
+    const seen: string[] = [];
+    book.onChange((_id, v) => seen.push(v.state));
+    await book.apply(delta.progress(id, 'p1', { round: 0, seq: 1, metric: 0.5 })); // heard before the manifest: kept, not announced
+    expect(book.get(id)).toBeUndefined();
+    await book.addManifest(signed);
+    await book.apply(delta.state(id, 'running'));
+    await book.apply(delta.progress(id, 'p1', { round: 1, seq: 2, metric: 0.7 }));
+    await book.apply(delta.progress(id, 'p1', { round: 1, seq: 2, metric: 0.7 })); // duplicate: no change event
+    expect(seen).toEqual(['announced', 'running', 'running']);
+    await store.close();
+    store = await openStore(dir, { create: false });
+    stores.push(store);
+    book = await ScenarioBook.load(store);
+    expect(book.get(id)?.view.state).toBe('running');
+    expect(book.get(id)?.view.progress.p1?.round).toBe(1);
+    expect((await book.history(id)).map((h) => [h.round, h.metric])).toEqual([[0, 0.5], [1, 0.7]]);
+    expect(book.list().map((e) => e.signed.id)).toEqual([id]);
+    expect(emptyView(id).state).toBe('announced');
+  });
+});
+
+describe('run plans', () => {
+  it('reads every bundled scenario; launch terms default; a manifest without a dataset name is refused', () => {
+    for (const f of ['wdbc-radiomics', 'petct-segmentation', 'petct-multitask', 'petct-multimodal']) {
+      const p = runPlanOf(JSON.parse(readFileSync(join(ROOT, 'scenarios', `${f}.json`), 'utf8')) as Record<string, unknown>, f);
+      expect(p.launch).toMatchObject({ minPeers: 2, startDelayMs: 4000 });
+      expect(['wdbc', 'petct']).toContain(p.dataset);
+    }
+    const m = JSON.parse(readFileSync(join(ROOT, 'scenarios/wdbc-radiomics.json'), 'utf8')) as { data: { selector: Record<string, unknown> } };
+    delete m.data.selector.dataset;
+    expect(() => runPlanOf(m as unknown as Record<string, unknown>)).toThrow(/data.selector.dataset/);
+    expect(() => runPlanOf({ ...(m as object), launch: { minPeers: 0 } })).toThrow(/launch/);
+  });
+});
+
+describe('example sites', () => {
+  it('split WDBC by site without overlap, with different malignant fractions', () => {
+    const parts = splitWdbc(join(ROOT, 'data/wdbc.csv'), EXAMPLE_SITES, 11).map((p) => p!.trim().split('\n').slice(1));
+    const all = parts.flat();
+    expect(new Set(all).size).toBe(all.length);
+    const frac = parts.map((rows) => rows.filter((r) => r.endsWith('malignant')).length / rows.length);
+    expect(Math.max(...frac) - Math.min(...frac)).toBeGreaterThan(0.2);
+  });
+});
