@@ -2,12 +2,17 @@
  * The "medical folder" layout researchers know:  ROOT/<subject>/<modality>/<file>.nii.gz  (+ DICOM series folders) and a clinical
  * CSV/TSV in ROOT keyed by a `subject` column (or `subject_id`, `patient`, `patient_id`, `id`).
  *   scanFolder(root) -> { subjects: [{ subject, images: { CT: path, PT: path, ... }, masks: [path] }], clinical?: path, modalities }
- * Modality folders named SEG, MASK, LABEL or ROI hold masks; every other folder name is an image modality (upper-cased).
+ * Modality folders named SEG, MASK, LABEL, ROI or RTSTRUCT hold masks (NIfTI, PNG, DICOM SEG or RTSTRUCT .dcm); every other
+ * folder name is an image modality (upper-cased).
+ *   loadSubjectMask(maskPath, image, imageFile) -> the mask on the image grid, whatever its format
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CohortError } from '../util/errors.ts';
 import { isNiftiPath } from './nifti.ts';
+import { readDicomFile } from './dicom.ts';
+import { readDicomSeg, readMaskFile, readRtStruct } from './masks.ts';
+import type { Volume } from './volume.ts';
 import { readTable } from './tabular.ts';
 
 export interface FolderSubject {
@@ -46,7 +51,7 @@ export function scanFolder(root: string): FolderLayout {
       const files = readdirSync(mdir).sort();
       const nifti = files.filter(isNiftiPath).map((f) => join(mdir, f));
       const isMask = MASK_DIRS.has(m.toUpperCase());
-      if (isMask) masks.push(...nifti);
+      if (isMask) masks.push(...nifti, ...files.filter((f) => /\.dcm$/i.test(f)).map((f) => join(mdir, f)));
       else if (nifti.length) images[m.toUpperCase()] = nifti[0];
       else if (files.some((f) => /\.dcm$/i.test(f) || !f.includes('.'))) images[m.toUpperCase()] = mdir; // a DICOM series
     }
@@ -64,4 +69,16 @@ export function scanFolder(root: string): FolderLayout {
     throw new CohortError('MISSING_COLUMN', `${clinical} has no subject column`, `name the column that holds the subject folder names one of: ${SUBJECT_COLUMNS.join(', ')}`);
   }
   return { root, subjects, modalities, clinical, subjectColumn };
+}
+
+/** A subject's mask on its image's grid: NIfTI/PNG (aligned by world position), DICOM SEG or RTSTRUCT (rasterised). */
+export function loadSubjectMask(maskPath: string, image: Volume, imageFile: string): Volume {
+  if (!/\.dcm$/i.test(maskPath)) return readMaskFile(maskPath, image, imageFile);
+  const modality = readDicomFile(maskPath).ds.Modality;
+  if (modality === 'SEG') {
+    const m = readDicomSeg(maskPath, image);
+    return { ...m, data: m.data.map((v) => (v ? 1 : 0)) };
+  }
+  if (modality === 'RTSTRUCT') return readRtStruct(maskPath, image);
+  throw new CohortError('NOT_A_MASK', `${maskPath} is a ${String(modality)} object, not a SEG or RTSTRUCT`, 'keep only masks in the SEG folder');
 }

@@ -13,10 +13,9 @@
 import { z } from 'zod';
 import { CohortError } from '../util/errors.ts';
 import { Rng } from '../util/random.ts';
-import { scanFolder } from './folder.ts';
+import { loadSubjectMask, scanFolder } from './folder.ts';
 import { readNifti } from './nifti.ts';
 import { readDicomSeries } from './dicom.ts';
-import { readMaskFile } from './masks.ts';
 import { percentile } from './radiomics.ts';
 import type { SampleSet, SampleTensor } from './samples.ts';
 import { applyStandardiser, encodeLabel, fitStandardiser, readTable, tableToSamples, type Table } from './tabular.ts';
@@ -362,7 +361,7 @@ export function preprocessFolder(root: string, cfgIn: unknown, seed: number): { 
       if (p) images[m] = /\.nii(\.gz)?$/i.test(p) ? readNifti(p) : readDicomSeries(p).volume;
     }
     const first = cfg.modalities.map((m) => s.images[m]).find(Boolean) as string | undefined;
-    const mask = s.masks[0] && first ? readMaskFile(s.masks[0], images[cfg.modalities[0]], first) : undefined;
+    const mask = s.masks[0] && first ? loadSubjectMask(s.masks[0], images[cfg.modalities[0]], first) : undefined;
     return {
       subject: s.subject, images, mask,
       ...(labels && r !== undefined ? { label: labels[r] } : {}),

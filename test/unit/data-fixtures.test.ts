@@ -1,6 +1,10 @@
 // Committed real-format fixtures (test/fixtures/data/generated, made by test/fixtures/data/generate.ts). The expected values
 // below were read with nibabel 5.0 and pydicom 2.3 when the files were generated, so these are checks against other tools.
+import { cpSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { preprocessFolder } from '../../src/data/preprocess.ts';
 import { readNifti } from '../../src/data/nifti.ts';
 import { readDicomSeries } from '../../src/data/dicom.ts';
 import { readDicomSeg, readMaskFile, readRtStruct } from '../../src/data/masks.ts';
@@ -47,6 +51,20 @@ describe('committed fixtures', () => {
     expect(rt.data.reduce((a, b) => a + b, 0)).toBe(16); // square 2.5..6.5 -> pixel centres 3..6
     expect(at(rt.data, 3, 3, 3)).toBe(1); // NIfTI slice 2 = series slice 3 (reversed slice axis)
     expect(computeRadiomics(image, nii).morph_vol_approx).toBeCloseTo(48 * 1.25 * 1.25 * 2.5, 6);
+  });
+
+  it('a medical folder of DICOM series with SEG and RTSTRUCT masks preprocesses like NIfTI', () => {
+    const root = mkdtempSync(join(tmpdir(), 'cohort-dcmfolder-'));
+    for (const [subject, mask] of [['a', 'seg.dcm'], ['b', 'rtstruct.dcm']]) {
+      cpSync(`${G}/ct-series`, join(root, subject, 'CT'), { recursive: true });
+      mkdirSync(join(root, subject, 'SEG'), { recursive: true });
+      cpSync(`${G}/${mask}`, join(root, subject, 'SEG', mask));
+    }
+    const { set } = preprocessFolder(root, { modalities: ['CT'], size: [8, 8, 4], intensity: { CT: { method: 'none' } } }, 1);
+    expect(set.size).toBe(2);
+    const per = 8 * 8 * 4;
+    const voxels = (k: number) => set.targets.mask.data.subarray(k * per, (k + 1) * per).reduce((a, b) => a + b, 0);
+    expect([voxels(0), voxels(1)]).toEqual([48, 16]); // canonical RAS grid, the crops hold the whole lesions
   });
 
   it('16-bit PNG', () => {

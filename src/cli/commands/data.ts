@@ -18,7 +18,7 @@ import { progressBar } from '../../util/progress.ts';
 import { openStore } from '../../store/db.ts';
 import { DatasetRegistry } from '../../store/datasets.ts';
 import { catalogueEntry } from '../../data/catalogue.ts';
-import { scanFolder } from '../../data/folder.ts';
+import { loadSubjectMask, scanFolder } from '../../data/folder.ts';
 import { readNifti } from '../../data/nifti.ts';
 import { readDicomSeries } from '../../data/dicom.ts';
 import { readMaskFile } from '../../data/masks.ts';
@@ -150,7 +150,7 @@ function radiomicsFolder(dir: string, modality: string, disc: Discretisation, ou
     const img = s.images[modality];
     if (!img || !s.masks[0]) throw new CohortError('MISSING_MODALITY', `subject ${s.subject} lacks a ${modality} image or a mask`, `available: ${Object.keys(s.images).join(', ')}; choose --modality`);
     const image = loadImage(img);
-    rows.push({ subject: s.subject, ...computeRadiomics(image, readMaskFile(s.masks[0], image, img), { discretisation: disc }) });
+    rows.push({ subject: s.subject, ...computeRadiomics(image, loadSubjectMask(s.masks[0], image, img), { discretisation: disc }) });
     bar.update(i + 1);
   });
   bar.stop();
