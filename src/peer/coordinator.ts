@@ -114,6 +114,18 @@ export class Coordinator {
     await this.node.pubsub.publish(this.node.topics.heartbeat, { type: 'heartbeat', body });
   }
 
+  /** Launcher: scenarios past their deadline fail (called with the heartbeat). */
+  async enforceDeadlines(now = Date.now()): Promise<void> {
+    for (const { signed, view } of this.book.list()) {
+      if (signed.author !== this.self || TERMINAL.has(view.state)) continue;
+      const { deadlineMs } = runPlanOf(signed.manifest).launch;
+      if (deadlineMs > 0 && now > Date.parse(signed.launchedAt) + deadlineMs) {
+        await this.audit.append({ kind: 'cancel', to: 'local', what: 'deadline passed: marked failed', scenario: signed.id });
+        await this.applyAndPublish(delta.state(signed.id, 'failed', `deadline of ${deadlineMs} ms passed`), 'scenario failed (deadline)');
+      }
+    }
+  }
+
   /** Anti-entropy: peers that were away hear again what this peer said (its own contributions only; the CRDT makes repeats harmless). */
   async republish(): Promise<void> {
     for (const { signed, view } of this.book.list().slice(-20)) {

@@ -120,12 +120,14 @@ export class Daemon {
     run?.prepare().catch((e: unknown) => { if (this.runs.get(id) === run) this.runFailed(id, e); });
   }
 
-  /** A prepared worker whose scenario ended, or started without this peer, is let go. */
+  /** A run whose scenario was cancelled or failed stops; a prepared worker whose scenario started without this peer is let go. */
   private settle(id: string): void {
     const run = this.runs.get(id);
     const view = this.book.get(id)?.view;
-    if (!run || run.begun || !view) return;
-    if (TERMINAL.has(view.state) || (view.run && !view.run.participants.includes(this.self))) {
+    if (!run || !view) return;
+    const ended = view.state === 'cancelled' || view.state === 'failed';   // a finished run ends itself after its last round
+    if (ended || (!run.begun && (TERMINAL.has(view.state) || (view.run && !view.run.participants.includes(this.self))))) {
+      if (ended && run.begun) log.info({ scenario: id.slice(0, 12), state: view.state, reason: view.reason }, 'scenario ended: stopping this peer\'s run');
       this.runs.delete(id);
       void run.stop();
     }
@@ -172,6 +174,7 @@ export class Daemon {
     const body = { name: this.cfg.name, load: running.length, device: this.deviceInUse(), scenarios: running };
     try {
       await this.coordinator.publishHeartbeat(body);
+      await this.coordinator.enforceDeadlines();
       await this.coordinator.republish();
     } catch (e) {
       log.debug({ err: e }, 'heartbeat failed');

@@ -15,6 +15,8 @@ export const LaunchTermsSchema = z.object({
   approvalWindowMs: z.number().int().nonnegative().default(3000),
   /** Delay between the start decision and round 0, so that every participant hears it and starts its training worker in time. */
   startDelayMs: z.number().int().nonnegative().default(4000),
+  /** The launcher marks the scenario failed when it has not finished this long after launch (0: no deadline). */
+  deadlineMs: z.number().int().nonnegative().default(0),
   /** Ids are content hashes: change this label to run the same manifest again as a new scenario. */
   run: z.union([z.string().max(100), z.number()]).optional(),
 }).strict();
