@@ -10,7 +10,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
 import { CohortError } from '../util/errors.ts';
 import type { DatasetRecord } from '../store/datasets.ts';
-import { scanFolder } from './folder.ts';
+import { loadSubjectMask, scanFolder } from './folder.ts';
 import { isNiftiPath, readNifti } from './nifti.ts';
 import { isDicomDir, readDicomSeries } from './dicom.ts';
 import { readPngVolume } from './png.ts';
@@ -63,10 +63,12 @@ export function describeDataset(path: string, o: DescribeOptions = {}): DatasetR
   }
   if (st.isFile() && isNiftiPath(abs)) {
     const v = readNifti(abs);
+    for (const m of base.masks) loadSubjectMask(m, v, abs); // a mask off the image grid is refused at registration
     return { ...base, kind: 'image', modalities: ['image'], samples: 1, contentHash: hash, details: volumeDetails(v) };
   }
   if (st.isDirectory() && isDicomDir(abs)) {
     const s = readDicomSeries(abs);
+    for (const m of base.masks) loadSubjectMask(m, s.volume, abs);
     return { ...base, kind: 'dicom', modalities: [s.modality], samples: 1, contentHash: hash, details: { ...volumeDetails(s.volume), unit: s.unit } };
   }
   if (st.isDirectory()) return describeFolder(abs, o, base, hash);

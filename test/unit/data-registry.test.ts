@@ -46,6 +46,13 @@ describe('dataset registry (real LevelDB)', () => {
     expect((e as CohortError).hint).toContain('site3');
   });
 
+  it('checks masks against their image at registration', () => {
+    const G = 'test/fixtures/data/generated';
+    const rec = describeDataset(`${G}/ct-series`, { id: 'ct', masks: [`${G}/seg.dcm`, `${G}/mask.nii.gz`] });
+    expect(rec).toMatchObject({ kind: 'dicom', modalities: ['CT'], samples: 1 });
+    expect(() => describeDataset(`${G}/ct-las.nii.gz`, { masks: ['test/fixtures/data/ibsi-digital-phantom/mask.nii.gz'] })).toThrow(/ibsi-digital-phantom\/mask\.nii\.gz.*(does not match|does not lie on)/);
+  });
+
   it('the content hash changes when the data changes', () => {
     const a = describeDataset('data/wdbc.csv'), b = describeDataset('test/fixtures/data/clinical.tsv');
     expect(a.contentHash).toMatch(/^[0-9a-f]{64}$/);
