@@ -47,6 +47,7 @@ const cases: Record<string, OpCase> = {
   'convTranspose2d k2 s2 (U-Net up)': convCase('convT', [2, 3, 3, 3], [3, 2, 2, 2], { strides: [2, 2] }),
   'convTranspose2d k3 s2 p1 op1 groups 2': convCase('convT', [1, 4, 3, 3], [4, 3, 3, 3], { strides: [2, 2], pads: [1, 1, 1, 1], outputPadding: [1, 1], group: 2 }),
   'convTranspose2d dilation 2': convCase('convT', [1, 2, 4, 3], [2, 3, 2, 3], { dilations: [2, 2], pads: [0, 1, 1, 0] }),
+  'convTranspose3d k2 s2, batch 2, anisotropic (Gemm patch path)': convCase('convT', [2, 3, 2, 1, 3], [3, 4, 2, 2, 2], { strides: [2, 2, 2] }),
   'convTranspose3d k2 s2': convCase('convT', [1, 2, 2, 3, 2], [2, 2, 2, 2, 2], { strides: [2, 2, 2] }),
   'maxPool1d k2': poolCase('max', [2, 2, 8], { kernel: [2] }),
   'maxPool2d k2 s2': poolCase('max', [2, 3, 6, 6], { kernel: [2, 2] }),

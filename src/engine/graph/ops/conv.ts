@@ -5,6 +5,7 @@
 import type { GraphCore } from '../core.ts';
 import { fmt, perAxis, shapeError } from '../shape.ts';
 import type { Tensor } from '../types.ts';
+import type { GraphBuilder } from '../builder.ts';
 
 export interface ConvOpts {
   strides?: readonly number[] | number;
@@ -79,7 +80,7 @@ export function conv(g: GraphCore, x: Tensor, w: Tensor, b: Tensor | null | unde
   return g.emit1('Conv', b ? [x, w, b] : [x, w], [n, w.shape[0], ...spatial], x.dtype, attrs(geo, false), { geo });
 }
 
-export function convTranspose(g: GraphCore, x: Tensor, w: Tensor, b: Tensor | null | undefined, o: ConvTransposeOpts = {}): Tensor {
+export function convTranspose(g: GraphBuilder, x: Tensor, w: Tensor, b: Tensor | null | undefined, o: ConvTransposeOpts = {}): Tensor {
   const name = g.peekName('ConvTranspose');
   const geo = resolve('ConvTranspose', name, x, w, o);
   const nd = geo.kernel.length;
@@ -96,5 +97,41 @@ export function convTranspose(g: GraphCore, x: Tensor, w: Tensor, b: Tensor | nu
   const spatial = x.shape.slice(2).map((d, i) =>
     geo.strides[i] * (d - 1) + geo.outputPadding[i] + geo.dilations[i] * (geo.kernel[i] - 1) + 1 - geo.pads[i] - geo.pads[i + nd]);
   if (spatial.some((d) => d < 1)) throw shapeError('ConvTranspose', name, `pads ${fmt(geo.pads)} leave no output`);
+  if (isPatchUpsampling(geo, nd)) return patchUpsample(g, x, w, b);
   return g.emit1('ConvTranspose', b ? [x, w, b] : [x, w], [n, cout, ...spatial], x.dtype, attrs(geo, true), { geo });
+}
+
+/** Kernel = stride, no padding/dilation/groups: every input cell writes its own k^d output patch (U-Net up-sampling). */
+function isPatchUpsampling(geo: ConvGeom, nd: number): boolean {
+  return nd === 3 && geo.group === 1 && geo.kernel.every((k, i) => k === geo.strides[i])
+    && [...geo.pads, ...geo.outputPadding].every((p) => p === 0) && geo.dilations.every((d) => d === 1);
+}
+
+/**
+ * 3D patch up-sampling as Gemm + layout moves (ORT's 3D ConvTranspose measured 12.6 ms against 3.4 ms for this on
+ * [2,32,16^3] -> [2,16,32^3], 2 threads; in 2D ORT's own kernel is faster, so only 3D takes this path):
+ *   Z[o, kappa, n, i] = sum_c W[c, o, kappa] X[n, c, i]             one Gemm
+ *   Y[n, o, i0 k0 + a, i1 k1 + b, i2 k2 + c] = Z[o, (a, b, c), n, (i0, i1, i2)]
+ * The interleave moves whole rows with one Transpose (inner run I2) and interleaves the last axis with a MatMul by
+ * a 0/1 permutation matrix. All parts are differentiable primitives, so no rule of its own.
+ */
+function patchUpsample(g: GraphBuilder, x: Tensor, w: Tensor, b: Tensor | null | undefined): Tensor {
+  const [n, c, ...sp] = x.shape;
+  const o = w.shape[1];
+  const k = w.shape.slice(2);
+  const nd = sp.length;
+  const kk = k.reduce((p, v) => p * v, 1);
+  const xt = g.reshape(g.transpose(x, [1, 0, ...sp.map((_, i) => i + 2)]), [c, -1]); // [C, N*P]
+  const z = g.reshape(g.gemm(g.reshape(w, [c, o * kk]), xt, null, { transA: true }), [o, ...k, n, ...sp]);
+  const kAx = (i: number): number => 1 + i;
+  const iAx = (i: number): number => 2 + nd + i;
+  const perm = [1 + nd, 0, ...sp.slice(0, -1).flatMap((_, i) => [iAx(i), kAx(i)]), kAx(nd - 1), iAx(nd - 1)];
+  const moved = g.transpose(z, perm); // [N, O, I0, k0, ..., k_last, I_last]
+  const last = sp[nd - 1];
+  const kl = k[nd - 1];
+  const pm = new Float32Array(kl * last * kl * last);
+  for (let t = 0; t < kl; t++) for (let i = 0; i < last; i++) pm[(t * last + i) * kl * last + i * kl + t] = 1;
+  const rows = g.matmul(g.reshape(moved, [-1, kl * last]), g.anonymousInitializer('upsample_perm', pm, [kl * last, kl * last]));
+  const y = g.reshape(rows, [n, o, ...sp.map((d, i) => d * k[i])]);
+  return b ? g.add(y, g.reshape(b, [1, o, ...sp.map(() => 1)])) : y;
 }
