@@ -2,8 +2,9 @@
  * Preprocessing and harmonisation: a medical folder (or in-memory cases) -> SampleSet, driven by a zod-described config
  * (the `data.preprocessing` part of a scenario manifest).
  *   PreprocessConfigSchema     the config (see docs/data.md): modalities, canonical, spacing, size, crop, patches, intensity, augment, label, tabular
- *   preprocessCases(cases, config, seed)  -> { set, stats }   cases = [{ subject, images: { CT: Volume }, mask?, row? }]
- *   preprocessFolder(root, config, seed)  -> { set, stats }   reads ROOT/<subject>/<modality>/... + clinical CSV
+ *   preprocessCases(cases, config, seed)  -> { set, stats, sampleCase, subjects }   cases = [{ subject, images: { CT: Volume }, mask?, label?, clinical? }]
+ *   preprocessFolder(root, config, seed)  -> the same, reading ROOT/<subject>/<modality>/... + clinical CSV
+ *   (sampleCase[i] = the case sample i came from: split train/held-out by subject, never by patch)
  *   resample / cropOrPad / normaliseIntensity / samplePatches / augmentSample   the steps, usable on their own
  * Output tensors: inputs.image [C, (z,) y, x] (C = modalities in config order; 2D when size has two entries), targets.mask
  * [1, (z,) y, x] when masks exist, targets.label [] from the clinical label column, inputs.clinical [F] (standardised locally).
@@ -55,6 +56,8 @@ export const PreprocessConfigSchema = z.object({
   canonical: z.boolean().default(true),
 });
 export type PreprocessConfig = z.infer<typeof PreprocessConfigSchema>;
+/** The config as written (defaults not yet filled in). */
+export type PreprocessConfigInput = z.input<typeof PreprocessConfigSchema>;
 
 export function parsePreprocessConfig(raw: unknown): PreprocessConfig {
   const r = PreprocessConfigSchema.safeParse(raw);
@@ -225,56 +228,73 @@ export interface SiteStats {
   readonly labelBalance?: Readonly<Record<string, number>>;
 }
 
-export function preprocessCases(cases: readonly PreprocessCase[], cfgIn: PreprocessConfig, seed: number, classNames?: readonly string[]): { set: SampleSet; stats: SiteStats } {
+export interface PreprocessResult {
+  readonly set: SampleSet;
+  readonly stats: SiteStats;
+  /** For each sample, the index of the case (subject) it came from: split by subject, so patches and augmented copies of
+   *  one patient never land in both the training and the held-out part. */
+  readonly sampleCase: Int32Array;
+  readonly subjects: readonly string[];
+}
+
+interface Sample { chans: Float32Array[]; mask?: Float32Array }
+
+export function preprocessCases(cases: readonly PreprocessCase[], cfgIn: PreprocessConfigInput, seed: number, classNames?: readonly string[]): PreprocessResult {
   const cfg = parsePreprocessConfig(cfgIn);
   if (cases.length === 0) throw new CohortError('EMPTY_DATASET', 'no cases to preprocess', 'register a dataset with at least one subject');
   const rng = new Rng(seed);
   const twoD = cfg.size.length === 2;
   const size: Vec3 = twoD ? [cfg.size[0], cfg.size[1], 1] : [cfg.size[0], cfg.size[1], cfg.size[2]];
-  const n = voxelCount(size), C = cfg.modalities.length;
   const withMask = cfg.mask ?? cases.every((c) => c.mask);
-  const images: Float32Array[] = [], masks: Float32Array[] = [], labels: number[] = [], clinical: Float32Array[] = [];
-  let samples = 0;
-  for (const c of cases) {
-    const vols = cfg.modalities.map((m) => {
-      const v = c.images[m];
-      if (!v) throw new CohortError('MISSING_MODALITY', `subject ${c.subject} has no ${m} image`, `modalities needed: ${cfg.modalities.join(', ')}; remove the subject or the modality`);
-      const o = cfg.canonical ? toCanonical(v) : v;
-      return cfg.spacing ? resample(o, cfg.spacing as Vec3, 'linear') : o;
-    });
-    const m0 = c.mask && cfg.canonical ? toCanonical(c.mask) : c.mask;
-    const mask = m0 ? (cfg.spacing ? resample(m0, cfg.spacing as Vec3, 'nearest') : m0) : undefined;
-    if (withMask && !mask) throw new CohortError('MISSING_MASK', `subject ${c.subject} has no mask`, 'add a SEG/ folder for it, or set mask: false');
-    const centres = cfg.patches ? samplePatches(vols[0].dims, mask, cfg.patches.count, cfg.patches.lesionFraction, rng)
-      : [centreFor(cfg.crop, mask, vols[0].dims, twoD)];
-    for (const centre of centres) {
-      for (let copy = 0; copy < (cfg.augment?.copies ?? 1); copy++) {
-        const chans = vols.map((v, k) => {
-          const d = cropOrPad(v, size, centre, backgroundOf(cfg.modalities[k]));
-          normaliseIntensity(d, cfg.intensity[cfg.modalities[k]] ?? { method: 'zscore' });
-          return d;
-        });
-        const m = withMask && mask ? cropOrPad(mask, size, centre, 0) : undefined;
-        if (cfg.augment) augmentSample(chans, m, size, cfg.augment, rng);
-        images.push(...chans);
-        if (m) masks.push(m.map((v) => (v > 0.5 ? 1 : 0)));
-        if (cfg.label !== undefined) labels.push(c.label ?? Number.NaN);
-        if (c.clinical) clinical.push(c.clinical);
-        samples++;
-      }
-    }
-  }
+  const samples: Sample[] = [], owner: number[] = [];
+  cases.forEach((c, k) => {
+    for (const s of caseSamples(c, cfg, size, withMask, rng)) { samples.push(s); owner.push(k); }
+  });
   const spatial = twoD ? [size[1], size[0]] : [size[2], size[1], size[0]];
-  const inputs: Record<string, SampleTensor> = { image: { shape: [C, ...spatial], data: concat(images) } };
+  const inputs: Record<string, SampleTensor> = { image: { shape: [cfg.modalities.length, ...spatial], data: concat(samples.flatMap((s) => s.chans)) } };
   const F = cases[0].clinical?.length ?? 0;
   if (F) {
-    const raw: SampleTensor = { shape: [F], data: concat(clinical) };
-    inputs.clinical = applyStandardiser(raw, fitStandardiser(raw, samples));
+    const raw: SampleTensor = { shape: [F], data: concat(owner.map((k) => cases[k].clinical ?? new Float32Array(F).fill(Number.NaN))) };
+    inputs.clinical = applyStandardiser(raw, fitStandardiser(raw, owner.length));
   }
   const targets: Record<string, SampleTensor> = {};
-  if (withMask) targets.mask = { shape: [1, ...spatial], data: concat(masks) };
-  if (cfg.label !== undefined) targets.label = { shape: [], data: Float32Array.from(labels) };
-  return { set: { size: samples, inputs, targets }, stats: siteStats(cases, cfg, samples, classNames) };
+  if (withMask) targets.mask = { shape: [1, ...spatial], data: concat(samples.map((s) => s.mask ?? new Float32Array(0))) };
+  if (cfg.label !== undefined) targets.label = { shape: [], data: Float32Array.from(owner, (k) => cases[k].label ?? Number.NaN) };
+  return {
+    set: { size: samples.length, inputs, targets }, stats: siteStats(cases, cfg, samples.length, classNames),
+    sampleCase: Int32Array.from(owner), subjects: cases.map((c) => c.subject),
+  };
+}
+
+/** One case: orient, resample, choose crop/patch centres, then crop, normalise and augment each sample. */
+function caseSamples(c: PreprocessCase, cfg: PreprocessConfig, size: Vec3, withMask: boolean, rng: Rng): Sample[] {
+  const prepare = (v: Volume, mode: 'linear' | 'nearest'): Volume => {
+    const o = cfg.canonical ? toCanonical(v) : v;
+    return cfg.spacing ? resample(o, cfg.spacing as Vec3, mode) : o;
+  };
+  const vols = cfg.modalities.map((m) => {
+    const v = c.images[m];
+    if (!v) throw new CohortError('MISSING_MODALITY', `subject ${c.subject} has no ${m} image`, `modalities needed: ${cfg.modalities.join(', ')}; remove the subject or the modality`);
+    return prepare(v, 'linear');
+  });
+  const mask = c.mask ? prepare(c.mask, 'nearest') : undefined;
+  if (withMask && !mask) throw new CohortError('MISSING_MASK', `subject ${c.subject} has no mask`, 'add a SEG/ folder for it, or set mask: false');
+  const centres = cfg.patches ? samplePatches(vols[0].dims, mask, cfg.patches.count, cfg.patches.lesionFraction, rng)
+    : [centreFor(cfg.crop, mask, vols[0].dims, size[2] === 1)];
+  const out: Sample[] = [];
+  for (const centre of centres) {
+    for (let copy = 0; copy < (cfg.augment?.copies ?? 1); copy++) {
+      const chans = vols.map((v, k) => {
+        const d = cropOrPad(v, size, centre, backgroundOf(cfg.modalities[k]));
+        normaliseIntensity(d, cfg.intensity[cfg.modalities[k]] ?? { method: 'zscore' });
+        return d;
+      });
+      const m = withMask && mask ? cropOrPad(mask, size, centre, 0).map((v) => (v > 0.5 ? 1 : 0)) : undefined;
+      if (cfg.augment) augmentSample(chans, m, size, cfg.augment, rng);
+      out.push({ chans, mask: m });
+    }
+  }
+  return out;
 }
 
 function concat(parts: readonly Float32Array[]): Float32Array {
@@ -334,7 +354,7 @@ function siteStats(cases: readonly PreprocessCase[], cfg: PreprocessConfig, samp
 }
 
 /** Read a medical folder and preprocess it. */
-export function preprocessFolder(root: string, cfgIn: unknown, seed: number): { set: SampleSet; stats: SiteStats } {
+export function preprocessFolder(root: string, cfgIn: unknown, seed: number): PreprocessResult {
   const cfg = parsePreprocessConfig(cfgIn);
   const layout = scanFolder(root);
   const table: Table | undefined = layout.clinical ? readTable(layout.clinical) : undefined;

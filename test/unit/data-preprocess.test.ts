@@ -19,8 +19,10 @@ beforeAll(() => { writeSynthSite(dir, { site: 0, cases: 4, fovMm: [48, 48, 32] }
 
 describe('preprocessing and harmonisation', () => {
   it('produces image, mask, label and clinical tensors with the configured shapes', () => {
-    const { set, stats } = preprocessFolder(dir, config, 5);
+    const { set, stats, sampleCase, subjects } = preprocessFolder(dir, config, 5);
     expect(set.size).toBe(8);
+    expect(Array.from(sampleCase)).toEqual([0, 0, 1, 1, 2, 2, 3, 3]); // two augmented copies per subject
+    expect(subjects).toEqual(['s0-0000', 's0-0001', 's0-0002', 's0-0003']);
     expect(set.inputs.image.shape).toEqual([2, 8, 16, 16]);
     expect(set.targets.mask.shape).toEqual([1, 8, 16, 16]);
     expect(set.targets.label.shape).toEqual([]);
