@@ -4,7 +4,7 @@
  *   PreprocessConfigSchema     the config (see docs/data.md): modalities, canonical, spacing, size, crop, patches, intensity, augment, label, tabular
  *   preprocessCases(cases, config, seed)  -> { set, stats, sampleCase, subjects }   cases = [{ subject, images: { CT: Volume }, mask?, label?, clinical? }]
  *   preprocessFolder(root, config, seed)  -> the same, reading ROOT/<subject>/<modality>/... + clinical CSV
- *   (sampleCase[i] = the case sample i came from: split train/held-out by subject, never by patch)
+ *   (sampleCase[i] = the case sample i came from: split train/held-out by subject, never by patch: splitBySubject)
  *   resample / cropOrPad / normaliseIntensity / samplePatches / augmentSample   the steps, usable on their own
  * Output tensors: inputs.image [C, (z,) y, x] (C = modalities in config order; 2D when size has two entries), targets.mask
  * [1, (z,) y, x] when masks exist, targets.label [] from the clinical label column, inputs.clinical [F] (standardised locally).
@@ -19,7 +19,7 @@ import { readNifti } from './nifti.ts';
 import { readDicomSeries } from './dicom.ts';
 import { percentile } from './radiomics.ts';
 import type { SampleSet, SampleTensor } from './samples.ts';
-import { applyStandardiser, encodeLabel, fitStandardiser, readTable, tableToSamples, type Table } from './tabular.ts';
+import { applyStandardiser, encodeLabel, fitStandardiser, readTable, stratifiedSplit, tableToSamples, type Table } from './tabular.ts';
 import { makeVolume, toCanonical, voxelCount, type Vec3, type Volume } from './volume.ts';
 
 const IntensitySchema = z.discriminatedUnion('method', [
@@ -264,6 +264,21 @@ export function preprocessCases(cases: readonly PreprocessCase[], cfgIn: Preproc
     set: { size: samples.length, inputs, targets }, stats: siteStats(cases, cfg, samples.length, classNames),
     sampleCase: Int32Array.from(owner), subjects: cases.map((c) => c.subject),
   };
+}
+
+/**
+ * Held-out split by subject (stratified by the subject's label when there is one): every sample of a subject goes to the same
+ * side. Returns sample indices, like stratifiedSplit.
+ */
+export function splitBySubject(r: Pick<PreprocessResult, 'set' | 'sampleCase' | 'subjects'>, testFraction: number, seed: number): { train: number[]; test: number[] } {
+  const caseLabel = new Float32Array(r.subjects.length);
+  const label = r.set.targets.label?.data;
+  r.sampleCase.forEach((k, i) => { caseLabel[k] = label ? label[i] : 0; });
+  const byCase = stratifiedSplit(caseLabel, testFraction, seed);
+  const testCases = new Set(byCase.test);
+  const train: number[] = [], test: number[] = [];
+  r.sampleCase.forEach((k, i) => (testCases.has(k) ? test : train).push(i));
+  return { train, test };
 }
 
 /** One case: orient, resample, choose crop/patch centres, then crop, normalise and augment each sample. */

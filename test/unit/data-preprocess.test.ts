@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { writeSynthSite } from '../../src/data/synth.ts';
-import { normaliseIntensity, parsePreprocessConfig, preprocessFolder, resample, samplePatches } from '../../src/data/preprocess.ts';
+import { normaliseIntensity, parsePreprocessConfig, preprocessFolder, resample, samplePatches, splitBySubject } from '../../src/data/preprocess.ts';
 import { makeVolume } from '../../src/data/volume.ts';
 import { Rng } from '../../src/util/random.ts';
 import { CohortError } from '../../src/util/errors.ts';
@@ -23,6 +23,11 @@ describe('preprocessing and harmonisation', () => {
     expect(set.size).toBe(8);
     expect(Array.from(sampleCase)).toEqual([0, 0, 1, 1, 2, 2, 3, 3]); // two augmented copies per subject
     expect(subjects).toEqual(['s0-0000', 's0-0001', 's0-0002', 's0-0003']);
+    const split = splitBySubject({ set, sampleCase, subjects }, 0.5, 1);
+    const side = (i: number) => (split.test.includes(i) ? 'test' : 'train');
+    for (let i = 0; i < 8; i += 2) expect(side(i)).toBe(side(i + 1)); // both copies of a subject on one side
+    expect(split.test.length).toBeGreaterThan(0);
+    expect(split.train.length).toBeGreaterThan(0);
     expect(set.inputs.image.shape).toEqual([2, 8, 16, 16]);
     expect(set.targets.mask.shape).toEqual([1, 8, 16, 16]);
     expect(set.targets.label.shape).toEqual([]);
