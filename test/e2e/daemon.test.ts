@@ -179,6 +179,25 @@ describe('scenarios', () => {
   }, 180_000);
 });
 
+describe('cancel', () => {
+  it('the launcher cancels a running scenario: every peer sees it and stops sending models', async () => {
+    const id = (await client(c, A).post<{ id: string }>('/scenarios', { manifest: wdbcManifest({ name: 'wdbc-e2e-cancel', rounds: 40, roundMs: 1000, launch: { minPeers: 3, approvalWindowMs: 2000 } }) })).id;
+    await until(B, id, (d) => (d.view.progress[c.sites[B]!.peerId]?.round ?? -1) >= 1, 'site-b past round 1');
+    const notMine = cli(['scenario', 'cancel', id.slice(0, 8), '--peer', c.sites[B]!.dir]);
+    expect(notMine.code).toBe(2);
+    expect(notMine.stderr).toContain('only the peer that launched');
+    const r = cli(['scenario', 'cancel', id.slice(0, 8), '--reason', 'wrong cohort', '--peer', c.sites[A]!.dir]);
+    expect(r.code, r.stderr).toBe(0);
+    for (const i of [A, B, C, D]) expect((await until(i, id, (d) => d.view.state === 'cancelled', 'cancelled everywhere', 30_000)).view.reason).toBe('wrong cohort');
+    const cancelledAt = Date.now();
+    await new Promise((res) => setTimeout(res, 3000));
+    for (const i of [A, B, C, D]) {
+      const { entries } = await client(c, i).get<{ entries: AuditEntry[] }>(`/audit?scenario=${id}`);
+      expect(entries.filter((e) => e.kind === 'model-sent' && Date.parse(e.at) > cancelledAt + 1000)).toEqual([]);
+    }
+  }, 90_000);
+});
+
 describe('shutdown and the store', () => {
   it('SIGTERM leaves a consistent store; a corrupt or missing store stops the next start with a clear error', async () => {
     expect(await stopDaemon(c, B, 'SIGTERM')).toBe(0);
