@@ -69,7 +69,9 @@ export function registerData(program: Command): void {
     .action(async (o: StoreOpts & { catalogue?: boolean; minCount: string }) => {
       const list = await withRegistry(o.store, (r) => r.list());
       const rows = o.catalogue ? list.map((d) => catalogueEntry(d, { minCount: int(o.minCount, '--min-count') })) : list;
-      print(o.json, rows, () => (list.length === 0 ? 'no datasets registered' : rows.map((d) => JSON.stringify(d)).join('\n')));
+      print(o.json, rows, () => (list.length === 0 ? 'no datasets registered' : o.catalogue ? rows.map((d) => JSON.stringify(d)).join('\n')
+        : list.map((d) => `${d.id.padEnd(16)} ${d.kind.padEnd(8)} ${String(d.samples).padStart(6)}  ${d.modalities.join(',').padEnd(10)} `
+          + `${d.labelBalance ? JSON.stringify(d.labelBalance) : ''}  ${d.paths[0]}`).join('\n')));
     });
 
   storeOpt(data.command('remove').argument('<id>', 'dataset id')).description('unregister a dataset (the files are not touched)')
