@@ -68,6 +68,12 @@ const cases: Record<string, OpCase> = {
     inputs: { a: [3, 5] },
     build: (g, x) => { const m = g.reduceMax(x.a, [1], true); return g.add(g.log(g.reduceSum(g.exp(g.sub(x.a, m)), [1], true)), m); },
   },
+  'two reductions of one tensor (broadcast gradients summed)': {
+    inputs: { a: [2, 3, 4] }, build: (g, x) => g.mul(g.reduceMean(x.a, [2], true), g.reduceSum(x.a, [2], true)),
+  },
+  'reduction and full use of one tensor': {
+    inputs: { a: [2, 3, 4] }, build: (g, x) => g.sub(x.a, g.reduceMean(x.a, [1, 2], true)),
+  },
   'reuse (sum of paths)': { inputs: { a: [3, 3] }, build: (g, x) => g.mul(g.tanh(x.a), g.matmul(x.a, x.a)) },
   'batchNorm (training)': {
     inputs: { x: [4, 3, 2, 2], gamma: [3], beta: [3], rm: [3], rv: [3] }, wrt: ['x', 'gamma', 'beta'],

@@ -6,7 +6,7 @@
  */
 import { CohortError } from '../../util/errors.ts';
 import type { GraphBuilder } from '../graph/builder.ts';
-import { fmt, sizeOf } from '../graph/shape.ts';
+import { fmt, sameShape, sizeOf } from '../graph/shape.ts';
 import type { NodeRecord, Tensor } from '../graph/types.ts';
 import { RULES, STOP_GRADIENT } from './rules/index.ts';
 
@@ -21,7 +21,10 @@ function dependents(nodes: readonly NodeRecord[], wrt: readonly Tensor[]): Set<s
   return dep;
 }
 
-/** Gradient contributions per tensor name, summed when first read. */
+/**
+ * Gradient contributions per tensor, summed when first read. A contribution may be broadcastable (same rank, size-1
+ * axes: e.g. a reduction's gradient); Sum broadcasts it for free, and only a lone broadcast contribution is expanded.
+ */
 class Accumulator {
   private readonly parts = new Map<string, Tensor[]>();
   constructor(private readonly g: GraphBuilder) {}
@@ -32,17 +35,24 @@ class Accumulator {
     else this.parts.set(name, [t]);
   }
 
-  take(name: string): Tensor | null {
-    const list = this.parts.get(name);
+  take(target: Tensor): Tensor | null {
+    const list = this.parts.get(target.name);
     if (!list) return null;
-    const sum = list.length === 1 ? list[0] : this.g.emit1('Sum', list, list[0].shape, 'float32');
-    this.parts.set(name, [sum]);
+    const shape = list.reduce<readonly number[]>((acc, t) => acc.map((v, k) => Math.max(v, t.shape[k])), list[0].shape);
+    let sum = list.length === 1 ? list[0] : this.g.emit1('Sum', list, shape, 'float32');
+    if (!sameShape(sum.shape, target.shape)) sum = this.g.expand(sum, target.shape);
+    this.parts.set(target.name, [sum]);
     return sum;
   }
 }
 
+/** Same rank and every axis equal or 1 (so that Sum/Expand can broadcast it to `full`). */
+function broadcastable(d: readonly number[], full: readonly number[]): boolean {
+  return d.length === full.length && d.every((v, k) => v === full[k] || v === 1);
+}
+
 function backwardNode(g: GraphBuilder, n: NodeRecord, dep: Set<string>, acc: Accumulator): void {
-  const dy = n.outputs.map((o) => acc.take(o.name));
+  const dy = n.outputs.map((o) => acc.take(o));
   if (dy.every((d) => d === null)) return;
   const needs = n.inputs.map((t) => t !== null && t.dtype === 'float32' && dep.has(t.name));
   if (!needs.some(Boolean)) return;
@@ -55,7 +65,7 @@ function backwardNode(g: GraphBuilder, n: NodeRecord, dep: Set<string>, acc: Acc
   n.inputs.forEach((t, i) => {
     const d = dx[i];
     if (!t || !needs[i] || !d) return;
-    if (d.shape.length !== t.shape.length || d.shape.some((v, k) => v !== t.shape[k])) {
+    if (!broadcastable(d.shape, t.shape)) {
       throw new Error(`${n.op} ${n.name}: rule produced gradient ${fmt(d.shape)} for input ${fmt(t.shape)}`);
     }
     acc.add(t.name, d);
@@ -73,5 +83,5 @@ export function gradients(g: GraphBuilder, loss: Tensor, wrt: readonly Tensor[])
   const acc = new Accumulator(g);
   acc.add(loss.name, g.filled(loss.shape, 1));
   for (let i = forward.length - 1; i >= 0; i--) backwardNode(g, forward[i], dep, acc);
-  return wrt.map((w) => acc.take(w.name) ?? g.zeros(w.shape));
+  return wrt.map((w) => acc.take(w) ?? g.zeros(w.shape));
 }

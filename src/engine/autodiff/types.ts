@@ -11,5 +11,8 @@ export interface RuleCtx {
   readonly needs: readonly boolean[];
 }
 
-/** A backward rule: gradients for the node's inputs, in input order (null = none / not needed). */
+/**
+ * A backward rule: gradients for the node's inputs, in input order (null = none / not needed). A gradient may have
+ * size-1 axes where the input has more (same rank): the driver broadcasts it, usually for free inside a Sum.
+ */
 export type Rule = (ctx: RuleCtx) => (Tensor | null)[];

@@ -5,7 +5,7 @@
  *   AveragePool:       each output's gradient is spread evenly over its window: for tiling windows the spread
  *                      below, otherwise a ConvTranspose with a ones kernel, group = C, after dividing by the
  *                      window's cell count.
- *   GlobalAveragePool: dY / (spatial size), broadcast back.
+ *   GlobalAveragePool: dY / (spatial size), broadcast back by the driver.
  */
 import type { GraphBuilder } from '../../graph/builder.ts';
 import { isTiling, type PoolGeom } from '../../graph/ops/pool.ts';
@@ -114,7 +114,7 @@ const averagePool: Rule = ({ g, node, dy: [dy] }) => {
 
 const globalAveragePool: Rule = ({ g, node, dy: [dy] }) => {
   const x = inp(node, 0);
-  return [g.expand(g.mul(dy!, g.constant(1 / sizeOf(x.shape.slice(2)))), x.shape)];
+  return [g.mul(dy!, g.constant(1 / sizeOf(x.shape.slice(2))))]; // [N, C, 1...]: broadcast by the driver
 };
 
 export const poolRules: Record<string, Rule> = { MaxPool: maxPool, AveragePool: averagePool, GlobalAveragePool: globalAveragePool };

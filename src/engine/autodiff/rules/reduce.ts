@@ -15,19 +15,18 @@ function keep(g: GraphBuilder, t: Tensor, kept: readonly number[]): Tensor {
 }
 
 export const reduceRules: Record<string, Rule> = {
-  // every summed element receives dY
+  // every summed element receives dY (returned with size-1 axes; the driver broadcasts it)
   ReduceSum: ({ g, node, dy: [dy] }) => {
     const x = inp(node, 0);
     const { axes } = node.meta as { axes: number[] };
-    return [g.expand(keep(g, dy!, keptShape(x.shape, axes)), x.shape), null];
+    return [keep(g, dy!, keptShape(x.shape, axes)), null];
   },
   // every averaged element receives dY / count
   ReduceMean: ({ g, node, dy: [dy] }) => {
     const x = inp(node, 0);
     const { axes } = node.meta as { axes: number[] };
     const count = sizeOf(axes.map((a) => x.shape[a]));
-    const scaled = g.mul(dy!, g.constant(1 / count));
-    return [g.expand(keep(g, scaled, keptShape(x.shape, axes)), x.shape), null];
+    return [keep(g, g.mul(dy!, g.constant(1 / count)), keptShape(x.shape, axes)), null];
   },
   // max: the gradient goes to the maximal elements, shared equally between ties
   ReduceMax: ({ g, node, dy: [dy] }) => {
