@@ -5,6 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { siteProfile, synthCase, writeSynthSite } from '../../src/data/synth.ts';
 import { readNifti } from '../../src/data/nifti.ts';
 import { computeRadiomics } from '../../src/data/radiomics.ts';
+import { readDicomSeries } from '../../src/data/dicom.ts';
+import { preprocessFolder } from '../../src/data/preprocess.ts';
 
 function auc(scores: number[], labels: number[]): number {
   let s = 0, n = 0;
@@ -69,5 +71,23 @@ describe('synthetic PET/CT-like sites', () => {
     const f = computeRadiomics(pet, mask, { discretisation: { method: 'fbn', bins: 16 } });
     expect(f.morph_volume).toBeGreaterThan(0);
     expect(f.stat_max).toBeGreaterThan(f.stat_min);
+  });
+
+  it('writes DICOM series (CT in HU, PET as Bq/ml + SUV tags) and a SEG that read back like the NIfTI site', () => {
+    const nii = mkdtempSync(join(tmpdir(), 'cohort-synth-nii-')), dcm = mkdtempSync(join(tmpdir(), 'cohort-synth-dcm-'));
+    writeSynthSite(nii, { site: 0, cases: 1, fovMm: [32, 32, 16] });
+    writeSynthSite(dcm, { site: 0, cases: 1, fovMm: [32, 32, 16], format: 'dicom' });
+    const pet = readDicomSeries(join(dcm, 's0-0000', 'PT'));
+    expect(pet.unit).toBe('SUVbw');
+    const ref = readNifti(join(nii, 's0-0000', 'PT', 'pet.nii.gz'));
+    let err = 0;
+    for (let i = 0; i < ref.data.length; i++) err = Math.max(err, Math.abs(pet.volume.data[i] - ref.data[i]));
+    expect(err).toBeLessThan(0.002);
+    const cfg = { modalities: ['CT', 'PT'], size: [8, 8, 4], intensity: { CT: { method: 'none' as const }, PT: { method: 'none' as const } } };
+    const a = preprocessFolder(nii, cfg, 1).set, b = preprocessFolder(dcm, cfg, 1).set;
+    expect(Array.from(b.targets.mask.data)).toEqual(Array.from(a.targets.mask.data));
+    let d = 0;
+    for (let i = 0; i < a.inputs.image.data.length; i++) d = Math.max(d, Math.abs(a.inputs.image.data[i] - b.inputs.image.data[i]));
+    expect(d).toBeLessThan(0.002);
   });
 });

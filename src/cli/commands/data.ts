@@ -113,13 +113,14 @@ export function registerData(program: Command): void {
   data.command('synth').description('write a SYNTHETIC PET/CT-like site: NIfTI images + exact lesion masks + clinical CSV')
     .requiredOption('--site <k>', 'site number (sets scanner effects and case mix)').requiredOption('--cases <n>', 'number of subjects')
     .requiredOption('--out <dir>', 'output folder').option('--seed <s>', 'seed', '1').option('--2d', 'single-slice phantoms')
-    .option('--fov <x,y,z>', 'field of view in mm', '128,128,96').option('--json', 'print JSON on stdout')
-    .action((o: { site: string; cases: string; out: string; seed: string; '2d'?: boolean; fov: string; json?: boolean }) => {
+    .option('--fov <x,y,z>', 'field of view in mm', '128,128,96').option('--dicom', 'write DICOM series + SEG instead of NIfTI')
+    .option('--json', 'print JSON on stdout')
+    .action((o: { site: string; cases: string; out: string; seed: string; '2d'?: boolean; fov: string; dicom?: boolean; json?: boolean }) => {
       const cases = int(o.cases, '--cases');
       const fov = o.fov.split(',').map(Number);
       if (fov.length !== 3 || fov.some((v) => !(v > 0))) throw new CohortError('BAD_OPTION', `--fov must be three positive numbers, got '${o.fov}'`, 'e.g. --fov 128,128,96');
       const bar = progressBar({ total: cases, label: 'synth', enabled: !o.json });
-      const r = writeSynthSite(o.out, { site: int(o.site, '--site'), cases, seed: int(o.seed, '--seed'), twoD: Boolean(o['2d']), fovMm: fov as [number, number, number], onCase: (d) => bar.update(d) });
+      const r = writeSynthSite(o.out, { site: int(o.site, '--site'), cases, seed: int(o.seed, '--seed'), twoD: Boolean(o['2d']), format: o.dicom ? 'dicom' : 'nifti', fovMm: fov as [number, number, number], onCase: (d) => bar.update(d) });
       bar.stop();
       print(o.json, { out: o.out, subjects: r.subjects.length, clinical: r.clinical, profile: r.profile },
         () => `wrote ${r.subjects.length} SYNTHETIC subjects to ${o.out} (clinical: ${r.clinical}); site profile ${JSON.stringify(r.profile)}`);
