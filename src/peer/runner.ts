@@ -139,8 +139,8 @@ export class ScenarioRun {
       log.info({ scenario: this.id.slice(0, 12), round: resumed.state.round }, 'resumed from checkpoint');
     }
     this.learner = new WorkerLearner(this.client, params, ready.sampleCount);
-    this.transport = new PeerTransport(this.host.node, this.host.audit, this.id, run.participants, run.startAt);
     const m = this.plan.manifest;
+    this.transport = new PeerTransport(this.host.node, this.host.audit, this.id, run.participants, run.startAt, m.averaging.topology, m.averaging.roundMs);
     this.averaging = createNode(m.averaging.algorithm, this.transport, this.learner, {
       scenario: this.id, layoutHash: ready.layoutHash, rounds: m.rounds.max, roundMs: m.averaging.roundMs,
       deadlineMs: m.averaging.deadlineMs ?? Math.round(m.averaging.roundMs * 0.8), codec: m.compression.codec,

@@ -88,3 +88,17 @@ describe('example sites', () => {
     expect(Math.max(...frac) - Math.min(...frac)).toBeGreaterThan(0.2);
   });
 });
+
+describe('scenario topology over real peers', () => {
+  it('every participant draws the same symmetric graph; time-varying graphs change by round; impossible degrees fall back', async () => {
+    const { topologyGraph } = await import('../../src/peer/transport.ts');
+    const g = topologyGraph({ kind: 'random-regular', degree: 3 }, 8, 42, 0);
+    expect(topologyGraph({ kind: 'random-regular', degree: 3 }, 8, 42, 5)).toEqual(g);
+    g.forEach((ns, i) => { expect(ns).toHaveLength(3); for (const j of ns) expect(g[j]).toContain(i); });
+    const t0 = topologyGraph({ kind: 'time-varying', degree: 2 }, 8, 42, 0);
+    const t1 = topologyGraph({ kind: 'time-varying', degree: 2 }, 8, 42, 1);
+    expect(t0).not.toEqual(t1);
+    expect(topologyGraph({ kind: 'ring' }, 5, 1, 0)[0]).toEqual([1, 4]);
+    expect(topologyGraph({ kind: 'random-regular', degree: 3 }, 5, 1, 0)[0]).toEqual([1, 2, 3, 4]); // 3*5 odd: complete
+  });
+});
