@@ -30,3 +30,9 @@ export function catalogueEntry(r: DatasetRecord, opts: { minCount?: number } = {
     tags: [...r.tags],
   };
 }
+
+/** The body of a `catalogue` gossip message (src/net/pubsub.ts CatalogueBody): the entry under `summary`, nothing else. */
+export function catalogueGossipBody(r: DatasetRecord, opts: { minCount?: number } = {}): { datasetId: string; kind: string; summary: Record<string, unknown> } {
+  const { id, kind, ...summary } = catalogueEntry(r, opts);
+  return { datasetId: id, kind, summary: { ...summary } };
+}
