@@ -27,6 +27,8 @@ export interface RejectedAnnouncement { readonly id: string; readonly author: st
 
 export class Coordinator {
   readonly rejected: RejectedAnnouncement[] = [];
+  /** Last heartbeat heard from each member: liveness, load and device, for `cohort status`. */
+  readonly heartbeats = new Map<string, { name: string; load?: number; device?: string; scenarios?: string[]; at: number }>();
   private readonly waiting = new Map<string, NodeJS.Timeout>();
   private readonly self: string;
   /** Called when this peer should (re)consider running its part of a scenario. */
@@ -48,6 +50,9 @@ export class Coordinator {
     registerDaemonGossip();
     this.node.pubsub.guard('scenario-announce', (m) => this.guardAnnounce(m));
     this.node.pubsub.subscribe(this.node.topics.announce, (m) => this.onGossip(m));
+    this.node.pubsub.subscribe(this.node.topics.heartbeat, (m) => {
+      if (m.type === 'heartbeat') this.heartbeats.set(m.from.toString(), { ...(m.body as { name: string }), at: Date.now() });
+    });
     this.book.onChange((id, view, prev) => this.onViewChange(id, view, prev));
   }
 

@@ -193,6 +193,11 @@ export class Daemon {
       name: this.cfg.name, peerId: this.self, addrs: this.node.multiaddrs(), startedAt: this.startedAt.toISOString(),
       roster: { consortium: this.node.roster.current.consortium, version: this.node.roster.current.version, roles: this.node.roster.current.roles(this.self) },
       connections: conns,
+      members: this.node.roster.current.members.filter((m) => m.peerId !== this.self).map((m) => {
+        const hb = this.coordinator.heartbeats.get(m.peerId);
+        return { name: m.name, peerId: m.peerId, roles: m.roles, connected: conns.some((c) => c.peer === m.peerId),
+          lastHeartbeatSecondsAgo: hb ? Math.round((Date.now() - hb.at) / 1000) : null, load: hb?.load ?? null, device: hb?.device ?? null };
+      }),
       scenarios: this.book.list().map(({ signed, view }) => ({ id: signed.id, name: signed.manifest.name, state: view.state, running: this.runs.has(signed.id), round: this.runs.get(signed.id)?.status.round })),
       device: this.deviceInUse(),
       disk: { freeBytes: disk.bavail * disk.bsize, totalBytes: disk.blocks * disk.bsize },

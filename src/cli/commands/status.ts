@@ -6,6 +6,7 @@ interface Status {
   name: string; peerId: string; addrs: string[]; device: string; datasets: string[];
   roster: { consortium: string; version: number; roles: string[] };
   connections: { peer: string; name?: string; addr: string }[];
+  members: { name: string; roles: string[]; connected: boolean; lastHeartbeatSecondsAgo: number | null; load: number | null; device: string | null }[];
   scenarios: { id: string; name: string; state: string; running: boolean; round?: number }[];
   disk: { freeBytes: number; totalBytes: number };
 }
@@ -22,7 +23,9 @@ export function registerStatus(program: Command): void {
         `${s.name}  ${s.peerId}  roles ${s.roster.roles.join(', ')}  (consortium ${s.roster.consortium}, roster v${s.roster.version})`,
         `listening ${s.addrs.join(' ')}`,
         `device ${s.device}   disk ${gib(s.disk.freeBytes)} GiB free of ${gib(s.disk.totalBytes)}   datasets ${s.datasets.join(', ') || 'none'}`,
-        `connections (${s.connections.length}): ${s.connections.map((c) => c.name ?? c.peer.slice(-8)).join(', ') || 'none'}`,
+        `connections (${s.connections.length}): ${[...new Set(s.connections.map((c) => c.name ?? c.peer.slice(-8)))].join(', ') || 'none'}`,
+        'members:',
+        ...s.members.map((m) => `  ${m.name.padEnd(16)} ${m.connected ? 'connected   ' : 'unreachable '} ${m.lastHeartbeatSecondsAgo === null ? 'no heartbeat yet' : `heartbeat ${m.lastHeartbeatSecondsAgo} s ago, ${m.load ?? 0} running, ${m.device ?? '?'}`}  (${m.roles.join(', ')})`),
         `scenarios (${s.scenarios.length}):`,
         ...s.scenarios.map((x) => `  ${x.id.slice(0, 12)} ${x.name.padEnd(28)} ${x.state}${x.running ? `  training, round ${x.round ?? '-'}` : ''}`),
       ].join('\n') + '\n');
