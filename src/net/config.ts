@@ -16,6 +16,8 @@ export const NetLimitsSchema = z
   .object({
     /** Largest model body a peer accepts on /cohort/model/1 (bytes). */
     maxModelBytes: z.number().int().positive().default(1024 * MiB),
+    /** Model bytes being received at once, all senders together; beyond it a push is refused as 'busy' (memory guard). */
+    maxInflightModelBytes: z.number().int().positive().default(2048 * MiB),
     /** Largest gossip message we publish or accept (gossipsub's own ceiling is about 4 MiB). */
     maxGossipBytes: z.number().int().positive().max(4 * MiB).default(1 * MiB),
     /** Body chunk size for model transfers (bytes). */

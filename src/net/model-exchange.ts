@@ -85,6 +85,8 @@ export interface StreamHost {
 
 export interface ModelExchangeOptions {
   readonly maxModelBytes: number;
+  /** Sum of bodies being received at once; default: no limit beyond maxModelBytes per transfer. */
+  readonly maxInflightModelBytes?: number;
   readonly chunkBytes: number;
   readonly dialMs: number;
   readonly idleMs: number;
@@ -114,6 +116,8 @@ function releaseLater(stream: Stream, graceMs = 2000): void {
 export class ModelExchange {
   private modelHandler: ModelHandler | undefined;
   private pullHandler: PullHandler | undefined;
+  /** Bytes reserved by transfers being received now (each preallocates its whole body). */
+  private inflight = 0;
 
   constructor(private readonly host: StreamHost, private readonly opts: ModelExchangeOptions) {}
 
@@ -237,8 +241,18 @@ export class ModelExchange {
     const header = parsed.value;
     const early = await this.checkHeader(header, from);
     if (!early.ok) return this.answer(stream, early, from);
-    await sendFrame(stream, { ok: true });
-    const body = await this.readBody(reader, header, timer);
+    const limit = this.opts.maxInflightModelBytes ?? Number.POSITIVE_INFINITY;
+    if (this.inflight + header.byteLength > limit) {
+      return this.answer(stream, reject('busy', `${this.inflight} bytes already being received; limit ${limit}`), from);
+    }
+    this.inflight += header.byteLength;
+    let body: Awaited<ReturnType<ModelExchange['readBody']>>;
+    try {
+      await sendFrame(stream, { ok: true });
+      body = await this.readBody(reader, header, timer);
+    } finally {
+      this.inflight -= header.byteLength;
+    }
     if (!body.ok) return this.answer(stream, reject(body.reason, body.detail), from);
     this.opts.metrics?.countIn(from.toString(), MODEL_PROTOCOL, body.bytes.byteLength);
     let verdict: Decision | void;

@@ -38,7 +38,7 @@ describe('model exchange', () => {
 
   beforeAll(async () => {
     const c = await makeConsortium(4, SEED); // peer 3 is the child process below
-    nodes = await startLocalNodes(c, { only: [0, 1, 2], net: { limits: { maxModelBytes: 8 * MiB, chunkBytes: 256 * 1024 } } });
+    nodes = await startLocalNodes(c, { only: [0, 1, 2], net: { limits: { maxModelBytes: 8 * MiB, maxInflightModelBytes: 10 * MiB, chunkBytes: 256 * 1024 } } });
     [sender, receiver] = nodes as [CohortNode, CohortNode];
     await connectAll(nodes);
     receiver.models.onModel({
@@ -81,6 +81,19 @@ describe('model exchange', () => {
     const r = receiver.metrics().rejections;
     expect(r['model:truncated']).toBe(1);
     expect(r['model:oversized']).toBe(1);
+  });
+
+  it('refuses a push as busy while others fill the in-flight limit, and frees it when they end', async () => {
+    const stalled = new Uint8Array(6 * MiB);
+    const stream = await nodes[2]!.libp2p.dialProtocol(receiver.peerId, MODEL_PROTOCOL);
+    const reader = new StreamReader(stream);
+    stream.send(encodeFrame({ op: 'push', header: makeHeader({ scenarioId: 's', round: 1, sender: nodes[2]!.peerId.toString(), layoutHash: 'L1', dtype: 'float32' }, stalled) }));
+    expect(await reader.readFrame()).toEqual({ ok: true }); // 6 MiB reserved, body never comes
+    const bytes = new Uint8Array(5 * MiB);
+    expect(await sender.models.send(receiver.peerId, header(bytes), bytes)).toMatchObject({ ok: false, reason: 'busy' });
+    stream.abort(new Error('sender gives up'));
+    await sleep(300);
+    expect(await sender.models.send(receiver.peerId, header(bytes), bytes)).toEqual({ ok: true });
   });
 
   it('still accepts a good model afterwards', async () => {
