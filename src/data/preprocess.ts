@@ -221,7 +221,8 @@ export interface PreprocessCase {
 export interface SiteStats {
   readonly cases: number;
   readonly samples: number;
-  /** per modality: mean, std and 1st/99th percentiles of raw intensities inside the body (> -900 for CT, > 0 otherwise) */
+  /** per modality: mean, std and 1st/99th percentiles of raw intensities inside the body (> -900 for CT, > 0 otherwise),
+   *  estimated from an evenly strided sample of at most ~50k voxels per case */
   readonly intensity: Readonly<Record<string, { mean: number; std: number; p1: number; p99: number }>>;
   /** mean fraction of lesion voxels per case */
   readonly lesionFraction: number;
@@ -338,18 +339,18 @@ const backgroundOf = (modality: string): number => (modality === 'CT' ? -1000 : 
 function siteStats(cases: readonly PreprocessCase[], cfg: PreprocessConfig, samples: number, classNames?: readonly string[]): SiteStats {
   const intensity: Record<string, { mean: number; std: number; p1: number; p99: number }> = {};
   for (const m of cfg.modalities) {
-    // mean/std over every body voxel; percentiles from an evenly strided sample of at most ~20k voxels per case
+    // summary statistics from an evenly strided sample of at most ~50k voxels per case (aggregates only; exact enough)
     let sum = 0, sq = 0, n = 0;
     const sample: number[] = [];
     const floor = m === 'CT' ? -900 : 0;
     for (const c of cases) {
       const d = c.images[m].data;
-      const stride = Math.max(1, Math.floor(d.length / 20000));
-      for (let i = 0; i < d.length; i++) {
+      const stride = Math.max(1, Math.floor(d.length / 50000));
+      for (let i = 0; i < d.length; i += stride) {
         const v = d[i];
         if (!(v > floor)) continue;
         sum += v; sq += v * v; n++;
-        if (i % stride === 0) sample.push(v);
+        sample.push(v);
       }
     }
     const s = Float64Array.from(sample).sort();
