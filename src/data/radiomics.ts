@@ -103,15 +103,31 @@ function centreOfMassShift(image: Volume, roi: Uint8Array): number {
   return Math.hypot(geo[0] / n - wtd[0] / w, geo[1] / n - wtd[1] / w, geo[2] / n - wtd[2] / w);
 }
 
+/**
+ * Largest distance between two mesh vertices. Exact, with pruning: with r_i the distance of vertex i from the centroid,
+ * |v_i - v_j| <= r_i + r_j, so once vertices are sorted by r (descending) the inner loop stops at the first partner whose
+ * bound cannot beat the best distance so far, and the outer loop stops when 2 r_i cannot.
+ */
 function maxDiameter(v: Float64Array): number {
+  const n = v.length / 3;
+  if (n < 2) return 0;
+  let cx = 0, cy = 0, cz = 0;
+  for (let i = 0; i < n; i++) { cx += v[3 * i]; cy += v[3 * i + 1]; cz += v[3 * i + 2]; }
+  cx /= n; cy /= n; cz /= n;
+  const r = Float64Array.from({ length: n }, (_, i) => Math.hypot(v[3 * i] - cx, v[3 * i + 1] - cy, v[3 * i + 2] - cz));
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => r[b] - r[a]);
   let best = 0;
-  for (let i = 0; i < v.length; i += 3) {
-    for (let j = i + 3; j < v.length; j += 3) {
-      const d = (v[i] - v[j]) ** 2 + (v[i + 1] - v[j + 1]) ** 2 + (v[i + 2] - v[j + 2]) ** 2;
+  for (let a = 0; a < n; a++) {
+    const i = order[a];
+    if (2 * r[i] <= best) break;
+    for (let b = a + 1; b < n; b++) {
+      const j = order[b];
+      if (r[i] + r[j] <= best) break;
+      const d = Math.hypot(v[3 * i] - v[3 * j], v[3 * i + 1] - v[3 * j + 1], v[3 * i + 2] - v[3 * j + 2]);
       if (d > best) best = d;
     }
   }
-  return Math.sqrt(best);
+  return best;
 }
 
 // ---------- intensity statistics ----------

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { readNifti } from '../../src/data/nifti.ts';
 import { computeRadiomics } from '../../src/data/radiomics.ts';
 import { makeVolume } from '../../src/data/volume.ts';
+import { maskMesh } from '../../src/data/mesh.ts';
+import { Rng } from '../../src/util/random.ts';
 
 const D = 'test/fixtures/data/ibsi-digital-phantom';
 
@@ -48,5 +50,16 @@ describe('IBSI radiomics on the digital phantom', () => {
     expect(g.morph_volume / ((4 / 3) * Math.PI * r ** 3)).toBeCloseTo(1, 1);
     expect(g.morph_sphericity).toBeGreaterThan(0.9);
     expect(g.morph_diam).toBeGreaterThan(2 * r - 2);
+  });
+
+  it('the pruned maximum diameter equals the brute-force one on an irregular mask', () => {
+    const rng = new Rng(3);
+    const n = 16;
+    const data = Float32Array.from({ length: n ** 3 }, () => (rng.next() < 0.3 ? 1 : 0));
+    const mask = makeVolume([n, n, n], [1, 0.8, 2], data);
+    const v = maskMesh(Uint8Array.from(data), mask.dims, mask.spacing).vertices;
+    let brute = 0;
+    for (let i = 0; i < v.length; i += 3) for (let j = i + 3; j < v.length; j += 3) brute = Math.max(brute, Math.hypot(v[i] - v[j], v[i + 1] - v[j + 1], v[i + 2] - v[j + 2]));
+    expect(computeRadiomics(mask, mask, { discretisation: { method: 'fbn', bins: 2 } }).morph_diam).toBeCloseTo(brute, 9);
   });
 });
