@@ -17,7 +17,7 @@ const run = async (...argv: string[]) => {
 };
 
 describe('peers from config files', () => {
-  it('start, connect over pnet and exchange gossip; a peer off the roster is refused at start', async () => {
+  it('start, find each other by bootstrap over pnet and exchange gossip; a peer off the roster is refused at start', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cohort-cfg-'));
     const listen = ['--listen', '/ip4/127.0.0.1/tcp/0'];
     await run('init', '--dir', join(dir, 'a'), '--name', 'A', '--consortium', 'c9', '--psk', ...listen);
@@ -38,9 +38,13 @@ describe('peers from config files', () => {
 
     await expect(startNodeFromConfig(join(dir, 'x', 'cohort.json'))).rejects.toMatchObject({ code: 'ROSTER_NOT_MEMBER' });
     const a = await startNodeFromConfig(join(dir, 'a', 'cohort.json'));
+    cfgB.net['bootstrap'] = [a.multiaddrs()[0]!]; // B finds A by its bootstrap list, no manual dial
+    writeFileSync(join(dir, 'b', 'cohort.json'), JSON.stringify(cfgB));
     const b = await startNodeFromConfig(join(dir, 'b', 'cohort.json'));
     try {
-      await b.dial(a.multiaddrs()[0]!);
+      const until = Date.now() + 10_000;
+      while (b.libp2p.getConnections(a.peerId).length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(b.libp2p.getConnections(a.peerId).length).toBeGreaterThan(0);
       expect(a.roster.current.roles(b.peerId)).toEqual(['data-provider']);
       const got: unknown[] = [];
       a.pubsub.subscribe(a.topics.catalogue, (m) => { got.push(m.body); });
