@@ -178,7 +178,7 @@ function checkSpacing(where: string, sorted: DicomFile[], positions: number[], t
 
 function decodePixels(f: DicomFile, n: number): Float32Array {
   if (f.transferSyntax && !UNCOMPRESSED.has(f.transferSyntax)) {
-    throw new CohortError('UNSUPPORTED_TRANSFER_SYNTAX', `${f.file}: compressed transfer syntax ${f.transferSyntax} is not decoded`,
+    throw new CohortError('UNSUPPORTED_TRANSFER_SYNTAX', `${f.file}: transfer syntax ${f.transferSyntax} is not decoded (only uncompressed little-endian)`,
       'export uncompressed (e.g. dcmdjpeg / gdcmconv --raw) or convert the series to NIfTI');
   }
   const frames = f.ds.PixelData as ArrayBuffer[] | ArrayBuffer;
