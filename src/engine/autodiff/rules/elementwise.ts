@@ -10,18 +10,19 @@ export const elementwiseRules: Record<string, Rule> = {
   ],
   Sub: ({ g, node, dy: [dy], needs }) => [
     needs[0] ? reduceTo(g, dy!, inp(node, 0).shape) : null,
-    needs[1] ? reduceTo(g, g.neg(dy!), inp(node, 1).shape) : null,
+    needs[1] ? g.neg(reduceTo(g, dy!, inp(node, 1).shape)) : null, // negate after reducing: fewer elements
   ],
   // d(a*b) = b da + a db
   Mul: ({ g, node, dy: [dy], needs }) => {
     const [a, b] = [inp(node, 0), inp(node, 1)];
+    if (a.name === b.name) return [g.mul(g.mul(dy!, a), g.constant(2)), null]; // d(a*a) = 2a da
     return [needs[0] ? reduceTo(g, g.mul(dy!, b), a.shape) : null, needs[1] ? reduceTo(g, g.mul(dy!, a), b.shape) : null];
   },
   // d(a/b) = da/b - (a/b) db/b
   Div: ({ g, node, dy: [dy], needs }) => {
     const [a, b, y] = [inp(node, 0), inp(node, 1), node.outputs[0]];
     const t = g.div(dy!, b);
-    return [needs[0] ? reduceTo(g, t, a.shape) : null, needs[1] ? reduceTo(g, g.neg(g.mul(t, y)), b.shape) : null];
+    return [needs[0] ? reduceTo(g, t, a.shape) : null, needs[1] ? g.neg(reduceTo(g, g.mul(t, y), b.shape)) : null];
   },
   // max(a,b): the gradient goes to the larger operand (ties to a)
   Max: ({ g, node, dy: [dy], needs }) => {
