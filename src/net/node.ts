@@ -7,7 +7,7 @@
  *   createCohortNode({ identity, net, roster, psk?, rosterFile? }) -> CohortNode
  *   startNodeFromConfig(configFile)                                 -> CohortNode (reads key, roster and PSK from the config's paths)
  *   CohortNode { peerId, libp2p, roster: RosterStore, pubsub: CohortPubsub, models: ModelExchange, topics,
- *                multiaddrs(), dial(addr|peerId), publishRoster(doc), metrics(), stop() }
+ *                multiaddrs(), dial(addr|peerId), connectMembers(), publishRoster(doc), metrics(), stop() }
  */
 import '../util/polyfills.ts';
 import { createLibp2p, type Libp2p } from 'libp2p';
@@ -60,6 +60,8 @@ export interface CohortNode {
   readonly topics: ReturnType<typeof topics>;
   multiaddrs(): string[];
   dial(target: string | Multiaddr | PeerId): Promise<void>;
+  /** Dial every roster member with known `addrs` that is not connected; resolves with how many connections were made. */
+  connectMembers(): Promise<number>;
   /** Apply a newer signed roster locally and spread it over gossip. */
   publishRoster(doc: RosterDoc): Promise<RosterUpdateResult>;
   metrics(): NetMetricsSnapshot;
@@ -138,6 +140,14 @@ export async function createCohortNode(init: CohortNodeInit): Promise<CohortNode
     async dial(target) {
       const addr = typeof target === 'string' ? multiaddr(target) : target;
       await libp2p.dial(addr, { signal: AbortSignal.timeout(net.timeouts.dialMs) });
+    },
+    async connectMembers() {
+      const self = libp2p.peerId.toString();
+      const todo = rosterStore.current.members.filter((m) => m.peerId !== self && (m.addrs?.length ?? 0) > 0
+        && libp2p.getConnections().every((c) => c.remotePeer.toString() !== m.peerId));
+      const results = await Promise.allSettled(todo.map((m) =>
+        libp2p.dial(m.addrs!.map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${m.peerId}`)), { signal: AbortSignal.timeout(net.timeouts.dialMs) })));
+      return results.filter((r) => r.status === 'fulfilled').length;
     },
     async publishRoster(doc) {
       const result = await rosterStore.update(doc);

@@ -127,6 +127,23 @@ describe('admission by roster', () => {
   });
 });
 
+describe('connecting to members', () => {
+  it('dials every member whose roster entry lists addresses', async () => {
+    const c = await makeConsortium(3, 16);
+    const nodes = await startLocalNodes(c);
+    try {
+      const body = { ...c.roster.body, version: 2, members: c.roster.body.members.map((m, i) => ({ ...m, addrs: [nodes[i]!.multiaddrs()[0]!.split('/p2p/')[0]!] })) };
+      const doc = await signRoster({ body, signatures: [] }, c.identities[0]!.privateKey, c.identities[0]!.peerId);
+      expect(await nodes[0]!.roster.update(doc)).toMatchObject({ accepted: true });
+      expect(await nodes[0]!.connectMembers()).toBe(2);
+      expect(connected(nodes[0]!, nodes[2]!)).toBe(true);
+      expect(await nodes[0]!.connectMembers()).toBe(0); // already connected
+    } finally {
+      await Promise.all(nodes.map((n) => n.stop()));
+    }
+  });
+});
+
 describe('roster updates over gossip', () => {
   async function setup(threshold: number) {
     const c = await makeConsortium(4, 14, { admins: 2 });

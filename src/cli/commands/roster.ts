@@ -32,10 +32,11 @@ export function registerRoster(program: Command): void {
     .requiredOption('--name <name>', 'hospital / site name')
     .option('--roles <roles>', `comma-separated: ${ROLES.join(', ')}`, 'data-provider')
     .option('--threshold <n>', 'also set the admin signatures required')
-    .action((o: { file: string; peer: string; name: string; roles: string; threshold?: string }) => {
+    .option('--addrs <multiaddr...>', 'known addresses of the member (peers dial them to connect)')
+    .action((o: { file: string; peer: string; name: string; roles: string; threshold?: string; addrs?: string[] }) => {
       const doc = readRosterFile(o.file);
       checkPeerId(o.peer);
-      const member = { peerId: o.peer, name: o.name, roles: parseRoles(o.roles) };
+      const member = { peerId: o.peer, name: o.name, roles: parseRoles(o.roles), ...(o.addrs?.length ? { addrs: o.addrs } : {}) };
       const members = [...doc.body.members.filter((m) => m.peerId !== o.peer), member];
       const threshold = o.threshold ? positiveInt(o.threshold, '--threshold') : doc.body.threshold;
       save(o.file, nextDraft(doc, { members, threshold }));
