@@ -101,6 +101,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 
 function reply(res: ServerResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value ?? null);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  // one request per connection: a client never reuses a socket the server is about to close (keep-alive race)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
   res.end(body);
 }

@@ -140,6 +140,7 @@ export class Daemon {
         await this.coordinator.applyAndPublish(delta.progress(id, this.self, p), `progress round ${p.round}`);
         if (p.done) this.release(id);
       },
+      failed: (id: string, e: unknown) => this.runFailed(id, e),
     };
   }
 

@@ -89,6 +89,8 @@ export interface RunHost {
   readonly store: Store;
   readonly audit: AuditLog;
   publishProgress(id: string, p: SiteProgress): Promise<void>;
+  /** The run cannot continue (its worker died): the daemon marks it failed. */
+  failed(id: string, e: unknown): void;
 }
 
 export interface RunStatus { readonly round: number; readonly loss?: number; readonly metric?: number; readonly provider?: string; readonly done: boolean }
@@ -119,6 +121,9 @@ export class ScenarioRun {
       if (!ds?.path) throw new CohortError('NO_MATCHING_DATA', `no local dataset "${this.plan.dataset}" with a path`, 'add it to the data section of the peer config');
       const init: WorkerInit = { manifest: this.plan.manifest, dataPath: ds.path, dataOptions: ds.options, threads: this.host.cfg.compute.threads, providers: this.host.cfg.compute.providers };
       this.client = new WorkerClient(new Worker(new URL('./worker-boot.mjs', import.meta.url), { workerData: init }));
+      this.client.worker.once('exit', (code) => {
+        if (!this.stopped) this.host.failed(this.id, new CohortError('WORKER_DIED', `the training worker exited (code ${code})`, 'see the daemon log; out of memory is the usual cause'));
+      });
       return this.client.ready;
     })();
     return this.preparing;

@@ -199,9 +199,13 @@ describe('cancel', () => {
 });
 
 describe('shutdown and the store', () => {
-  it('SIGTERM leaves a consistent store; a corrupt or missing store stops the next start with a clear error', async () => {
+  it('SIGTERM mid-run leaves a consistent store; a corrupt or missing store stops the next start with a clear error', async () => {
+    const id = (await client(c, A).post<{ id: string }>('/scenarios', { manifest: wdbcManifest({ name: 'wdbc-e2e-term', rounds: 40, roundMs: 1000, launch: { minPeers: 3, approvalWindowMs: 2000 } }) })).id;
+    await until(B, id, (d) => (d.view.progress[c.sites[B]!.peerId]?.round ?? -1) >= 1, 'site-b past round 1');
     expect(await stopDaemon(c, B, 'SIGTERM')).toBe(0);
+    await client(c, A).post(`/scenarios/${id}/cancel`, { reason: 'test over' });
     const store = await openStore(c.sites[B]!.dir, { create: false });
+    expect((await loadRound(store, id))?.state.round).toBeGreaterThanOrEqual(1);
     const audit = await AuditLog.open(store);
     expect(await audit.verify()).toMatchObject({ ok: true });
     const entries = await audit.list();
