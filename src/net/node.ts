@@ -21,7 +21,7 @@ import { bootstrap } from '@libp2p/bootstrap';
 import { mdns } from '@libp2p/mdns';
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
-import type { PeerId, PeerDiscovery, ComponentLogger } from '@libp2p/interface';
+import type { PeerId } from '@libp2p/interface';
 import { CohortError } from '../util/errors.ts';
 import { logger } from '../util/log.ts';
 import { loadPeerConfig, type NetConfig } from './config.ts';
@@ -77,9 +77,6 @@ export async function createCohortNode(init: CohortNodeInit): Promise<CohortNode
   const { net } = init;
   const metrics = new NetMetrics();
   const rosterStore = new RosterStore(init.roster, init.rosterFile);
-  const discovery: Array<(components: { logger: ComponentLogger }) => PeerDiscovery> = [];
-  if (net.bootstrap.length > 0) discovery.push(bootstrap({ list: net.bootstrap }) as never);
-  if (net.mdns) discovery.push(mdns() as never);
 
   const services = {
     identify: identify(),
@@ -99,7 +96,7 @@ export async function createCohortNode(init: CohortNodeInit): Promise<CohortNode
     ...(net.relayServer ? { relay: circuitRelayServer({ reservations: { applyDefaultLimit: false, maxReservations: 256 } }) } : {}),
   };
 
-  const libp2p = (await createLibp2p({
+  const libp2p: Libp2p<{ pubsub: GossipSub }> = await createLibp2p({
     privateKey: init.identity.privateKey,
     addresses: { listen: net.listen, announce: net.announce },
     transports: [tcp(), circuitRelayTransport()],
@@ -108,9 +105,9 @@ export async function createCohortNode(init: CohortNodeInit): Promise<CohortNode
     ...(init.psk ? { connectionProtector: pnetProtector(init.psk) } : {}),
     connectionGater: rosterGater(() => rosterStore.current, metrics),
     connectionManager: { inboundConnectionThreshold: net.limits.inboundConnectionsPerHostPerSecond },
-    peerDiscovery: discovery as never,
+    peerDiscovery: [...(net.bootstrap.length > 0 ? [bootstrap({ list: net.bootstrap })] : []), ...(net.mdns ? [mdns()] : [])],
     services,
-  })) as unknown as Libp2p<{ pubsub: GossipSub }>;
+  });
 
   metrics.connectionCount = () => libp2p.getConnections().length;
   libp2p.addEventListener('connection:open', () => metrics.connectionsOpened++);
