@@ -154,7 +154,8 @@ export class ScenarioRun {
       proximal: m.training.proximalMu > 0,
     }, { fanout: m.averaging.fanout, s: m.averaging.s, gamma: m.averaging.gamma });
     this.status = { round: resumed?.state.round ?? -1, provider: ready.provider, done: false };
-    if (resumed) this.averaging.rejoin();
+    // back from a crash, or joining more than a round late: take the current model from a neighbour instead of a stale one
+    if (resumed || lateMs > m.averaging.roundMs) this.averaging.rejoin();
     else this.averaging.start();
     this.scheduleRoundEnd();
   }
