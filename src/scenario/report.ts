@@ -17,6 +17,8 @@ export interface ReportInput {
   readonly authorName?: string;
   readonly launchedAt?: string;
   readonly exportedBy: string;
+  /** The exporting site's data for this scenario is generated (synthetic phantoms), not patients. */
+  readonly synthetic?: boolean;
 }
 
 export interface SiteResult { name: string; peerId: string; metric: number | null; local_only: number | null; rounds: number; bytes_sent: number; done: boolean }
@@ -29,7 +31,7 @@ export function siteResults(r: Pick<ReportInput, 'view' | 'names'>): SiteResult[
 }
 
 export function metricsJson(r: ReportInput): Record<string, unknown> {
-  return { scenario: r.id, name: r.manifest.name, state: r.view.state, metric: metricName(r), sites: siteResults(r),
+  return { scenario: r.id, name: r.manifest.name, state: r.view.state, metric: metricName(r), synthetic: Boolean(r.synthetic), sites: siteResults(r),
     history: r.history.map((h) => ({ site: r.names[h.site] ?? h.site, round: h.round, loss: h.loss ?? null, metric: h.metric ?? null })) };
 }
 
@@ -61,6 +63,7 @@ export function reportMarkdown(r: ReportInput): string {
   const lines = [
     `# ${m.title ?? String(r.manifest.name)}`,
     '',
+    ...(r.synthetic ? ['> **SYNTHETIC DATA.** The sites trained on generated phantoms (src/data/synth.ts), not on patients.', ''] : []),
     `Scenario \`${r.id}\` (content hash of the signed manifest), launched by ${r.authorName ?? 'unknown'}${r.launchedAt ? ` at ${r.launchedAt}` : ''}; state **${r.view.state}**${r.view.reason ? ` (${r.view.reason})` : ''}.`,
     `Model ${m.model?.type ?? '?'}, averaging ${m.averaging?.algorithm ?? '?'}, ${m.rounds?.max ?? '?'} rounds, decentralised (no server); no patient data left any site — only model parameters, each transfer recorded in the sender's audit log.`,
     '',

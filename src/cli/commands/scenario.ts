@@ -81,7 +81,7 @@ export function registerScenario(program: Command): void {
   }
   peerOption(sc.command('export').argument('<id>')).requiredOption('--out <dir>', 'folder for model.onnx, metrics.json, report.md, convergence.svg')
     .action(async (id: string, o: PeerOpt & { out: string }) => {
-      const d = await client(o).get<Detail & { history: ReportInput['history']; modelOnnxBase64?: string; exportedBy: string }>(`/scenarios/${id}/export`);
+      const d = await client(o).get<Detail & { history: ReportInput['history']; modelOnnxBase64?: string; exportedBy: string; synthetic?: boolean }>(`/scenarios/${id}/export`);
       const dir = resolve(o.out);
       mkdirSync(dir, { recursive: true });
       const input: ReportInput = d;
