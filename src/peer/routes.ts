@@ -5,7 +5,7 @@
  *   POST /scenarios {manifest}        launch (researchers only)
  *   POST /scenarios/:id/approve|reject|cancel {reason?}
  *   GET  /scenarios/:id/export        final model (base64 ONNX, this peer's), per-site metrics and history
- *   GET  /audit?scenario=&since=      the audit log (+ chain verification)
+ *   GET  /audit?scenario=&since=&limit=   the audit log (+ chain verification); limit: the most recent N
  *   GET  /rejected                    announcements this peer refused (forged, tampered, not a researcher)
  *   POST /dial {addr}                 connect to a member by multiaddr
  * Scenario ids may be given as a unique prefix (at least 6 characters).
@@ -69,8 +69,9 @@ export function adminRoutes(d: Daemon): Route[] {
     } },
     { method: 'GET', path: /^\/audit$/, handle: async ({ query }) => {
       const scenario = query.get('scenario') ?? undefined;
-      const entries = await d.audit.list({ scenario: scenario ? resolveId(d, scenario) : undefined, since: Number(query.get('since') ?? 0) });
-      return { verify: await d.audit.verify(), entries };
+      const all = await d.audit.list({ scenario: scenario ? resolveId(d, scenario) : undefined, since: Number(query.get('since') ?? 0) });
+      const limit = Number(query.get('limit') ?? 0);
+      return { verify: await d.audit.verify(), total: all.length, entries: limit > 0 ? all.slice(-limit) : all };
     } },
     { method: 'GET', path: /^\/rejected$/, handle: async () => d.coordinator.rejected },
     { method: 'POST', path: /^\/dial$/, handle: async ({ body }) => {

@@ -107,3 +107,24 @@ describe('lifecycle CRDT', () => {
     expect(merge(a, delta.state(id, 'announced')).state).toBe('running');
   });
 });
+
+describe('reports', () => {
+  it('per-site results beside local-only, an SVG plot and a markdown table; synthetic data is flagged', async () => {
+    const { convergenceSvg, metricsJson, reportMarkdown } = await import('../../src/scenario/report.ts');
+    const view = [delta.state('sc', 'finished'),
+      delta.progress('sc', 'p1', { round: 0, seq: 1, metric: 0.5 }), delta.progress('sc', 'p1', { round: 1, seq: 2, metric: 0.8, localOnly: 0.7, bytesSent: 100, done: true }),
+      delta.progress('sc', 'p2', { round: 1, seq: 2, metric: 0.9, localOnly: 0.6, bytesSent: 120, done: true })].reduce(merge, emptyView('sc'));
+    const input = { id: 'sc', manifest: { name: 'demo', task: { metric: 'dice' }, title: 'Demo' }, view, names: { p1: 'site-a', p2: 'site-b' },
+      history: [{ site: 'p1', round: 0, seq: 1, metric: 0.5 }, { site: 'p1', round: 1, seq: 2, metric: 0.8 }, { site: 'p2', round: 1, seq: 2, metric: 0.9 }],
+      exportedBy: 'site-a', synthetic: true };
+    const m = metricsJson(input) as { sites: { name: string; metric: number; local_only: number; rounds: number }[]; synthetic: boolean };
+    expect(m.sites).toMatchObject([{ name: 'site-a', metric: 0.8, local_only: 0.7, rounds: 2 }, { name: 'site-b', metric: 0.9, local_only: 0.6 }]);
+    expect(m.synthetic).toBe(true);
+    const svg = convergenceSvg(input);
+    expect(svg).toContain('<svg');
+    expect(svg).toContain('site-a local-only');
+    const md = reportMarkdown(input);
+    expect(md).toContain('SYNTHETIC DATA');
+    expect(md).toContain('| site-b | 0.900 | 0.600 | 2 | 120 |');
+  });
+});
