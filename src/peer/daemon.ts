@@ -9,14 +9,12 @@
  */
 import { existsSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { peerIdFromString } from '@libp2p/peer-id';
 import { decodeMessage } from '../averaging/message.ts';
 import { createIdentity, loadIdentity, type Identity } from '../net/identity.ts';
 import { startNodeFromConfig, type CohortNode } from '../net/node.ts';
 import { delta, TERMINAL, type SiteProgress } from '../scenario/lifecycle.ts';
 import { AuditLog } from '../store/audit.ts';
 import { openStore, type Store } from '../store/db.ts';
-import { CohortError } from '../util/errors.ts';
 import { logger } from '../util/log.ts';
 import { startAdminApi, type AdminApi } from './admin.ts';
 import { ScenarioBook } from './book.ts';
@@ -226,15 +224,6 @@ export class Daemon {
     await this.store.close();
     log.info('peer daemon stopped');
   }
-
-  isActive(id: string): boolean {
-    const v = this.book.get(id)?.view;
-    return v !== undefined && !TERMINAL.has(v.state);
-  }
-
-  peerIdOf(s: string) {
-    return peerIdFromString(s);
-  }
 }
 
 async function ensureIdentity(keyFile: string): Promise<Identity> {
@@ -253,4 +242,3 @@ async function openPeerStore(dir: string): Promise<Store> {
   return store;
 }
 
-export { CohortError };
