@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { checkGradients, type OpCase } from '../helpers/float64/gradcheck.ts';
 import { im2colConfig } from '../../src/engine/autodiff/im2col.ts';
 import { poolConfig } from '../../src/engine/autodiff/rules/pool.ts';
+import type { Rng } from '../../src/util/random.ts';
 import { conv64, convTranspose64, globalAvgPool64, pool64, type Arr, type Geom, type PoolGeom64 } from '../helpers/float64/conv.ts';
 
 const FWD_TOL = 1e-4;
@@ -132,6 +133,44 @@ describe('pool spread by ConvTranspose (the alternative implementation)', () => 
       } finally {
         poolConfig.spread = 'matmul';
       }
+    });
+  }
+});
+
+describe('relu -> maxPool: relu backward folded into the pool when the pool is its only reader', () => {
+  const relu = (a: Arr): Arr => ({ data: a.data.map((v) => Math.max(v, 0)), shape: a.shape });
+  const xs = [2, 2, 6, 6];
+  const ws = [3, 2, 3, 3];
+  const geo = { pads: [1, 1, 1, 1] };
+  const convRelu = (x: Readonly<Record<string, Float64Array>>): Arr => relu(conv64(arr(x, 'x', xs), arr(x, 'w', ws), x.b, geo));
+  // a negative bias leaves whole windows at 0 after relu, where the folded mask matters
+  const init = (k: string, n: number, r: Rng): Float32Array => Float32Array.from({ length: n }, () => (k === 'b' ? -1.5 : r.normal()));
+  const fused: OpCase = {
+    inputs: { x: xs, w: ws, b: [3] },
+    init,
+    build: (g, t) => g.maxPool(g.relu(g.conv(t.x, t.w, t.b, geo)), { kernel: [2, 2] }),
+    reference: (x) => pool64('max', convRelu(x), { kernel: [2, 2] }).data,
+  };
+  const shared: OpCase = {
+    inputs: { x: xs, w: ws, b: [3] },
+    init,
+    build: (g, t) => {
+      const r = g.relu(g.conv(t.x, t.w, t.b, geo));
+      return g.concat([g.flatten(g.maxPool(r, { kernel: [2, 2] })), g.flatten(r)], 1);
+    },
+    reference: (x) => {
+      const r = convRelu(x);
+      const p = pool64('max', r, { kernel: [2, 2] });
+      const out: number[] = [];
+      for (let n = 0; n < 2; n++) out.push(...p.data.slice(n * 27, (n + 1) * 27), ...r.data.slice(n * 108, (n + 1) * 108));
+      return Float64Array.from(out);
+    },
+  };
+  for (const [name, c] of Object.entries({ 'pool is the only reader (folded)': fused, 'relu output also read elsewhere (not folded)': shared })) {
+    it(name, async () => {
+      const { forwardErr, gradErr } = await checkGradients(c);
+      expect(forwardErr, 'forward').toBeLessThan(FWD_TOL);
+      for (const [k, e] of Object.entries(gradErr)) expect(e, `d/d${k}`).toBeLessThan(GRAD_TOL);
     });
   }
 });

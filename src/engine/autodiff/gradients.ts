@@ -9,6 +9,7 @@ import type { GraphBuilder } from '../graph/builder.ts';
 import { fmt, sameShape, sizeOf } from '../graph/shape.ts';
 import type { NodeRecord, Tensor } from '../graph/types.ts';
 import { RULES, STOP_GRADIENT } from './rules/index.ts';
+import type { GraphView } from './types.ts';
 
 /** Names of the float tensors that depend on any of `wrt` (forward sweep). */
 function dependents(nodes: readonly NodeRecord[], wrt: readonly Tensor[]): Set<string> {
@@ -51,17 +52,39 @@ function broadcastable(d: readonly number[], full: readonly number[]): boolean {
   return d.length === full.length && d.every((v, k) => v === full[k] || v === 1);
 }
 
-function backwardNode(g: GraphBuilder, n: NodeRecord, dep: Set<string>, acc: Accumulator): void {
+/** Producer and consumer counts of the forward graph, plus the set of nodes whose backward a neighbour absorbed. */
+class ForwardView implements GraphView {
+  private readonly producers = new Map<string, NodeRecord>();
+  private readonly uses = new Map<string, number>();
+  readonly absorbed = new Set<string>();
+
+  constructor(nodes: readonly NodeRecord[]) {
+    for (const n of nodes) {
+      for (const o of n.outputs) this.producers.set(o.name, n);
+      for (const t of n.inputs) if (t) this.uses.set(t.name, (this.uses.get(t.name) ?? 0) + 1);
+    }
+  }
+
+  producer(t: Tensor): NodeRecord | undefined { return this.producers.get(t.name); }
+  consumers(t: Tensor): number { return this.uses.get(t.name) ?? 0; }
+  absorb(node: NodeRecord): void { this.absorbed.add(node.name); }
+}
+
+function backwardNode(g: GraphBuilder, n: NodeRecord, dep: Set<string>, acc: Accumulator, view: ForwardView): void {
   const dy = n.outputs.map((o) => acc.take(o));
   if (dy.every((d) => d === null)) return;
   const needs = n.inputs.map((t) => t !== null && t.dtype === 'float32' && dep.has(t.name));
   if (!needs.some(Boolean)) return;
+  if (view.absorbed.has(n.name)) {
+    acc.add(n.inputs[0]!.name, dy[0]!); // its consumer's rule already applied this node's backward
+    return;
+  }
   const rule = RULES[n.op];
   if (!rule) {
     throw new CohortError('NO_GRADIENT', `${n.op} ${n.name}: no backward rule for op ${n.op}`,
       'build the model from differentiable GraphBuilder ops, or keep this op off the path from the parameters to the loss');
   }
-  const dx = rule({ g, node: n, dy, needs });
+  const dx = rule({ g, node: n, dy, needs, graph: view });
   n.inputs.forEach((t, i) => {
     const d = dx[i];
     if (!t || !needs[i] || !d) return;
@@ -81,7 +104,8 @@ export function gradients(g: GraphBuilder, loss: Tensor, wrt: readonly Tensor[])
   const forward = [...g.nodes];
   const dep = dependents(forward, wrt);
   const acc = new Accumulator(g);
+  const view = new ForwardView(forward);
   acc.add(loss.name, g.filled(loss.shape, 1));
-  for (let i = forward.length - 1; i >= 0; i--) backwardNode(g, forward[i], dep, acc);
+  for (let i = forward.length - 1; i >= 0; i--) backwardNode(g, forward[i], dep, acc, view);
   return wrt.map((w) => acc.take(w) ?? g.zeros(w.shape));
 }

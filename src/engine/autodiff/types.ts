@@ -9,6 +9,20 @@ export interface RuleCtx {
   readonly dy: readonly (Tensor | null)[];
   /** Whether the gradient of each input is wanted (inputs not depending on `wrt` are skipped for speed). */
   readonly needs: readonly boolean[];
+  /** The forward graph around the node, for rules that fuse with a neighbour (see rules/pool.ts). */
+  readonly graph: GraphView;
+}
+
+export interface GraphView {
+  /** The node that produced a tensor (undefined for graph inputs and initializers). */
+  producer(t: Tensor): NodeRecord | undefined;
+  /** How many forward nodes read a tensor. */
+  consumers(t: Tensor): number;
+  /**
+   * Declare that this rule's input gradient already includes the backward of `node` (a single-input,
+   * single-output node whose output is consumed only here): the driver then passes the gradient straight through.
+   */
+  absorb(node: NodeRecord): void;
 }
 
 /**

@@ -11,7 +11,7 @@ import type { GraphBuilder } from '../../graph/builder.ts';
 import { isTiling, type PoolGeom } from '../../graph/ops/pool.ts';
 import { sizeOf } from '../../graph/shape.ts';
 import type { Tensor } from '../../graph/types.ts';
-import type { Rule } from '../types.ts';
+import type { Rule, RuleCtx } from '../types.ts';
 import { inp, mask } from '../util.ts';
 
 /**
@@ -56,17 +56,31 @@ function spreadByConvTranspose(g: GraphBuilder, y: Tensor, xShape: readonly numb
  * the MaxPool Indices path instead cost 5.6 ms (forward) + 1.6 ms (ScatterElements) on [64,16,32,32]. Ties share
  * the gradient equally (a valid subgradient that keeps each window's total at dY).
  */
-function maxPoolTiling(g: GraphBuilder, x: Tensor, y: Tensor, dy: Tensor, geo: PoolGeom): Tensor {
+function maxPoolTiling(g: GraphBuilder, x: Tensor, y: Tensor, dy: Tensor, geo: PoolGeom, afterRelu: boolean): Tensor {
   const winners = mask(g, g.equal(x, spread(g, y, x.shape, geo.kernel)));
   const perWindow = g.averagePool(winners, { kernel: geo.kernel });
-  const share = g.div(dy, g.mul(perWindow, g.constant(sizeOf(geo.kernel))));
+  let share = g.div(dy, g.mul(perWindow, g.constant(sizeOf(geo.kernel))));
+  // x = relu(p): a winner has x = y, so relu's mask (x > 0) equals (y > 0) spread; apply it on the small side
+  if (afterRelu) share = g.mul(share, mask(g, g.greater(y, g.constant(0))));
   return g.mul(winners, spread(g, share, x.shape, geo.kernel));
 }
 
-const maxPool: Rule = ({ g, node, dy: [dy] }) => {
+/**
+ * conv -> relu -> maxPool: when the pool is the relu's only reader, fold relu's backward (three full-size ops)
+ * into the pool's backward (two pooled-size ops). Saves ~10% of a small CNN's step.
+ */
+function absorbedRelu(ctx: RuleCtx, x: Tensor): boolean {
+  const p = ctx.graph.producer(x);
+  if (!p || p.op !== 'Relu' || ctx.graph.consumers(x) !== 1) return false;
+  ctx.graph.absorb(p);
+  return true;
+}
+
+const maxPool: Rule = (ctx) => {
+  const { g, node, dy: [dy] } = ctx;
   const x = inp(node, 0);
   const geo = (node.meta as { geo: PoolGeom }).geo;
-  if (isTiling(geo)) return [maxPoolTiling(g, x, node.outputs[0], dy!, geo)];
+  if (isTiling(geo)) return [maxPoolTiling(g, x, node.outputs[0], dy!, geo, absorbedRelu(ctx, x))];
   const indices = node.outputs[1];
   const n = sizeOf(x.shape);
   const flatIdx = g.reshape(indices, [-1]);
