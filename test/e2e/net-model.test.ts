@@ -96,6 +96,16 @@ describe('model exchange', () => {
     expect(await sender.models.send(receiver.peerId, header(bytes), bytes)).toEqual({ ok: true });
   });
 
+  it('answers a malformed request with bad-header', async () => {
+    for (const frame of [{ op: 'steal' }, { op: 'push', header: { scenarioId: 's', round: -1 } }, { op: 'pull', request: { nope: 1 } }]) {
+      const stream = await sender.libp2p.dialProtocol(receiver.peerId, MODEL_PROTOCOL);
+      const reader = new StreamReader(stream);
+      stream.send(encodeFrame(frame));
+      expect(await reader.readFrame()).toMatchObject({ ok: false, reason: 'bad-header' });
+      await stream.close();
+    }
+  });
+
   it('still accepts a good model afterwards', async () => {
     received = [];
     const bytes = new Uint8Array(5 * MiB).map((_, i) => i % 251);
