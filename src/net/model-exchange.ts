@@ -182,6 +182,8 @@ export class ModelExchange {
       }
       const header = this.parseHeader(reply.header);
       if (!header.ok) throw new CohortError('MODEL_PULL_INVALID', `${peer} sent a bad model header: ${header.detail ?? ''}`, 'ask another neighbour');
+      const refusal = this.checkPulled(header.value, request);
+      if (refusal) throw new CohortError('MODEL_PULL_INVALID', `model offered by ${peer}: ${refusal}`, 'ask another neighbour');
       const body = await this.readBody(reader, header.value, timer);
       if (!body.ok) throw new CohortError('MODEL_PULL_INVALID', `model pulled from ${peer} failed verification: ${body.reason}`, 'ask another neighbour');
       this.opts.metrics?.countIn(peer.toString(), MODEL_PROTOCOL, body.bytes.byteLength);
@@ -193,6 +195,14 @@ export class ModelExchange {
     } finally {
       timer.stop();
     }
+  }
+
+  /** What the asker checks before allocating a pulled body. */
+  private checkPulled(header: ModelHeader, request: PullRequest): string | undefined {
+    if (header.byteLength > this.opts.maxModelBytes) return `too-large (${header.byteLength} bytes > limit ${this.opts.maxModelBytes})`;
+    if (header.scenarioId !== request.scenarioId) return `wrong scenario ${header.scenarioId}`;
+    if (request.layoutHash && header.layoutHash !== request.layoutHash) return `wrong-layout ${header.layoutHash}`;
+    return undefined;
   }
 
   private async open(peer: PeerId): Promise<Stream> {

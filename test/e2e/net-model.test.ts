@@ -122,6 +122,7 @@ describe('model exchange', () => {
     expect(got.header.round).toBe(12);
     expect(sha256Hex(got.bytes)).toBe(h.sha256);
     await expect(late.models.pull(receiver.peerId, { scenarioId: 'nope' })).rejects.toMatchObject({ code: 'MODEL_PULL_REJECTED' });
+    await expect(late.models.pull(receiver.peerId, { scenarioId: 's', layoutHash: 'L2' })).rejects.toMatchObject({ code: 'MODEL_PULL_INVALID', message: expect.stringContaining('wrong-layout') });
   });
 
   it('a sender killed mid-transfer leaves the receiver clean and serving', async () => {
