@@ -9,7 +9,11 @@
  *   const bytes = g.toModelProto();
  *
  * Every primitive method records one ONNX node with a backward rule in ../autodiff/rules; composite layers
- * (batchNorm, instanceNorm, groupNorm) are built from primitives. Shape errors throw CohortError('SHAPE_MISMATCH').
+ * (batchNorm, instanceNorm, groupNorm, dropout, and 3D kernel=stride convTranspose) are built from primitives.
+ * Shape errors throw CohortError('SHAPE_MISMATCH'); duplicate names CohortError('DUPLICATE_NAME').
+ * `emit`/`emit1` (from GraphCore) add any other ONNX op with a caller-given output shape and no backward rule
+ * (gradients() throws NO_GRADIENT if such a node lies between the parameters and the loss).
+ * Conventions: NC<spatial> layout; pads = [begin per spatial axis..., end per spatial axis...]; opset-18 semantics.
  */
 import { GraphCore } from './core.ts';
 import { modelProto } from './proto.ts';
