@@ -18,6 +18,7 @@ import { CohortError } from '../util/errors.ts';
 import { logger } from '../util/log.ts';
 import type { ScenarioBook } from './book.ts';
 import type { DaemonConfig } from './config.ts';
+import type { LocalData } from './datasets.ts';
 import { registerDaemonGossip, sanitiseDelta, ScenarioViewSchema } from './gossip.ts';
 import { runPlanOf } from './plan.ts';
 
@@ -42,6 +43,7 @@ export class Coordinator {
     private readonly node: CohortNode,
     private readonly book: ScenarioBook,
     private readonly audit: AuditLog,
+    private readonly data: LocalData,
   ) {
     this.self = identity.peerId.toString();
   }
@@ -81,7 +83,7 @@ export class Coordinator {
     const entry = this.book.get(id);
     if (!entry) throw new CohortError('UNKNOWN_SCENARIO', `no scenario ${id}`, 'list them with `cohort scenario list`');
     if (TERMINAL.has(entry.view.state)) throw new CohortError('SCENARIO_ENDED', `scenario ${id.slice(0, 12)} is ${entry.view.state}`, 'nothing to decide');
-    if (decision === 'approve' && !this.cfg.data[runPlanOf(entry.signed.manifest).dataset]) {
+    if (decision === 'approve' && !(await this.data.get(runPlanOf(entry.signed.manifest).dataset))) {
       throw new CohortError('NO_MATCHING_DATA', `this peer has no dataset "${runPlanOf(entry.signed.manifest).dataset}"`, 'add it to the config\'s data section, or reject the scenario');
     }
     const ans = { hash: entry.signed.id, at: new Date().toISOString(), ...(reason ? { reason } : {}) };
@@ -172,7 +174,7 @@ export class Coordinator {
     } catch (e) {
       return void (await this.decline(signed.id, `cannot run this manifest: ${(e as Error).message}`));
     }
-    if (!this.cfg.data[dataset]) return void (await this.decline(signed.id, `no local dataset "${dataset}"`));
+    if (!(await this.data.get(dataset))) return void (await this.decline(signed.id, `no local dataset "${dataset}"`));
     const d = decide(this.cfg.approval, signed, this.node.roster.current);
     if (d.auto) await this.answer(signed.id, 'approve', undefined, d.rule);
     else log.info({ scenario: signed.id.slice(0, 12), name: signed.manifest.name }, 'scenario waits for the operator: cohort scenario approve|reject');

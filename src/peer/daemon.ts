@@ -20,6 +20,8 @@ import { startAdminApi, type AdminApi } from './admin.ts';
 import { ScenarioBook } from './book.ts';
 import { loadDaemonConfig, type DaemonConfig } from './config.ts';
 import { Coordinator } from './coordinator.ts';
+import { LocalData } from './datasets.ts';
+import { DatasetRegistry } from '../store/datasets.ts';
 import { runPlanOf } from './plan.ts';
 import { adminRoutes } from './routes.ts';
 import { ScenarioRun } from './runner.ts';
@@ -41,6 +43,7 @@ export class Daemon {
     readonly node: CohortNode,
     readonly book: ScenarioBook,
     readonly coordinator: Coordinator,
+    readonly data: LocalData,
   ) {}
 
   static async start(configFile: string): Promise<Daemon> {
@@ -52,8 +55,9 @@ export class Daemon {
       const audit = await AuditLog.open(store);
       node = await startNodeFromConfig(configFile);
       const book = await ScenarioBook.load(store);
-      const coordinator = new Coordinator(cfg, identity, node, book, audit);
-      const d = new Daemon(cfg, identity, store, audit, node, book, coordinator);
+      const data = new LocalData(cfg, new DatasetRegistry(store.datasets));
+      const coordinator = new Coordinator(cfg, identity, node, book, audit, data);
+      const d = new Daemon(cfg, identity, store, audit, node, book, coordinator, data);
       await d.wire();
       return d;
     } catch (e) {
@@ -133,7 +137,7 @@ export class Daemon {
 
   private runHost() {
     return {
-      cfg: this.cfg, node: this.node, store: this.store, audit: this.audit,
+      cfg: this.cfg, node: this.node, store: this.store, audit: this.audit, data: this.data,
       publishProgress: async (id: string, p: SiteProgress) => {
         await this.coordinator.applyAndPublish(delta.progress(id, this.self, p), `progress round ${p.round}`);
         if (p.done) this.release(id);
@@ -185,7 +189,7 @@ export class Daemon {
     return providers[0] ?? `idle (${this.cfg.compute.providers.join(' > ')})`;
   }
 
-  statusReport(): Record<string, unknown> {
+  async statusReport(): Promise<Record<string, unknown>> {
     const disk = statfsSync(this.cfg.dir);
     const conns = this.node.libp2p.getConnections().map((c) => ({ peer: c.remotePeer.toString(), name: this.node.roster.current.member(c.remotePeer)?.name, addr: c.remoteAddr.toString() }));
     return {
@@ -200,7 +204,7 @@ export class Daemon {
       scenarios: this.book.list().map(({ signed, view }) => ({ id: signed.id, name: signed.manifest.name, state: view.state, running: this.runs.has(signed.id), round: this.runs.get(signed.id)?.status.round })),
       device: this.deviceInUse(),
       disk: { freeBytes: disk.bavail * disk.bsize, totalBytes: disk.blocks * disk.bsize },
-      datasets: Object.keys(this.cfg.data),
+      datasets: await this.data.names(),
     };
   }
 

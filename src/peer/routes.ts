@@ -64,7 +64,7 @@ export function adminRoutes(d: Daemon): Route[] {
       const model = await d.store.checkpoints.get(`final/${id}/model.onnx`);
       await d.audit.append({ kind: 'export', to: 'local', what: 'exported the final model and metrics', scenario: id, bytes: model?.byteLength ?? 0 });
       const dataset = (d.book.get(id)?.signed.manifest.data as { selector?: { dataset?: string } } | undefined)?.selector?.dataset;
-      return { ...scenarioDetail(d, id), exportedBy: d.cfg.name, synthetic: Boolean(dataset && d.cfg.data[dataset]?.synthetic), history: await d.book.history(id), final: await d.store.scenarios.get(`final/${id}`),
+      return { ...scenarioDetail(d, id), exportedBy: d.cfg.name, synthetic: Boolean(dataset && (await d.data.get(dataset))?.synthetic), history: await d.book.history(id), final: await d.store.scenarios.get(`final/${id}`),
         modelOnnxBase64: model ? Buffer.from(model).toString('base64') : undefined };
     } },
     { method: 'GET', path: /^\/audit$/, handle: async ({ query }) => {

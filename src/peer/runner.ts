@@ -18,6 +18,7 @@ import type { Store } from '../store/db.ts';
 import { CohortError } from '../util/errors.ts';
 import { logger } from '../util/log.ts';
 import type { DaemonConfig } from './config.ts';
+import type { LocalData } from './datasets.ts';
 import type { RunnablePlan } from './plan.ts';
 import { PeerTransport } from './transport.ts';
 import type { WorkerInit, WorkerReply, WorkerRequest } from './worker.ts';
@@ -88,6 +89,7 @@ export interface RunHost {
   readonly node: CohortNode;
   readonly store: Store;
   readonly audit: AuditLog;
+  readonly data: LocalData;
   publishProgress(id: string, p: SiteProgress): Promise<void>;
   /** The run cannot continue (its worker died): the daemon marks it failed. */
   failed(id: string, e: unknown): void;
@@ -117,7 +119,7 @@ export class ScenarioRun {
   /** Load the data and build the model in the worker ahead of the start (called at approval), so that round 0 is not missed. */
   prepare(): Promise<Ready> {
     this.preparing ??= (async () => {
-      const ds = this.host.cfg.data[this.plan.dataset];
+      const ds = await this.host.data.get(this.plan.dataset);
       if (!ds?.path) throw new CohortError('NO_MATCHING_DATA', `no local dataset "${this.plan.dataset}" with a path`, 'add it to the data section of the peer config');
       const init: WorkerInit = { manifest: this.plan.manifest, dataPath: ds.path, dataOptions: ds.options, threads: this.host.cfg.compute.threads, providers: this.host.cfg.compute.providers };
       this.client = new WorkerClient(new Worker(new URL('./worker-boot.mjs', import.meta.url), { workerData: init }));

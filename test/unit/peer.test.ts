@@ -102,3 +102,23 @@ describe('scenario topology over real peers', () => {
     expect(topologyGraph({ kind: 'random-regular', degree: 3 }, 5, 1, 0)[0]).toEqual([1, 2, 3, 4]); // 3*5 odd: complete
   });
 });
+
+describe('local datasets', () => {
+  it('config entries first, then the store\'s dataset registry (cohort data add)', async () => {
+    const { LocalData } = await import('../../src/peer/datasets.ts');
+    const { DatasetRegistry } = await import('../../src/store/datasets.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'cohort-data-'));
+    dirs.push(dir);
+    const store = await openStore(dir, { create: true });
+    stores.push(store);
+    const reg = new DatasetRegistry(store.datasets);
+    await reg.add({ id: 'lung', kind: 'folder', modalities: ['CT'], paths: ['/data/lung'], label: 'outcome', masks: [], tags: ['synthetic'], samples: 3,
+      contentHash: 'h', addedAt: '2026-01-01T00:00:00Z', details: {} });
+    const cfg = { data: { wdbc: { path: '/data/wdbc.csv', options: {}, synthetic: false } } } as unknown as import('../../src/peer/config.ts').DaemonConfig;
+    const data = new LocalData(cfg, reg);
+    expect(await data.get('wdbc')).toMatchObject({ path: '/data/wdbc.csv' });
+    expect(await data.get('lung')).toEqual({ path: '/data/lung', options: { label: 'outcome' }, synthetic: true });
+    expect(await data.get('nothing')).toBeUndefined();
+    expect(await data.names()).toEqual(['lung', 'wdbc']);
+  });
+});
