@@ -188,7 +188,7 @@ export class Coordinator {
   private onViewChange(id: string, view: ScenarioView, _prev: ScenarioView): void {
     const entry = this.book.get(id);
     if (!entry) return;
-    if (entry.signed.author === this.self && view.state === 'announced') this.considerStart(id);
+    if (entry.signed.author === this.self && (view.state === 'announced' || view.state === 'approved')) this.considerStart(id);
     if (view.state === 'running' && view.run?.participants.includes(this.self)) this.onRunnable(id);
     if (entry.signed.author === this.self && view.state === 'running' && view.run) {
       const done = view.run.participants.every((p) => view.progress[p]?.done);
@@ -199,7 +199,7 @@ export class Coordinator {
   /** Launcher: start when minPeers approved and either everybody answered or the approval window passed. */
   private considerStart(id: string): void {
     const entry = this.book.get(id);
-    if (!entry || entry.view.state !== 'announced') return;
+    if (!entry || (entry.view.state !== 'announced' && entry.view.state !== 'approved')) return;
     const plan = runPlanOf(entry.signed.manifest).launch;
     const approved = approvalsFor(entry.view, id);
     if (approved.length < plan.minPeers) return;
@@ -211,11 +211,14 @@ export class Coordinator {
     const go = (): void => {
       this.waiting.delete(id);
       const now = this.book.get(id);
-      if (!now || now.view.state !== 'announced') return;
+      if (!now || (now.view.state !== 'announced' && now.view.state !== 'approved')) return;
       const run = { startAt: Date.now() + plan.startDelayMs, participants: approvalsFor(now.view, id) };
       void this.applyAndPublish(delta.run(id, run), 'scenario start').catch((e: unknown) => log.error({ err: e }, 'start failed'));
     };
     if (others.every((p) => answered.has(p))) return go();
-    if (!this.waiting.has(id)) this.waiting.set(id, setTimeout(go, plan.approvalWindowMs));
+    if (this.waiting.has(id)) return;
+    // enough approvals: visible as `approved` while the others still have the approval window to answer
+    this.waiting.set(id, setTimeout(go, plan.approvalWindowMs));
+    void this.applyAndPublish(delta.state(id, 'approved'), 'scenario approved by enough peers').catch(() => undefined);
   }
 }
