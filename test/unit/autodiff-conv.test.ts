@@ -55,6 +55,8 @@ const cases: Record<string, OpCase> = {
   'maxPool2d k3 s2 pad 1 (overlapping)': poolCase('max', [1, 2, 7, 6], { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }),
   'maxPool2d k2 on 7x5 (floor mode skips a row and a column)': poolCase('max', [2, 2, 7, 5], { kernel: [2, 2] }),
   'maxPool2d k3 s3 on 7x8': poolCase('max', [1, 2, 7, 8], { kernel: [3, 3] }),
+  'maxPool1d k3 s2 pad 1 (Indices path)': poolCase('max', [2, 2, 9], { kernel: [3], strides: [2], pads: [1, 1] }),
+  'maxPool3d k3 s2 pad 1 (Indices path)': poolCase('max', [1, 2, 5, 4, 5], { kernel: [3, 3, 3], strides: [2, 2, 2], pads: [1, 1, 1, 1, 1, 1] }),
   'maxPool3d k2': poolCase('max', [1, 2, 4, 4, 4], { kernel: [2, 2, 2] }),
   'avgPool1d k3 s2': poolCase('avg', [2, 2, 9], { kernel: [3], strides: [2] }),
   'avgPool2d k2': poolCase('avg', [2, 3, 6, 6], { kernel: [2, 2] }),
