@@ -21,6 +21,7 @@ import type { DaemonConfig } from './config.ts';
 import type { LocalData } from './datasets.ts';
 import { registerDaemonGossip, sanitiseDelta, ScenarioViewSchema } from './gossip.ts';
 import { runPlanOf } from './plan.ts';
+import { meanSeries, stopRoundFor } from '../scenario/stopping.ts';
 
 const log = logger('peer:coordinator');
 
@@ -191,9 +192,23 @@ export class Coordinator {
     if (entry.signed.author === this.self && (view.state === 'announced' || view.state === 'approved')) this.considerStart(id);
     if (view.state === 'running' && view.run?.participants.includes(this.self)) this.onRunnable(id);
     if (entry.signed.author === this.self && view.state === 'running' && view.run) {
+      if (view.stopAt === undefined) void this.checkStopping(id).catch((e: unknown) => log.warn({ err: e }, 'stopping rule failed'));
       const done = view.run.participants.every((p) => view.progress[p]?.done);
       if (done) void this.applyAndPublish(delta.state(id, 'finished'), 'scenario finished').catch(() => undefined);
     }
+  }
+
+  /** Launcher: apply the manifest's stopping rule to the per-round mean metric of all participants. */
+  private async checkStopping(id: string): Promise<void> {
+    const entry = this.book.get(id);
+    if (!entry?.view.run || entry.view.stopAt !== undefined) return;
+    const m = runPlanOf(entry.signed.manifest).manifest;
+    if (m.rounds.stopping.kind === 'max-rounds') return;
+    const series = meanSeries(await this.book.history(id), entry.view.run.participants);
+    const stopAt = stopRoundFor(m.rounds.stopping, series, { maximize: m.task.metric !== 'loss', maxRounds: m.rounds.max });
+    if (stopAt === undefined || stopAt >= m.rounds.max || this.book.get(id)?.view.stopAt !== undefined) return;
+    log.info({ scenario: id.slice(0, 12), stopAt, rule: m.rounds.stopping.kind }, 'stopping rule fired');
+    await this.applyAndPublish(delta.stopAt(id, stopAt), `stop after round ${stopAt - 1} (${m.rounds.stopping.kind})`);
   }
 
   /** Launcher: start when minPeers approved and either everybody answered or the approval window passed. */

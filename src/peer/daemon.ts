@@ -143,6 +143,7 @@ export class Daemon {
         if (p.done) this.release(id);
       },
       failed: (id: string, e: unknown) => this.runFailed(id, e),
+      stopAt: (id: string) => this.book.get(id)?.view.stopAt,
     };
   }
 

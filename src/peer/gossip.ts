@@ -23,6 +23,7 @@ export const ScenarioViewSchema = z.object({
   progress: z.record(z.string(), ProgressSchema),
   reason: z.string().max(2000).optional(),
   run: z.object({ startAt: z.number(), participants: z.array(z.string()) }).strict().optional(),
+  stopAt: z.number().int().positive().optional(),
 }).strict();
 
 declare module '../net/pubsub.ts' {
@@ -48,6 +49,7 @@ export function sanitiseDelta(d: ScenarioView, from: string, author: string, par
   const own = <T>(r: Readonly<Record<string, T>>): Record<string, T> => (r[from] ? { [from]: r[from] } : {});
   const out: ScenarioView = { ...emptyView(d.id), approvals: own(d.approvals), rejections: own(d.rejections), declines: own(d.declines), progress: own(d.progress) };
   const isAuthor = from === author;
+  if (isAuthor && d.stopAt !== undefined) return { ...sanitiseDelta({ ...d, stopAt: undefined }, from, author, participants), stopAt: d.stopAt };
   const mayEnd = isAuthor || participants.includes(from) || (d.run?.participants.includes(from) ?? false);
   if (isAuthor && (d.state === 'approved' || d.state === 'running')) return { ...out, state: d.state, ...(d.run ? { run: d.run } : {}) };
   if (isAuthor && d.state === 'cancelled') return { ...out, state: 'cancelled', ...(d.reason ? { reason: d.reason } : {}) };

@@ -91,6 +91,8 @@ export interface RunHost {
   readonly audit: AuditLog;
   readonly data: LocalData;
   publishProgress(id: string, p: SiteProgress): Promise<void>;
+  /** Rounds to run when the launcher's stopping rule fired (else undefined: the manifest's maximum). */
+  stopAt(id: string): number | undefined;
   /** The run cannot continue (its worker died): the daemon marks it failed. */
   failed(id: string, e: unknown): void;
 }
@@ -182,10 +184,15 @@ export class ScenarioRun {
       round++;
       at += m.averaging.roundMs;
     }
-    if (round >= m.rounds.max) return void this.finish().catch((e: unknown) => log.error({ err: e }, 'finishing failed'));
+    if (round >= this.rounds()) return void this.finish().catch((e: unknown) => log.error({ err: e }, 'finishing failed'));
     this.roundTimer = setTimeout(() => {
       void this.endRound(round).catch((e: unknown) => log.warn({ err: e }, 'round bookkeeping failed')).finally(() => this.scheduleRoundEnd());
     }, at - now);
+  }
+
+  /** The manifest's maximum, or fewer when the stopping rule fired. */
+  private rounds(): number {
+    return Math.min(this.plan.manifest.rounds.max, this.host.stopAt(this.id) ?? Number.POSITIVE_INFINITY);
   }
 
   private async endRound(round: number): Promise<void> {
@@ -214,20 +221,21 @@ export class ScenarioRun {
   private async finish(): Promise<void> {
     if (!this.client || !this.averaging || this.stopped) return;
     const m = this.plan.manifest;
+    const rounds = this.rounds();
     const model = this.averaging.estimate().slice();
     const metrics = await this.evaluate(model.slice());
     let localOnly: number | undefined;
     if (m.evaluation.compareLocalOnly) {
-      const r = await this.client.call({ op: 'localOnly', rounds: m.rounds.max });
+      const r = await this.client.call({ op: 'localOnly', rounds });
       if (r.op === 'metrics') localOnly = r.metrics[m.task.metric];
     }
     const onnx = await this.client.call({ op: 'export', params: model.slice() });
     if (onnx.op === 'bytes') {
       await this.host.store.checkpoints.put(`final/${this.id}/model.onnx`, onnx.bytes);
-      await this.host.store.scenarios.put(`final/${this.id}`, { metrics, localOnly, round: m.rounds.max - 1, at: new Date().toISOString() });
+      await this.host.store.scenarios.put(`final/${this.id}`, { metrics, localOnly, round: rounds - 1, at: new Date().toISOString() });
     }
-    this.status = { ...this.status, round: m.rounds.max - 1, metric: metrics[m.task.metric], done: true };
-    await this.host.publishProgress(this.id, this.progress(m.rounds.max - 1, metrics, { done: true, ...(localOnly !== undefined ? { localOnly } : {}) }));
+    this.status = { ...this.status, round: rounds - 1, metric: metrics[m.task.metric], done: true };
+    await this.host.publishProgress(this.id, this.progress(rounds - 1, metrics, { done: true, ...(localOnly !== undefined ? { localOnly } : {}) }));
     log.info({ scenario: this.id.slice(0, 12), metric: metrics[m.task.metric], localOnly }, 'scenario finished on this peer');
     await this.stop();
   }

@@ -37,6 +37,8 @@ export interface ScenarioView {
   readonly reason?: string;
   /** Set once by the launcher when enough peers approved: the agreed round clock and who trains. */
   readonly run?: RunPlan;
+  /** Set by the launcher when the manifest's stopping rule fired: participants run rounds 0 .. stopAt-1 (merge: the earliest). */
+  readonly stopAt?: number;
 }
 
 export interface RunPlan {
@@ -92,7 +94,8 @@ export function merge(a: ScenarioView, b: ScenarioView): ScenarioView {
     progress,
   };
   const run = pickRun(a.run, b.run);
-  return { ...out, ...(reason === undefined ? {} : { reason }), ...(run === undefined ? {} : { run }) };
+  const stopAt = a.stopAt === undefined ? b.stopAt : b.stopAt === undefined ? a.stopAt : Math.min(a.stopAt, b.stopAt);
+  return { ...out, ...(reason === undefined ? {} : { reason }), ...(run === undefined ? {} : { run }), ...(stopAt === undefined ? {} : { stopAt }) };
 }
 
 /** Approvals that answer this exact manifest hash (an approval of another version does not count). */
@@ -104,6 +107,7 @@ export function approvalsFor(view: ScenarioView, hash: string): string[] {
 export const delta = {
   state: (id: string, state: ScenarioState, reason?: string): ScenarioView => ({ ...emptyView(id), state, ...(reason ? { reason } : {}) }),
   run: (id: string, run: RunPlan): ScenarioView => ({ ...emptyView(id), state: 'running', run }),
+  stopAt: (id: string, stopAt: number): ScenarioView => ({ ...emptyView(id), stopAt }),
   approve: (id: string, peer: string, ans: Answer): ScenarioView => ({ ...emptyView(id), approvals: { [peer]: ans } }),
   reject: (id: string, peer: string, ans: Answer): ScenarioView => ({ ...emptyView(id), rejections: { [peer]: ans } }),
   decline: (id: string, peer: string, ans: Answer): ScenarioView => ({ ...emptyView(id), declines: { [peer]: ans } }),

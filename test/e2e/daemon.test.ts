@@ -167,6 +167,17 @@ describe('scenarios', () => {
     expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('| site-d |');
   });
 
+  it('a stopping rule (target metric) ends the run early on every participant', async () => {
+    const manifest = { ...wdbcManifest({ name: 'wdbc-e2e-target', rounds: 30, roundMs: 1000, launch: { minPeers: 3, approvalWindowMs: 2000 } }),
+      rounds: { max: 30, stopping: { kind: 'target', value: 0.5 } } };
+    const id = (await client(c, A).post<{ id: string }>('/scenarios', { manifest })).id;
+    const d = await until(A, id, (x) => x.view.state === 'finished', 'finished early', 60_000);
+    const stopAt = (d.view as ScenarioView & { stopAt?: number }).stopAt;
+    expect(stopAt).toBeGreaterThanOrEqual(2);
+    expect(stopAt).toBeLessThan(30);
+    for (const p of Object.values(d.view.progress)) expect(p.round).toBe(stopAt! - 1);
+  }, 90_000);
+
   it('kill -9 of a peer mid-run: it restarts, resumes from its checkpoint, pulls the model, and the scenario finishes', async () => {
     const id = (await client(c, A).post<{ id: string }>('/scenarios', { manifest: wdbcManifest({ name: 'wdbc-e2e-kill', rounds: 8, roundMs: 1500, launch: { minPeers: 3, approvalWindowMs: 2000 } }) })).id;
     await until(A, id, (d) => (d.view.progress[c.sites[C]!.peerId]?.round ?? -1) >= 1, 'site-c past round 1');

@@ -128,3 +128,25 @@ describe('reports', () => {
     expect(md).toContain('| site-b | 0.900 | 0.600 | 2 | 120 |');
   });
 });
+
+describe('stopping rules', () => {
+  it('target and plateau decide a round count one round ahead; only rounds every participant reported count', async () => {
+    const { meanSeries, stopRoundFor } = await import('../../src/scenario/stopping.ts');
+    const h = [
+      { site: 'a', round: 0, metric: 0.5 }, { site: 'b', round: 0, metric: 0.7 },
+      { site: 'a', round: 1, metric: 0.8 }, { site: 'b', round: 1, metric: 0.9 },
+      { site: 'a', round: 2, metric: 0.81 }, { site: 'b', round: 2, metric: 0.9 },
+      { site: 'a', round: 3, metric: 0.95 },
+    ];
+    const s = meanSeries(h, ['a', 'b']);
+    expect(s.map((x) => x.round)).toEqual([0, 1, 2]);
+    const o = { maximize: true, maxRounds: 20 };
+    expect(stopRoundFor({ kind: 'target', value: 0.85 }, s, o)).toBe(3);
+    expect(stopRoundFor({ kind: 'target', value: 0.99 }, s, o)).toBeUndefined();
+    expect(stopRoundFor({ kind: 'plateau', patience: 1, minDelta: 0.01 }, s, o)).toBe(4);
+    expect(stopRoundFor({ kind: 'plateau', patience: 2, minDelta: 0.01 }, s, o)).toBeUndefined();
+    expect(stopRoundFor({ kind: 'target', value: 0.6 }, s, { maximize: false, maxRounds: 20 })).toBe(2);
+    expect(stopRoundFor({ kind: 'max-rounds' }, s, o)).toBeUndefined();
+    expect(merge(delta.stopAt('sc', 5), delta.stopAt('sc', 3)).stopAt).toBe(3);
+  });
+});
