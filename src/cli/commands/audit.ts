@@ -13,7 +13,10 @@ export function registerAudit(program: Command): void {
       const q = new URLSearchParams({ ...(o.scenario ? { scenario: o.scenario } : {}), limit: String(Number(o.limit) || 0) });
       const r = await AdminClient.forPeer(o.peer).get<{ verify: AuditVerdict; total: number; entries: AuditEntry[] }>(`/audit?${q.toString()}`);
       if (o.json) return void process.stdout.write(JSON.stringify(r) + '\n');
-      const lines = r.entries.map((e) => `${String(e.seq).padStart(6)} ${e.at} ${e.kind.padEnd(14)} ${e.to.length > 40 ? `…${e.to.slice(-39)}` : e.to.padEnd(40)} ${e.bytes !== undefined ? `${e.bytes} B`.padStart(10) : ''.padStart(10)} ${e.sha256 ? e.sha256.slice(0, 16) : ''.padEnd(16)} ${e.what}${e.detail ? ` — ${e.detail}` : ''}`);
+      const status = await AdminClient.forPeer(o.peer).get<{ members: { name: string; peerId: string }[] }>('/status');
+      const names = new Map(status.members.map((m) => [m.peerId, m.name]));
+      const who = (to: string): string => names.get(to) ?? to;
+      const lines = r.entries.map((e) => `${String(e.seq).padStart(6)} ${e.at} ${e.kind.padEnd(14)} ${who(e.to).length > 40 ? `…${who(e.to).slice(-39)}` : who(e.to).padEnd(40)} ${e.bytes !== undefined ? `${e.bytes} B`.padStart(10) : ''.padStart(10)} ${e.sha256 ? e.sha256.slice(0, 16) : ''.padEnd(16)} ${e.what}${e.detail ? ` — ${e.detail}` : ''}`);
       lines.push(`${r.entries.length} of ${r.total} entries shown; chain of ${r.verify.entries} entries ${r.verify.ok ? 'intact' : `BROKEN at entry ${r.verify.brokenAt ?? '?'}`}`);
       process.stdout.write(lines.join('\n') + '\n');
     });
