@@ -19,6 +19,7 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import { CohortError } from '../util/errors.ts';
 import { logger } from '../util/log.ts';
 import type { NetMetrics } from './metrics.ts';
+import { openBodySink, type BodySink } from './body-sink.ts';
 import { IdleTimer, sendAll, sendFrame, StreamReader } from './stream-io.ts';
 
 const log = logger('net:model');
@@ -104,6 +105,7 @@ export function makeHeader(fields: Omit<ModelHeaderInput, 'byteLength' | 'sha256
 }
 
 const reject = (reason: RejectReason, detail?: string): Decision => ({ ok: false, reason, detail });
+const drop = <T>(sink: BodySink, result: T): T => { sink.drop(); return result; };
 
 /** Our side is done; if the other side has not closed within a grace period (a misbehaving or stuck peer), reset the stream. */
 function releaseLater(stream: Stream, graceMs = 2000): void {
@@ -285,22 +287,26 @@ export class ModelExchange {
     }
   }
 
-  /** Reads exactly header.byteLength bytes until the sender half-closes; checks size and sha256 while reading. */
+  /** Reads exactly header.byteLength bytes until the sender half-closes; checks size, and sha256 while reading (body-sink.ts). */
   private async readBody(reader: StreamReader, header: ModelHeader, timer: IdleTimer):
     Promise<{ ok: true; bytes: Uint8Array } | { ok: false; reason: RejectReason; detail?: string }> {
-    const bytes = new Uint8Array(header.byteLength);
-    const hash = createHash('sha256');
+    const sink = openBodySink(header.byteLength);
     let filled = 0;
-    for (let chunk = await reader.next(); chunk; chunk = await reader.next()) {
-      timer.touch();
-      if (filled + chunk.byteLength > bytes.byteLength) return { ok: false, reason: 'oversized', detail: `more than the ${header.byteLength} bytes announced` };
-      bytes.set(chunk, filled);
-      hash.update(chunk);
-      filled += chunk.byteLength;
+    try {
+      for (let chunk = await reader.next(); chunk; chunk = await reader.next()) {
+        timer.touch();
+        if (filled + chunk.byteLength > header.byteLength) return drop(sink, { ok: false, reason: 'oversized', detail: `more than the ${header.byteLength} bytes announced` });
+        sink.write(chunk);
+        filled += chunk.byteLength;
+      }
+    } catch (e) {
+      sink.drop();
+      throw e;
     }
-    if (filled < bytes.byteLength) return { ok: false, reason: 'truncated', detail: `${filled} of ${header.byteLength} bytes` };
-    const digest = hash.digest('hex');
+    if (filled < header.byteLength) return drop(sink, { ok: false, reason: 'truncated', detail: `${filled} of ${header.byteLength} bytes` });
+    const digest = await sink.digest();
     if (digest !== header.sha256) return { ok: false, reason: 'hash-mismatch', detail: `sha256 ${digest.slice(0, 12)}… != ${header.sha256.slice(0, 12)}…` };
+    const bytes = sink.bytes;
     return { ok: true, bytes };
   }
 
