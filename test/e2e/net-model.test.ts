@@ -50,7 +50,7 @@ describe('model exchange', () => {
 
   it('rejects a corrupted body (hash mismatch) and tells the sender', async () => {
     received = [];
-    const bytes = new Uint8Array(3 * MiB).fill(1);
+    const bytes = new Uint8Array(5 * MiB).fill(1); // >= BIG_BODY: hashed by the body-sink worker
     const h = header(bytes);
     bytes[12345] = 2; // corrupted after the header was made
     expect(await sender.models.send(receiver.peerId, h, bytes)).toMatchObject({ ok: false, reason: 'hash-mismatch' });

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKey } from '@libp2p/pnet';
 import { makeConsortium, startLocalNodes, connectAll, waitForMesh } from '../../src/net/local-consortium.ts';
 import { makeHeader, sha256Hex, type ModelHeader } from '../../src/net/model-exchange.ts';
+import { noisePatchState } from '../../src/net/noise-fast.ts';
 import { signRoster, type RosterDoc } from '../../src/net/roster.ts';
 import type { CohortNode } from '../../src/net/node.ts';
 import { Rng } from '../../src/util/random.ts';
@@ -65,6 +66,7 @@ describe('five peers', () => {
     expect(ack).toEqual({ ok: true });
     expect(received?.hash).toBe(header.sha256);
     expect(received?.header.round).toBe(7);
+    expect(noisePatchState()).toBe('yes'); // the received bytes went through fastNoise's decrypt (a newer noise would say 'no')
     const m = nodes[3]!.metrics();
     expect(m.byProtocol['/cohort/model/1']?.bytesIn).toBe(64 * MiB);
     expect(m.byPeer[nodes[1]!.peerId.toString()]?.bytesIn).toBe(64 * MiB);
