@@ -9,11 +9,11 @@
  */
 import '../../src/util/polyfills.ts';
 import { createServer } from 'node:net';
-import { createHash } from 'node:crypto';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { makeConsortium, startLocalNodes } from '../../src/net/local-consortium.ts';
 import { encodeFrame } from '../../src/net/stream-io.ts';
 import { MODEL_PROTOCOL, makeHeader } from '../../src/net/model-exchange.ts';
+import { openBodySink, type BodySink } from '../../src/net/body-sink.ts';
 import type { CohortNode } from '../../src/net/node.ts';
 
 interface Args { seed: number; n: number; index: number; psk?: string; chunkBytes?: number; maxStreamWindowSize?: number; initialStreamWindowSize?: number }
@@ -85,33 +85,30 @@ async function trickle(to: string, total: number, delayMs: number, layoutHash: s
 }
 
 /**
- * Raw TCP baseline: read the announced length, copy into one buffer and hash (the same work the model receiver does), ack 1 byte.
- * With work=false it only counts bytes: the transport alone, for reference.
+ * Raw TCP baseline: read the announced length, put the body into the same body sink the model receiver uses (preallocated
+ * buffer + sha256, src/net/body-sink.ts), ack 1 byte once the digest is ready. With work=false it only counts bytes: the
+ * transport alone. (COHORT_NET_BODY_WORKER=0 makes both receivers copy and hash inline, as before the worker existed.)
  */
 function rawServer(work: boolean): Promise<number> {
   const server = createServer((sock) => {
     let expected = -1;
-    let buf = new Uint8Array(0);
+    let sink: BodySink | undefined;
     let filled = 0;
-    let hash = createHash('sha256');
     let head = Buffer.alloc(0);
     sock.on('data', (chunk: Buffer) => {
       if (expected < 0) {
         head = Buffer.concat([head, chunk]);
         if (head.length < 8) return;
         expected = Number(head.readBigUInt64BE(0));
-        buf = new Uint8Array(work ? expected : 0);
+        sink = work ? openBodySink(expected) : undefined;
         chunk = head.subarray(8);
       }
-      if (work) {
-        buf.set(chunk, filled);
-        hash.update(chunk);
-      }
+      sink?.write(chunk);
       filled += chunk.length;
       if (filled >= expected) {
-        hash.digest();
-        sock.write(Buffer.from([1]));
-        expected = -1; filled = 0; head = Buffer.alloc(0); hash = createHash('sha256');
+        const done = sink ? sink.digest() : Promise.resolve('');
+        expected = -1; filled = 0; head = Buffer.alloc(0); sink = undefined;
+        void done.then(() => sock.write(Buffer.from([1])));
       }
     });
   });
