@@ -191,10 +191,12 @@ export class Coordinator {
     if (!entry) return;
     if (entry.signed.author === this.self && (view.state === 'announced' || view.state === 'approved')) this.considerStart(id);
     if (view.state === 'running' && view.run?.participants.includes(this.self)) this.onRunnable(id);
-    if (entry.signed.author === this.self && view.state === 'running' && view.run) {
-      if (view.stopAt === undefined) void this.checkStopping(id).catch((e: unknown) => log.warn({ err: e }, 'stopping rule failed'));
-      const done = view.run.participants.every((p) => view.progress[p]?.done);
-      if (done) void this.applyAndPublish(delta.state(id, 'finished'), 'scenario finished').catch(() => undefined);
+    if (view.state !== 'running' || !view.run) return;
+    const isAuthor = entry.signed.author === this.self;
+    if (isAuthor && view.stopAt === undefined) void this.checkStopping(id).catch((e: unknown) => log.warn({ err: e }, 'stopping rule failed'));
+    // the launcher, or any participant (the launcher may be offline), declares the end once every participant is done
+    if ((isAuthor || view.run.participants.includes(this.self)) && view.run.participants.every((p) => view.progress[p]?.done)) {
+      void this.applyAndPublish(delta.state(id, 'finished'), 'scenario finished').catch(() => undefined);
     }
   }
 

@@ -58,6 +58,14 @@ class WorkerClient {
     });
   }
 
+  /** Resolves when no request is in flight (or after `ms`); the caller sends no new ones meanwhile. */
+  async drain(ms: number): Promise<void> {
+    const end = Date.now() + ms;
+    // a worker still building its session counts as busy too
+    await Promise.race([this.ready.then(() => undefined, () => undefined), new Promise((r) => setTimeout(r, ms))]);
+    while (this.pending.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  }
+
   call(req: DistributiveOmit<WorkerRequest, 'rid'>): Promise<WorkerReply> {
     const rid = this.rid++;
     const full = { ...req, rid } as WorkerRequest;
@@ -245,6 +253,8 @@ export class ScenarioRun {
     clearTimeout(this.roundTimer);
     this.averaging?.leave();
     this.transport?.close();
+    // terminating a worker while onnxruntime runs in it aborts the whole process: let the request in flight finish first
+    await this.client?.drain(15_000);
     await this.client?.worker.terminate();
   }
 }
