@@ -3,7 +3,7 @@
  * four hospitals (site-d approves only by hand) plus site-e, a roster researcher that runs no daemon: the test uses its key
  * to gossip forged announcements.
  */
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
@@ -30,7 +30,10 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  if (c) await stopCluster(c);
+  if (!c) return;
+  await stopCluster(c);
+  // keep the peers' folders (logs, stores) for a post-mortem with COHORT_KEEP_E2E=1
+  if (!process.env.COHORT_KEEP_E2E) rmSync(c.dir, { recursive: true, force: true });
 });
 
 const detail = (i: number, id: string): Promise<Detail> => client(c, i).get<Detail>(`/scenarios/${id}`);
@@ -236,7 +239,6 @@ describe('shutdown and the store', () => {
     expect(corrupt.stderr).toContain('is damaged and was not opened');
     expect(corrupt.stderr).toContain('hint:');
 
-    const { rmSync } = await import('node:fs');
     rmSync(storePath(c.sites[B]!.dir), { recursive: true });
     const missing = cli(['peer', 'start', '--config', c.sites[B]!.config]);
     expect(missing.code).toBe(2);
