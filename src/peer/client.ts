@@ -15,7 +15,7 @@ export class AdminClient {
     const dir = existsSync(target) && statSync(target).isFile() ? dirname(resolve(target)) : resolve(target);
     const files = adminFiles(dir);
     if (!existsSync(files.info) || !existsSync(files.token)) {
-      throw new CohortError('DAEMON_NOT_RUNNING', `no running peer daemon for ${dir}`, `start it with: cohort peer start --config ${dir}/config.json`);
+      throw new CohortError('DAEMON_NOT_RUNNING', `no running peer daemon for ${dir}`, `start it with: cohort peer start --config ${dir}/cohort.json`);
     }
     const info = JSON.parse(readFileSync(files.info, 'utf8')) as { port: number };
     return new AdminClient(`http://127.0.0.1:${info.port}`, readFileSync(files.token, 'utf8').trim());

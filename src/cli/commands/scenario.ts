@@ -49,7 +49,7 @@ async function follow(c: AdminClient, id: string, json: boolean): Promise<Detail
 
 export function registerScenario(program: Command): void {
   const sc = program.command('scenario').description('launch, approve and follow training scenarios (talks to the running peer daemon)');
-  peerOption(sc.command('launch').argument('<file>', 'scenario manifest (JSON)'))
+  peerOption(sc.command('launch').description('sign a manifest with this peer\'s key and announce it (researchers only)').argument('<file>', 'scenario manifest (JSON)'))
     .option('--follow', 'follow progress until the scenario ends')
     .option('--min-peers <n>', 'approvals needed before the run starts')
     .option('--run <label>', 'run an already launched manifest again as a new scenario')
@@ -63,23 +63,23 @@ export function registerScenario(program: Command): void {
       const d = await follow(c, id, Boolean(o.json));
       out(o, { id, state: d.view.state, sites: siteResults(d) }, () => `scenario ${d.view.state}`);
     });
-  peerOption(sc.command('list')).action(async (o: PeerOpt) => {
+  peerOption(sc.command('list').description('every scenario this peer knows')).action(async (o: PeerOpt) => {
     const rows = await client(o).get<{ id: string; name: string; state: string; approvals: number; participants: number; mine: string }[]>('/scenarios');
     out(o, rows, () => rows.map((r) => `${r.id.slice(0, 12)}  ${r.name.padEnd(28)} ${r.state.padEnd(10)} approvals ${r.approvals}  participants ${r.participants}  this peer: ${r.mine}`).join('\n') || 'no scenarios');
   });
-  peerOption(sc.command('status').argument('<id>')).action(async (id: string, o: PeerOpt) => {
+  peerOption(sc.command('status').description('per-site round, loss, metric and bytes of one scenario').argument('<id>')).action(async (id: string, o: PeerOpt) => {
     const d = await client(o).get<Detail>(`/scenarios/${id}`);
     out(o, d, () => siteTable(d));
   });
   for (const op of ['approve', 'reject', 'cancel'] as const) {
-    peerOption(sc.command(op).argument('<id>')).option('--reason <text>', 'why (recorded in the audit log and sent to peers)')
+    peerOption(sc.command(op).description(op === 'cancel' ? 'cancel a scenario (its launcher only)' : `${op} a scenario on this peer (bound to its exact manifest)`).argument('<id>')).option('--reason <text>', 'why (recorded in the audit log and sent to peers)')
       .action(async (id: string, o: PeerOpt & { reason?: string }) => {
         if (op === 'reject' && !o.reason) throw new CohortError('REASON_REQUIRED', 'a rejection needs a reason', 'add --reason "..."');
         const r = await client(o).post<{ id: string; state: string }>(`/scenarios/${id}/${op}`, o.reason ? { reason: o.reason } : {});
         out(o, r, () => `${op}: ${r.id.slice(0, 12)} (${r.state})`);
       });
   }
-  peerOption(sc.command('export').argument('<id>')).requiredOption('--out <dir>', 'folder for model.onnx, metrics.json, report.md, convergence.svg')
+  peerOption(sc.command('export').description('write this peer\'s final model and the scenario report').argument('<id>')).requiredOption('--out <dir>', 'folder for model.onnx, metrics.json, report.md, convergence.svg')
     .action(async (id: string, o: PeerOpt & { out: string }) => {
       const d = await client(o).get<Detail & { history: ReportInput['history']; modelOnnxBase64?: string; exportedBy: string; synthetic?: boolean }>(`/scenarios/${id}/export`);
       const dir = resolve(o.out);
