@@ -13,6 +13,7 @@ import { noise, type NoiseInit } from '@chainsafe/libp2p-noise';
 import type { ConnectionEncrypter, SecuredConnection } from '@libp2p/interface';
 import type { Uint8ArrayList } from 'uint8arraylist';
 import { logger } from '../util/log.ts';
+import { batchTcpWrites } from './tcp-writes.ts';
 
 const log = logger('net:noise');
 
@@ -81,8 +82,9 @@ export function fastNoise(init?: NoiseInit): ReturnType<typeof noise> {
     const wrap = <T extends SecuredConnection<unknown>>(p: Promise<T>): Promise<T> => p.then((r) => { patchStream(r.connection); return r; });
     const inbound = enc.secureInbound.bind(enc);
     const outbound = enc.secureOutbound.bind(enc);
-    enc.secureInbound = (connection, options) => wrap(inbound(connection, options));
-    enc.secureOutbound = (connection, options) => wrap(outbound(connection, options));
+    // the connection noise encrypts onto is, without pnet, @libp2p/tcp's stream: batch its writes too (tcp-writes.ts)
+    enc.secureInbound = (connection, options) => { batchTcpWrites(connection); return wrap(inbound(connection, options)); };
+    enc.secureOutbound = (connection, options) => { batchTcpWrites(connection); return wrap(outbound(connection, options)); };
     return enc as ReturnType<ReturnType<typeof noise>>;
   };
 }

@@ -4,6 +4,7 @@ import { generateKey } from '@libp2p/pnet';
 import { makeConsortium, startLocalNodes, connectAll, waitForMesh } from '../../src/net/local-consortium.ts';
 import { makeHeader, sha256Hex, type ModelHeader } from '../../src/net/model-exchange.ts';
 import { noisePatchState } from '../../src/net/noise-fast.ts';
+import { tcpBatchState } from '../../src/net/tcp-writes.ts';
 import { signRoster, type RosterDoc } from '../../src/net/roster.ts';
 import type { CohortNode } from '../../src/net/node.ts';
 import { Rng } from '../../src/util/random.ts';
@@ -67,6 +68,7 @@ describe('five peers', () => {
     expect(received?.hash).toBe(header.sha256);
     expect(received?.header.round).toBe(7);
     expect(noisePatchState()).toBe('yes'); // the received bytes went through fastNoise's decrypt (a newer noise would say 'no')
+    expect(tcpBatchState()).toBe('yes'); // and the sender's TCP writes were batched (tcp-writes.ts)
     const m = nodes[3]!.metrics();
     expect(m.byProtocol['/cohort/model/1']?.bytesIn).toBe(64 * MiB);
     expect(m.byPeer[nodes[1]!.peerId.toString()]?.bytesIn).toBe(64 * MiB);
