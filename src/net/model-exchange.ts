@@ -70,7 +70,10 @@ const AckSchema = z.object({ ok: z.boolean(), reason: z.enum(REJECT_REASONS).opt
 export interface ModelHandler {
   /** Before any body byte: reject early (wrong layout, unknown scenario, stale round, busy). */
   check?(header: ModelHeader, from: PeerId): Decision | Promise<Decision>;
-  /** After size and sha256 are verified. Return a rejection to refuse; the bytes are the caller's to keep. */
+  /**
+   * After size and sha256 are verified. Return a rejection to refuse; the bytes are the caller's to keep. Bodies of 4 MiB and
+   * more sit in a SharedArrayBuffer (hashed by a worker while they arrive: body-sink.ts); `bytes.slice()` gives an ordinary copy.
+   */
   receive(header: ModelHeader, bytes: Uint8Array, from: PeerId): Decision | void | Promise<Decision | void>;
 }
 export type PullHandler = (request: PullRequest, from: PeerId) =>
