@@ -79,6 +79,8 @@ export class Daemon {
         const run = this.runs.get(h.scenarioId);
         if (!run) return { ok: false, reason: 'unknown-scenario' };
         run.deliver(from.toString(), decodeMessage(bytes));
+        const name = this.node.roster.current.member(from)?.name ?? from.toString();
+        void this.audit.append({ kind: 'model-received', to: 'local', what: `round ${h.round} model from ${name}`, scenario: h.scenarioId, bytes: h.byteLength, sha256: h.sha256, detail: `from ${from.toString()}` }).catch(() => undefined);
         return { ok: true };
       },
     });
