@@ -10,6 +10,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { generateKey, preSharedKey } from '@libp2p/pnet';
 import type { ConnectionProtector, MessageStream, AbortOptions } from '@libp2p/interface';
 import { CohortError } from '../util/errors.ts';
+import { batchTcpWrites } from './tcp-writes.ts';
 
 const SLICE = 64 * 1024;
 
@@ -54,6 +55,7 @@ export function pnetProtector(psk: Uint8Array): () => ConnectionProtector {
     const inner = factory();
     return {
       async protect(connection: MessageStream, options?: AbortOptions): Promise<MessageStream> {
+        batchTcpWrites(connection); // with pnet, the protector (not noise) is the first to see the TCP stream
         return patchBoxStream(await inner.protect(connection, options));
       },
     };
