@@ -27,10 +27,12 @@ import { adminRoutes } from './routes.ts';
 import { ScenarioRun } from './runner.ts';
 
 const log = logger('peer:daemon');
+const REPUBLISH_EVERY = 3;
 
 export class Daemon {
   readonly runs = new Map<string, ScenarioRun>();
   private heartbeat: NodeJS.Timeout | undefined;
+  private beats = 0;
   private admin: AdminApi | undefined;
   private stopping: Promise<void> | undefined;
   readonly startedAt = new Date();
@@ -181,7 +183,8 @@ export class Daemon {
     try {
       await this.coordinator.publishHeartbeat(body);
       await this.coordinator.enforceDeadlines();
-      await this.coordinator.republish();
+      // anti-entropy every few beats: enough for peers that were away, without filling the audit log with repeats
+      if (this.beats++ % REPUBLISH_EVERY === 0) await this.coordinator.republish();
     } catch (e) {
       log.debug({ err: e }, 'heartbeat failed');
     }
