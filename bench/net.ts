@@ -6,7 +6,7 @@
  * Columns: MiBps (libp2p), raw_MiBps (raw TCP, receiver only counts bytes), ratio = MiBps / raw_MiBps; raw_work_MiBps (raw TCP
  * whose receiver puts the body through the same body sink as the model receiver: buffer + sha256), ratio_vs_work.
  * Env: COHORT_BENCH_NET_SWEEP=1 adds rows for chunk sizes and yamux windows (the investigation written up in docs/network.md);
- * COHORT_BENCH_NET_REPS=N repetitions; COHORT_BENCH_NET_ONLY=transfer|gossip; COHORT_NET_BODY_WORKER=0 and COHORT_NET_NOISE_FIX=0
+ * COHORT_BENCH_NET_REPS=N repetitions; COHORT_BENCH_NET_ONLY=transfer|gossip; COHORT_NET_BODY_WORKER=0, COHORT_NET_NOISE_FIX=0 and COHORT_NET_TCP_BATCH=0
  * switch the receive fixes off in every process (the "before" figures).
  */
 import '../src/util/polyfills.ts';
@@ -187,7 +187,7 @@ const suite: BenchSuite = {
       rows.push(...(await gossipRows(16, opts.quick ? 2 : 5, log)));
     }
     // the machine is shared: record its load, and whether the receive fixes were switched off for a before/after comparison
-    const fixes = { bodyWorker: process.env.COHORT_NET_BODY_WORKER !== '0', noiseFix: process.env.COHORT_NET_NOISE_FIX !== '0' };
+    const fixes = { bodyWorker: process.env.COHORT_NET_BODY_WORKER !== '0', noiseFix: process.env.COHORT_NET_NOISE_FIX !== '0', tcpBatch: process.env.COHORT_NET_TCP_BATCH !== '0' };
     return { suite: 'net', rows, model_bytes: body.byteLength, loadavg_start: loadBefore.map((x) => round(x, 2)), loadavg_end: loadavg().map((x) => round(x, 2)), cpus: cpus().length, fixes };
   },
 };
