@@ -11,7 +11,7 @@ import { Trainer, type Metrics, type TrainConfig } from '../engine/index.ts';
 import { selectSamples, type SampleSet } from '../data/samples.ts';
 import { statSync } from 'node:fs';
 import { applyStandardiser, fitStandardiser, readTabular, stratifiedSplit } from '../data/tabular.ts';
-import { preprocessFolder } from '../data/preprocess.ts';
+import { preprocessFolder, splitBySubject } from '../data/preprocess.ts';
 import { Rng } from '../util/random.ts';
 import type { ScenarioManifest } from '../scenario/manifest.ts';
 
@@ -44,10 +44,7 @@ interface Site { train: SampleSet; test: SampleSet; trainer: Trainer; cfg: Train
 /** This site's data, split into a training part and a held-out part, standardised with the training part's statistics only. */
 function loadSite(init: WorkerInit): { train: SampleSet; test: SampleSet } {
   const m = init.manifest;
-  const set = statSync(init.dataPath).isDirectory() ? imageSite(init) : tabularSite(init);
-  const split = set.targets.label
-    ? stratifiedSplit(set.targets.label.data, m.data.holdout, m.training.seed)
-    : randomSplit(set.size, m.data.holdout, m.training.seed);
+  const { set, split } = statSync(init.dataPath).isDirectory() ? imageSite(init) : tabularSite(init);
   let train = selectSamples(set, split.train);
   let test = selectSamples(set, split.test);
   if (m.data.preprocessing.standardize === true) {
@@ -60,20 +57,33 @@ function loadSite(init: WorkerInit): { train: SampleSet; test: SampleSet } {
   return { train, test };
 }
 
-function tabularSite(init: WorkerInit): SampleSet {
-  const label = (init.dataOptions.label as string | undefined) ?? init.manifest.data.selector.label ?? 'label';
-  return readTabular(init.dataPath, { label }).set;
+interface SplitSite { set: SampleSet; split: { train: number[]; test: number[] } }
+
+/** A CSV: one row is one patient, so a stratified split by row is a split by patient. */
+function tabularSite(init: WorkerInit): SplitSite {
+  const m = init.manifest;
+  const label = (init.dataOptions.label as string | undefined) ?? m.data.selector.label ?? 'label';
+  // the manifest's class list keeps class k the same class at every site, and lets a site with one class take part
+  const classNames = m.data.selector.classNames;
+  const { set } = readTabular(init.dataPath, classNames ? { label, classNames } : { label });
+  const split = set.targets.label
+    ? stratifiedSplit(set.targets.label.data, m.data.holdout, m.training.seed)
+    : randomSplit(set.size, m.data.holdout, m.training.seed);
+  return { set, split };
 }
 
 /** A medical folder (images, masks, clinical CSV) through the data layer's preprocessing (the manifest's data.preprocessing). */
-function imageSite(init: WorkerInit): SampleSet {
-  const { set } = preprocessFolder(init.dataPath, init.manifest.data.preprocessing, init.manifest.training.seed);
+function imageSite(init: WorkerInit): SplitSite {
+  const result = preprocessFolder(init.dataPath, init.manifest.data.preprocessing, init.manifest.training.seed);
+  // patches and augmented copies of one patient stay on one side of the split, or the held-out metric would be optimistic
+  const split = splitBySubject(result, init.manifest.data.holdout, init.manifest.training.seed);
+  const set = result.set;
   const model = init.manifest.model as { type: string; markers?: string[] };
   // multi-task models predict per-subject markers; a site whose clinical label is the (single) marker provides it this way
   if (model.type === 'multitask-unet' && !set.targets.markers && set.targets.label && model.markers?.length === 1) {
-    return { ...set, targets: { ...set.targets, markers: { shape: [1], data: set.targets.label.data } } };
+    return { set: { ...set, targets: { ...set.targets, markers: { shape: [1], data: set.targets.label.data } } }, split };
   }
-  return set;
+  return { set, split };
 }
 
 function randomSplit(n: number, holdout: number, seed: number): { train: number[]; test: number[] } {

@@ -39,6 +39,9 @@ export const dataSchema = z.object({
     /** Simulation only: a file path (CSV) or a generator name (synthetic:...). */
     source: z.string().max(1000).optional(),
     label: z.string().max(200).optional(),
+    /** The label's classes in index order, the same at every site: a site that sees only some classes (label skew) still
+     *  encodes class k as classNames[k]. */
+    classNames: z.array(z.string().min(1).max(200)).min(2).max(1000).optional(),
   }).strict(),
   /** Interpreted by src/data (normalisation, resampling, radiomics, ...): validated here only as JSON. */
   preprocessing: z.record(z.string().max(200), jsonValue).default({}),
