@@ -15,7 +15,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import type { PeerId, PrivateKey } from '@libp2p/interface';
 import { CohortError } from '../util/errors.ts';
 import { logger } from '../util/log.ts';
-import { canonicalJson } from './canonical.ts';
+import { canonicalJson } from '../util/canonical.ts';
 
 const log = logger('net:roster');
 

@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { peerIdFromString } from '@libp2p/peer-id';
-import { canonicalJson } from '../net/canonical.ts';
+import { canonicalJson } from '../util/canonical.ts';
 import type { Roster } from '../net/roster.ts';
 import type { Identity } from '../net/identity.ts';
 

@@ -10,7 +10,7 @@
  * Every outbound message and model transfer, and every approval or rejection, is recorded (the daemon calls append; nothing else writes).
  */
 import { createHash } from 'node:crypto';
-import { canonicalJson } from '../net/canonical.ts';
+import { canonicalJson } from '../util/canonical.ts';
 import type { Store } from './db.ts';
 
 export const AUDIT_KINDS = ['gossip-sent', 'model-sent', 'model-received', 'approval', 'rejection', 'decline', 'launch', 'cancel',

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import xsalsa20 from 'xsalsa20';
 import { decodeGossip, registerGossipType, scenarioTopic, topics } from '../../src/net/pubsub.ts';
-import { canonicalJson } from '../../src/net/canonical.ts';
+import { canonicalJson } from '../../src/util/canonical.ts';
 import { encodeFrame } from '../../src/net/stream-io.ts';
 import { slicedCipher } from '../../src/net/pnet.ts';
 import { Rng } from '../../src/util/random.ts';
