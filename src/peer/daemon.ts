@@ -229,8 +229,9 @@ export class Daemon {
     this.coordinator.stop();
     await Promise.all([...this.runs.values()].map((r) => r.stop().catch(() => undefined)));
     await this.admin?.close();
-    await this.audit.append({ kind: 'stop', to: 'local', what: 'daemon stopped' }).catch(() => undefined);
+    // the network goes first: a model still arriving must be audited before 'stop', which closes the log for this run
     await this.node.stop().catch((e: unknown) => log.warn({ err: e }, 'libp2p stop failed'));
+    await this.audit.append({ kind: 'stop', to: 'local', what: 'daemon stopped' }).catch(() => undefined);
     await this.store.close();
     log.info('peer daemon stopped');
   }
