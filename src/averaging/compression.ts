@@ -119,18 +119,55 @@ const fp16Codec: Codec = {
   name: 'fp16',
   lossless: false,
   encode(v) {
+    // Works on the float32 bit patterns directly (same result as toHalf per value, ~4x faster than a call per value).
+    const f = v instanceof Float32Array ? v : Float32Array.from(v);
+    const bits = new Uint32Array(f.buffer, f.byteOffset, f.length);
     const out = new Uint16Array(v.length);
-    for (let i = 0; i < v.length; i++) out[i] = toHalf(v[i] as number);
+    for (let i = 0; i < bits.length; i++) out[i] = halfBits(bits[i] as number);
     return new Uint8Array(out.buffer);
   },
   decode(bytes, length) {
     if (bytes.byteLength !== length * 2) throw malformed('fp16', `${bytes.byteLength} bytes for ${length} values`);
     const h = new Uint16Array(aligned(bytes));
+    const table = halfTable();
     const out = new Float32Array(length);
-    for (let i = 0; i < length; i++) out[i] = fromHalf(h[i] as number);
+    for (let i = 0; i < length; i++) out[i] = table[h[i] as number] as number;
     return out;
   },
 };
+
+/** toHalf on a float32 bit pattern (kept in step with toHalf; the test compares them). */
+function halfBits(b: number): number {
+  const sign = (b >>> 16) & 0x8000;
+  const exp = (b >>> 23) & 0xff;
+  const mant = b & 0x7fffff;
+  const e = exp - 112; // exp - 127 + 15
+  if (e > 0 && e < 0x1f) {
+    // normal range: round the 23-bit mantissa to 10 bits, nearest even; a carry into the exponent is what IEEE wants
+    const rest = mant & 0x1fff;
+    let h = (e << 10) | (mant >>> 13);
+    if (rest > 0x1000 || (rest === 0x1000 && (h & 1))) h++;
+    return sign | (h >= 0x7c00 ? 0x7c00 : h);
+  }
+  return toHalf(bitsToFloat(b));
+}
+
+const bitsU32 = new Uint32Array(1);
+const bitsF32 = new Float32Array(bitsU32.buffer);
+function bitsToFloat(b: number): number {
+  bitsU32[0] = b;
+  return bitsF32[0] as number;
+}
+
+/** fromHalf for all 65536 halves, built once: decoding is a table lookup. */
+let halfTableCache: Float32Array | undefined;
+function halfTable(): Float32Array {
+  if (!halfTableCache) {
+    halfTableCache = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) halfTableCache[h] = fromHalf(h);
+  }
+  return halfTableCache;
+}
 
 // ---- int8 with stochastic rounding and per-block scales: [f32 scale per block][int8 per value] ----
 function int8Codec(blockSize: number): Codec {
@@ -150,13 +187,23 @@ function int8Codec(blockSize: number): Codec {
         const lo = b * blockSize;
         const hi = Math.min(v.length, lo + blockSize);
         let max = 0;
-        for (let i = lo; i < hi; i++) max = Math.max(max, Math.abs(v[i] as number));
+        for (let i = lo; i < hi; i++) {
+          const a = Math.abs(v[i] as number);
+          if (a > max) max = a;
+        }
         const s = Math.fround(max / 127);
         scales[b] = s;
         if (s === 0) continue;
+        // One Rng draw per block seeds a mulberry32 stream for the block's rounding noise: a call into the Rng per value
+        // cost ~80% of the encode time. Still seeded (same Rng, same bytes), still uniform in [0, 1), so still unbiased.
+        let state = rng.nextU32() | 0;
         for (let i = lo; i < hi; i++) {
-          const r = Math.floor((v[i] as number) / s + rng.next()); // unbiased: E[r] = v / s
-          q[i] = Math.max(-127, Math.min(127, r));
+          state = (state + 0x6d2b79f5) | 0;
+          let t = Math.imul(state ^ (state >>> 15), state | 1);
+          t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+          const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+          const r = Math.floor((v[i] as number) / s + u); // unbiased: E[r] = v / s
+          q[i] = r < -127 ? -127 : r > 127 ? 127 : r;
         }
       }
       return out;
@@ -164,11 +211,15 @@ function int8Codec(blockSize: number): Codec {
     decode(bytes, length) {
       const blocks = Math.ceil(length / blockSize);
       if (bytes.byteLength !== blocks * 4 + length) throw malformed('int8', `${bytes.byteLength} bytes for ${length} values`);
-      const buf = aligned(bytes);
-      const scales = new Float32Array(buf, 0, blocks);
-      const q = new Int8Array(buf, blocks * 4);
+      // only the scales need 4-byte alignment: copy those (1/blockSize of the payload), read the int8 values in place
+      const scales = new Float32Array(aligned(bytes.subarray(0, blocks * 4)));
+      const q = new Int8Array(bytes.buffer, bytes.byteOffset + blocks * 4, length);
       const out = new Float32Array(length);
-      for (let i = 0; i < length; i++) out[i] = (q[i] as number) * (scales[Math.floor(i / blockSize)] as number);
+      for (let b = 0; b < blocks; b++) {
+        const s = scales[b] as number;
+        const hi = Math.min(length, (b + 1) * blockSize);
+        for (let i = b * blockSize; i < hi; i++) out[i] = (q[i] as number) * s;
+      }
       return out;
     },
   };
