@@ -4,7 +4,7 @@
  * Parent -> child: {op:'dial', addrs} | {op:'subscribe', topic} | {op:'receive'} | {op:'trickle', to, bytes, delayMs} |
  *                  {op:'raw-server'} | {op:'stop'}
  * Child -> parent: {ev:'ready', addr, peerId} | {ev:'dialed'} | {ev:'subscribed'} | {ev:'gossip', at, bytes} |
- *                  {ev:'model', at, bytes, ok} | {ev:'raw-port', port, plainPort} | {ev:'header-accepted'} | {ev:'error', message}
+ *                  {ev:'model', at, bytes, ok, decodeMs?} | {ev:'check', codec, ok, worst} | {ev:'raw-port', port, plainPort} | {ev:'header-accepted'} | {ev:'error', message}
  * `at` is performance.timeOrigin + performance.now(): a wall clock with sub-millisecond resolution shared by processes on one host.
  */
 import '../../src/util/polyfills.ts';
@@ -15,6 +15,9 @@ import { encodeFrame } from '../../src/net/stream-io.ts';
 import { MODEL_PROTOCOL, makeHeader } from '../../src/net/model-exchange.ts';
 import { openBodySink, type BodySink } from '../../src/net/body-sink.ts';
 import type { CohortNode } from '../../src/net/node.ts';
+import { makeCodec, type CodecName } from '../../src/averaging/compression.ts';
+import type { ModelHeader } from '../../src/net/model-exchange.ts';
+import { benchModel, checkBound } from './model.ts';
 
 interface Args { seed: number; n: number; index: number; psk?: string; chunkBytes?: number; maxStreamWindowSize?: number; initialStreamWindowSize?: number }
 type Cmd =
@@ -55,7 +58,10 @@ async function handle(cmd: Cmd): Promise<void> {
     case 'receive':
       node.models.onModel({
         check: () => { tell({ ev: 'header-accepted' }); return { ok: true }; },
-        receive: (_h, bytes) => { tell({ ev: 'model', at: now(), bytes: bytes.byteLength }); },
+        receive: (h, bytes) => {
+          const decodeMs = decodeCompressed(h, bytes);
+          tell({ ev: 'model', at: now(), bytes: bytes.byteLength, decodeMs });
+        },
       });
       tell({ ev: 'receiving' });
       return;
@@ -69,6 +75,23 @@ async function handle(cmd: Cmd): Promise<void> {
       await node.stop();
       process.exit(0);
   }
+}
+
+/**
+ * A compressed model (header.compression != 'none', meta.params values) is decoded before the receiver answers, so the sender's
+ * timing includes the decode. meta.checkSeed asks for a check of the decoded vector against the seeded original (not timed:
+ * the bench sends such a transfer only as its warm-up).
+ */
+function decodeCompressed(h: ModelHeader, bytes: Uint8Array): number | undefined {
+  if (h.compression === 'none') return undefined;
+  const t0 = performance.now();
+  const decoded = makeCodec(h.compression as CodecName).decode(bytes, Number(h.meta?.params));
+  const ms = performance.now() - t0;
+  if (h.meta?.checkSeed !== undefined) {
+    const r = checkBound(h.compression, benchModel(Number(h.meta.checkSeed), decoded.length), decoded);
+    tell({ ev: 'check', codec: h.compression, ok: r.ok, worst: r.worst });
+  }
+  return ms;
 }
 
 /** A sender that announces `bytes` and then sends them slowly, so that the parent can kill it mid-transfer. */
