@@ -22,6 +22,8 @@ export function sessionOptions(provider: ExecutionProviderName, threads: number)
     graphOptimizationLevel: 'all',
     // Spinning threads on a 2-vCPU machine make timings flip between two speeds 2.5x apart (notes/onnx-train-step.md).
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+    // COHORT_ORT_PROFILE=prefix writes ORT's per-node profile (JSON) of every session: where a step's time goes.
+    ...(process.env.COHORT_ORT_PROFILE ? { enableProfiling: true, profileFilePrefix: process.env.COHORT_ORT_PROFILE } : {}),
   };
 }
 

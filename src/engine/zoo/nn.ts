@@ -66,22 +66,14 @@ export function norm(g: GraphBuilder, s: ParamScope, name: string, x: Tensor, ki
     if (r.runningMean && r.runningVar) { s.update(`${name}.running_mean`, r.runningMean); s.update(`${name}.running_var`, r.runningVar); }
     return r.y;
   }
-  const G = kind === 'instance' ? C : Math.min(groups, C);
+  const gamma = s.param(`${name}.gamma`, [C], 'ones');
+  const beta = s.param(`${name}.beta`, [C], 'zeros');
+  if (kind === 'instance') return g.instanceNorm(x, gamma, beta, 1e-5);
+  const G = Math.min(groups, C);
   if (C % G !== 0) {
     throw new CohortError('BAD_MODEL_SPEC', `${name}: ${C} channels cannot be split into ${G} groups`, 'choose a group count that divides the channel count');
   }
-  const spatial = x.shape.slice(2).reduce((a, b) => a * b, 1);
-  const r = g.reshape(x, [B, G, (C / G) * spatial]);
-  const mean = g.reduceMean(r, [2], true);
-  const d = g.sub(r, mean);
-  const variance = g.reduceMean(g.mul(d, d), [2], true);
-  // 1/sqrt(var+eps) on the small [B,G,1] tensor, then one broadcast Mul: cheaper forward and backward than a full-size Div.
-  const inv = g.reciprocal(g.sqrt(g.add(variance, g.constant(1e-5))));
-  const xhat = g.reshape(g.mul(d, inv), x.shape);
-  const bshape = [1, C, ...x.shape.slice(2).map(() => 1)];
-  const gamma = s.param(`${name}.gamma`, [C], 'ones');
-  const beta = s.param(`${name}.beta`, [C], 'zeros');
-  return g.add(g.mul(xhat, g.reshape(gamma, bshape)), g.reshape(beta, bshape));
+  return g.groupNorm(x, G, gamma, beta, 1e-5);
 }
 
 /** Seeded inverted dropout in training (a fresh seed per step; `salt` tells layers apart), identity in evaluation. */

@@ -6,6 +6,7 @@ import { linalgRules } from './linalg.ts';
 import { reduceRules } from './reduce.ts';
 import { convRules } from './conv.ts';
 import { poolRules } from './pool.ts';
+import { normRules } from './norm.ts';
 
 export const RULES: Readonly<Record<string, Rule>> = {
   ...elementwiseRules,
@@ -14,6 +15,7 @@ export const RULES: Readonly<Record<string, Rule>> = {
   ...reduceRules,
   ...convRules,
   ...poolRules,
+  ...normRules,
 };
 
 /** Piecewise-constant or boolean ops: no gradient flows through them (their outputs do not depend on `wrt`). */
