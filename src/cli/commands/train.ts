@@ -1,76 +1,170 @@
 /**
  * `cohort train --data FILE.csv --label COLUMN [--model mlp|SPEC.json] [--epochs N] [--seed S] [--batch B] [--lr X]
  *   [--optimizer sgd|adam|adamw] [--providers cuda,webgpu,cpu] [--threads T] [--export model.onnx] [--json]`
- * Local training only (the baseline a site can run on its own): seeded stratified held-out split, standardisation
- * fitted on the training part, progress bar, held-out metrics. --json prints one JSON document on stdout.
+ * `cohort train --data FOLDER [--preprocess CONFIG.json | --scenario SCENARIO.json] [--model SPEC.json] [--label COL] ...`
+ * Local training only (the baseline a site can run on its own), progress bar, held-out metrics. --json prints one JSON
+ * document on stdout ({model, provider, epochs, test, seconds, ...}).
+ *   CSV: seeded stratified held-out split, standardisation fitted on the training part, accuracy/AUC.
+ *   Medical folder (ROOT/<subject>/<modality>/..., see docs/data.md): the data layer's preprocessing (from --preprocess, or a
+ *   scenario manifest's data.preprocessing + model + loss + optimizer), held-out split by subject, Dice/IoU for segmentation,
+ *   accuracy/AUC for classification.
  */
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CohortError } from '../../util/errors.ts';
 import { progressBar } from '../../util/progress.ts';
 import type { SampleSet } from '../../data/samples.ts';
 import { readTabular } from '../../data/tabular.ts';
-import { trainLocal } from '../../engine/local.ts';
+import { scanFolder } from '../../data/folder.ts';
+import { preprocessFolder, splitBySubject } from '../../data/preprocess.ts';
+import { trainLocal, type LocalTrainOptions, type LocalTrainResult } from '../../engine/local.ts';
+import { adaptTargets, checkModelFitsSamples, defaultImageModel, withClasses } from '../../engine/local-images.ts';
 import { releaseSessions } from '../../engine/sessions.ts';
 import type { ExecutionProviderName } from '../../engine/providers.ts';
-import type { ModelSpec, OptimizerSpec } from '../../engine/spec.ts';
+import type { LossSpec, ModelSpec, OptimizerSpec } from '../../engine/spec.ts';
+import { loadManifest } from '../../scenario/manifest.ts';
 
 interface TrainOpts {
-  data: string; label: string; model: string; epochs: string; seed: string; batch: string; lr?: string; optimizer: string;
-  providers: string; threads: string; export?: string; json?: boolean; testFraction: string;
+  data: string; label?: string; model?: string; epochs?: string; seed: string; batch?: string; lr?: string; optimizer?: string;
+  providers: string; threads: string; export?: string; json?: boolean; testFraction?: string; preprocess?: string; scenario?: string;
 }
 
 export function registerTrain(program: Command): void {
   program
     .command('train')
-    .description('train a model locally on a CSV file (no network): held-out split, metrics, optional ONNX export')
-    .requiredOption('--data <file>', 'CSV file with a header row')
-    .requiredOption('--label <column>', 'the column to predict (class labels)')
-    .option('--model <mlp|spec.json>', 'built-in "mlp" or a JSON model spec file', 'mlp')
-    .option('--epochs <n>', 'passes over the training part', '40')
-    .option('--seed <s>', 'seed for the split, initialisation and shuffling', '1')
-    .option('--batch <b>', 'minibatch size', '32')
+    .description('train a model locally on a CSV file or a medical image folder (no network): held-out split, metrics, optional ONNX export')
+    .requiredOption('--data <file|dir>', 'CSV file with a header row, or a medical folder (ROOT/<subject>/<modality>/...)')
+    .option('--label <column>', 'the column to predict (class labels); required for CSV, overrides the preprocessing label for folders')
+    .option('--model <mlp|spec.json>', 'built-in "mlp" (CSV) or a JSON model spec file (folders: default U-Net with masks, else CNN)')
+    .option('--preprocess <config.json>', 'folders: the preprocessing config (docs/data.md)')
+    .option('--scenario <manifest.json>', 'folders: take data.preprocessing, model, loss, optimizer, batch size and holdout from a scenario manifest')
+    .option('--epochs <n>', 'passes over the training part (default 40 for CSV, 20 for images)')
+    .option('--seed <s>', 'seed for the split, preprocessing, initialisation and shuffling', '1')
+    .option('--batch <b>', 'minibatch size (default 32 for CSV, 8 or the scenario\'s for images)')
     .option('--lr <x>', 'learning rate (default: the optimizer\'s)')
-    .option('--optimizer <name>', 'sgd | adam | adamw', 'adam')
+    .option('--optimizer <name>', 'sgd | adam | adamw (default adam, or the scenario\'s)')
     .option('--providers <list>', 'execution providers to try in order', 'cuda,webgpu,cpu')
     .option('--threads <t>', 'CPU threads for onnxruntime', '2')
-    .option('--test-fraction <f>', 'held-out fraction (stratified)', '0.2')
+    .option('--test-fraction <f>', 'held-out fraction (CSV: stratified rows, default 0.2; folders: subjects, default 0.25 or the scenario\'s holdout)')
     .option('--export <file.onnx>', 'write the trained model as a portable ONNX file')
     .option('--json', 'print the result as one JSON document')
-    .action(async (o: TrainOpts) => runTrain(o));
+    .action(async (o: TrainOpts) => (isDirectory(o.data) ? runImages(o) : runCsv(o)));
 }
 
-async function runTrain(o: TrainOpts): Promise<void> {
+async function runCsv(o: TrainOpts): Promise<void> {
   const t0 = performance.now();
+  if (!o.label) throw new CohortError('MISSING_ARGUMENT', 'CSV training needs --label COLUMN', 'name the column to predict, e.g. --label diagnosis');
+  if (o.preprocess || o.scenario) {
+    throw new CohortError('BAD_ARGUMENT', `--preprocess/--scenario apply to image folders, and ${o.data} is a file`, 'pass a medical folder with --data, or drop them');
+  }
   const { set, classes, classNames, features } = readCsvSamples(o.data, o.label);
-  const model = modelSpec(o.model, classes);
-  const epochs = int(o.epochs, '--epochs');
-  const optimizer = { type: o.optimizer, ...(o.lr ? { lr: num(o.lr, '--lr') } : {}) } as OptimizerSpec;
-  const bar = progressBar({ total: epochs, label: 'training', enabled: !o.json, fields: 'loss {loss}' });
-  const r = await trainLocal(set, {
-    model, optimizer, epochs, batchSize: int(o.batch, '--batch'), seed: int(o.seed, '--seed'),
-    testFraction: num(o.testFraction, '--test-fraction'), providers: providerList(o.providers), threads: int(o.threads, '--threads'),
-    fusedSteps: 8, standardize: ['features'],
-    onEpoch: (e, loss) => bar.update(e, { loss: loss.toFixed(4) }),
-  });
-  bar.stop();
+  const model = modelSpec(o.model ?? 'mlp', classes);
+  const epochs = int(o.epochs ?? '40', '--epochs');
+  const r = await withBar(epochs, o.json, (onEpoch) => trainLocal(set, {
+    model, optimizer: optimizerFrom(o) ?? { type: 'adam' }, epochs, batchSize: int(o.batch ?? '32', '--batch'), seed: int(o.seed, '--seed'),
+    testFraction: num(o.testFraction ?? '0.2', '--test-fraction'), providers: providerList(o.providers), threads: int(o.threads, '--threads'),
+    fusedSteps: 8, standardize: ['features'], onEpoch,
+  }));
   if (o.export) writeFileSync(o.export, r.trainer.exportOnnx());
   const seconds = (performance.now() - t0) / 1000;
   const test = { accuracy: r.metrics.accuracy, auc: r.metrics.auc, balancedAccuracy: r.metrics.balancedAccuracy, loss: r.metrics.loss };
-  const result = { model: model.type, provider: r.trainer.provider, epochs, test, seconds: Number(seconds.toFixed(2)),
+  const result = { model: parsedType(model), provider: r.trainer.provider, epochs, test, seconds: Number(seconds.toFixed(2)),
     train: { samples: r.train.size, loss: r.trainLoss }, testSamples: r.test.size, features: features.length, classes: classNames,
     ...(o.export ? { exported: o.export } : {}) };
-  await r.trainer.dispose();
-  await releaseSessions();
+  await release(r);
   if (o.json) { process.stdout.write(JSON.stringify(result) + '\n'); return; }
-  const pct = (v: number | undefined): string => (v === undefined ? 'n/a' : `${(100 * v).toFixed(1)}%`);
-  process.stdout.write(`${model.type} on ${r.trainer.provider}: ${epochs} epochs, ${r.train.size} training / ${r.test.size} held-out samples\n`
+  process.stdout.write(`${result.model} on ${r.trainer.provider}: ${epochs} epochs, ${r.train.size} training / ${r.test.size} held-out samples\n`
     + `held-out accuracy ${pct(test.accuracy)}, balanced accuracy ${pct(test.balancedAccuracy)}, AUC ${test.auc?.toFixed(4) ?? 'n/a'}`
     + ` (${seconds.toFixed(1)} s)${o.export ? `\nwrote ${o.export}` : ''}\n`);
 }
 
-function modelSpec(arg: string, classes: number): ModelSpec {
-  if (arg === 'mlp') return { type: 'mlp', hidden: [32], classes };
+/** What a folder's training takes from --preprocess or a scenario manifest (CLI flags override the manifest's). */
+interface ImageSetup { config: Record<string, unknown>; model?: ModelSpec; loss?: LossSpec; optimizer?: OptimizerSpec; batchSize?: number; holdout?: number }
+
+function imageSetup(o: TrainOpts): ImageSetup {
+  const m = o.scenario ? loadManifest(o.scenario) : undefined;
+  const fromFile = o.preprocess ? readJson(o.preprocess, 'preprocessing config') : undefined;
+  const config = fromFile ?? (m && Object.keys(m.data.preprocessing).length ? m.data.preprocessing : undefined);
+  if (!config || typeof config !== 'object' || Array.isArray(config)) {
+    throw new CohortError('MISSING_PREPROCESSING', m ? `${o.scenario} has no data.preprocessing for the images in ${o.data}`
+      : `${o.data} is an image folder, and images need a preprocessing config (modalities, size, intensity, ...)`,
+    'pass --preprocess CONFIG.json (see docs/data.md) or --scenario scenarios/petct-segmentation.json');
+  }
+  const withLabel = o.label ? { ...config, label: o.label } : config;
+  return { config: withLabel as Record<string, unknown>, model: m?.model as ModelSpec | undefined, loss: m?.loss as LossSpec | undefined,
+    optimizer: m?.optimizer as OptimizerSpec | undefined, batchSize: m?.training.batchSize, holdout: m?.data.holdout };
+}
+
+async function runImages(o: TrainOpts): Promise<void> {
+  const t0 = performance.now();
+  scanFolder(o.data); // a folder that is no medical folder fails here, before the config is even looked at
+  const setup = imageSetup(o);
+  const seed = int(o.seed, '--seed');
+  const pre = preprocessFolder(o.data, setup.config, seed);
+  const model = withClasses(o.model ? modelSpec(o.model) : setup.model ?? defaultImageModel(pre.set), pre.set);
+  checkModelFitsSamples(model, pre.set);
+  const set = adaptTargets(pre.set, model);
+  const split = splitBySubject(pre, o.testFraction ? num(o.testFraction, '--test-fraction') : setup.holdout ?? 0.25, seed);
+  const epochs = int(o.epochs ?? '20', '--epochs');
+  const opts: LocalTrainOptions = { model, loss: setup.loss, optimizer: optimizerFrom(o) ?? setup.optimizer ?? { type: 'adam', lr: 0.003 }, epochs,
+    batchSize: o.batch ? int(o.batch, '--batch') : setup.batchSize ?? 8, seed, split, providers: providerList(o.providers), threads: int(o.threads, '--threads') };
+  const r = await withBar(epochs, o.json, (onEpoch) => trainLocal(set, { ...opts, onEpoch }));
+  if (o.export) writeFileSync(o.export, r.trainer.exportOnnx());
+  const seconds = (performance.now() - t0) / 1000;
+  const subjectsIn = (idx: number[]): number => new Set(idx.map((i) => pre.sampleCase[i])).size;
+  const test = Object.fromEntries(Object.entries(r.metrics).filter(([, v]) => v !== undefined && Number.isFinite(v)));
+  const result = { model: parsedType(model), provider: r.trainer.provider, epochs, test, seconds: Number(seconds.toFixed(2)),
+    task: set.targets.mask ? (set.targets.markers ? 'multitask' : 'segmentation') : 'classification',
+    train: { samples: r.train.size, subjects: subjectsIn(split.train), loss: r.trainLoss }, testSamples: r.test.size, testSubjects: subjectsIn(split.test),
+    inputs: Object.fromEntries(Object.entries(set.inputs).map(([k, v]) => [k, [...v.shape]])), ...(o.export ? { exported: o.export } : {}) };
+  await release(r);
+  if (o.json) { process.stdout.write(JSON.stringify(result) + '\n'); return; }
+  process.stdout.write(`${result.model} on ${r.trainer.provider}: ${epochs} epochs, ${r.train.size} training / ${r.test.size} held-out samples`
+    + ` (${result.train.subjects} / ${result.testSubjects} subjects), input ${JSON.stringify(result.inputs)}\n`
+    + `held-out ${imageMetricLine(r.metrics)} (${seconds.toFixed(1)} s)${o.export ? `\nwrote ${o.export}` : ''}\n`);
+}
+
+function imageMetricLine(m: LocalTrainResult['metrics']): string {
+  const parts: string[] = [];
+  if (m.dice !== undefined) parts.push(`Dice ${m.dice.toFixed(4)}`, `IoU ${m.iou?.toFixed(4) ?? 'n/a'}`);
+  if (m.accuracy !== undefined) parts.push(`accuracy ${pct(m.accuracy)}`, `AUC ${m.auc?.toFixed(4) ?? 'n/a'}`);
+  for (const [k, v] of Object.entries(m)) if (k.startsWith('auc_') && v !== undefined) parts.push(`${k} ${v.toFixed(4)}`);
+  return parts.length ? parts.join(', ') : `loss ${m.loss.toFixed(4)}`;
+}
+
+async function withBar(epochs: number, json: boolean | undefined,
+  go: (onEpoch: (e: number, loss: number) => void) => Promise<LocalTrainResult>): Promise<LocalTrainResult> {
+  const bar = progressBar({ total: epochs, label: 'training', enabled: !json, fields: 'loss {loss}' });
+  try { return await go((e, loss) => bar.update(e, { loss: loss.toFixed(4) })); } finally { bar.stop(); }
+}
+
+async function release(r: LocalTrainResult): Promise<void> {
+  await r.trainer.dispose();
+  await releaseSessions();
+}
+
+function optimizerFrom(o: TrainOpts): OptimizerSpec | undefined {
+  if (!o.optimizer && !o.lr) return undefined;
+  return { type: o.optimizer ?? 'adam', ...(o.lr ? { lr: num(o.lr, '--lr') } : {}) } as OptimizerSpec;
+}
+
+function parsedType(m: ModelSpec): string { return String((m as { type?: unknown }).type); }
+
+const pct = (v: number | undefined): string => (v === undefined ? 'n/a' : `${(100 * v).toFixed(1)}%`);
+
+function isDirectory(p: string): boolean {
+  try { return statSync(p).isDirectory(); } catch { return false; }
+}
+
+function readJson(file: string, what: string): unknown {
+  if (!existsSync(file)) throw new CohortError('FILE_NOT_FOUND', `no ${what} file ${file}`, 'check the path');
+  try { return JSON.parse(readFileSync(file, 'utf8')); } catch (e) {
+    throw new CohortError('BAD_JSON', `${file} is not valid JSON: ${(e as Error).message}`, 'fix the JSON syntax');
+  }
+}
+
+function modelSpec(arg: string, classes?: number): ModelSpec {
+  if (arg === 'mlp') return { type: 'mlp', hidden: [32], classes: classes ?? 2 };
   if (!existsSync(arg)) throw new CohortError('MODEL_SPEC_NOT_FOUND', `no model spec file ${arg}`, 'pass --model mlp or the path of a JSON model spec');
   let raw: unknown;
   try { raw = JSON.parse(readFileSync(arg, 'utf8')); } catch (e) {
@@ -78,7 +172,7 @@ function modelSpec(arg: string, classes: number): ModelSpec {
   }
   // classes follows from the data when the spec leaves it out
   const type = (raw as { type?: unknown } | null)?.type;
-  if (raw && typeof raw === 'object' && !('classes' in raw) && ['mlp', 'cnn2d', 'cnn3d', 'multimodal'].includes(String(type))) raw = { ...raw, classes };
+  if (classes !== undefined && raw && typeof raw === 'object' && !('classes' in raw) && ['mlp', 'cnn2d', 'cnn3d', 'multimodal'].includes(String(type))) raw = { ...raw, classes };
   return raw as ModelSpec;
 }
 
