@@ -38,9 +38,9 @@ export function registerTrain(program: Command): void {
     .option('--model <mlp|spec.json>', 'built-in "mlp" (CSV) or a JSON model spec file (folders: default U-Net with masks, else CNN)')
     .option('--preprocess <config.json>', 'folders: the preprocessing config (docs/data.md)')
     .option('--scenario <manifest.json>', 'folders: take data.preprocessing, model, loss, optimizer, batch size and holdout from a scenario manifest')
-    .option('--epochs <n>', 'passes over the training part (default 40 for CSV, 20 for images)')
+    .option('--epochs <n>', 'passes over the training part (default 40 for CSV, 30 for images)')
     .option('--seed <s>', 'seed for the split, preprocessing, initialisation and shuffling', '1')
-    .option('--batch <b>', 'minibatch size (default 32 for CSV, 8 or the scenario\'s for images)')
+    .option('--batch <b>', 'minibatch size (default 32 for CSV, 4 or the scenario\'s for images)')
     .option('--lr <x>', 'learning rate (default: the optimizer\'s)')
     .option('--optimizer <name>', 'sgd | adam | adamw (default adam, or the scenario\'s)')
     .option('--providers <list>', 'execution providers to try in order', 'cuda,webgpu,cpu')
@@ -97,7 +97,7 @@ function imageSetup(o: TrainOpts): ImageSetup {
 
 async function runImages(o: TrainOpts): Promise<void> {
   const t0 = performance.now();
-  scanFolder(o.data); // a folder that is no medical folder fails here, before the config is even looked at
+  checkMedicalFolder(o.data);
   const setup = imageSetup(o);
   const seed = int(o.seed, '--seed');
   const pre = preprocessFolder(o.data, setup.config, seed);
@@ -105,9 +105,9 @@ async function runImages(o: TrainOpts): Promise<void> {
   checkModelFitsSamples(model, pre.set);
   const set = adaptTargets(pre.set, model);
   const split = splitBySubject(pre, o.testFraction ? num(o.testFraction, '--test-fraction') : setup.holdout ?? 0.25, seed);
-  const epochs = int(o.epochs ?? '20', '--epochs');
+  const epochs = int(o.epochs ?? '30', '--epochs');
   const opts: LocalTrainOptions = { model, loss: setup.loss, optimizer: optimizerFrom(o) ?? setup.optimizer ?? { type: 'adam', lr: 0.003 }, epochs,
-    batchSize: o.batch ? int(o.batch, '--batch') : setup.batchSize ?? 8, seed, split, providers: providerList(o.providers), threads: int(o.threads, '--threads') };
+    batchSize: o.batch ? int(o.batch, '--batch') : setup.batchSize ?? 4, seed, split, providers: providerList(o.providers), threads: int(o.threads, '--threads') };
   const r = await withBar(epochs, o.json, (onEpoch) => trainLocal(set, { ...opts, onEpoch }));
   if (o.export) writeFileSync(o.export, r.trainer.exportOnnx());
   const seconds = (performance.now() - t0) / 1000;
@@ -122,6 +122,15 @@ async function runImages(o: TrainOpts): Promise<void> {
   process.stdout.write(`${result.model} on ${r.trainer.provider}: ${epochs} epochs, ${r.train.size} training / ${r.test.size} held-out samples`
     + ` (${result.train.subjects} / ${result.testSubjects} subjects), input ${JSON.stringify(result.inputs)}\n`
     + `held-out ${imageMetricLine(r.metrics)} (${seconds.toFixed(1)} s)${o.export ? `\nwrote ${o.export}` : ''}\n`);
+}
+
+/** A folder that is no medical folder fails here, before the preprocessing config is even looked at. */
+function checkMedicalFolder(dir: string): void {
+  try { scanFolder(dir); } catch (e) {
+    if (!(e instanceof CohortError) || e.code !== 'EMPTY_DATASET') throw e;
+    throw new CohortError('NOT_A_MEDICAL_FOLDER', `${dir} is not a medical folder: ${e.message.replace(`${dir} `, 'it ')}`,
+      'lay images out as ROOT/<subject>/<modality>/<file>.nii.gz (or DICOM files), masks under ROOT/<subject>/SEG/, a clinical CSV in ROOT; or pass a CSV file', { cause: e });
+  }
 }
 
 function imageMetricLine(m: LocalTrainResult['metrics']): string {
