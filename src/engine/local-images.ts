@@ -4,6 +4,7 @@
  *   defaultImageModel(set)            a U-Net when the set has masks, else a CNN classifier on the label (2D or 3D by shape)
  *   withClasses(spec, set)            fills in `classes` of a classifier spec from the set's labels
  *   checkModelFitsSamples(spec, set)  the spec's expected input shape against the preprocessed one, before any graph is built
+ *   imageTask(spec)                   'segmentation' | 'multitask' | 'classification': what the model learns (and is scored on)
  *   adaptTargets(set, spec)           the clinical label as the single marker of a multi-task U-Net (as the daemon's worker does)
  */
 import { CohortError } from '../util/errors.ts';
@@ -43,6 +44,11 @@ export function checkModelFitsSamples(spec: ModelSpec, set: SampleSet): void {
     }
     if ('depth' in m) checkDivisible(m.type, m.depth, name, got);
   }
+}
+
+export function imageTask(spec: ModelSpec): 'segmentation' | 'multitask' | 'classification' {
+  if (spec.type === 'unet2d' || spec.type === 'unet3d') return 'segmentation';
+  return spec.type === 'multitask-unet' ? 'multitask' : 'classification';
 }
 
 /** Multi-task U-Nets learn per-subject markers; a site whose clinical label is the (single) marker provides it this way. */

@@ -18,7 +18,7 @@ import { readTabular } from '../../data/tabular.ts';
 import { scanFolder } from '../../data/folder.ts';
 import { preprocessFolder, splitBySubject } from '../../data/preprocess.ts';
 import { trainLocal, type LocalTrainOptions, type LocalTrainResult } from '../../engine/local.ts';
-import { adaptTargets, checkModelFitsSamples, defaultImageModel, withClasses } from '../../engine/local-images.ts';
+import { adaptTargets, checkModelFitsSamples, defaultImageModel, imageTask, withClasses } from '../../engine/local-images.ts';
 import { releaseSessions } from '../../engine/sessions.ts';
 import type { ExecutionProviderName } from '../../engine/providers.ts';
 import type { LossSpec, ModelSpec, OptimizerSpec } from '../../engine/spec.ts';
@@ -114,7 +114,7 @@ async function runImages(o: TrainOpts): Promise<void> {
   const subjectsIn = (idx: number[]): number => new Set(idx.map((i) => pre.sampleCase[i])).size;
   const test = Object.fromEntries(Object.entries(r.metrics).filter(([, v]) => v !== undefined && Number.isFinite(v)));
   const result = { model: parsedType(model), provider: r.trainer.provider, epochs, test, seconds: Number(seconds.toFixed(2)),
-    task: set.targets.mask ? (set.targets.markers ? 'multitask' : 'segmentation') : 'classification',
+    task: imageTask(model),
     train: { samples: r.train.size, subjects: subjectsIn(split.train), loss: r.trainLoss }, testSamples: r.test.size, testSubjects: subjectsIn(split.test),
     inputs: Object.fromEntries(Object.entries(set.inputs).map(([k, v]) => [k, [...v.shape]])), ...(o.export ? { exported: o.export } : {}) };
   await release(r);
