@@ -6,6 +6,7 @@
  *   f32   exact for Float32 models                                     4 bytes/value
  *   fp16  IEEE half, round to nearest even: |err| <= 2^-11 |v| (normal range), 2^-24 absolute near 0     2 bytes/value
  *   int8  stochastic rounding, one scale per block of B values: |err| <= max|block|/127, unbiased (E[decode] = v)   ~1 byte/value
+ *         (rounding draws: one Rng.nextU32() per block seeds a local xorshift32, for speed; reproducible from the Rng)
  *   topk  the k largest |v| as (index, value): exact on those, ||v - c||^2 <= (1 - k/d) ||v||^2 (needs error feedback or CHOCO)
  *
  * ErrorFeedback keeps what top-k (or any codec) dropped and adds it to the next vector (e <- e + delta; c = Q(e); e <- e - c).
@@ -119,9 +120,9 @@ const fp16Codec: Codec = {
   name: 'fp16',
   lossless: false,
   encode(v) {
-    // Works on the float32 bit patterns directly (same result as toHalf per value, ~4x faster than a call per value).
+    // Works on the float32 bit patterns directly: the same halves as toHalf per value (checked on 4 Mi bit patterns), ~2x faster.
     const f = v instanceof Float32Array ? v : Float32Array.from(v);
-    const bits = new Int32Array(f.buffer, f.byteOffset, f.length); // Int32: stays in small-integer registers (Uint32 loads above 2^31 become doubles)
+    const bits = new Int32Array(f.buffer, f.byteOffset, f.length);
     const out = new Uint16Array(v.length);
     for (let i = 0; i < bits.length; i++) {
       const b = bits[i] as number;
