@@ -18,7 +18,7 @@ export function defaultImageModel(set: SampleSet): ModelSpec {
   if (set.targets.mask) return { type: dims === 2 ? 'unet2d' : 'unet3d', input: 'image', base: 8, depth: 2, classes: 1 };
   if (set.targets.label) return { type: dims === 2 ? 'cnn2d' : 'cnn3d', input: 'image', channels: [8, 16], classes: labelClasses(set) };
   throw new CohortError('MISSING_TARGET', 'the preprocessed data has neither masks nor a label to learn',
-    'add SEG masks to the folder, or set "label" in the preprocessing config to a clinical CSV column');
+    'add SEG masks to the folder, or name a clinical CSV column to predict (cohort train --label COL, or "label" in the preprocessing config)');
 }
 
 /** Classifier specs may leave `classes` out: it follows from the labels, as for CSV data. */
