@@ -97,31 +97,37 @@ function imageSetup(o: TrainOpts): ImageSetup {
 
 async function runImages(o: TrainOpts): Promise<void> {
   const t0 = performance.now();
+  const { opts, set, sampleCase } = prepareImages(o);
+  const r = await withBar(opts.epochs, o.json, (onEpoch) => trainLocal(set, { ...opts, onEpoch }));
+  if (o.export) writeFileSync(o.export, r.trainer.exportOnnx());
+  const seconds = (performance.now() - t0) / 1000;
+  const subjectsIn = (idx: number[]): number => new Set(idx.map((i) => sampleCase[i])).size;
+  const split = opts.split ?? { train: [], test: [] };
+  const test = Object.fromEntries(Object.entries(r.metrics).filter(([, v]) => v !== undefined && Number.isFinite(v)));
+  const result = { model: parsedType(opts.model), provider: r.trainer.provider, epochs: opts.epochs, test, seconds: Number(seconds.toFixed(2)),
+    task: imageTask(opts.model), train: { samples: r.train.size, subjects: subjectsIn(split.train), loss: r.trainLoss },
+    testSamples: r.test.size, testSubjects: subjectsIn(split.test),
+    inputs: Object.fromEntries(Object.entries(set.inputs).map(([k, v]) => [k, [...v.shape]])), ...(o.export ? { exported: o.export } : {}) };
+  await release(r);
+  if (o.json) { process.stdout.write(JSON.stringify(result) + '\n'); return; }
+  process.stdout.write(`${result.model} on ${r.trainer.provider}: ${opts.epochs} epochs, ${r.train.size} training / ${r.test.size} held-out samples`
+    + ` (${result.train.subjects} / ${result.testSubjects} subjects), input ${JSON.stringify(result.inputs)}\n`
+    + `held-out ${imageMetricLine(r.metrics)} (${seconds.toFixed(1)} s)${o.export ? `\nwrote ${o.export}` : ''}\n`);
+}
+
+/** Folder -> preprocessed set, model checked against its sample shape, split by subject, training options. */
+function prepareImages(o: TrainOpts): { opts: LocalTrainOptions; set: SampleSet; sampleCase: Int32Array } {
   checkMedicalFolder(o.data);
   const setup = imageSetup(o);
   const seed = int(o.seed, '--seed');
   const pre = preprocessFolder(o.data, setup.config, seed);
   const model = withClasses(o.model ? modelSpec(o.model) : setup.model ?? defaultImageModel(pre.set), pre.set);
   checkModelFitsSamples(model, pre.set);
-  const set = adaptTargets(pre.set, model);
   const split = splitBySubject(pre, o.testFraction ? num(o.testFraction, '--test-fraction') : setup.holdout ?? 0.25, seed);
-  const epochs = int(o.epochs ?? '30', '--epochs');
-  const opts: LocalTrainOptions = { model, loss: setup.loss, optimizer: optimizerFrom(o) ?? setup.optimizer ?? { type: 'adam', lr: 0.003 }, epochs,
-    batchSize: o.batch ? int(o.batch, '--batch') : setup.batchSize ?? 4, seed, split, providers: providerList(o.providers), threads: int(o.threads, '--threads') };
-  const r = await withBar(epochs, o.json, (onEpoch) => trainLocal(set, { ...opts, onEpoch }));
-  if (o.export) writeFileSync(o.export, r.trainer.exportOnnx());
-  const seconds = (performance.now() - t0) / 1000;
-  const subjectsIn = (idx: number[]): number => new Set(idx.map((i) => pre.sampleCase[i])).size;
-  const test = Object.fromEntries(Object.entries(r.metrics).filter(([, v]) => v !== undefined && Number.isFinite(v)));
-  const result = { model: parsedType(model), provider: r.trainer.provider, epochs, test, seconds: Number(seconds.toFixed(2)),
-    task: imageTask(model),
-    train: { samples: r.train.size, subjects: subjectsIn(split.train), loss: r.trainLoss }, testSamples: r.test.size, testSubjects: subjectsIn(split.test),
-    inputs: Object.fromEntries(Object.entries(set.inputs).map(([k, v]) => [k, [...v.shape]])), ...(o.export ? { exported: o.export } : {}) };
-  await release(r);
-  if (o.json) { process.stdout.write(JSON.stringify(result) + '\n'); return; }
-  process.stdout.write(`${result.model} on ${r.trainer.provider}: ${epochs} epochs, ${r.train.size} training / ${r.test.size} held-out samples`
-    + ` (${result.train.subjects} / ${result.testSubjects} subjects), input ${JSON.stringify(result.inputs)}\n`
-    + `held-out ${imageMetricLine(r.metrics)} (${seconds.toFixed(1)} s)${o.export ? `\nwrote ${o.export}` : ''}\n`);
+  const opts: LocalTrainOptions = { model, loss: setup.loss, optimizer: optimizerFrom(o) ?? setup.optimizer ?? { type: 'adam', lr: 0.003 },
+    epochs: int(o.epochs ?? '30', '--epochs'), batchSize: o.batch ? int(o.batch, '--batch') : setup.batchSize ?? 4, seed, split,
+    providers: providerList(o.providers), threads: int(o.threads, '--threads') };
+  return { opts, set: adaptTargets(pre.set, model), sampleCase: pre.sampleCase };
 }
 
 /** A folder that is no medical folder fails here, before the preprocessing config is even looked at. */
