@@ -108,7 +108,9 @@ const suite: BenchSuite = {
     const loadBefore = loadavg()[0];
     const rows = [];
     try {
-      for (const c of CASES) rows.push(await measureCase(c, torch, reps, providers, log));
+      // COHORT_BENCH_CASES=unet2d runs only the cases whose name contains one of the comma-separated words (A/B runs)
+      const only = process.env.COHORT_BENCH_CASES?.split(',');
+      for (const c of CASES.filter((k) => !only || only.some((w) => k.name.includes(w)))) rows.push(await measureCase(c, torch, reps, providers, log));
     } finally {
       torch?.stop();
       await releaseSessions();

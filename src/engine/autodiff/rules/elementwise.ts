@@ -63,6 +63,7 @@ export const elementwiseRules: Record<string, Rule> = {
   Reciprocal: ({ g, node, dy: [dy] }) => [g.neg(g.mul(dy!, g.mul(node.outputs[0], node.outputs[0])))],
   // relu passes the gradient where y > 0. Greater + Cast + Mul measured 0.78 ms on 1M floats (2 threads) against
   // 1.44 ms for Mul by Sign(y) (ORT's Sign kernel is not vectorised) and 0.82 ms for Where.
+  // relu: Cast(Greater(y, 0)) as the mask; Mul(dY, Sign(y)) measured 2x slower (ORT's Sign kernel is not vectorised)
   Relu: ({ g, node, dy: [dy] }) => [g.mul(dy!, mask(g, g.greater(node.outputs[0], g.constant(0))))],
   // leaky relu: slope 1 where x > 0, alpha elsewhere
   LeakyRelu: ({ g, node, dy: [dy] }) => {
