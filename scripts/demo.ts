@@ -16,8 +16,7 @@ import { parseArgs } from 'node:util';
 import { AdminClient } from '../src/peer/client.ts';
 import { EXAMPLE_SITES, provisionSites, type ProvisionedSite } from '../src/peer/provision.ts';
 import { siteResults } from '../src/scenario/report.ts';
-import type { ScenarioView } from '../src/scenario/lifecycle.ts';
-import { siteTable } from '../src/cli/commands/scenario.ts';
+import { followScenario, type Detail } from '../src/cli/commands/scenario.ts';
 
 const { values: args } = parseArgs({ options: { json: { type: 'boolean' }, scenario: { type: 'string' }, 'as-is': { type: 'boolean' }, peers: { type: 'string' } } });
 const json = Boolean(args.json);
@@ -25,7 +24,6 @@ const say = (s: string): void => void (json ? process.stderr : process.stdout).w
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const t0 = performance.now();
 
-interface Detail { id: string; manifest: Record<string, unknown>; view: ScenarioView; names: Record<string, string> }
 
 function startPeer(site: ProvisionedSite): ChildProcess {
   rmSync(join(site.dir, 'admin.json'), { force: true });
@@ -61,18 +59,6 @@ function demoManifest(file: string): Record<string, unknown> {
   return { ...m, averaging: { ...m.averaging, roundMs, deadlineMs: Math.round(roundMs * 0.8) }, rounds: { ...m.rounds, max: rounds }, launch: { ...run, startDelayMs: tabular ? 4000 : 8000 } };
 }
 
-async function follow(c: AdminClient, id: string): Promise<Detail> {
-  let last = '';
-  for (;;) {
-    const d = await c.get<Detail>(`/scenarios/${id}`);
-    const text = siteTable(d);
-    if (text !== last && !json) process.stdout.write(`${process.stdout.isTTY && last ? `\x1b[${last.split('\n').length}A\x1b[J` : ''}${text}\n`);
-    last = text;
-    if (['finished', 'failed', 'cancelled'].includes(d.view.state)) return d;
-    await sleep(1000);
-  }
-}
-
 async function stopAll(procs: readonly ChildProcess[]): Promise<void> {
   await Promise.all(procs.map((p) => new Promise<void>((done) => {
     if (p.exitCode !== null) return done();
@@ -92,7 +78,7 @@ try {
   const clients = await waitConnected(sites, procs);
   say(`all four peers connected (${((performance.now() - t0) / 1000).toFixed(1)} s); launching ${scenarioFile} from site-a`);
   const { id } = await clients[0]!.post<{ id: string }>('/scenarios', { manifest: demoManifest(scenarioFile) });
-  const d = await follow(clients[0]!, id);
+  const d = await followScenario(clients[0]!, id, { json, to: process.stdout });
   const peers = siteResults(d).map((s) => ({ name: s.name, metric: s.metric, local_only: s.local_only, rounds: s.rounds, bytes_sent: s.bytes_sent }));
   const seconds = Number(((performance.now() - t0) / 1000).toFixed(1));
   if (json) process.stdout.write(JSON.stringify({ scenario: String(d.manifest.name), id, state: d.view.state, peers, seconds }) + '\n');

@@ -10,7 +10,7 @@ import type { ScenarioView } from '../../scenario/lifecycle.ts';
 import { convergenceSvg, metricsJson, reportMarkdown, siteResults, type ReportInput } from '../../scenario/report.ts';
 import { CohortError } from '../../util/errors.ts';
 
-interface Detail { id: string; manifest: Record<string, unknown>; view: ScenarioView; names: Record<string, string>; authorName?: string; launchedAt?: string; run?: unknown }
+export interface Detail { id: string; manifest: Record<string, unknown>; view: ScenarioView; names: Record<string, string>; authorName?: string; launchedAt?: string; run?: unknown }
 interface PeerOpt { peer: string; json?: boolean }
 
 const peerOption = (c: Command): Command => c.option('--peer <dir>', 'peer directory or its cohort.json', process.env.COHORT_PEER ?? '.').option('--json', 'print JSON on stdout');
@@ -35,12 +35,16 @@ export function siteTable(d: Detail): string {
   return [`${d.id.slice(0, 12)} ${String(d.manifest.name)}: ${d.view.state}${d.view.reason ? ` (${d.view.reason})` : ''}, approvals ${Object.keys(d.view.approvals).length}, participants ${d.view.run?.participants.length ?? 0}`, ...rows].join('\n');
 }
 
-async function follow(c: AdminClient, id: string, json: boolean): Promise<Detail> {
+/**
+ * Poll a scenario until it ends, redrawing the site table on `to` when it changes (in place on a terminal); silent with `json`.
+ * Shared by `cohort scenario launch --follow` (stderr, so --json stays clean) and `npm run demo` (stdout).
+ */
+export async function followScenario(c: AdminClient, id: string, opts: { json: boolean; to: NodeJS.WriteStream }): Promise<Detail> {
   let last = '';
   for (;;) {
     const d = await c.get<Detail>(`/scenarios/${id}`);
     const text = siteTable(d);
-    if (text !== last && !json) process.stderr.write(`${process.stderr.isTTY && last ? `\x1b[${last.split('\n').length}A\x1b[J` : ''}${text}\n`);
+    if (text !== last && !opts.json) opts.to.write(`${opts.to.isTTY && last ? `\x1b[${last.split('\n').length}A\x1b[J` : ''}${text}\n`);
     last = text;
     if (['finished', 'failed', 'cancelled'].includes(d.view.state)) return d;
     await new Promise((r) => setTimeout(r, 1000));
@@ -60,7 +64,7 @@ export function registerScenario(program: Command): void {
       const { id } = await c.post<{ id: string }>('/scenarios', { manifest: Object.keys(launch).length ? { ...manifest, launch } : manifest });
       if (!o.follow) return out(o, { id }, () => `launched ${id}`);
       if (!o.json) process.stderr.write(`launched ${id}\n`);
-      const d = await follow(c, id, Boolean(o.json));
+      const d = await followScenario(c, id, { json: Boolean(o.json), to: process.stderr });
       out(o, { id, state: d.view.state, sites: siteResults(d) }, () => `scenario ${d.view.state}`);
     });
   peerOption(sc.command('list').description('every scenario this peer knows')).action(async (o: PeerOpt) => {
