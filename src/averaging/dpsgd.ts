@@ -10,6 +10,7 @@
 import type { Vec } from './compression.ts';
 import { AveragingNode } from './node.ts';
 import type { ModelMessage, PeerId } from './types.ts';
+import { EarlyRounds } from './early-rounds.ts';
 
 interface Incoming {
   readonly v: Vec;
@@ -25,7 +26,7 @@ export class DpsgdNode extends AveragingNode {
   private snapshot = new Float32Array(0);
   private participants: readonly PeerId[] = [];
   private received = new Map<PeerId, Incoming>();
-  private readonly buffered = new Map<number, Map<PeerId, Incoming>>();
+  private readonly buffered = new EarlyRounds<Incoming>();
   private delta: Float32Array | null = null;
   /** The last mixed round, to apply models that missed its deadline. */
   private lastMix: { round: number; snapshot: Float32Array; participants: readonly PeerId[]; degree: number; used: Set<PeerId> } | null = null;
@@ -41,8 +42,7 @@ export class DpsgdNode extends AveragingNode {
     this.round = round;
     this.mixed = false;
     this.delta = null;
-    this.received = this.buffered.get(round) ?? new Map();
-    for (const r of this.buffered.keys()) if (r <= round) this.buffered.delete(r);
+    this.received = this.buffered.take(round);
     this.participants = [...this.t.neighbours()];
     this.snapshot = this.x.slice();
     const payload = this.encode(this.snapshot);
@@ -76,9 +76,7 @@ export class DpsgdNode extends AveragingNode {
     } else if (msg.round === this.lastMix?.round) {
       this.lateCorrection(from, incoming);
     } else if (msg.round > this.round) {
-      const box = this.buffered.get(msg.round) ?? new Map<PeerId, Incoming>();
-      box.set(from, incoming);
-      this.buffered.set(msg.round, box);
+      this.buffered.add(msg.round, from, incoming);
     } else {
       this.reject('stale', from);
     }

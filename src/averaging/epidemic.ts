@@ -7,6 +7,7 @@
 import type { Vec } from './compression.ts';
 import { AveragingNode, type NodeConfig } from './node.ts';
 import type { AveragingTransport, LocalLearner, ModelMessage, PeerId } from './types.ts';
+import { EarlyRounds } from './early-rounds.ts';
 
 export interface EpidemicOptions {
   /** Peers each model is pushed to per round (the paper's s). */
@@ -22,7 +23,7 @@ export class EpidemicNode extends AveragingNode {
   private round = -1;
   private mixed = true;
   private inbox = new Map<PeerId, Incoming>();
-  private readonly buffered = new Map<number, Map<PeerId, Incoming>>();
+  private readonly buffered = new EarlyRounds<Incoming>();
   private trained: Float32Array | null = null;
 
   constructor(t: AveragingTransport, learner: LocalLearner, cfg: NodeConfig, private readonly opts: EpidemicOptions) {
@@ -40,8 +41,7 @@ export class EpidemicNode extends AveragingNode {
     this.round = round;
     this.mixed = false;
     this.trained = null;
-    this.inbox = this.buffered.get(round) ?? new Map();
-    for (const r of this.buffered.keys()) if (r <= round) this.buffered.delete(r);
+    this.inbox = this.buffered.take(round);
     this.t.setTimer(this.cfg.deadlineMs, () => { if (epoch === this.epoch) this.average(round); });
     const start = this.x.slice();
     const { model, steps } = await this.localTrain(start);
@@ -63,9 +63,7 @@ export class EpidemicNode extends AveragingNode {
     const incoming = { v, weight: this.cfg.weighting === 'samples' ? (msg.weight ?? 1) : 1 };
     if (msg.round === this.round && !this.mixed) this.inbox.set(from, incoming);
     else if (msg.round > this.round) {
-      const box = this.buffered.get(msg.round) ?? new Map<PeerId, Incoming>();
-      box.set(from, incoming);
-      this.buffered.set(msg.round, box);
+      this.buffered.add(msg.round, from, incoming);
     } else this.reject('stale', from);
   }
 
