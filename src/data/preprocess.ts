@@ -18,7 +18,7 @@ import { loadSubjectMask, scanFolder } from './folder.ts';
 import { readNifti } from './nifti.ts';
 import { readDicomSeries } from './dicom.ts';
 import { percentile } from './radiomics.ts';
-import type { SampleSet, SampleTensor } from './samples.ts';
+import { concatFloat32, type SampleSet, type SampleTensor } from './samples.ts';
 import { applyStandardiser, encodeLabel, fitStandardiser, readTable, stratifiedSplit, tableToSamples, type Table } from './tabular.ts';
 import { makeVolume, toCanonical, voxelCount, type Vec3, type Volume } from './volume.ts';
 
@@ -252,14 +252,14 @@ export function preprocessCases(cases: readonly PreprocessCase[], cfgIn: Preproc
     for (const s of caseSamples(c, cfg, size, withMask, rng)) { samples.push(s); owner.push(k); }
   });
   const spatial = twoD ? [size[1], size[0]] : [size[2], size[1], size[0]];
-  const inputs: Record<string, SampleTensor> = { image: { shape: [cfg.modalities.length, ...spatial], data: concat(samples.flatMap((s) => s.chans)) } };
+  const inputs: Record<string, SampleTensor> = { image: { shape: [cfg.modalities.length, ...spatial], data: concatFloat32(samples.flatMap((s) => s.chans)) } };
   const F = cases[0].clinical?.length ?? 0;
   if (F) {
-    const raw: SampleTensor = { shape: [F], data: concat(owner.map((k) => cases[k].clinical ?? new Float32Array(F).fill(Number.NaN))) };
+    const raw: SampleTensor = { shape: [F], data: concatFloat32(owner.map((k) => cases[k].clinical ?? new Float32Array(F).fill(Number.NaN))) };
     inputs.clinical = applyStandardiser(raw, fitStandardiser(raw, owner.length));
   }
   const targets: Record<string, SampleTensor> = {};
-  if (withMask) targets.mask = { shape: [1, ...spatial], data: concat(samples.map((s) => s.mask ?? new Float32Array(0))) };
+  if (withMask) targets.mask = { shape: [1, ...spatial], data: concatFloat32(samples.map((s) => s.mask ?? new Float32Array(0))) };
   if (cfg.label !== undefined) targets.label = { shape: [], data: Float32Array.from(owner, (k) => cases[k].label ?? Number.NaN) };
   return {
     set: { size: samples.length, inputs, targets }, stats: siteStats(cases, cfg, samples.length, classNames),
@@ -310,13 +310,6 @@ function caseSamples(c: PreprocessCase, cfg: PreprocessConfig, size: Vec3, withM
       out.push({ chans, mask: m });
     }
   }
-  return out;
-}
-
-function concat(parts: readonly Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
   return out;
 }
 

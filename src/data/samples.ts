@@ -39,6 +39,14 @@ export function selectSamples(set: SampleSet, indices: readonly number[]): Sampl
   };
 }
 
+/** Join Float32Arrays end to end into one new array. */
+export function concatFloat32(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+}
+
 /** Concatenate sample sets with the same tensor names and shapes (e.g. pooled data for the centralised baseline). */
 export function concatSamples(sets: readonly SampleSet[]): SampleSet {
   if (sets.length === 0) throw new Error('concatSamples: no sample sets given');

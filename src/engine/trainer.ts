@@ -17,7 +17,7 @@ import * as ort from 'onnxruntime-node';
 import { CohortError } from '../util/errors.ts';
 import { logger } from '../util/log.ts';
 import { Rng } from '../util/random.ts';
-import type { SampleSet } from '../data/samples.ts';
+import { concatFloat32, type SampleSet } from '../data/samples.ts';
 import { batchFeeds, prepare, type Prepared } from './batches.ts';
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.ts';
 import { declareParams, evalGraph, exportGraph, gradientGraph, N, trainLoop, trainStep, type Plan } from './graphs.ts';
@@ -315,7 +315,7 @@ export class Trainer {
       probs.push(out.prob.data as Float32Array);
       if (out.markers_prob) markers.push(out.markers_prob.data as Float32Array);
     }
-    return { loss: lossSum / p.size, prob: concat(probs), ...(markers.length ? { markers: concat(markers) } : {}) };
+    return { loss: lossSum / p.size, prob: concatFloat32(probs), ...(markers.length ? { markers: concatFloat32(markers) } : {}) };
   }
 
   /** Loss and full-batch gradient (flat, layout order) at the current parameters, over all of `data` as one batch. */
@@ -399,11 +399,4 @@ function positiveInt(v: number, what: string): number {
     throw new CohortError('BAD_TRAIN_CONFIG', `${what} must be a positive integer, got ${v}`, `set ${what} to 1 or more`);
   }
   return v;
-}
-
-function concat(parts: readonly Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  for (const p of parts) { out.set(p, at); at += p.length; }
-  return out;
 }
