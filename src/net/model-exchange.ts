@@ -13,7 +13,7 @@
  *   onPull(handler): (request, from) => {header, bytes} | Decision(reject)
  *   makeHeader(fields, bytes) computes byteLength and sha256.
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../util/hash.ts';
 import { z } from 'zod';
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import { CohortError } from '../util/errors.ts';
@@ -98,9 +98,7 @@ export interface ModelExchangeOptions {
   readonly metrics?: NetMetrics;
 }
 
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
+export { sha256Hex };
 
 /** Fill in byteLength and sha256 from the bytes. */
 export function makeHeader(fields: Omit<ModelHeaderInput, 'byteLength' | 'sha256'>, bytes: Uint8Array): ModelHeader {

@@ -9,7 +9,7 @@ import { TopicValidatorResult } from '@libp2p/gossipsub';
 import type { CohortNode } from '../net/node.ts';
 import type { ReceivedGossip } from '../net/pubsub.ts';
 import type { AuditLog } from '../store/audit.ts';
-import { sha256Hex } from '../store/audit.ts';
+import { sha256Hex } from '../util/hash.ts';
 import { decide } from '../scenario/approval.ts';
 import { approvalsFor, delta, TERMINAL, type ScenarioView } from '../scenario/lifecycle.ts';
 import { signScenario, verifyScenario, type SignedScenario } from '../scenario/signing.ts';

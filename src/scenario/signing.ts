@@ -7,7 +7,7 @@
  *   scenarioId(manifest)
  * The manifest is validated against src/scenario/manifest.ts by the caller; this module only needs it to be JSON.
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../util/hash.ts';
 import { z } from 'zod';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { canonicalJson } from '../util/canonical.ts';
@@ -28,7 +28,7 @@ export type SignedScenario = z.infer<typeof SignedScenarioSchema>;
 export type Verdict = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
 export function scenarioId(manifest: unknown): string {
-  return createHash('sha256').update(canonicalJson(manifest)).digest('hex');
+  return sha256Hex(canonicalJson(manifest));
 }
 
 const signedBytes = (id: string, author: string, launchedAt: string): Uint8Array =>

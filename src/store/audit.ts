@@ -9,7 +9,7 @@
  *
  * Every outbound message and model transfer, and every approval or rejection, is recorded (the daemon calls append; nothing else writes).
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../util/hash.ts';
 import { canonicalJson } from '../util/canonical.ts';
 import type { Store } from './db.ts';
 
@@ -42,9 +42,7 @@ export interface AuditVerdict { readonly ok: boolean; readonly entries: number; 
 const KEY_DIGITS = 16;
 const keyOf = (seq: number): string => String(seq).padStart(KEY_DIGITS, '0');
 
-export function sha256Hex(bytes: Uint8Array | string): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
+export { sha256Hex };
 
 function entryHash(e: AuditEntry): string {
   return sha256Hex(canonicalJson(e));

@@ -6,7 +6,7 @@
  *   await loadRound(store, scenarioId) -> { state, bytes } | undefined
  */
 import { CohortError } from '../util/errors.ts';
-import { sha256Hex } from './audit.ts';
+import { sha256Hex } from '../util/hash.ts';
 import type { Store } from './db.ts';
 
 export interface RoundState {
