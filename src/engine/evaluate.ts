@@ -1,12 +1,13 @@
 /**
  * Metrics of an eval pass from the host-side probabilities (no ORT): classification (accuracy, balanced accuracy,
  * ROC AUC for two classes or a single logit), segmentation (mean per-sample Dice and IoU of the foreground) and,
- * for the multi-task U-Net, one AUC per marker (`auc_<marker>`, unknown statuses skipped) and their mean (`auc`).
+ * for the multi-task U-Net, one AUC per marker (`auc_<marker>`, unknown statuses skipped) and their mean (`auc`); survival
+ * (cox loss): Harrell's C-index of the risk score (`c_index`).
  */
 import type { Prepared } from './batches.ts';
 import type { Plan } from './graphs.ts';
 import { findTarget } from './losses.ts';
-import { accuracy, argmaxRows, balancedAccuracy, iou, meanDice, rocAuc } from './metrics.ts';
+import { accuracy, argmaxRows, balancedAccuracy, concordanceIndex, iou, meanDice, rocAuc } from './metrics.ts';
 
 export interface Metrics {
   loss: number;
@@ -15,12 +16,19 @@ export interface Metrics {
   auc?: number;
   dice?: number;
   iou?: number;
+  c_index?: number;
   [k: string]: number | undefined;
 }
 
 export function computeMetrics(plan: Plan, p: Prepared, loss: number, prob: Float32Array, markers?: Float32Array): Metrics {
   const info = plan.model.info;
   const m: Metrics = { loss };
+  if (plan.loss.spec.type === 'cox') {
+    // prob is the risk score itself for Cox models (see graphs.ts)
+    const c = concordanceIndex(prob, findTarget(p.source, 'time').data, findTarget(p.source, 'event').data);
+    if (!Number.isNaN(c)) m.c_index = c;
+    return m;
+  }
   if (info.kind === 'classify') {
     if (plan.loss.spec.type === 'mse') return m;
     const label = findTarget(p.source, 'label').data;

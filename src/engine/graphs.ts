@@ -213,10 +213,11 @@ export function gradientGraph(plan: Plan, B: number): Uint8Array {
   return g.toModelProto();
 }
 
-/** Probabilities from the model's outputs (softmax / sigmoid over the class axis). */
-function probabilities(g: GraphBuilder, out: ModelOutputs): { prob: Tensor; markers?: Tensor } {
+/** Probabilities from the model's outputs (softmax / sigmoid over the class axis); a Cox model's risk score as it is. */
+function probabilities(g: GraphBuilder, out: ModelOutputs, loss: LossStage): { prob: Tensor; markers?: Tensor } {
   const z = (out.logits ?? out.seg) as Tensor;
-  const prob = z.shape[1] === 1 ? g.sigmoid(z) : g.softmax(z, 1);
+  // Cox: the linear predictor (log relative hazard) itself; a sigmoid would tie large scores in float32 and spoil the C-index
+  const prob = loss.spec.type === 'cox' ? g.identity(z) : z.shape[1] === 1 ? g.sigmoid(z) : g.softmax(z, 1);
   return out.markers ? { prob, markers: g.sigmoid(out.markers) } : { prob };
 }
 
@@ -225,7 +226,7 @@ export function evalGraph(plan: Plan, B: number): Uint8Array {
   const s = new ParamScope((d) => g.input(N.param(d.name), d.shape), (d) => g.input(N.buffer(d.name), d.shape));
   const out = plan.model.forward(g, s, dataInputs(g, plan.model, B), EVAL_MODE);
   const loss = plan.loss.build(g, out, targetInputs(g, plan.loss, B));
-  const p = probabilities(g, out);
+  const p = probabilities(g, out, plan.loss);
   g.output(loss, 'loss');
   g.output(p.prob, 'prob');
   if (p.markers) g.output(p.markers, 'markers_prob');
@@ -236,7 +237,8 @@ export function evalGraph(plan: Plan, B: number): Uint8Array {
 const SENTINEL_BATCH = 97;
 
 /**
- * The deployable model: inputs named as the data's inputs, weights as initializers, outputs prob (+ markers_prob).
+ * The deployable model: inputs named as the data's inputs, weights as initializers, outputs prob (+ markers_prob); a Cox
+ * model outputs `risk` (the linear predictor, log relative hazard) instead of prob.
  * `batch` = 'dynamic' (default) gives the batch dimension the symbolic name N, so the file scores any number of samples:
  * the graph is built at a sentinel batch size, and the only ops that carry it in a constant (Reshape targets, from the
  * normalisation layers) get ONNX's "copy this dimension" 0 instead.
@@ -260,8 +262,8 @@ export function exportGraph(plan: Plan, decls: readonly ParamDecl[], params: Flo
     return g.initializer(d.name, buffers.slice(o, o + size(d.shape)), d.shape);
   });
   const x = Object.fromEntries(Object.entries(plan.model.info.inputs).map(([n, shape]) => [n, g.input(n, [B, ...shape])]));
-  const p = probabilities(g, plan.model.forward(g, s, x, EVAL_MODE));
-  g.output(p.prob, 'prob');
+  const p = probabilities(g, plan.model.forward(g, s, x, EVAL_MODE), plan.loss);
+  g.output(p.prob, plan.loss.spec.type === 'cox' ? 'risk' : 'prob');
   if (p.markers) g.output(p.markers, 'markers_prob');
   if (batch !== 'dynamic') return g.toModelProto();
   for (const n of g.nodes) {

@@ -3,8 +3,9 @@
  * host from a SampleSet (one-hot labels, NaN-masked markers) and builds a scalar loss from the model's outputs:
  *   cross-entropy (softmax, optional class weights: sum(w_y * nll) / sum(w_y), as PyTorch), bce (with logits; NaN targets
  *   masked out), dice (soft Dice), dice-ce (Dice + ceWeight x CE or BCE), mse, multitask (Dice + BCE on the mask plus
- *   markerWeight x masked BCE on the marker heads).
- * Targets follow src/data/samples.ts: `label` (class index), `mask` ([1, ...spatial], 0/1 or class index), `markers` ([K], 0/1/NaN).
+ *   markerWeight x masked BCE on the marker heads), cox (negative Cox partial log-likelihood of a risk score, Breslow ties).
+ * Targets follow src/data/samples.ts: `label` (class index), `mask` ([1, ...spatial], 0/1 or class index), `markers` ([K], 0/1/NaN),
+ * `time` + `event` (survival: follow-up time, 1 = event observed / 0 = censored).
  */
 import { CohortError } from '../util/errors.ts';
 import type { SampleSet, SampleTensor } from '../data/samples.ts';
@@ -100,6 +101,39 @@ function softDice(g: GraphBuilder, p: Tensor, y: Tensor, smooth: number): Tensor
   return g.sub(g.constant(1), g.reduceMean(d));
 }
 
+/**
+ * Cox partial likelihood with Breslow ties, over the samples of one minibatch (risk scores eta [B, 1], times t [B], events e [B]):
+ *   loss = -sum_i e_i (eta_i - log sum_j R_ij exp(eta_j)) / max(1, sum_i e_i),   R_ij = [t_j >= t_i] (the risk set of i)
+ * R is built in the graph from the time column (data, so no gradient flows through it). Ties: events at the same time all keep
+ * the others in their risk set (t_j >= t_i), which is Breslow's approximation. Censoring: a censored sample contributes no
+ * term of its own (e_i = 0) and stays in the risk set of every event at or before its time. The log-sum-exp of row i runs over
+ * eta masked to the risk set (-1e30 elsewhere, so exp gives 0) minus the row's maximum, which is eta_i or larger: the sum is >= 1.
+ */
+export function coxPartialLikelihood(g: GraphBuilder, eta: Tensor, time: Tensor, event: Tensor): Tensor {
+  const B = eta.shape[0];
+  const atRisk = g.not(g.less(g.reshape(time, [1, B]), g.reshape(time, [B, 1]))); // [i, j]: t_j >= t_i
+  const scores = g.where(atRisk, g.reshape(eta, [1, B]), g.constant(-1e30)); // eta_j inside the risk set of i
+  const m = g.reduceMax(scores, [1], true); // [B, 1]
+  const lse = g.add(m, g.log(g.reduceSum(g.exp(g.sub(scores, m)), [1], true)));
+  const ll = g.mul(g.sub(g.reshape(eta, [B, 1]), lse), g.reshape(event, [B, 1]));
+  return g.neg(g.div(g.reduceSum(ll), g.max(g.reduceSum(event), g.constant(1))));
+}
+
+/** Survival targets: times (finite) and events (0/1), checked. */
+function survivalTargets(set: SampleSet): { time: Float32Array; event: Float32Array } {
+  const time = findTarget(set, 'time').data;
+  const event = findTarget(set, 'event').data;
+  for (let i = 0; i < set.size; i++) {
+    if (!Number.isFinite(time[i])) {
+      throw new CohortError('BAD_TARGET', `sample ${i} has survival time ${time[i]}`, 'every sample needs a finite follow-up time (drop rows without one)');
+    }
+    if (event[i] !== 0 && event[i] !== 1) {
+      throw new CohortError('BAD_TARGET', `sample ${i} has event value ${event[i]}`, 'the event column holds 1 (event observed) or 0 (censored)');
+    }
+  }
+  return { time, event };
+}
+
 function segProbs(g: GraphBuilder, z: Tensor): Tensor {
   return z.shape[1] === 1 ? g.sigmoid(z) : g.softmax(z, 1);
 }
@@ -159,6 +193,17 @@ export function makeLoss(spec: ResolvedLossSpec, info: ModelInfo): LossStage {
           const ce = C === 1 ? bce(g, z, t.y) : crossEntropy(g, z, t.y);
           return g.add(d, g.mul(ce, g.constant(spec.ceWeight)));
         },
+      };
+    }
+    case 'cox': {
+      if (info.kind !== 'classify' || C !== 1) throw bad('needs a model with one output (the risk score), e.g. mlp with classes 1');
+      return {
+        spec, targets: [{ name: 'time', shape: [] }, { name: 'event', shape: [] }],
+        prepare: (set) => {
+          const { time, event } = survivalTargets(set);
+          return { time: { shape: [], data: time }, event: { shape: [], data: event } };
+        },
+        build: (g, out, t) => coxPartialLikelihood(g, primary(out), t.time, t.event),
       };
     }
     case 'multitask': {

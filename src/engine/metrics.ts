@@ -1,6 +1,7 @@
 /**
  * Evaluation metrics computed on the host from model outputs (plain arrays, no ORT):
- *   accuracy, balancedAccuracy (mean per-class recall), rocAuc (binary, rank-based with ties), dice and iou (binary masks).
+ *   accuracy, balancedAccuracy (mean per-class recall), rocAuc (binary, rank-based with ties), dice and iou (binary masks),
+ *   concordanceIndex (Harrell's C for survival risk scores).
  * Inputs are flat Float32Arrays; class predictions and labels are class indices stored as floats.
  */
 
@@ -89,4 +90,40 @@ export function meanDice(prob: Float32Array, target: Float32Array, per: number, 
   let s = 0;
   for (let i = 0; i < n; i++) s += dice(prob.subarray(i * per, (i + 1) * per), target.subarray(i * per, (i + 1) * per), threshold);
   return n === 0 ? Number.NaN : s / n;
+}
+
+/**
+ * Harrell's concordance index of risk scores (higher = earlier event) against right-censored times, with the pair rules of
+ * lifelines' concordance_index (Harrell et al. 1996): a pair (i, j) is comparable when i had the event and t_i < t_j, or when
+ * t_i = t_j and only i had the event (the censored one is taken to outlive the event); two events at the same time are not
+ * comparable. C = (concordant + ties in risk / 2) / comparable, where concordant means risk_i > risk_j. NaN without comparable
+ * pairs. O(n log n): times in descending order, a Fenwick tree over risk ranks of the samples seen so far.
+ */
+export function concordanceIndex(risk: ArrayLike<number>, time: ArrayLike<number>, event: ArrayLike<number>): number {
+  const n = time.length;
+  const ranks = [...new Set(Array.from({ length: n }, (_, i) => risk[i]))].sort((a, b) => a - b);
+  const rankOf = new Map(ranks.map((v, k) => [v, k + 1]));
+  const tree = new Float64Array(ranks.length + 1);
+  const add = (r: number): void => { for (let k = r; k < tree.length; k += k & -k) tree[k]++; };
+  const below = (r: number): number => { let s = 0; for (let k = r; k > 0; k -= k & -k) s += tree[k]; return s; };
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => time[b] - time[a]);
+  let concordant = 0, tied = 0, pairs = 0, seen = 0;
+  for (let a = 0; a < n; ) {
+    let b = a;
+    while (b + 1 < n && time[order[b + 1]] === time[order[a]]) b++;
+    const group = order.slice(a, b + 1);
+    // censored at this time outlive the events at this time: in the pool first; events join after their own queries
+    for (const i of group) if (event[i] !== 1) { add(rankOf.get(risk[i])!); seen++; }
+    for (const i of group) {
+      if (event[i] !== 1) continue;
+      const r = rankOf.get(risk[i])!;
+      const lower = below(r - 1);
+      concordant += lower;
+      tied += below(r) - lower;
+      pairs += seen;
+    }
+    for (const i of group) if (event[i] === 1) { add(rankOf.get(risk[i])!); seen++; }
+    a = b + 1;
+  }
+  return pairs === 0 ? Number.NaN : (concordant + tied / 2) / pairs;
 }

@@ -119,6 +119,8 @@ export const lossSpecSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('mse') }).strict(),
   /** Multi-task U-Net: Dice + CE on the mask plus markerWeight x BCE on the marker heads (unknown markers masked). */
   z.object({ type: z.literal('multitask'), smooth: z.number().positive().default(1), markerWeight: z.number().min(0).default(1) }).strict(),
+  /** Survival: negative Cox partial log-likelihood of a single-output model's risk score (Breslow ties), per minibatch; targets `time`, `event`. */
+  z.object({ type: z.literal('cox') }).strict(),
 ]);
 export type LossSpec = z.input<typeof lossSpecSchema>;
 export type ResolvedLossSpec = z.infer<typeof lossSpecSchema>;
@@ -178,7 +180,7 @@ export function parseLayers(raw: readonly unknown[]): LayerSpec[] {
 
 export function parseLossSpec(raw: unknown): ResolvedLossSpec {
   const r = lossSpecSchema.safeParse(raw);
-  if (!r.success) throw new CohortError('BAD_LOSS_SPEC', `invalid loss spec: ${describeIssues(r.error)}`, 'loss types: cross-entropy, bce, dice, dice-ce, mse, multitask');
+  if (!r.success) throw new CohortError('BAD_LOSS_SPEC', `invalid loss spec: ${describeIssues(r.error)}`, 'loss types: cross-entropy, bce, dice, dice-ce, mse, multitask, cox');
   return r.data;
 }
 
