@@ -28,9 +28,10 @@ const headerSchema = z.discriminatedUnion('kind', [
     participants: z.array(z.string().max(200)).max(10_000).optional(),
     shareId: z.string().max(200).optional(),
     purpose: z.enum(['exchange', 'pull-reply']).optional(),
+    nonce: z.string().max(64).optional(),
   }),
   z.object({ kind: z.literal('ack'), ...header, shareId: z.string().max(200) }),
-  z.object({ kind: z.literal('pull'), ...header }),
+  z.object({ kind: z.literal('pull'), ...header, nonce: z.string().min(8).max(64) }),
 ]);
 
 function headerOf(msg: AveragingMessage): Record<string, unknown> {

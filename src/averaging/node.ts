@@ -108,7 +108,17 @@ export abstract class AveragingNode {
 
   protected onRejoin(): void {
     const from = this.rng.sample(this.t.neighbours().length ? this.t.neighbours() : this.t.peers(), 1)[0];
-    if (from !== undefined) this.send(from, { kind: 'pull', ...this.header(this.currentRound()) });
+    if (from !== undefined) this.pull(from);
+  }
+
+  /** Pulls this peer has sent and not yet had answered: nonce -> the peer asked. A reply is adopted only against one of these. */
+  private readonly pendingPulls = new Map<string, PeerId>();
+
+  /** Ask `from` for its current model; only its reply carrying this nonce will be taken (and only once). */
+  protected pull(from: PeerId): void {
+    const nonce = this.rng.nextU32().toString(16).padStart(8, '0') + this.rng.nextU32().toString(16).padStart(8, '0');
+    this.pendingPulls.set(nonce, from);
+    this.send(from, { kind: 'pull', ...this.header(this.currentRound()), nonce });
   }
 
   private lastStarted = -1;
@@ -162,8 +172,12 @@ export abstract class AveragingNode {
     return this.codec.encode(v, this.rng);
   }
 
+  /** Told of every refused message (the daemon counts and audits them per sender). */
+  onReject?: (reason: RejectReason, from: PeerId) => void;
+
   protected reject(reason: RejectReason, from: PeerId): void {
     this.stats.rejected[reason]++;
+    this.onReject?.(reason, from);
     log.debug({ self: this.t.self, from, reason }, 'message rejected');
   }
 
@@ -177,7 +191,12 @@ export abstract class AveragingNode {
       round: (r) => (msg.kind === 'model' && msg.purpose !== 'pull-reply') || msg.kind === 'ack' ? this.acceptRound(r) : this.inRange(r),
     });
     if (why) return this.reject(why, from);
-    if (msg.kind === 'pull') return this.answerPull(from);
+    if (msg.kind === 'pull') return this.answerPull(from, msg.nonce);
+    // a pull reply replaces this peer's whole model: take it only from the peer this peer asked, carrying that pull's nonce, once
+    if (msg.kind === 'model' && msg.purpose === 'pull-reply') {
+      if (msg.nonce === undefined || this.pendingPulls.get(msg.nonce) !== from) return this.reject('unsolicited', from);
+      this.pendingPulls.delete(msg.nonce);
+    }
     if (msg.kind === 'ack') return this.onAck(from, msg.shareId);
     let v: Vec;
     try {
@@ -197,9 +216,9 @@ export abstract class AveragingNode {
     return r >= 0 && r <= this.cfg.rounds ? 'ok' : 'unknown-round';
   }
 
-  protected answerPull(from: PeerId): void {
+  protected answerPull(from: PeerId, nonce: string): void {
     const payload = this.pullCodec.encode(this.estimate());
-    this.send(from, { kind: 'model', ...this.header(this.currentRound()), codec: this.pullCodec.name, payload, purpose: 'pull-reply', weight: this.pullWeight() });
+    this.send(from, { kind: 'model', ...this.header(this.currentRound()), codec: this.pullCodec.name, payload, purpose: 'pull-reply', weight: this.pullWeight(), nonce });
   }
 
   protected pullWeight(): number | undefined {

@@ -66,6 +66,8 @@ export interface ModelMessage extends MessageHeader {
   readonly shareId?: string;
   /** Why it was sent: a regular exchange, or the reply to a joining peer's pull. */
   readonly purpose?: 'exchange' | 'pull-reply';
+  /** Pull replies: the nonce of the pull they answer (a reply nobody asked for is refused). */
+  readonly nonce?: string;
 }
 
 export interface AckMessage extends MessageHeader {
@@ -76,12 +78,14 @@ export interface AckMessage extends MessageHeader {
 /** A joining (or returning) peer asks a neighbour for its current model. */
 export interface PullMessage extends MessageHeader {
   readonly kind: 'pull';
+  /** Fresh per pull: the reply must carry it back, from the peer that was asked, once. */
+  readonly nonce: string;
 }
 
 export type AveragingMessage = ModelMessage | AckMessage | PullMessage;
 
 /** Why a message was refused; counted per node, never averaged in. */
-export type RejectReason = 'wrong-scenario' | 'wrong-layout' | 'unknown-round' | 'non-finite' | 'stale' | 'malformed' | 'duplicate';
+export type RejectReason = 'wrong-scenario' | 'wrong-layout' | 'unknown-round' | 'non-finite' | 'stale' | 'malformed' | 'duplicate' | 'unsolicited';
 
 export interface NodeStats {
   messagesSent: number;
@@ -105,7 +109,7 @@ export function emptyStats(): NodeStats {
     bytesSent: 0,
     messagesReceived: 0,
     bytesReceived: 0,
-    rejected: { 'wrong-scenario': 0, 'wrong-layout': 0, 'unknown-round': 0, 'non-finite': 0, stale: 0, malformed: 0, duplicate: 0 },
+    rejected: { 'wrong-scenario': 0, 'wrong-layout': 0, 'unknown-round': 0, 'non-finite': 0, stale: 0, malformed: 0, duplicate: 0, unsolicited: 0 },
     rounds: 0,
     missedAtDeadline: 0,
     skippedRounds: 0,

@@ -28,7 +28,7 @@ export const MODEL_PROTOCOL = '/cohort/model/1';
 
 export const REJECT_REASONS = [
   'too-large', 'truncated', 'oversized', 'hash-mismatch', 'wrong-layout', 'bad-header', 'wrong-sender',
-  'no-handler', 'unknown-scenario', 'stale-round', 'busy', 'not-available', 'timeout', 'internal', 'rejected',
+  'no-handler', 'unknown-scenario', 'stale-round', 'busy', 'not-available', 'timeout', 'internal', 'rejected', 'not-participant',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 

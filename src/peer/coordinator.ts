@@ -1,9 +1,13 @@
 /**
  * Scenario decisions of one peer, driven by gossip and the admin API:
  *   - a verified announcement is stored; the peer declines (no matching data), auto-approves (policy) or waits for the operator;
- *   - the launcher starts the run (round clock + participants) once enough peers approved, and alone may cancel;
- *   - participants run their part (runner.ts) and the launcher marks the scenario finished when every participant is done.
- * Every outbound gossip goes through publish(), which writes the audit log first.
+ *     every answer is signed and bound to the manifest hash;
+ *   - the launcher starts the run (round clock + participants with their signed approvals) once enough peers approved, admits
+ *     late approvers from a later round, and alone may cancel;
+ *   - participants run their part (runner.ts); every peer judges the end by the participant rule (src/scenario/participants.ts)
+ *     on its merged view: nobody's word ends a scenario but the launcher's.
+ * Incoming claims go through sanitiseDelta (gossip.ts): what a sender may not say is dropped and counted in `refusals`.
+ * Every outbound gossip goes through publish(), which redacts reasons and writes the audit log first.
  */
 import { TopicValidatorResult } from '@libp2p/gossipsub';
 import type { CohortNode } from '../net/node.ts';
@@ -13,13 +17,16 @@ import { sha256Hex } from '../util/hash.ts';
 import { decide } from '../scenario/approval.ts';
 import { approvalsFor, delta, TERMINAL, type ScenarioView } from '../scenario/lifecycle.ts';
 import { signScenario, verifyScenario, type SignedScenario } from '../scenario/signing.ts';
+import { endOf, participantsOf, signAnswer, verifyAnswer, verifyRunPlan, type Decision } from '../scenario/participants.ts';
+import { redact } from '../util/redact.ts';
+import type { Refusals } from './refusals.ts';
 import type { Identity } from '../net/identity.ts';
 import { CohortError } from '../util/errors.ts';
 import { logger } from '../util/log.ts';
 import type { ScenarioBook } from './book.ts';
 import type { DaemonConfig } from './config.ts';
 import type { LocalData } from './datasets.ts';
-import { registerDaemonGossip, sanitiseDelta, ScenarioViewSchema } from './gossip.ts';
+import { ownContribution, registerDaemonGossip, sanitiseDelta, ScenarioViewSchema, type ClaimRefusal } from './gossip.ts';
 import { runPlanOf } from './plan.ts';
 import { meanSeries, stopRoundFor } from '../scenario/stopping.ts';
 
@@ -32,6 +39,10 @@ export class Coordinator {
   /** Last heartbeat heard from each member: liveness, load and device, for `cohort status`. */
   readonly heartbeats = new Map<string, { name: string; load?: number; device?: string; scenarios?: string[]; at: number }>();
   private readonly waiting = new Map<string, NodeJS.Timeout>();
+  /** Views heard for scenarios whose announcement has not arrived yet: applied once it does (bounded). */
+  private readonly early = new Map<string, { d: ScenarioView; from: string }[]>();
+  private readonly ending = new Set<string>();
+  private readonly admitting = new Set<string>();
   private readonly self: string;
   /** Called when this peer should (re)consider running its part of a scenario. */
   onRunnable: (id: string) => void = () => undefined;
@@ -45,6 +56,7 @@ export class Coordinator {
     private readonly book: ScenarioBook,
     private readonly audit: AuditLog,
     private readonly data: LocalData,
+    private readonly refusals: Refusals,
   ) {
     this.self = identity.peerId.toString();
   }
@@ -87,7 +99,7 @@ export class Coordinator {
     if (decision === 'approve' && !(await this.data.get(runPlanOf(entry.signed.manifest).dataset))) {
       throw new CohortError('NO_MATCHING_DATA', `this peer has no dataset "${runPlanOf(entry.signed.manifest).dataset}"`, 'add it to the config\'s data section, or reject the scenario');
     }
-    const ans = { hash: entry.signed.id, at: new Date().toISOString(), ...(reason ? { reason } : {}) };
+    const ans = await this.signed(id, decision, { hash: entry.signed.id, at: new Date().toISOString(), ...(reason ? { reason: redact(reason) } : {}) });
     await this.audit.append({ kind: decision === 'approve' ? 'approval' : 'rejection', to: 'local', what: `${decision} ${rule ? `(auto: ${rule})` : '(operator)'}`, scenario: id, sha256: entry.signed.id, ...(reason ? { detail: reason } : {}) });
     const d = decision === 'approve' ? delta.approve(id, this.self, ans) : delta.reject(id, this.self, ans);
     const view = await this.applyAndPublish(d, `${decision} of the scenario`);
@@ -111,6 +123,7 @@ export class Coordinator {
   }
 
   async publish(msg: { type: 'scenario-announce'; body: SignedScenario } | { type: 'scenario-view'; body: ScenarioView }, scenario: string, what: string): Promise<void> {
+    if (msg.type === 'scenario-view') msg = { type: 'scenario-view', body: redactView(msg.body) };
     const bytes = JSON.stringify(msg.body);
     await this.audit.append({ kind: 'gossip-sent', to: `gossip:${this.node.topics.announce}`, what, scenario, bytes: bytes.length, sha256: sha256Hex(bytes) });
     await this.node.pubsub.publish(this.node.topics.announce, msg).catch((e: unknown) => log.warn({ err: e, what }, 'gossip publish failed'));
@@ -140,7 +153,7 @@ export class Coordinator {
       // ended scenarios: the launcher keeps telling late peers for an hour, then stops
       if (TERMINAL.has(view.state) && (signed.author !== this.self || Date.now() - Date.parse(signed.launchedAt) > 3_600_000)) continue;
       if (signed.author === this.self) await this.publish({ type: 'scenario-announce', body: signed }, signed.id, 'scenario announcement (repeat)');
-      const mine = sanitiseDelta(view, this.self, signed.author, view.run?.participants ?? []);
+      const mine = ownContribution(view, this.self, signed.author);
       const hasOwn = signed.author === this.self || Object.keys(mine.approvals).length + Object.keys(mine.rejections).length + Object.keys(mine.declines).length + Object.keys(mine.progress).length > 0;
       if (hasOwn) await this.publish({ type: 'scenario-view', body: mine }, signed.id, 'scenario state (repeat)');
     }
@@ -159,14 +172,59 @@ export class Coordinator {
     if (m.type === 'scenario-announce') return void (await this.accept(m.body as SignedScenario));
     if (m.type !== 'scenario-view') return;
     const d = ScenarioViewSchema.parse(m.body) as ScenarioView;
-    const entry = this.book.get(d.id);
-    const author = entry?.signed.author ?? '';
-    await this.book.apply(sanitiseDelta(d, m.from.toString(), author, entry?.view.run?.participants ?? []));
+    if (!this.book.has(d.id)) {
+      // its announcement is still on the way: judge the claims once the author is known
+      const box = this.early.get(d.id) ?? [];
+      if (box.length < 50 && this.early.size < 200) this.early.set(d.id, [...box, { d, from: m.from.toString() }]);
+      return;
+    }
+    await this.applyClaims(d, m.from.toString());
+  }
+
+  /** A delta heard from `from`: check signatures and the run plan, keep what `from` may say, count what it may not. */
+  private async applyClaims(d0: ScenarioView, from: string): Promise<void> {
+    const entry = this.book.get(d0.id);
+    if (!entry) return;
+    const author = entry.signed.author;
+    const refused: ClaimRefusal[] = [];
+    let d = d0;
+    for (const [kind, decision] of [['approvals', 'approve'], ['rejections', 'reject'], ['declines', 'decline']] as const) {
+      const a = d[kind][from];
+      if (a && !(await verifyAnswer(d.id, decision, from, a))) {
+        refused.push('bad-signature');
+        d = { ...d, [kind]: {} };
+      }
+    }
+    if (d.run && from === author) {
+      const v = await verifyRunPlan(d.id, d.run, this.node.roster.current);
+      if (!v.ok) {
+        refused.push('bad-run-plan');
+        log.warn({ scenario: d.id.slice(0, 12), reason: v.reason }, 'run plan refused');
+        const { run: _run, ...rest } = d;
+        d = { ...rest, state: d.state === 'running' ? entry.view.state : d.state };
+      }
+    }
+    const participants = [...new Set([...participantsOf(entry.view), ...(from === author ? participantsOf(d) : [])])];
+    // progress heard before the run plan cannot be judged yet (the sender repeats it): dropped without counting
+    if (participants.length === 0) d = { ...d, progress: {} };
+    const r = sanitiseDelta(d, from, author, participants);
+    for (const reason of [...refused, ...r.refused]) {
+      this.refusals.record({ scenario: d.id, peer: from, channel: 'gossip', reason });
+      log.warn({ scenario: d.id.slice(0, 12), from, reason }, 'scenario claim refused');
+    }
+    await this.book.apply(r.delta);
+  }
+
+  private async signed(id: string, decision: Decision, ans: { hash: string; at: string; reason?: string }) {
+    return signAnswer(id, decision, ans, this.identity);
   }
 
   /** A verified scenario, new to this peer: store it and answer by policy. */
   private async accept(signed: SignedScenario): Promise<void> {
     if (!(await this.book.addManifest(signed))) return;
+    const early = this.early.get(signed.id) ?? [];
+    this.early.delete(signed.id);
+    for (const e of early) await this.applyClaims(e.d, e.from);
     const view = this.book.get(signed.id)?.view;
     if (!view || TERMINAL.has(view.state) || view.approvals[this.self] || view.rejections[this.self] || view.declines[this.self]) return;
     let dataset: string;
@@ -183,20 +241,76 @@ export class Coordinator {
 
   private async decline(id: string, reason: string): Promise<void> {
     await this.audit.append({ kind: 'decline', to: 'local', what: 'declined', scenario: id, detail: reason });
-    await this.applyAndPublish(delta.decline(id, this.self, { hash: id, reason, at: new Date().toISOString() }), 'decline of the scenario');
+    const ans = await this.signed(id, 'decline', { hash: id, reason: redact(reason), at: new Date().toISOString() });
+    await this.applyAndPublish(delta.decline(id, this.self, ans), 'decline of the scenario');
   }
 
   private onViewChange(id: string, view: ScenarioView, _prev: ScenarioView): void {
     const entry = this.book.get(id);
     if (!entry) return;
     if (entry.signed.author === this.self && (view.state === 'announced' || view.state === 'approved')) this.considerStart(id);
-    if (view.state === 'running' && view.run?.participants.includes(this.self)) this.onRunnable(id);
+    if ((view.state === 'running' || view.state === 'finished') && participantsOf(view).includes(this.self)) this.onRunnable(id);
     if (view.state !== 'running' || !view.run) return;
     const isAuthor = entry.signed.author === this.self;
     if (isAuthor && view.stopAt === undefined) void this.checkStopping(id).catch((e: unknown) => log.warn({ err: e }, 'stopping rule failed'));
-    // the launcher, or any participant (the launcher may be offline), declares the end once every participant is done
-    if ((isAuthor || view.run.participants.includes(this.self)) && view.run.participants.every((p) => view.progress[p]?.done)) {
-      void this.applyAndPublish(delta.state(id, 'finished'), 'scenario finished').catch(() => undefined);
+    if (isAuthor) void this.admitLate(id).catch((e: unknown) => log.warn({ err: e }, 'admission failed'));
+    void this.judgeEnd(id).catch((e: unknown) => log.warn({ err: e }, 'end rule failed'));
+  }
+
+  /** Heartbeat: the end rule depends on the clock too (silent participants are dropped after a few rounds). */
+  async tick(): Promise<void> {
+    for (const { signed, view } of this.book.list()) if (view.state === 'running') await this.judgeEnd(signed.id);
+  }
+
+  private clockRound(id: string): number {
+    const entry = this.book.get(id);
+    if (!entry?.view.run) return -1;
+    return Math.floor((Date.now() - entry.view.run.startAt) / runPlanOf(entry.signed.manifest).manifest.averaging.roundMs);
+  }
+
+  /**
+   * Every peer applies the end rule to its own merged view; only the launcher gossips the result (for peers that were away).
+   * A participant's "done" or "failed" counts for that participant only.
+   */
+  private async judgeEnd(id: string): Promise<void> {
+    const entry = this.book.get(id);
+    if (!entry?.view.run || entry.view.state !== 'running' || this.ending.has(id)) return;
+    const plan = runPlanOf(entry.signed.manifest);
+    const end = endOf(entry.view, {
+      clockRound: this.clockRound(id), dropAfterRounds: plan.launch.dropAfterRounds, minPeers: plan.launch.minPeers,
+      rounds: Math.min(plan.manifest.rounds.max, entry.view.stopAt ?? Number.POSITIVE_INFINITY),
+    });
+    if (!end) return;
+    this.ending.add(id);
+    const d = delta.state(id, end.state, end.reason);
+    try {
+      if (entry.signed.author === this.self) await this.applyAndPublish(d, `scenario ${end.state}`);
+      else await this.book.apply(d);
+    } finally {
+      this.ending.delete(id);
+    }
+  }
+
+  /**
+   * Launcher: a signed approval that arrives after the start is admitted from a later round (two rounds ahead, so that the
+   * late peer hears it and prepares), while rounds are left; the admission travels in the run plan with the approval.
+   */
+  private async admitLate(id: string): Promise<void> {
+    const entry = this.book.get(id);
+    if (!entry?.view.run || entry.view.state !== 'running') return;
+    const plan = runPlanOf(entry.signed.manifest);
+    const rounds = Math.min(plan.manifest.rounds.max, entry.view.stopAt ?? Number.POSITIVE_INFINITY);
+    const inRun = new Set(participantsOf(entry.view));
+    for (const peer of approvalsFor(entry.view, id)) {
+      const approval = entry.view.approvals[peer];
+      const key = `${id}|${peer}`;
+      if (inRun.has(peer) || !approval?.sig || this.admitting.has(key)) continue;
+      const fromRound = Math.max(1, this.clockRound(id) + 2);
+      if (fromRound >= rounds) continue;
+      this.admitting.add(key);
+      const name = this.node.roster.current.member(peer)?.name ?? peer;
+      await this.audit.append({ kind: 'approval', to: 'local', what: `admitted late approver ${name} from round ${fromRound}`, scenario: id });
+      await this.applyAndPublish(delta.admit(id, entry.view.run, peer, { fromRound, approval }), `admission of ${name} from round ${fromRound}`);
     }
   }
 
@@ -229,7 +343,8 @@ export class Coordinator {
       this.waiting.delete(id);
       const now = this.book.get(id);
       if (!now || (now.view.state !== 'announced' && now.view.state !== 'approved')) return;
-      const run = { startAt: Date.now() + plan.startDelayMs, participants: approvalsFor(now.view, id) };
+      const participants = approvalsFor(now.view, id).filter((p) => now.view.approvals[p]?.sig);
+      const run = { startAt: Date.now() + plan.startDelayMs, participants, approvals: Object.fromEntries(participants.map((p) => [p, now.view.approvals[p]!])) };
       void this.applyAndPublish(delta.run(id, run), 'scenario start').catch((e: unknown) => log.error({ err: e }, 'start failed'));
     };
     if (others.every((p) => answered.has(p))) return go();
@@ -238,4 +353,11 @@ export class Coordinator {
     this.waiting.set(id, setTimeout(go, plan.approvalWindowMs));
     void this.applyAndPublish(delta.state(id, 'approved'), 'scenario approved by enough peers').catch(() => undefined);
   }
+}
+
+/** What leaves the peer in a scenario view: every free-text reason redacted (no paths, file or host names). */
+function redactView(v: ScenarioView): ScenarioView {
+  const answers = (r: ScenarioView['approvals']) => Object.fromEntries(Object.entries(r).map(([p, a]) => [p, a.reason === undefined ? a : { ...a, reason: redact(a.reason) }]));
+  const progress = Object.fromEntries(Object.entries(v.progress).map(([p, s]) => [p, s.failed ? { ...s, failed: { code: s.failed.code, message: redact(s.failed.message) } } : s]));
+  return { ...v, rejections: answers(v.rejections), declines: answers(v.declines), progress, ...(v.reason === undefined ? {} : { reason: redact(v.reason) }) };
 }

@@ -9,10 +9,16 @@
  */
 import { existsSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { peerIdFromString } from '@libp2p/peer-id';
 import { decodeMessage } from '../averaging/message.ts';
+import { makeHeader, type ModelHeader } from '../net/model-exchange.ts';
 import { createIdentity, loadIdentity, type Identity } from '../net/identity.ts';
 import { startNodeFromConfig, type CohortNode } from '../net/node.ts';
 import { delta, TERMINAL, type SiteProgress } from '../scenario/lifecycle.ts';
+import { isParticipant, participantsAt, participantsOf } from '../scenario/participants.ts';
+import { CohortError } from '../util/errors.ts';
+import { redact } from '../util/redact.ts';
+import { Refusals } from './refusals.ts';
 import { AuditLog } from '../store/audit.ts';
 import { openStore, type Store } from '../store/db.ts';
 import { logger } from '../util/log.ts';
@@ -46,6 +52,7 @@ export class Daemon {
     readonly book: ScenarioBook,
     readonly coordinator: Coordinator,
     readonly data: LocalData,
+    readonly refusals: Refusals,
   ) {}
 
   static async start(configFile: string): Promise<Daemon> {
@@ -58,8 +65,9 @@ export class Daemon {
       node = await startNodeFromConfig(configFile);
       const book = await ScenarioBook.load(store);
       const data = new LocalData(cfg, new DatasetRegistry(store.datasets));
-      const coordinator = new Coordinator(cfg, identity, node, book, audit, data);
-      const d = new Daemon(cfg, identity, store, audit, node, book, coordinator, data);
+      const refusals = new Refusals();
+      const coordinator = new Coordinator(cfg, identity, node, book, audit, data, refusals);
+      const d = new Daemon(cfg, identity, store, audit, node, book, coordinator, data, refusals);
       await d.wire();
       return d;
     } catch (e) {
@@ -76,16 +84,18 @@ export class Daemon {
   private async wire(): Promise<void> {
     await this.audit.append({ kind: 'start', to: 'local', what: `daemon started (${this.cfg.name})` });
     this.node.models.onModel({
-      check: (h) => (this.runs.has(h.scenarioId) ? { ok: true } : { ok: false, reason: 'unknown-scenario' }),
+      check: (h, from) => this.admitModel(h.scenarioId, from.toString()),
       receive: (h, bytes, from) => {
         const run = this.runs.get(h.scenarioId);
-        if (!run) return { ok: false, reason: 'unknown-scenario' };
+        const verdict = this.admitModel(h.scenarioId, from.toString(), false);
+        if (!run || !verdict.ok) return verdict;
         run.deliver(from.toString(), decodeMessage(bytes));
         const name = this.node.roster.current.member(from)?.name ?? from.toString();
         void this.audit.append({ kind: 'model-received', to: 'local', what: `round ${h.round} model from ${name}`, scenario: h.scenarioId, bytes: h.byteLength, sha256: h.sha256, detail: `from ${from.toString()}` }).catch(() => undefined);
         return { ok: true };
       },
     });
+    this.node.models.onPull((req, from) => this.servePull(req.scenarioId, from.toString()));
     this.coordinator.onRunnable = (id) => void this.maybeRun(id).catch((e: unknown) => this.runFailed(id, e));
     this.coordinator.onApproved = (id) => this.prepare(id);
     this.book.onChange((id) => this.settle(id));
@@ -97,15 +107,75 @@ export class Daemon {
     log.info({ name: this.cfg.name, peer: this.self, addrs: this.node.multiaddrs() }, 'peer daemon ready');
   }
 
+  /**
+   * The participant rule on the model path: only a participant of the scenario's verified run plan may push models, pull, reply
+   * or acknowledge. Anyone else is refused before a byte of the body is read, counted and audited (never acknowledged).
+   */
+  private admitModel(scenario: string, from: string, count = true): { ok: true } | { ok: false; reason: 'not-participant' | 'unknown-scenario'; detail?: string } {
+    const view = this.book.get(scenario)?.view;
+    if (view?.run && !isParticipant(view, from)) {
+      if (count) this.refusals.record({ scenario, peer: from, channel: 'model', reason: 'not-participant' });
+      return { ok: false, reason: 'not-participant', detail: 'only the peers that approved this scenario take part in its model exchange' };
+    }
+    return this.runs.get(scenario)?.begun ? { ok: true } : { ok: false, reason: 'unknown-scenario' };
+  }
+
   /** Start this peer's part of a running scenario it takes part in, within the compute budget. */
   private async maybeRun(id: string): Promise<void> {
     const entry = this.book.get(id);
     if (!entry || this.stopping) return;
     const { view } = entry;
-    if (view.state !== 'running' || !view.run?.participants.includes(this.self) || view.progress[this.self]?.done) return;
+    if (!view.run || !isParticipant(view, this.self) || view.progress[this.self]?.done || view.progress[this.self]?.failed) return;
+    if (view.state === 'finished') return this.catchUp(id);
+    if (view.state !== 'running') return;
     const run = this.runs.get(id) ?? this.newRun(id);
     if (!run || run.begun) return;
     await run.start(view.run);
+  }
+
+  /** A final model, to a participant that comes back after the end (the participant rule applies to pulls too). */
+  private async servePull(scenario: string, from: string): Promise<{ header: ModelHeader; bytes: Uint8Array } | { ok: false; reason: 'not-participant' | 'not-available'; detail?: string }> {
+    const entry = this.book.get(scenario);
+    if (!entry?.view.run || !isParticipant(entry.view, from)) {
+      this.refusals.record({ scenario, peer: from, channel: 'model', reason: 'not-participant' });
+      return { ok: false, reason: 'not-participant', detail: 'only the peers that approved this scenario may pull its model' };
+    }
+    const final = await this.store.scenarios.get(`final/${scenario}`) as { layoutHash?: string; round?: number } | undefined;
+    const bytes = await this.store.checkpoints.get(`final/${scenario}/params`);
+    if (entry.view.state !== 'finished' || !final?.layoutHash || !bytes) return { ok: false, reason: 'not-available', detail: 'this peer holds no final model of the scenario' };
+    const header = makeHeader({ scenarioId: scenario, round: Math.max(0, final.round ?? 0), sender: this.self, layoutHash: final.layoutHash, dtype: 'float32' }, bytes);
+    const name = this.node.roster.current.member(from)?.name ?? from;
+    await this.audit.append({ kind: 'model-sent', to: from, what: `final model (pull by ${name}, back after the end)`, scenario, bytes: bytes.byteLength, sha256: header.sha256 });
+    return { header, bytes };
+  }
+
+  /** This peer took part but came back after the end: adopt the final model from a participant that finished. */
+  private async catchUp(id: string): Promise<void> {
+    const entry = this.book.get(id);
+    if (!entry?.view.run || this.runs.has(id) || await this.store.scenarios.get(`final/${id}`)) return;
+    const run = new ScenarioRun(this.runHost(), id, runPlanOf(entry.signed.manifest));
+    this.runs.set(id, run);
+    const holders = participantsOf(entry.view).filter((p) => p !== this.self && entry.view.progress[p]?.done);
+    const fetch = async (layoutHash: string, length: number): Promise<Float32Array | undefined> => {
+      for (const p of holders) {
+        try {
+          const { header, bytes } = await this.node.models.pull(peerIdFromString(p), { scenarioId: id, layoutHash });
+          const v = new Float32Array(bytes.slice().buffer);
+          if (header.layoutHash !== layoutHash || v.length !== length || !v.every(Number.isFinite)) throw new Error('wrong layout, length or non-finite values');
+          return v;
+        } catch (e) {
+          log.warn({ scenario: id.slice(0, 12), from: p, err: (e as Error).message }, 'final model pull failed; trying another participant');
+        }
+      }
+      return undefined;
+    };
+    const finalRound = Math.max(...Object.values(entry.view.progress).filter((p) => p.done).map((p) => p.round));
+    try {
+      if (!(await run.catchUp(fetch, finalRound))) log.warn({ scenario: id.slice(0, 12) }, 'no participant could give the final model yet; will retry');
+    } finally {
+      this.runs.delete(id);
+      await run.stop();
+    }
   }
 
   /** A run slot for an approved scenario: the worker loads data and builds the model before the start. */
@@ -132,7 +202,7 @@ export class Daemon {
     const view = this.book.get(id)?.view;
     if (!run || !view) return;
     const ended = view.state === 'cancelled' || view.state === 'failed';   // a finished run ends itself after its last round
-    if (ended || (!run.begun && (TERMINAL.has(view.state) || (view.run && !view.run.participants.includes(this.self))))) {
+    if (ended || (!run.begun && (TERMINAL.has(view.state) || (view.run && !isParticipant(view, this.self))))) {
       if (ended && run.begun) log.info({ scenario: id.slice(0, 12), state: view.state, reason: view.reason }, 'scenario ended: stopping this peer\'s run');
       this.runs.delete(id);
       void run.stop();
@@ -148,6 +218,9 @@ export class Daemon {
       },
       failed: (id: string, e: unknown) => this.runFailed(id, e),
       stopAt: (id: string) => this.book.get(id)?.view.stopAt,
+      participantsAt: (id: string, round: number) => participantsAt(this.book.get(id)?.view ?? { run: undefined }, round),
+      participants: (id: string) => participantsOf(this.book.get(id)?.view ?? { run: undefined }),
+      refused: (id: string, peer: string, reason: string) => this.refusals.record({ scenario: id, peer, channel: 'model', reason }),
     };
   }
 
@@ -157,13 +230,19 @@ export class Daemon {
     for (const { signed, view } of this.book.list()) if (view.state === 'running') void this.maybeRun(signed.id).catch((e: unknown) => this.runFailed(signed.id, e));
   }
 
+  /**
+   * This peer's part failed: it says so for itself only (a signed progress entry with a code and a redacted message); the
+   * scenario goes on with the others unless too few are left (the end rule in src/scenario/participants.ts).
+   */
   private runFailed(id: string, e: unknown): void {
     log.error({ scenario: id.slice(0, 12), err: e }, 'scenario run failed on this peer');
     const run = this.runs.get(id);
     this.runs.delete(id);
     void run?.stop();
-    const reason = `${this.cfg.name}: ${(e as Error).message}`;
-    void this.coordinator.applyAndPublish(delta.state(id, 'failed', reason), 'scenario failed').catch(() => undefined);
+    const view = this.book.get(id)?.view;
+    const failed = { code: e instanceof CohortError ? e.code : 'INTERNAL', message: redact(e instanceof Error ? e.message : String(e)) };
+    const p: SiteProgress = { ...(view?.progress[this.self] ?? { round: 0 }), seq: Date.now(), failed };
+    void this.coordinator.applyAndPublish(delta.progress(id, this.self, p), `failure of this peer's run (${failed.code})`).catch(() => undefined);
   }
 
   /** Dial roster members with known addresses that are not connected (start, and every heartbeat: peers come back). */
@@ -182,7 +261,13 @@ export class Daemon {
     const body = { name: this.cfg.name, load: running.length, device: this.deviceInUse(), scenarios: running };
     try {
       await this.coordinator.publishHeartbeat(body);
+      await this.refusals.flush(this.audit, (p) => this.node.roster.current.member(p)?.name ?? p);
       await this.coordinator.enforceDeadlines();
+      await this.coordinator.tick();
+      // a participant that came back after the end retries until a finished participant gives it the final model
+      for (const { signed, view } of this.book.list()) {
+        if (view.state === 'finished' && isParticipant(view, this.self) && !view.progress[this.self]?.done) void this.maybeRun(signed.id).catch(() => undefined);
+      }
       // anti-entropy every few beats: enough for peers that were away, without filling the audit log with repeats
       if (this.beats++ % REPUBLISH_EVERY === 0) await this.coordinator.republish();
     } catch (e) {
@@ -211,6 +296,7 @@ export class Daemon {
       device: this.deviceInUse(),
       disk: { freeBytes: disk.bavail * disk.bsize, totalBytes: disk.blocks * disk.bsize },
       datasets: await this.data.names(),
+      refused: this.refusals.list().map((r) => ({ ...r, name: this.node.roster.current.member(r.peer)?.name ?? null })),
     };
   }
 
@@ -228,6 +314,7 @@ export class Daemon {
     clearInterval(this.heartbeat);
     this.coordinator.stop();
     await Promise.all([...this.runs.values()].map((r) => r.stop().catch(() => undefined)));
+    await this.refusals.flush(this.audit, (p) => this.node.roster.current.member(p)?.name ?? p).catch(() => undefined);
     await this.admin?.close();
     // the network goes first: a model still arriving must be audited before 'stop', which closes the log for this run
     await this.node.stop().catch((e: unknown) => log.warn({ err: e }, 'libp2p stop failed'));

@@ -2,17 +2,25 @@
  * The daemon's gossip vocabulary on the consortium's announce topic, and the rule that keeps a peer from writing for others.
  *   scenario-announce  a SignedScenario (verified on receipt: content hash, author signature, author is a researcher)
  *   scenario-view      a lifecycle delta (src/scenario/lifecycle.ts) from its sender
- * Gossipsub runs with StrictSign, so `from` is the authenticated originator; sanitiseDelta() keeps only what that sender may say.
+ * Gossipsub runs with StrictSign, so `from` is the authenticated originator; sanitiseDelta() keeps only what that sender may say
+ * (src/scenario/participants.ts states the rule) and names what it refused.
  */
 import { z } from 'zod';
 import { registerGossipType } from '../net/pubsub.ts';
 import { STATES, emptyView, type ScenarioView } from '../scenario/lifecycle.ts';
 import { SignedScenarioSchema, type SignedScenario } from '../scenario/signing.ts';
 
-const AnswerSchema = z.object({ hash: z.string(), reason: z.string().max(2000).optional(), at: z.string() }).strict();
+const AnswerSchema = z.object({ hash: z.string(), reason: z.string().max(2000).optional(), at: z.string(), sig: z.string().max(200).optional() }).strict();
 const ProgressSchema = z.object({
   round: z.number().int().nonnegative(), seq: z.number().int().nonnegative(), loss: z.number().optional(), metric: z.number().optional(),
   metricName: z.string().optional(), localOnly: z.number().optional(), bytesSent: z.number().optional(), done: z.boolean().optional(),
+  failed: z.object({ code: z.string().max(64), message: z.string().max(300) }).strict().optional(),
+  heldOut: z.number().int().nonnegative().optional(), lastTrainedRound: z.number().int().min(-1).optional(),
+}).strict();
+const RunSchema = z.object({
+  startAt: z.number(), participants: z.array(z.string()).max(10_000),
+  approvals: z.record(z.string(), AnswerSchema).optional(),
+  admitted: z.record(z.string(), z.object({ fromRound: z.number().int().nonnegative(), approval: AnswerSchema }).strict()).optional(),
 }).strict();
 export const ScenarioViewSchema = z.object({
   id: z.string().regex(/^[0-9a-f]{64}$/),
@@ -22,7 +30,7 @@ export const ScenarioViewSchema = z.object({
   declines: z.record(z.string(), AnswerSchema),
   progress: z.record(z.string(), ProgressSchema),
   reason: z.string().max(2000).optional(),
-  run: z.object({ startAt: z.number(), participants: z.array(z.string()) }).strict().optional(),
+  run: RunSchema.optional(),
   stopAt: z.number().int().positive().optional(),
 }).strict();
 
@@ -41,18 +49,43 @@ export function registerDaemonGossip(): void {
   registered = true;
 }
 
+/** Why a gossiped claim about a scenario was refused (counted per sender, audited in aggregate). */
+export type ClaimRefusal = 'not-participant' | 'not-launcher' | 'speaks-for-other' | 'bad-signature' | 'bad-run-plan';
+
 /**
- * What `from` may contribute: its own answers and progress; the launcher alone may start (run plan) or cancel; a participant
- * (or the launcher) may mark the scenario finished or failed.
+ * What `from` may say about a scenario, and what it tried to say but may not:
+ *   - its own answers (approvals must be signed: checked by the caller) and, if it is a participant, its own progress;
+ *   - the launcher alone moves the state (approved, running with the run plan, cancelled, failed by its deadline, finished),
+ *     admits late approvers and sets the stopping round.
+ * Anything else (another peer's progress or answer, a state change by a non-launcher, progress from a non-participant) is dropped
+ * and named in `refused`. `participants` is the participant set this peer believes (the verified run plan).
  */
-export function sanitiseDelta(d: ScenarioView, from: string, author: string, participants: readonly string[]): ScenarioView {
-  const own = <T>(r: Readonly<Record<string, T>>): Record<string, T> => (r[from] ? { [from]: r[from] } : {});
-  const out: ScenarioView = { ...emptyView(d.id), approvals: own(d.approvals), rejections: own(d.rejections), declines: own(d.declines), progress: own(d.progress) };
-  const isAuthor = from === author;
-  if (isAuthor && d.stopAt !== undefined) return { ...sanitiseDelta({ ...d, stopAt: undefined }, from, author, participants), stopAt: d.stopAt };
-  const mayEnd = isAuthor || participants.includes(from) || (d.run?.participants.includes(from) ?? false);
-  if (isAuthor && (d.state === 'approved' || d.state === 'running')) return { ...out, state: d.state, ...(d.run ? { run: d.run } : {}) };
-  if (isAuthor && d.state === 'cancelled') return { ...out, state: 'cancelled', ...(d.reason ? { reason: d.reason } : {}) };
-  if (mayEnd && (d.state === 'finished' || d.state === 'failed')) return { ...out, state: d.state, ...(d.reason ? { reason: d.reason } : {}) };
-  return out;
+export function sanitiseDelta(d: ScenarioView, from: string, author: string, participants: readonly string[]): { delta: ScenarioView; refused: ClaimRefusal[] } {
+  const refused = new Set<ClaimRefusal>();
+  const own = <T>(r: Readonly<Record<string, T>>): Record<string, T> => {
+    if (Object.keys(r).some((p) => p !== from)) refused.add('speaks-for-other');
+    return r[from] ? { [from]: r[from] } : {};
+  };
+  let progress = own(d.progress);
+  if (Object.keys(progress).length && !participants.includes(from)) {
+    refused.add('not-participant');
+    progress = {};
+  }
+  let out: ScenarioView = { ...emptyView(d.id), approvals: own(d.approvals), rejections: own(d.rejections), declines: own(d.declines), progress };
+  if (from === author) {
+    out = { ...out, state: d.state, ...(d.run ? { run: d.run } : {}), ...(d.stopAt !== undefined ? { stopAt: d.stopAt } : {}),
+      ...(d.reason && (d.state === 'cancelled' || d.state === 'failed') ? { reason: d.reason } : {}) };
+  } else if (d.state !== 'announced' || d.run || d.stopAt !== undefined) {
+    refused.add('not-launcher');
+  }
+  return { delta: out, refused: [...refused] };
+}
+
+/** This peer's own contributions to a view, for anti-entropy: its answers and progress; the launcher adds state and plan. */
+export function ownContribution(view: ScenarioView, self: string, author: string): ScenarioView {
+  const own = <T>(r: Readonly<Record<string, T>>): Record<string, T> => (r[self] ? { [self]: r[self] } : {});
+  const out: ScenarioView = { ...emptyView(view.id), approvals: own(view.approvals), rejections: own(view.rejections), declines: own(view.declines), progress: own(view.progress) };
+  if (self !== author) return out;
+  return { ...out, state: view.state, ...(view.run ? { run: view.run } : {}), ...(view.stopAt !== undefined ? { stopAt: view.stopAt } : {}),
+    ...(view.reason && (view.state === 'cancelled' || view.state === 'failed') ? { reason: view.reason } : {}) };
 }

@@ -101,8 +101,13 @@ export interface RunHost {
   publishProgress(id: string, p: SiteProgress): Promise<void>;
   /** Rounds to run when the launcher's stopping rule fired (else undefined: the manifest's maximum). */
   stopAt(id: string): number | undefined;
-  /** The run cannot continue (its worker died): the daemon marks it failed. */
+  /** The run cannot continue (its worker died): the daemon reports this peer's failure. */
   failed(id: string, e: unknown): void;
+  /** The participant rule (src/scenario/participants.ts): who takes part in `round`, and in the run at all. */
+  participantsAt(id: string, round: number): readonly string[];
+  participants(id: string): readonly string[];
+  /** The averaging rule refused a message from `peer` (unsolicited pull reply, replayed round, non-finite model...). */
+  refused(id: string, peer: string, reason: string): void;
 }
 
 export interface RunStatus { readonly round: number; readonly loss?: number; readonly metric?: number; readonly provider?: string; readonly done: boolean }
@@ -118,7 +123,8 @@ export class ScenarioRun {
   status: RunStatus = { round: -1, done: false };
 
   private preparing: Promise<Ready> | undefined;
-  private run: { startAt: number; participants: readonly string[] } | undefined;
+  private run: { startAt: number } | undefined;
+  private heldOut: number | undefined;
 
   constructor(private readonly host: RunHost, readonly id: string, private readonly plan: RunnablePlan) {}
 
@@ -141,7 +147,7 @@ export class ScenarioRun {
     return this.preparing;
   }
 
-  async start(run: { startAt: number; participants: readonly string[] }): Promise<void> {
+  async start(run: { startAt: number }): Promise<void> {
     this.run = run;
     const ready = await this.prepare();
     if (this.stopped || !this.client) return;
@@ -156,8 +162,10 @@ export class ScenarioRun {
       log.info({ scenario: this.id.slice(0, 12), round: resumed.state.round }, 'resumed from checkpoint');
     }
     this.learner = new WorkerLearner(this.client, params, ready.sampleCount);
+    this.heldOut = ready.testCount;
     const m = this.plan.manifest;
-    this.transport = new PeerTransport(this.host.node, this.host.audit, this.id, run.participants, run.startAt, m.averaging.topology, m.averaging.roundMs);
+    const members = { at: (round: number) => this.host.participantsAt(this.id, round), all: () => this.host.participants(this.id) };
+    this.transport = new PeerTransport(this.host.node, this.host.audit, this.id, members, run.startAt, m.averaging.topology, m.averaging.roundMs);
     this.averaging = createNode(m.averaging.algorithm, this.transport, this.learner, {
       scenario: this.id, layoutHash: ready.layoutHash, rounds: m.rounds.max, roundMs: m.averaging.roundMs,
       deadlineMs: m.averaging.deadlineMs ?? Math.round(m.averaging.roundMs * 0.8), codec: m.compression.codec,
@@ -165,6 +173,7 @@ export class ScenarioRun {
       seed: m.training.seed ^ hashSeed(this.host.node.peerId.toString()), weighting: m.averaging.weighting, train: true,
       proximal: m.training.proximalMu > 0,
     }, { fanout: m.averaging.fanout, s: m.averaging.s, gamma: m.averaging.gamma });
+    this.averaging.onReject = (reason, from) => this.host.refused(this.id, from, reason);
     this.status = { round: resumed?.state.round ?? -1, provider: ready.provider, done: false };
     // back from a crash, or joining more than a round late: take the current model from a neighbour instead of a stale one
     if (resumed || lateMs > m.averaging.roundMs) this.averaging.rejoin();
@@ -218,7 +227,7 @@ export class ScenarioRun {
     const loss = this.learner?.lastLoss;
     const metric = metrics[this.plan.manifest.task.metric];
     return { round, seq: ++this.seq, ...(Number.isFinite(loss) ? { loss } : {}), ...(metric !== undefined && Number.isFinite(metric) ? { metric } : {}),
-      metricName: this.plan.manifest.task.metric, bytesSent: this.bytesSent, ...extra };
+      metricName: this.plan.manifest.task.metric, bytesSent: this.bytesSent, ...(this.heldOut !== undefined ? { heldOut: this.heldOut } : {}), ...extra };
   }
 
   private async evaluate(model: Float32Array): Promise<Metrics> {
@@ -237,15 +246,42 @@ export class ScenarioRun {
       const r = await this.client.call({ op: 'localOnly', rounds });
       if (r.op === 'metrics') localOnly = r.metrics[m.task.metric];
     }
-    const onnx = await this.client.call({ op: 'export', params: model.slice() });
-    if (onnx.op === 'bytes') {
-      await this.host.store.checkpoints.put(`final/${this.id}/model.onnx`, onnx.bytes);
-      await this.host.store.scenarios.put(`final/${this.id}`, { metrics, localOnly, round: rounds - 1, at: new Date().toISOString() });
-    }
+    await this.keepFinal(model, metrics, localOnly, rounds - 1);
     this.status = { ...this.status, round: rounds - 1, metric: metrics[m.task.metric], done: true };
     await this.host.publishProgress(this.id, this.progress(rounds - 1, metrics, { done: true, ...(localOnly !== undefined ? { localOnly } : {}) }));
     log.info({ scenario: this.id.slice(0, 12), metric: metrics[m.task.metric], localOnly }, 'scenario finished on this peer');
     await this.stop();
+  }
+
+  /** The final model as ONNX (for export) and as the raw parameter vector (for participants that come back after the end). */
+  private async keepFinal(model: Float32Array, metrics: Metrics, localOnly: number | undefined, round: number, extra: Record<string, unknown> = {}): Promise<void> {
+    const onnx = await this.client!.call({ op: 'export', params: model.slice() });
+    if (onnx.op !== 'bytes') return;
+    const ready = await this.prepare();
+    await this.host.store.checkpoints.put(`final/${this.id}/model.onnx`, onnx.bytes);
+    await this.host.store.checkpoints.put(`final/${this.id}/params`, new Uint8Array(model.buffer.slice(model.byteOffset, model.byteOffset + model.byteLength)));
+    await this.host.store.scenarios.put(`final/${this.id}`, { metrics, localOnly, round, layoutHash: ready.layoutHash, at: new Date().toISOString(), ...extra });
+  }
+
+  /**
+   * Back after the scenario finished without this peer: take the final model from a participant that has it (`fetch`), check
+   * it, evaluate it here, keep it for export, and report `done` with the last round this peer really trained in.
+   */
+  async catchUp(fetch: (layoutHash: string, length: number) => Promise<Float32Array | undefined>, finalRound: number): Promise<boolean> {
+    const ready = await this.prepare();
+    if (this.stopped || !this.client) return false;
+    const resumed = await loadRound(this.host.store, this.id).catch(() => undefined);
+    const lastTrainedRound = resumed?.state.round ?? -1;
+    const model = await fetch(ready.layoutHash, ready.params.length);
+    if (!model || this.stopped) return false;
+    this.heldOut = ready.testCount;
+    const metrics = await this.evaluate(model.slice());
+    await this.keepFinal(model, metrics, undefined, finalRound, { lastTrainedRound, adoptedAfterEnd: true });
+    this.status = { round: finalRound, provider: ready.provider, metric: metrics[this.plan.manifest.task.metric], done: true };
+    await this.host.publishProgress(this.id, this.progress(finalRound, metrics, { done: true, lastTrainedRound }));
+    log.info({ scenario: this.id.slice(0, 12), lastTrainedRound, finalRound }, 'back after the end: took the final model from a participant');
+    await this.stop();
+    return true;
   }
 
   async stop(): Promise<void> {

@@ -27,6 +27,12 @@ import { logger } from '../util/log.ts';
 
 const log = logger('peer:transport');
 
+/** Who takes part: in a given round (the topology is drawn over it) and in the run at all. */
+export interface ParticipantSource {
+  at(round: number): readonly string[];
+  all(): readonly string[];
+}
+
 export class PeerTransport implements AveragingTransport {
   readonly self: string;
   bytesSent = 0;
@@ -36,49 +42,64 @@ export class PeerTransport implements AveragingTransport {
   private nextTimer = 1;
   private closed = false;
 
+  /** Peers this transport refused to send to (not participants: a bug upstream, never a leak). */
+  refusedSends = 0;
+
   constructor(
     private readonly node: CohortNode,
     private readonly audit: AuditLog,
     private readonly scenario: string,
-    private readonly participants: readonly string[],
+    private readonly members: ParticipantSource,
     private readonly startAt: number,
     private readonly topology: TopologySpec = { kind: 'complete' },
     private readonly roundMs = 1000,
   ) {
     this.self = node.peerId.toString();
-    this.sorted = [...participants].sort();
     this.seed = [...scenario].reduce((h, ch) => Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0, 2166136261);
   }
 
-  private readonly sorted: string[];
   private readonly seed: number;
-  private graphRound = -1;
+  private graphKey = '';
   private graph: number[][] = [];
+  private sorted: string[] = [];
 
   private connected(): Set<string> {
     return new Set(this.node.libp2p.getConnections().map((c) => c.remotePeer.toString()));
   }
 
-  /** This round's neighbours on the scenario's topology that are connected now. */
+  /**
+   * This round's neighbours on the scenario's topology that are connected now. The graph is drawn over the round's sorted
+   * participant set (late approvers join it from their admission round), identically on every participant.
+   */
   neighbours(): readonly string[] {
-    const round = this.topology.kind === 'time-varying' ? Math.max(0, Math.floor(this.now() / this.roundMs)) : 0;
-    if (round !== this.graphRound || this.graph.length === 0) {
-      this.graph = topologyGraph(this.topology, this.sorted.length, this.seed, round);
-      this.graphRound = round;
+    const round = Math.max(0, Math.floor(this.now() / this.roundMs));
+    const sorted = [...this.members.at(round)].sort();
+    const graphRound = this.topology.kind === 'time-varying' ? round : 0;
+    const key = `${graphRound}|${sorted.join(',')}`;
+    if (key !== this.graphKey) {
+      this.graph = topologyGraph(this.topology, sorted.length, this.seed, graphRound);
+      this.sorted = sorted;
+      this.graphKey = key;
     }
     const me = this.sorted.indexOf(this.self);
     const connected = this.connected();
     return (this.graph[me] ?? []).map((j) => this.sorted[j]!).filter((p) => connected.has(p));
   }
 
-  /** Every connected participant (peer sampling for Epidemic Learning and gossip learning, and pulls). */
+  /** Every connected participant of the run (peer sampling for Epidemic Learning and gossip learning, and pulls). */
   peers(): readonly string[] {
     const connected = this.connected();
-    return this.participants.filter((p) => p !== this.self && connected.has(p));
+    return this.members.all().filter((p) => p !== this.self && connected.has(p));
   }
 
   send(to: string, msg: AveragingMessage): void {
     if (this.closed) return;
+    // defence in depth: the rules only address participants; a model never goes to anyone else
+    if (!this.members.all().includes(to)) {
+      this.refusedSends++;
+      log.warn({ to, kind: msg.kind }, 'refused to send a scenario message to a non-participant');
+      return;
+    }
     const bytes = encodeMessage(msg);
     const header = makeHeader({ scenarioId: this.scenario, round: Math.max(0, msg.round), sender: this.self, layoutHash: msg.layoutHash, dtype: 'bytes', compression: msg.kind === 'model' ? msg.codec : 'none' }, bytes);
     this.bytesSent += bytes.byteLength;

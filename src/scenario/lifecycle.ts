@@ -12,7 +12,14 @@ export const STATES = ['announced', 'approved', 'running', 'finished', 'failed',
 export type ScenarioState = (typeof STATES)[number];
 export const TERMINAL: ReadonlySet<ScenarioState> = new Set(['finished', 'failed', 'cancelled']);
 
-export interface Answer { readonly hash: string; readonly reason?: string; readonly at: string }
+/**
+ * A peer's answer to a scenario, bound to the manifest hash. Approvals carry the approver's Ed25519 signature over
+ * (scenario, decision, hash, at) — see src/scenario/participants.ts — so that a run plan can prove who approved.
+ */
+export interface Answer { readonly hash: string; readonly reason?: string; readonly at: string; readonly sig?: string }
+
+/** A participant's own signed failure: a code and a redacted message (no paths, file or host names: src/util/redact.ts). */
+export interface SiteFailure { readonly code: string; readonly message: string }
 
 export interface SiteProgress {
   readonly round: number;
@@ -24,6 +31,12 @@ export interface SiteProgress {
   readonly localOnly?: number;
   readonly bytesSent?: number;
   readonly done?: boolean;
+  /** This participant's run failed (its own claim: it stops counting towards the finish; the others go on). */
+  readonly failed?: SiteFailure;
+  /** Held-out samples the metric was measured on (so that a reader can judge a difference). */
+  readonly heldOut?: number;
+  /** Back after the end: the last round this peer trained in (it took the final model from a participant). */
+  readonly lastTrainedRound?: number;
 }
 
 export interface ScenarioView {
@@ -45,13 +58,34 @@ export interface RunPlan {
   /** Epoch ms at which round 0 starts on every participant (rounds follow at startAt + r * roundMs). */
   readonly startAt: number;
   readonly participants: readonly string[];
+  /** Each participant's signed approval of this manifest hash: any peer checks the participant set without trusting the launcher. */
+  readonly approvals?: Readonly<Record<string, Answer>>;
+  /** Late approvers the launcher admitted after the start (grow-only): they take part from `fromRound` on. */
+  readonly admitted?: Readonly<Record<string, Admission>>;
 }
 
-/** Deterministic choice between two plans (there should be only one writer; this keeps merge commutative anyway). */
+export interface Admission { readonly fromRound: number; readonly approval: Answer }
+
+function mergeAdmitted(a: RunPlan['admitted'], b: RunPlan['admitted']): Record<string, Admission> {
+  const out: Record<string, Admission> = { ...a };
+  for (const [peer, adm] of Object.entries(b ?? {})) {
+    const mine = out[peer];
+    if (!mine || adm.fromRound < mine.fromRound || (adm.fromRound === mine.fromRound && JSON.stringify(adm) < JSON.stringify(mine))) out[peer] = adm;
+  }
+  return out;
+}
+
+/**
+ * Deterministic choice between two plans (there should be only one writer; this keeps merge commutative anyway); admissions
+ * are a grow-only map merged on top of whichever base plan wins.
+ */
 function pickRun(a: RunPlan | undefined, b: RunPlan | undefined): RunPlan | undefined {
   if (!a || !b) return a ?? b;
-  if (a.startAt !== b.startAt) return a.startAt < b.startAt ? a : b;
-  return JSON.stringify(a) <= JSON.stringify(b) ? a : b;
+  const { admitted: aa, ...baseA } = a;
+  const { admitted: ab, ...baseB } = b;
+  const base = a.startAt !== b.startAt ? (a.startAt < b.startAt ? baseA : baseB) : JSON.stringify(baseA) <= JSON.stringify(baseB) ? baseA : baseB;
+  const admitted = mergeAdmitted(aa, ab);
+  return Object.keys(admitted).length ? { ...base, admitted } : base;
 }
 
 export function emptyView(id: string): ScenarioView {
@@ -107,6 +141,8 @@ export function approvalsFor(view: ScenarioView, hash: string): string[] {
 export const delta = {
   state: (id: string, state: ScenarioState, reason?: string): ScenarioView => ({ ...emptyView(id), state, ...(reason ? { reason } : {}) }),
   run: (id: string, run: RunPlan): ScenarioView => ({ ...emptyView(id), state: 'running', run }),
+  admit: (id: string, run: RunPlan, peer: string, admission: Admission): ScenarioView =>
+    ({ ...emptyView(id), state: 'running', run: { ...run, admitted: { ...run.admitted, [peer]: admission } } }),
   stopAt: (id: string, stopAt: number): ScenarioView => ({ ...emptyView(id), stopAt }),
   approve: (id: string, peer: string, ans: Answer): ScenarioView => ({ ...emptyView(id), approvals: { [peer]: ans } }),
   reject: (id: string, peer: string, ans: Answer): ScenarioView => ({ ...emptyView(id), rejections: { [peer]: ans } }),

@@ -14,7 +14,7 @@ import { canonicalJson } from '../util/canonical.ts';
 import type { Store } from './db.ts';
 
 export const AUDIT_KINDS = ['gossip-sent', 'model-sent', 'model-received', 'approval', 'rejection', 'decline', 'launch', 'cancel',
-  'export', 'admin', 'start', 'stop'] as const;
+  'export', 'admin', 'start', 'stop', 'refused'] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 
 export interface AuditInput {

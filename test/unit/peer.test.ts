@@ -21,17 +21,19 @@ const ROOT = join(import.meta.dirname, '../..');
 describe('gossip sanitising', () => {
   const id = 'a'.repeat(64);
   const ans = { hash: id, at: '2026-01-01T00:00:00Z' };
-  it('a peer may only speak for itself; only the launcher starts or cancels; participants may finish', () => {
+  it('a peer may only speak for itself; only the launcher moves the state; nobody else may finish or fail the scenario', () => {
     const forged = { ...delta.approve(id, 'victim', ans), progress: { attacker: { round: 1, seq: 1 }, victim: { round: 9, seq: 9 } } };
-    const s = sanitiseDelta(forged, 'attacker', 'author', []);
-    expect(s.approvals).toEqual({});
-    expect(Object.keys(s.progress)).toEqual(['attacker']);
-    expect(sanitiseDelta(delta.state(id, 'cancelled'), 'attacker', 'author', []).state).toBe('announced');
-    expect(sanitiseDelta(delta.state(id, 'cancelled'), 'author', 'author', []).state).toBe('cancelled');
-    expect(sanitiseDelta(delta.run(id, { startAt: 1, participants: ['x'] }), 'x', 'author', []).run).toBeUndefined();
-    expect(sanitiseDelta(delta.run(id, { startAt: 1, participants: ['x'] }), 'author', 'author', []).run).toEqual({ startAt: 1, participants: ['x'] });
-    expect(sanitiseDelta(delta.state(id, 'finished'), 'x', 'author', ['x']).state).toBe('finished');
-    expect(sanitiseDelta(delta.state(id, 'finished'), 'y', 'author', ['x']).state).toBe('announced');
+    const s = sanitiseDelta(forged, 'attacker', 'author', ['attacker']);
+    expect(s.delta.approvals).toEqual({});
+    expect(Object.keys(s.delta.progress)).toEqual(['attacker']);
+    expect(s.refused).toEqual(['speaks-for-other']);
+    expect(sanitiseDelta(delta.state(id, 'cancelled'), 'attacker', 'author', []).delta.state).toBe('announced');
+    expect(sanitiseDelta(delta.state(id, 'cancelled'), 'author', 'author', []).delta.state).toBe('cancelled');
+    expect(sanitiseDelta(delta.run(id, { startAt: 1, participants: ['x'] }), 'x', 'author', []).delta.run).toBeUndefined();
+    expect(sanitiseDelta(delta.run(id, { startAt: 1, participants: ['x'] }), 'author', 'author', []).delta.run).toEqual({ startAt: 1, participants: ['x'] });
+    // a participant's word does not finish or fail the scenario: every peer judges the end itself (src/scenario/participants.ts)
+    expect(sanitiseDelta(delta.state(id, 'finished'), 'x', 'author', ['x'])).toEqual({ delta: emptyView(id), refused: ['not-launcher'] });
+    expect(sanitiseDelta(delta.state(id, 'failed', 'forged'), 'x', 'author', ['x']).delta.state).toBe('announced');
   });
 });
 
