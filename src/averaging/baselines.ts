@@ -19,6 +19,8 @@ export interface BaselineResult {
   readonly bytesPerPeerPerRound: number;
   /** Local-only: the final metric of each peer. */
   readonly perPeer?: number[];
+  /** The final model(s): the pooled model, FedAvg's global model, or one local model per peer (for per-site evaluation). */
+  readonly models: Float32Array[];
 }
 
 export interface BaselineOptions {
@@ -41,7 +43,7 @@ export async function centralisedBaseline(pooled: LocalLearner, evaluate: Evalua
     curve.push(m);
     opts.onRound?.(r, m);
   }
-  return { name: 'centralised', curve, final: curve.at(-1) ?? Number.NaN, bytesPerPeerPerRound: 0 };
+  return { name: 'centralised', curve, final: curve.at(-1) ?? Number.NaN, bytesPerPeerPerRound: 0, models: [pooled.getParameters()] };
 }
 
 export async function localOnlyBaseline(learners: readonly LocalLearner[], evaluate: Evaluate, opts: BaselineOptions): Promise<BaselineResult> {
@@ -57,7 +59,7 @@ export async function localOnlyBaseline(learners: readonly LocalLearner[], evalu
     curve.push(m);
     opts.onRound?.(r, m);
   }
-  return { name: 'local_only', curve, final: curve.at(-1) ?? Number.NaN, bytesPerPeerPerRound: 0, perPeer };
+  return { name: 'local_only', curve, final: curve.at(-1) ?? Number.NaN, bytesPerPeerPerRound: 0, perPeer, models: learners.map((l) => l.getParameters()) };
 }
 
 export async function fedAvgBaseline(
@@ -81,5 +83,5 @@ export async function fedAvgBaseline(
     curve.push(m);
     opts.onRound?.(r, m);
   }
-  return { name: 'fedavg', curve, final: curve.at(-1) ?? Number.NaN, bytesPerPeerPerRound: 4 * global.length };
+  return { name: 'fedavg', curve, final: curve.at(-1) ?? Number.NaN, bytesPerPeerPerRound: 4 * global.length, models: [global] };
 }

@@ -16,6 +16,10 @@
  *     Categorical columns with more than `maxCategories` (default 32) distinct values are dropped with a warning (free text).
  *   - the label column's distinct values, sorted (numerically when numeric), are the classes; targets.label holds the class index
  *     as a float. Rows with a missing label are dropped (counted in `droppedRows`).
+ *   - survival instead of a label (`survival: { time, event }`): targets.time (the numeric follow-up time) and targets.event
+ *     (1 = event observed, 0 = censored; the column holds 0/1, or true/false, yes/no, dead/alive); rows missing either are dropped.
+ *   - a text column with one distinct value per row (and more rows than `maxCategories`) is identifier-like: it is dropped, and
+ *     listed in `identifiers` with the named identifier columns (callers print them as a note).
  */
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
@@ -58,6 +62,8 @@ export interface TabularOptions {
    * Without it the locally seen values, sorted, are the classes.
    */
   readonly classNames?: readonly string[];
+  /** Survival targets instead of a label: the follow-up time column and the event column (1/0). */
+  readonly survival?: { readonly time: string; readonly event: string };
 }
 
 export interface Encoding {
@@ -72,7 +78,11 @@ export interface TabularSamples {
   readonly featureNames: readonly string[];
   readonly encoding: Encoding;
   readonly dropped: readonly string[];
+  /** The dropped columns that look like identifiers (named id/..._id, or text with one distinct value per row). */
+  readonly identifiers: readonly string[];
   readonly droppedRows: number;
+  /** The table row of each sample (rows with a missing label or survival target are left out). */
+  readonly rowIndex: readonly number[];
 }
 
 const MISSING = new Set(['', 'na', 'n/a', 'nan', 'null', '?', '.', 'none']);
@@ -192,29 +202,60 @@ export function tableToSamples(table: Table, opts: TabularOptions = {}): Tabular
   const ignore = new Set(opts.ignore ?? []);
   for (const name of ignore) columnNamed(table, name, 'ignored');
   const labelCol = opts.label !== undefined ? columnNamed(table, opts.label, 'label') : undefined;
+  const surv = opts.survival ? { time: columnNamed(table, opts.survival.time, 'time'), event: columnNamed(table, opts.survival.event, 'event') } : undefined;
   const dropped: string[] = [];
+  const identifiers: string[] = [];
   const candidates = opts.features
     ? opts.features.map((f) => columnNamed(table, f, 'feature'))
-    : table.columns.filter((c) => c !== labelCol && !ignore.has(c.name) && !(isIdentifierColumn(c.name) && dropped.push(c.name)));
+    : table.columns.filter((c) => c !== labelCol && c !== surv?.time && c !== surv?.event && !ignore.has(c.name)
+      && !(isIdentifierColumn(c.name) && dropped.push(c.name) && identifiers.push(c.name)));
   const maxCat = opts.maxCategories ?? 32;
   const used: Encoding['columns'][number][] = [];
   for (const c of candidates) {
     if (c.kind === 'numeric') { used.push({ name: c.name, kind: 'numeric' }); continue; }
     const categories = [...new Set(c.values.filter((v): v is string => v !== null))].sort();
     if (categories.length > maxCat) {
-      log.warn({ file: table.file, column: c.name, categories: categories.length }, 'dropping a text column with too many distinct values');
+      const idLike = categories.length === table.rows - c.missing;
+      if (idLike) identifiers.push(c.name);
+      else log.warn({ file: table.file, column: c.name, categories: categories.length }, 'dropping a text column with too many distinct values');
       dropped.push(c.name);
       continue;
     }
     used.push({ name: c.name, kind: 'categorical', categories });
   }
   if (used.length === 0) throw new CohortError('NO_FEATURES', `${table.file} has no feature columns left`, 'the table needs at least one column besides the label and identifiers');
-  return encodeRows(table, { columns: used }, labelCol, dropped, opts.minClasses ?? 2, opts.classNames);
+  const r = encodeRows(table, { columns: used }, labelCol, dropped, opts.minClasses ?? 2, opts.classNames, surv);
+  return { ...r, identifiers };
+}
+
+const EVENT_WORDS: Readonly<Record<string, number>> = { '1': 1, '0': 0, true: 1, false: 0, yes: 1, no: 0, dead: 1, alive: 0, deceased: 1, event: 1, censored: 0 };
+
+/** Survival targets of the rows kept: numeric times, events as 1/0 (checked). */
+function survivalValues(table: Table, surv: { time: Column; event: Column }, rows: readonly number[]): Record<string, SampleTensor> {
+  if (surv.time.kind !== 'numeric') {
+    throw new CohortError('BAD_SURVIVAL_COLUMN', `${table.file}: time column '${surv.time.name}' is not numeric`, 'the time column holds the follow-up time as a number (e.g. days)');
+  }
+  const event = rows.map((r) => {
+    const v = surv.event.values[r];
+    const e = EVENT_WORDS[String(v).trim().toLowerCase()];
+    if (e === undefined) {
+      throw new CohortError('BAD_SURVIVAL_COLUMN', `${table.file}: event column '${surv.event.name}' holds '${String(v)}' (row ${r + 2})`,
+        'the event column holds 1 (event observed) or 0 (censored); true/false, yes/no and dead/alive are read too');
+    }
+    return e;
+  });
+  if (!event.includes(1)) {
+    throw new CohortError('NO_EVENTS', `${table.file}: event column '${surv.event.name}' has no observed event`, 'survival models need some events (1) besides censored rows (0)');
+  }
+  return {
+    time: { shape: [], data: Float32Array.from(rows, (r) => surv.time.values[r] as number) },
+    event: { shape: [], data: Float32Array.from(event) },
+  };
 }
 
 /** Apply a fitted encoding to a table (also used to encode a second file with the categories fitted on the first). */
 export function encodeRows(table: Table, encoding: Encoding, labelCol: Column | undefined, dropped: string[] = [], minClasses = 2,
-  fixedClasses?: readonly string[]): TabularSamples {
+  fixedClasses?: readonly string[], survival?: { time: Column; event: Column }): TabularSamples {
   const classNames = labelCol ? (fixedClasses ? [...fixedClasses] : classesOf(labelCol)) : [];
   if (labelCol && fixedClasses) {
     const unknown = classesOf(labelCol).find((c) => !fixedClasses.includes(c));
@@ -226,7 +267,8 @@ export function encodeRows(table: Table, encoding: Encoding, labelCol: Column | 
   if (labelCol && classNames.length < Math.max(1, minClasses)) {
     throw new CohortError('ONE_CLASS', `${table.file}: label column '${labelCol.name}' has ${classNames.length} distinct value(s)`, 'classification needs at least two classes');
   }
-  const rows = [...Array(table.rows).keys()].filter((r) => !labelCol || labelCol.values[r] !== null);
+  const rows = [...Array(table.rows).keys()].filter((r) => (!labelCol || labelCol.values[r] !== null)
+    && (!survival || (survival.time.values[r] !== null && survival.event.values[r] !== null)));
   const featureNames = encoding.columns.flatMap((c) => (c.kind === 'numeric' ? [c.name] : (c.categories ?? []).map((k) => `${c.name}=${k}`)));
   const F = featureNames.length;
   const features = new Float32Array(rows.length * F);
@@ -241,9 +283,11 @@ export function encodeRows(table: Table, encoding: Encoding, labelCol: Column | 
     const index = new Map(classNames.map((n, i) => [n, i]));
     targets.label = { shape: [], data: Float32Array.from(rows, (r) => index.get(String(labelCol.values[r])) ?? Number.NaN) };
   }
+  if (survival) Object.assign(targets, survivalValues(table, survival, rows));
   return {
     set: { size: rows.length, inputs: { features: { shape: [F], data: features } }, targets },
-    classes: classNames.length, classNames, featureNames, encoding, dropped, droppedRows: table.rows - rows.length,
+    classes: classNames.length, classNames, featureNames, encoding, dropped, identifiers: dropped.filter(isIdentifierColumn),
+    droppedRows: table.rows - rows.length, rowIndex: rows,
   };
 }
 

@@ -23,11 +23,19 @@ const jsonValue: z.ZodType<unknown> = z.lazy(() =>
 );
 
 export const taskSchema = z.object({
-  kind: z.enum(['classification', 'segmentation', 'regression', 'multitask']),
-  /** The metric that decides convergence, reports and the stopping rule (higher is better, except loss). */
-  metric: z.enum(['accuracy', 'balancedAccuracy', 'auc', 'dice', 'iou', 'loss']),
+  kind: z.enum(['classification', 'segmentation', 'regression', 'multitask', 'survival']),
+  /** The metric that decides convergence, reports and the stopping rule (higher is better, except loss). c_index: survival only. */
+  metric: z.enum(['accuracy', 'balancedAccuracy', 'auc', 'dice', 'iou', 'loss', 'c_index']),
   classes: z.number().int().min(1).optional(),
-}).strict();
+  /** Survival: the follow-up time column and the event column (1 = event observed, 0 = censored); the loss is then `cox`. */
+  time: z.string().min(1).max(200).optional(),
+  event: z.string().min(1).max(200).optional(),
+}).strict().superRefine((t, ctx) => {
+  const survival = t.kind === 'survival';
+  if (survival && (!t.time || !t.event)) ctx.addIssue({ code: 'custom', message: 'a survival task names its time and event columns (task.time, task.event)' });
+  if (!survival && (t.time || t.event)) ctx.addIssue({ code: 'custom', message: 'task.time and task.event belong to survival tasks' });
+  if (survival !== (t.metric === 'c_index') && t.metric !== 'loss') ctx.addIssue({ code: 'custom', message: `metric ${t.metric} does not fit a ${t.kind} task (survival: c_index or loss)` });
+});
 
 export const dataSchema = z.object({
   /** Which local dataset a peer uses: matched against its registry (dataset name, kind, modality, tags). */
@@ -47,6 +55,17 @@ export const dataSchema = z.object({
   preprocessing: z.record(z.string().max(200), jsonValue).default({}),
   /** Share of each peer's data held out for evaluation. */
   holdout: z.number().gt(0).lt(1).default(0.2),
+  /**
+   * Simulation only — a natural split instead of a random partition: one simulated peer per distinct value of the column `by`
+   * (e.g. "region"); `train` names a fixed train/test column and the value that marks training rows (e.g. { "column": "split",
+   * "value": "train" }: every other row is test). Without `train`, each site holds out `holdout` of its rows. Both columns are
+   * left out of the features; `simulation.peers` and `simulation.partition` do not apply.
+   *   "split": { "by": "region", "train": { "column": "split", "value": "train" } }
+   */
+  split: z.object({
+    by: z.string().min(1).max(200),
+    train: z.object({ column: z.string().min(1).max(200), value: z.string().max(200) }).strict().optional(),
+  }).strict().optional(),
 }).strict();
 
 export const trainingSchema = z.object({

@@ -2,12 +2,15 @@
  * Pooled data for a simulation, from a manifest's data selector (simulation only: real peers read their own registered data).
  *   source "path/to/file.csv" + label column   the data layer's tabular reader (src/data/tabular.ts: ids dropped, categories one-hot,
  *                                              labels -> class indices in sorted order)
+ *   source "path/to/file.csv" + survival       the same reader with targets time + event (a survival task: task.time / task.event)
  *   source "synthetic:blobs"                   Gaussian class blobs (preprocessing: { samples, features, classes, separation })
- * Produces a SampleSet { inputs: { features: [F] }, targets: { label: [] } }. preprocessing { standardize: true } is applied after the
- * train/test split by standardiseSplit (statistics of the training part only).
+ * Produces a SampleSet { inputs: { features: [F] }, targets: { label: [] } } (survival: { time: [], event: [] }). With a natural
+ * split (data.split: { by: COLUMN, train?: { column, value } }) each sample also carries its site (the value of COLUMN) and,
+ * with `train`, whether it belongs to the fixed training part; those columns are not features. preprocessing
+ * { standardize: true } is applied after the train/test split (statistics of the pooled training part only).
  */
 import type { SampleSet } from '../data/samples.ts';
-import { fitStandardiser, readTabular, standardiseSet } from '../data/tabular.ts';
+import { fitStandardiser, readTable, standardiseSet, tableToSamples } from '../data/tabular.ts';
 import { CohortError } from '../util/errors.ts';
 import { Rng } from '../util/random.ts';
 
@@ -16,7 +19,20 @@ export interface LoadedData {
   readonly classes: number;
   readonly classNames: readonly string[];
   readonly featureNames: readonly string[];
+  /** Columns dropped as identifiers (named id/..._id, or text unique per row). */
+  readonly identifiers?: readonly string[];
+  /** Natural split: the site of each sample, and (with a train column) whether it is in the fixed training part. */
+  readonly sites?: readonly string[];
+  readonly inTrain?: readonly boolean[];
 }
+
+/** Survival targets: the follow-up time column and the event column (1 = event, 0 = censored). */
+export interface SurvivalColumns { readonly time: string; readonly event: string }
+
+/** A natural split: one peer per distinct value of `by`; `train` marks the rows of a fixed training part (the rest is test). */
+export interface SiteSplit { readonly by: string; readonly train?: { readonly column: string; readonly value: string } }
+
+export interface LoadOptions { readonly survival?: SurvivalColumns; readonly split?: SiteSplit }
 
 export interface DataSelector {
   readonly source?: string;
@@ -24,19 +40,41 @@ export interface DataSelector {
   readonly dataset?: string;
 }
 
-export function loadSimData(selector: DataSelector, preprocessing: Readonly<Record<string, unknown>>, seed: number): LoadedData {
+export function loadSimData(selector: DataSelector, preprocessing: Readonly<Record<string, unknown>>, seed: number, o: LoadOptions = {}): LoadedData {
   const source = selector.source ?? (selector.dataset === 'wdbc' ? 'data/wdbc.csv' : undefined);
   if (!source) {
     throw new CohortError('SIM_DATA_SOURCE', 'the manifest\'s data.selector names no source the simulator can load',
       'set data.selector.source to a CSV file (with data.selector.label) or "synthetic:blobs"');
   }
-  return source.startsWith('synthetic:') ? synthetic(source.slice(10), preprocessing, seed) : csv(source, selector.label ?? 'label');
+  if (source.startsWith('synthetic:')) {
+    if (o.survival || o.split) throw new CohortError('SIM_DATA_SOURCE', 'synthetic data has no survival columns or sites', 'use a CSV source');
+    return synthetic(source.slice(10), preprocessing, seed);
+  }
+  return csv(source, selector.label ?? 'label', o);
 }
 
-function csv(path: string, label: string): LoadedData {
-  const t = readTabular(path, { label });
-  if (!t.set.targets['label']) throw new CohortError('SIM_DATA_LABEL', `${path} has no label column "${label}"`, 'set data.selector.label');
-  return { set: t.set, classes: t.classes, classNames: t.classNames, featureNames: t.featureNames };
+function csv(path: string, label: string, o: LoadOptions): LoadedData {
+  const table = readTable(path);
+  const ignore = o.split ? [...new Set([o.split.by, ...(o.split.train ? [o.split.train.column] : [])])] : [];
+  const t = tableToSamples(table, o.survival ? { survival: o.survival, ignore } : { label, ignore });
+  if (!o.survival && !t.set.targets['label']) throw new CohortError('SIM_DATA_LABEL', `${path} has no label column "${label}"`, 'set data.selector.label');
+  const base = { set: t.set, classes: t.classes, classNames: t.classNames, featureNames: t.featureNames, identifiers: t.identifiers };
+  if (!o.split) return base;
+  const column = (name: string): readonly (string | number | null)[] => table.columns.find((c) => c.name === name)!.values;
+  const siteOf = column(o.split.by);
+  const sites = t.rowIndex.map((r, i) => {
+    const v = siteOf[r];
+    if (v === null) throw new CohortError('SIM_SITE_MISSING', `${path}: sample ${i} (row ${r + 2}) has no value in the site column "${o.split!.by}"`, 'fill the site column, or drop those rows');
+    return String(v);
+  });
+  if (!o.split.train) return { ...base, sites };
+  const trainCol = column(o.split.train.column);
+  const inTrain = t.rowIndex.map((r) => String(trainCol[r]) === o.split!.train!.value);
+  if (!inTrain.some(Boolean) || inTrain.every(Boolean)) {
+    throw new CohortError('SIM_TRAIN_COLUMN', `${path}: column "${o.split.train.column}" marks ${inTrain.filter(Boolean).length} of ${inTrain.length} rows as "${o.split.train.value}"`,
+      'the train column must mark some rows as training and leave the others for testing');
+  }
+  return { ...base, sites, inTrain };
 }
 
 function num(v: unknown, fallback: number): number {

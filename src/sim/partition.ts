@@ -4,6 +4,7 @@
  *   dirichlet(alpha)      label skew (Hsu et al. 2019): for each class, its samples go to peers in proportions ~ Dir(alpha)
  *   quantity(alpha)       size skew: peer sizes ~ Dir(alpha), labels IID
  *   featureShift(s)       IID split, then each peer's inputs get its own affine "scanner" transform x*(1+s*a_k) + s*b_k
+ * and the natural split (siteSplit): one peer per value of a site column, with a fixed train/test column or a per-site held-out share.
  */
 import { selectSamples, type SampleSet, type SampleTensor } from '../data/samples.ts';
 import { CohortError } from '../util/errors.ts';
@@ -139,4 +140,44 @@ export function stratifiedSplit(set: SampleSet, labelName: string, testShare: nu
     train.push(...idx.slice(k));
   }
   return { train: selectSamples(set, train.sort((a, b) => a - b)), test: selectSamples(set, test.sort((a, b) => a - b)) };
+}
+
+export interface SiteParts {
+  /** Site names, largest training part first (ties by name). */
+  readonly names: string[];
+  /** Sample indices of each site's training and test parts (ascending). */
+  readonly train: number[][];
+  readonly test: number[][];
+}
+
+/**
+ * A natural split: one part per distinct site. With `inTrain` (a fixed train/test column, as FLamby's split) a sample is
+ * training or test as marked; without it each site holds out `holdout` of its samples, stratified by `strata` (class index or
+ * event indicator). Every site needs at least 2 training samples.
+ */
+export function siteSplit(sites: readonly string[], strata: ArrayLike<number>, o: { inTrain?: readonly boolean[]; holdout: number; seed: number }): SiteParts {
+  const bySite = new Map<string, number[]>();
+  sites.forEach((s, i) => { const l = bySite.get(s); if (l) l.push(i); else bySite.set(s, [i]); });
+  if (bySite.size < 2) {
+    throw new CohortError('SITE_SPLIT', `the site column has ${bySite.size} distinct value(s)`, 'a federation needs at least two sites: pick a column with one value per hospital');
+  }
+  const rng = new Rng(o.seed ^ 0x517e);
+  const split = [...bySite.entries()].map(([name, idx]) => {
+    if (o.inTrain) return { name, train: idx.filter((i) => o.inTrain![i]), test: idx.filter((i) => !o.inTrain![i]) };
+    const train: number[] = [];
+    const test: number[] = [];
+    for (const c of [...new Set(idx.map((i) => strata[i]!))].sort((a, b) => a - b)) {
+      const members = rng.shuffle(idx.filter((i) => strata[i] === c));
+      const k = Math.round(members.length * o.holdout);
+      test.push(...members.slice(0, k));
+      train.push(...members.slice(k));
+    }
+    return { name, train: train.sort((a, b) => a - b), test: test.sort((a, b) => a - b) };
+  });
+  const small = split.find((p) => p.train.length < 2);
+  if (small) {
+    throw new CohortError('SITE_SPLIT', `site "${small.name}" has ${small.train.length} training sample(s)`, 'every site needs at least 2 training samples: merge small sites or drop them');
+  }
+  split.sort((a, b) => b.train.length - a.train.length || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { names: split.map((p) => p.name), train: split.map((p) => p.train), test: split.map((p) => p.test) };
 }

@@ -2,6 +2,10 @@
  * `cohort sim` in one function: a scenario manifest -> pooled data -> held-out test set -> partition over N peers -> one learner per
  * peer (the engine's Trainer, or the small TypeScript softmax learner) -> the averaging rule on the simulated network -> the
  * BASELINES (centralised, local-only, FedAvg) on the same data and budget -> one report (the exact JSON of `cohort sim --json`).
+ * A natural split (data.split.by, e.g. a region column) replaces the held-out share and the partition: one peer per site, the
+ * fixed train/test column or a per-site held-out share; the headline metric is on the pooled test set (as FLamby reports it), and
+ * `per_site` gives each site's own test metric for the rule's model of that site and for the baselines' models.
+ * Survival tasks (task.kind 'survival': task.time, task.event) stratify splits by the event indicator and report `c_index`.
  *
  *   runScenarioSim(manifest, overrides, hooks) -> SimReport
  */
@@ -9,15 +13,15 @@ import { centralisedBaseline, fedAvgBaseline, localOnlyBaseline, type BaselineRe
 import type { AlgorithmName } from '../averaging/node.ts';
 import type { CodecName } from '../averaging/compression.ts';
 import type { LocalLearner } from '../averaging/types.ts';
-import { concatSamples, type SampleSet } from '../data/samples.ts';
+import { concatSamples, selectSamples, type SampleSet } from '../data/samples.ts';
 import type { LossSpec, ModelSpec, OptimizerSpec } from '../engine/spec.ts';
 import { CohortError } from '../util/errors.ts';
 import { logger } from '../util/log.ts';
 import { Rng } from '../util/random.ts';
-import { loadSimData, standardiseSplit, type DataSelector } from './datasets.ts';
+import { loadSimData, standardiseSplit, type DataSelector, type SiteSplit } from './datasets.ts';
 import { SoftmaxLearner } from './learners.ts';
 import type { Topology } from './network.ts';
-import { partitionSamples, stratifiedSplit, type PartitionSpec } from './partition.ts';
+import { partitionSamples, siteSplit, stratifiedSplit, type PartitionSpec } from './partition.ts';
 import { churnSchedule, simulate, type RoundProbe, type SimulateOptions } from './simulate.ts';
 import { consensusDistance, weightedMean } from '../averaging/mixing.ts';
 import type { AlgorithmSettings } from '../averaging/factory.ts';
@@ -34,8 +38,12 @@ export type LearnerKind = 'engine' | 'softmax';
  */
 export interface SimScenario {
   readonly name: string;
-  readonly task: { readonly kind: string; readonly metric: string };
-  readonly data: { readonly selector: DataSelector; readonly preprocessing: Readonly<Record<string, unknown>>; readonly holdout: number };
+  readonly task: { readonly kind: string; readonly metric: string; readonly time?: string; readonly event?: string };
+  readonly data: {
+    readonly selector: DataSelector; readonly preprocessing: Readonly<Record<string, unknown>>; readonly holdout: number;
+    /** Natural split: one peer per value of a site column (see datasets.ts). */
+    readonly split?: SiteSplit;
+  };
   readonly model: ModelSpec;
   readonly loss?: LossSpec;
   readonly optimizer: OptimizerSpec;
@@ -72,6 +80,8 @@ export interface SimOverrides {
   readonly roundMs?: number;
   /** Run the rule somewhere else than the virtual network: the CLI passes runOnLoopback (real libp2p peers on 127.0.0.1). */
   readonly runner?: RealRunner;
+  /** Report `per_site` for a random partition too (each peer named peer-K, evaluated on the pooled test set). */
+  readonly perSite?: boolean;
 }
 
 /** A runner of one rule over real peers (src/net/averaging-transport.ts runOnLoopback has this shape). */
@@ -83,6 +93,8 @@ export type RealRunner = (o: {
 interface RuleRun {
   readonly probes: RoundProbe[];
   readonly finalModels: Float32Array[];
+  /** Peer index of each final model. */
+  readonly finalPeers: number[];
   readonly finalMetrics: number[];
   readonly rejected: Record<RejectReason, number>;
   readonly bytesSentPerPeer: number;
@@ -97,7 +109,7 @@ async function realRun(runner: RealRunner, so: SimulateOptions, evaluate: (x: Fl
   const rejected = { ...r.nodes[0]!.stats.rejected };
   for (const k of Object.keys(rejected) as RejectReason[]) rejected[k] = r.nodes.reduce((a, n) => a + n.stats.rejected[k], 0);
   return {
-    probes: [], finalModels: r.estimates, finalMetrics, rejected, messagesLost: r.sendFailures,
+    probes: [], finalModels: r.estimates, finalPeers: r.estimates.map((_, i) => i), finalMetrics, rejected, messagesLost: r.sendFailures,
     bytesSentPerPeer: r.nodes.reduce((a, n) => a + n.stats.bytesSent, 0) / r.nodes.length,
   };
 }
@@ -108,12 +120,28 @@ export interface SimHooks {
 
 export interface CurvePoint { readonly round: number; readonly metric: number; readonly bytesPerPeer: number; readonly consensus?: number }
 
+/**
+ * One site of a natural split: its sample counts and the metric on its own test set of the rule's model at that site (`metric`)
+ * and of the baselines' models (local_only: the site's own local model). null: not run, or no test pairs/samples at the site.
+ */
+export interface SiteResult {
+  readonly site: string;
+  readonly train: number;
+  readonly test: number;
+  readonly metric: number | null;
+  readonly local_only: number | null;
+  readonly fedavg: number | null;
+  readonly centralised: number | null;
+}
+
 export interface SimReport {
   readonly algorithm: AlgorithmName;
   readonly peers: number;
   readonly rounds: number;
   readonly final: { readonly mean: number; readonly min: number; readonly max: number; readonly metric: string };
   readonly baselines: { readonly centralised: number | null; readonly local_only: number | null; readonly fedavg: number | null };
+  /** Natural splits (and --data runs): one entry per site, in peer order. */
+  readonly per_site?: SiteResult[];
   readonly bytes_sent_per_peer: number;
   readonly consensus_distance: number;
   readonly details: {
@@ -141,12 +169,53 @@ interface Task {
   readonly parameters: number;
   makeLearner(data: SampleSet): Promise<LocalLearner>;
   evaluate(model: Float32Array): Promise<number>;
+  /** The metric of `model` on another test set (NaN when the set is empty or the metric is undefined there). */
+  evaluateOn(model: Float32Array, set: SampleSet): Promise<number>;
   dispose(): Promise<void>;
+}
+
+interface SimData {
+  readonly parts: SampleSet[];
+  readonly train: SampleSet;
+  readonly test: SampleSet;
+  readonly classes: number;
+  /** Natural split: site names (peer order) and each site's own test set. */
+  readonly sites?: { readonly names: string[]; readonly tests: SampleSet[] };
+}
+
+/** Pooled data -> held-out test set and per-peer training parts (random partition, or one peer per site). */
+function simData(m: SimScenario, o: SimOverrides, seed: number, partition: PartitionSpec): SimData {
+  const survival = m.task.kind === 'survival';
+  const key = survival ? 'event' : 'label';
+  if (survival && (!m.task.time || !m.task.event)) {
+    throw new CohortError('SIM_SURVIVAL_COLUMNS', 'a survival task needs task.time and task.event', 'name the follow-up time column and the event (1/0) column');
+  }
+  const split = m.data.split;
+  const data = loadSimData(m.data.selector, m.data.preprocessing, seed, { survival: survival ? { time: m.task.time!, event: m.task.event! } : undefined, split });
+  const standardize = m.data.preprocessing['standardize'] === true;
+  if (!split || !data.sites) {
+    const s = stratifiedSplit(data.set, key, m.data.holdout, seed);
+    const { train, test } = standardize ? standardiseSplit(s.train, s.test) : s;
+    return { parts: partitionSamples(train, key, o.peers ?? m.simulation.peers, partition, seed), train, test, classes: data.classes };
+  }
+  const s = siteSplit(data.sites, data.set.targets[key]!.data, { inTrain: data.inTrain, holdout: m.data.holdout, seed });
+  if (o.peers !== undefined && o.peers !== s.names.length) {
+    throw new CohortError('SIM_PEERS_SITES', `the data is split by "${split.by}" into ${s.names.length} sites, one peer each: --peers ${o.peers} does not apply`,
+      'drop --peers, or drop data.split (the site column) for a random partition over N peers');
+  }
+  if (o.partition || o.alpha !== undefined) {
+    throw new CohortError('SIM_PEERS_SITES', `the data is split by "${split.by}": a partition (--alpha) does not apply`, 'drop --alpha, or drop data.split for a random partition');
+  }
+  // z-scores with the pooled training statistics (simulator only: real sites would agree on them, e.g. by secure aggregation)
+  const all = standardize ? standardiseSplit(selectSamples(data.set, s.train.flat()), data.set).test : data.set;
+  const parts = s.train.map((idx) => selectSamples(all, idx));
+  const tests = s.test.map((idx) => selectSamples(all, idx));
+  const test = selectSamples(all, s.test.flat().sort((a, b) => a - b));
+  return { parts, train: concatSamples(parts), test, classes: data.classes, sites: { names: s.names, tests } };
 }
 
 export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks: SimHooks = {}): Promise<SimReport> {
   const started = Date.now();
-  const peers = o.peers ?? m.simulation.peers;
   const algorithm = o.algorithm ?? m.averaging.algorithm;
   const seed = o.seed ?? m.training.seed;
   const rounds = o.rounds ?? m.rounds.max;
@@ -155,10 +224,9 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
   const partition: PartitionSpec = o.partition ?? (o.alpha !== undefined ? { kind: 'dirichlet', alpha: o.alpha } : m.simulation.partition);
   const evalEvery = o.evalEvery ?? m.evaluation.every;
 
-  const data = loadSimData(m.data.selector, m.data.preprocessing, seed);
-  const split = stratifiedSplit(data.set, 'label', m.data.holdout, seed);
-  const { train, test } = m.data.preprocessing['standardize'] === true ? standardiseSplit(split.train, split.test) : split;
-  const parts = partitionSamples(train, 'label', peers, partition, seed);
+  const data = simData(m, o, seed, partition);
+  const { parts, test, train } = data;
+  const peers = parts.length;
   const learnerKind = o.learner ?? 'engine';
   const task = learnerKind === 'engine' ? await engineTask(m, test, parts[0]!, seed) : softmaxTask(m, test, data.classes, seed, train);
 
@@ -197,9 +265,12 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
     const res = o.runner ? await realRun(o.runner, simOpts, task.evaluate) : await simulate(simOpts);
     const curves: Record<string, CurvePoint[]> = { [algorithm]: curve };
     const roundsRun = res.probes.length || rounds;
-    const baselines = o.baselines === false
-      ? { centralised: null, local_only: null, fedavg: null }
+    const b = o.baselines === false
+      ? { values: { centralised: null, local_only: null, fedavg: null }, models: {} }
       : await runBaselines(task, parts, { rounds: roundsRun, evalEvery, proximal: m.training.proximalMu > 0, localOnly: m.evaluation.compareLocalOnly }, curves, hooks);
+    const baselines = b.values;
+    const sites = data.sites ?? (o.perSite ? { names: parts.map((_, k) => `peer-${k + 1}`), tests: parts.map(() => test) } : undefined);
+    const perSite = sites ? await siteResults(task, sites, parts, res, b.models) : undefined;
     const fm = res.finalMetrics;
     const meanModelMetric = await task.evaluate(Float32Array.from(weightedMean(res.finalModels)));
     return {
@@ -208,6 +279,7 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
       rounds: roundsRun,
       final: { mean: fm.reduce((a, b) => a + b, 0) / fm.length, min: Math.min(...fm), max: Math.max(...fm), metric: task.metric },
       baselines,
+      ...(perSite ? { per_site: perSite } : {}),
       bytes_sent_per_peer: Math.round(res.bytesSentPerPeer),
       consensus_distance: res.probes.at(-1)?.consensus ?? consensusDistance(res.finalModels),
       details: {
@@ -221,15 +293,42 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
   }
 }
 
+type BaselineModels = Partial<Record<BaselineResult['name'], Float32Array[]>>;
+
+/** Each site's own test metric for the rule's model at that site and for the baselines' models (null when undefined there). */
+async function siteResults(task: Task, sites: NonNullable<SimData['sites']>, parts: readonly SampleSet[],
+  res: Pick<RuleRun, 'finalModels' | 'finalPeers'>, models: BaselineModels): Promise<SiteResult[]> {
+  const at = async (x: Float32Array | undefined, set: SampleSet): Promise<number | null> => {
+    if (!x) return null;
+    const v = await task.evaluateOn(x, set);
+    return Number.isFinite(v) ? v : null;
+  };
+  const out: SiteResult[] = [];
+  for (const [k, site] of sites.names.entries()) {
+    const set = sites.tests[k]!;
+    const own = res.finalPeers.indexOf(k);
+    out.push({
+      site, train: parts[k]!.size, test: set.size,
+      metric: await at(own >= 0 ? res.finalModels[own] : undefined, set),
+      local_only: await at(models.local_only?.[k], set),
+      fedavg: await at(models.fedavg?.[0], set),
+      centralised: await at(models.centralised?.[0], set),
+    });
+  }
+  return out;
+}
+
 /** The BASELINES on the same partitions and round budget; their curves go into `curves`. */
 async function runBaselines(
   task: Task, parts: readonly SampleSet[], o: { rounds: number; evalEvery: number; proximal: boolean; localOnly: boolean },
   curves: Record<string, CurvePoint[]>, hooks: SimHooks,
-): Promise<SimReport['baselines']> {
+): Promise<{ values: SimReport['baselines']; models: BaselineModels }> {
   const out: { centralised: number | null; local_only: number | null; fedavg: number | null } = { centralised: null, local_only: null, fedavg: null };
+  const models: BaselineModels = {};
   const opts = (name: string) => ({ rounds: o.rounds, evalEvery: o.evalEvery, onRound: (r: number, v: number) => hooks.onRound?.(name, r + 1, o.rounds, v) });
   const record = (b: BaselineResult) => {
     out[b.name] = b.final;
+    models[b.name] = b.models;
     curves[b.name] = b.curve.map((v, r) => ({ round: r + 1, metric: v, bytesPerPeer: b.bytesPerPeerPerRound * (r + 1) }))
       .filter((p) => p.round % o.evalEvery === 0 || p.round === o.rounds);
   };
@@ -237,7 +336,7 @@ async function runBaselines(
   record(await centralisedBaseline(await task.makeLearner(concatSamples(parts)), task.evaluate, opts('centralised')));
   record(await fedAvgBaseline(await fresh(), task.evaluate, { ...opts('fedavg'), proximal: o.proximal }));
   if (o.localOnly) record(await localOnlyBaseline(await fresh(), task.evaluate, opts('local_only')));
-  return out;
+  return { values: out, models };
 }
 
 function stoppingRule(m: SimScenario, higherBetter: boolean): ((p: RoundProbe) => boolean) | undefined {
@@ -277,6 +376,10 @@ async function engineTask(m: SimScenario, test: SampleSet, example: SampleSet, s
       if (v === undefined) throw new CohortError('SIM_METRIC', `the engine reports no "${metric}" for this model`, `metrics: ${Object.keys(r).join(', ')}`);
       return v;
     },
+    async evaluateOn(x, set) {
+      if (set.size === 0) return Number.NaN;
+      return (await evaluator.evaluate(set, x))[metric] ?? Number.NaN;
+    },
     async dispose() { for (const c of created) await c.dispose(); },
   };
 }
@@ -301,6 +404,7 @@ function softmaxTask(m: SimScenario, test: SampleSet, classes: number, seed: num
       return new SoftmaxLearner(data, { classes, lr, batchSize: m.training.batchSize, epochs: m.training.localEpochs, seed: peerSeed, proximalMu: m.training.proximalMu }, init);
     },
     async evaluate(x) { return SoftmaxLearner.evaluate(x, test, classes)[metric]; },
+    async evaluateOn(x, set) { return set.size === 0 ? Number.NaN : SoftmaxLearner.evaluate(x, set, classes)[metric]; },
     async dispose() {},
   };
 }

@@ -51,6 +51,8 @@ export interface SimulateResult {
   readonly nodes: readonly AveragingNode[];
   readonly network: SimNetwork;
   readonly finalModels: Float32Array[];
+  /** The peer index of each final model (the peers online at the end). */
+  readonly finalPeers: number[];
   readonly finalMetrics: number[];
   readonly rejected: Record<RejectReason, number>;
   readonly bytesSentPerPeer: number;
@@ -98,6 +100,7 @@ export async function simulate(o: SimulateOptions): Promise<SimulateResult> {
     nodes,
     network: net,
     finalModels,
+    finalPeers: nodes.map((_, i) => i).filter((i) => net.online[i]),
     finalMetrics,
     rejected: sumRejected(nodes),
     bytesSentPerPeer: nodes.reduce((a, node) => a + node.stats.bytesSent, 0) / n,
