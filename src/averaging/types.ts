@@ -99,8 +99,10 @@ export interface NodeStats {
   missedAtDeadline: number;
   /** Rounds skipped because this peer's timer fired more than a round late (real networks on a stalled machine). */
   skippedRounds: number;
-  /** D-PSGD: models that missed a deadline and were applied afterwards as a correction. */
+  /** D-PSGD / CHOCO: models that missed a deadline and were applied afterwards as a correction (counted when applied, once each). */
   lateApplied: number;
+  /** D-PSGD / CHOCO: local updates that finished after their round's deadline and were applied then (once each). */
+  lateLocalUpdates: number;
 }
 
 export function emptyStats(): NodeStats {
@@ -114,5 +116,6 @@ export function emptyStats(): NodeStats {
     missedAtDeadline: 0,
     skippedRounds: 0,
     lateApplied: 0,
+    lateLocalUpdates: 0,
   };
 }
