@@ -4,11 +4,18 @@
  * Runs the scenario's averaging on N simulated peers (src/sim) with live progress; prints a table, or with --json exactly
  * {"algorithm","peers","rounds","final":{"mean","min","max","metric"},"baselines":{"centralised","local_only","fedavg"},
  *  "bytes_sent_per_peer","consensus_distance"} (an array of these for several algorithms; --details adds a "details" object).
+ * Scenarios that split the data by a site column (data.split) add "per_site":[{"site","train","test","metric","local_only","fedavg",
+ * "centralised"}] after "baselines".
+ * `cohort sim --data FILE.csv (--label COL | --time COL --event COL) [--site-column COL] [--peers N] ...` runs any table without a
+ * manifest (src/scenario/table-scenario.ts: default model and split, identifier-like columns dropped with a note on stderr);
+ * its JSON always has "per_site" (with --site-column one entry per site and its own test set, otherwise one per peer on the
+ * pooled test set).
  */
 import type { Command } from 'commander';
 import { ALGORITHMS, type AlgorithmName } from '../../averaging/node.ts';
 import { CODEC_NAMES, type CodecName } from '../../averaging/compression.ts';
-import { loadManifest } from '../../scenario/manifest.ts';
+import { loadManifest, type ScenarioManifest } from '../../scenario/manifest.ts';
+import { tableScenario } from '../../scenario/table-scenario.ts';
 import { writeCurvePlots } from '../../sim/plots.ts';
 import { runScenarioSim, type CurvePoint, type LearnerKind, type SimReport } from '../../sim/run.ts';
 import { CohortError } from '../../util/errors.ts';
@@ -17,6 +24,24 @@ import { progressBar } from '../../util/progress.ts';
 interface SimFlags {
   peers?: string; algorithm?: string; alpha?: string; churn?: string; seed?: string; rounds?: string; codec?: string;
   learner?: string; baselines?: boolean; json?: boolean; details?: boolean; plot?: string; libp2p?: boolean; roundMs?: string;
+  data?: string; label?: string; time?: string; event?: string; siteColumn?: string;
+}
+
+/** The scenario file, or a manifest built from --data (the table's notes go to stderr). */
+function scenarioFor(file: string | undefined, f: SimFlags): { m: ScenarioManifest; fromTable: boolean } {
+  if (f.data === undefined) {
+    if (f.label !== undefined || f.time !== undefined || f.event !== undefined || f.siteColumn !== undefined) {
+      throw new CohortError('BAD_FLAG', '--label, --time, --event and --site-column go with --data FILE.csv', 'add --data, or drop them (a scenario file names its own columns)');
+    }
+    if (file === undefined) throw new CohortError('MISSING_ARGUMENT', 'cohort sim needs a scenario file or --data FILE.csv', 'e.g. cohort sim scenarios/tcga-brca.json, or cohort sim --data my.csv --label outcome');
+    return { m: loadManifest(file), fromTable: false };
+  }
+  if (file !== undefined) throw new CohortError('BAD_FLAG', `give a scenario file (${file}) or --data, not both`, 'drop one of them');
+  const peers = number('peers', f.peers, (n) => Number.isInteger(n) && n >= 2 && n <= 10_000, 'give an integer >= 2');
+  const seed = number('seed', f.seed, (n) => Number.isInteger(n) && n >= 0, 'give a non-negative integer');
+  const t = tableScenario({ data: f.data, label: f.label, time: f.time, event: f.event, siteColumn: f.siteColumn, peers, seed });
+  for (const n of t.notes) process.stderr.write(`note: ${n}\n`);
+  return { m: t.manifest, fromTable: true };
 }
 
 function number(flag: string, v: string | undefined, check: (n: number) => boolean, hint: string): number | undefined {
@@ -44,7 +69,7 @@ export function registerSim(program: Command): void {
   program
     .command('sim')
     .description('simulate a scenario on N in-process peers (virtual network: latency, bandwidth, loss, churn) with baselines')
-    .argument('<scenario>', 'scenario manifest (JSON), e.g. scenarios/wdbc-radiomics.json')
+    .argument('[scenario]', 'scenario manifest (JSON), e.g. scenarios/wdbc-radiomics.json (or --data FILE.csv)')
     .option('--peers <n>', 'number of simulated peers')
     .option('--algorithm <a>', `averaging rule: ${ALGORITHMS.join(', ')}; several separated by commas, or all`)
     .option('--alpha <x>', 'Dirichlet label-skew alpha (smaller = more non-IID)')
@@ -59,8 +84,13 @@ export function registerSim(program: Command): void {
     .option('--plot <dir>', 'write SVG curves (metric vs round, vs bytes; consensus) into DIR')
     .option('--libp2p', 'run the rule over real libp2p peers on 127.0.0.1 (wall-clock rounds) instead of the virtual network')
     .option('--round-ms <ms>', 'round length in ms (with --libp2p: wall clock, default 400)')
-    .action(async (file: string, f: SimFlags) => {
-      const m = loadManifest(file);
+    .option('--data <file.csv>', 'run any table without a manifest (default model and split; with --label or --time/--event)')
+    .option('--label <column>', 'with --data: the class column (classification)')
+    .option('--time <column>', 'with --data: the follow-up time column (survival, with --event)')
+    .option('--event <column>', 'with --data: the event column, 1 = event observed, 0 = censored (survival)')
+    .option('--site-column <column>', 'with --data: one peer per value of this column (natural split) instead of --peers')
+    .action(async (file: string | undefined, f: SimFlags) => {
+      const { m, fromTable } = scenarioFor(file, f);
       const peers = number('peers', f.peers, (n) => Number.isInteger(n) && n >= 2 && n <= 10_000, 'give an integer >= 2');
       const alpha = number('alpha', f.alpha, (n) => n > 0, 'give a positive number, e.g. 0.5');
       const churn = number('churn', f.churn, (n) => n >= 0 && n < 1, 'give a fraction in [0, 1), e.g. 0.3');
@@ -82,6 +112,7 @@ export function registerSim(program: Command): void {
         const r = await runScenarioSim(m, {
           peers, algorithm, alpha, churn, seed, rounds, codec: f.codec as CodecName | undefined, learner: f.learner as LearnerKind | undefined,
           baselines: f.baselines !== false && k === 0, roundMs, runner,
+          perSite: fromTable,
         }, { onRound: (phase, round, _t, metric) => bar.update(round, { phase, metric: Number.isNaN(metric) ? '' : metric.toFixed(4) }) });
         bar.stop();
         reports.push(r);
@@ -110,4 +141,9 @@ function printTable(reports: readonly SimReport[]): void {
   }));
   console.table(rows);
   console.table([{ baseline: 'centralised', value: fmt(b.centralised) }, { baseline: 'fedavg (server)', value: fmt(b.fedavg) }, { baseline: 'local-only', value: fmt(b.local_only) }]);
+  const sites = reports[0]!.per_site;
+  if (sites) {
+    console.table(sites.map((s) => ({ site: s.site, train: s.train, test: s.test, [reports[0]!.algorithm]: fmt(s.metric), 'local-only': fmt(s.local_only),
+      fedavg: fmt(s.fedavg), centralised: fmt(s.centralised) })));
+  }
 }

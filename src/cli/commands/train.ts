@@ -1,10 +1,12 @@
 /**
  * `cohort train --data FILE.csv --label COLUMN [--model mlp|SPEC.json] [--epochs N] [--seed S] [--batch B] [--lr X]
  *   [--optimizer sgd|adam|adamw] [--providers cuda,webgpu,cpu] [--threads T] [--export model.onnx] [--json]`
+ * `cohort train --data FILE.csv --time COLUMN --event COLUMN [--model SPEC.json] [--epochs N] ...` (survival: a linear Cox model)
  * `cohort train --data FOLDER [--preprocess CONFIG.json | --scenario SCENARIO.json] [--model SPEC.json] [--label COL] ...`
  * Local training only (the baseline a site can run on its own), progress bar, held-out metrics. --json prints one JSON
  * document on stdout ({model, provider, epochs, test, seconds, ...}).
  *   CSV: seeded stratified held-out split, standardisation fitted on the training part, accuracy/AUC.
+ *   CSV survival (--time, --event): split stratified by the event, Cox partial likelihood (Breslow ties), held-out C-index.
  *   Medical folder (ROOT/<subject>/<modality>/..., see docs/data.md): the data layer's preprocessing (from --preprocess, or a
  *   scenario manifest's data.preprocessing + model + loss + optimizer), held-out split by subject, Dice/IoU for segmentation,
  *   accuracy/AUC for classification.
@@ -14,7 +16,7 @@ import type { Command } from 'commander';
 import { CohortError } from '../../util/errors.ts';
 import { progressBar } from '../../util/progress.ts';
 import type { SampleSet } from '../../data/samples.ts';
-import { readTabular } from '../../data/tabular.ts';
+import { readTabular, stratifiedSplit } from '../../data/tabular.ts';
 import { scanFolder } from '../../data/folder.ts';
 import { preprocessFolder, splitBySubject } from '../../data/preprocess.ts';
 import { trainLocal, type LocalTrainOptions, type LocalTrainResult } from '../../engine/local.ts';
@@ -27,6 +29,7 @@ import { loadManifest } from '../../scenario/manifest.ts';
 interface TrainOpts {
   data: string; label?: string; model?: string; epochs?: string; seed: string; batch?: string; lr?: string; optimizer?: string;
   providers: string; threads: string; export?: string; json?: boolean; testFraction?: string; preprocess?: string; scenario?: string;
+  time?: string; event?: string;
 }
 
 export function registerTrain(program: Command): void {
@@ -34,7 +37,9 @@ export function registerTrain(program: Command): void {
     .command('train')
     .description('train a model locally on a CSV file or a medical image folder (no network): held-out split, metrics, optional ONNX export')
     .requiredOption('--data <file|dir>', 'CSV file with a header row, or a medical folder (ROOT/<subject>/<modality>/...)')
-    .option('--label <column>', 'the column to predict (class labels); required for CSV, overrides the preprocessing label for folders')
+    .option('--label <column>', 'the column to predict (class labels); required for CSV classification, overrides the preprocessing label for folders')
+    .option('--time <column>', 'CSV survival: the follow-up time column (with --event; trains a linear Cox model)')
+    .option('--event <column>', 'CSV survival: the event column (1 = event observed, 0 = censored)')
     .option('--model <mlp|spec.json>', 'built-in "mlp" (CSV) or a JSON model spec file (folders: default U-Net with masks, else CNN)')
     .option('--preprocess <config.json>', 'folders: the preprocessing config (docs/data.md)')
     .option('--scenario <manifest.json>', 'folders: take data.preprocessing, model, loss, optimizer, batch size and holdout from a scenario manifest')
@@ -52,6 +57,7 @@ export function registerTrain(program: Command): void {
 }
 
 async function runCsv(o: TrainOpts): Promise<void> {
+  if (o.time !== undefined || o.event !== undefined) return runSurvivalCsv(o);
   const t0 = performance.now();
   if (!o.label) throw new CohortError('MISSING_ARGUMENT', 'CSV training needs --label COLUMN', 'name the column to predict, e.g. --label diagnosis');
   if (o.preprocess || o.scenario) {
@@ -76,6 +82,40 @@ async function runCsv(o: TrainOpts): Promise<void> {
   process.stdout.write(`${result.model} on ${r.trainer.provider}: ${epochs} epochs, ${r.train.size} training / ${r.test.size} held-out samples\n`
     + `held-out accuracy ${pct(test.accuracy)}, balanced accuracy ${pct(test.balancedAccuracy)}, AUC ${test.auc?.toFixed(4) ?? 'n/a'}`
     + ` (${seconds.toFixed(1)} s)${o.export ? `\nwrote ${o.export}` : ''}\n`);
+}
+
+/** A survival table: a linear Cox model (or --model with one output), split stratified by the event, held-out C-index. */
+async function runSurvivalCsv(o: TrainOpts): Promise<void> {
+  const t0 = performance.now();
+  if (o.label) throw new CohortError('BAD_ARGUMENT', '--label and --time/--event exclude each other', 'classification: --label COL; survival: --time COL --event COL');
+  if (!o.time || !o.event) throw new CohortError('MISSING_ARGUMENT', 'survival training needs both --time and --event', 'e.g. --time time_days --event event');
+  if (o.preprocess || o.scenario) {
+    throw new CohortError('BAD_ARGUMENT', `--preprocess/--scenario apply to image folders, and ${o.data} is a file`, 'pass a medical folder with --data, or drop them');
+  }
+  if (!existsSync(o.data)) throw new CohortError('DATA_NOT_FOUND', `no such file: ${o.data}`, 'pass the path of a CSV file with --data');
+  const t = readTabular(o.data, { survival: { time: o.time, event: o.event } });
+  if (t.identifiers.length && !o.json) process.stderr.write(`note: dropped identifier-like column(s): ${t.identifiers.join(', ')}\n`);
+  const seed = int(o.seed, '--seed');
+  const events = t.set.targets.event!.data;
+  const split = stratifiedSplit(events, num(o.testFraction ?? '0.2', '--test-fraction'), seed);
+  const model = o.model ? modelSpec(o.model, 1) : { type: 'mlp' as const, hidden: [], classes: 1 };
+  const epochs = int(o.epochs ?? '40', '--epochs');
+  const r = await withBar(epochs, o.json, (onEpoch) => trainLocal(t.set, {
+    model, loss: { type: 'cox' }, optimizer: optimizerFrom(o) ?? { type: 'adam', lr: 0.01 }, epochs, batchSize: int(o.batch ?? '32', '--batch'), seed, split,
+    providers: providerList(o.providers), threads: int(o.threads, '--threads'), fusedSteps: 8, standardize: ['features'], onEpoch,
+  }));
+  if (o.export) writeFileSync(o.export, r.trainer.exportOnnx());
+  const seconds = (performance.now() - t0) / 1000;
+  const count = (idx: number[]): number => idx.reduce((a, i) => a + events[i]!, 0);
+  const test = { c_index: r.metrics.c_index, loss: r.metrics.loss };
+  const result = { model: parsedType(model), task: 'survival', provider: r.trainer.provider, epochs, test, seconds: Number(seconds.toFixed(2)),
+    train: { samples: r.train.size, events: count(split.train), loss: r.trainLoss }, testSamples: r.test.size, testEvents: count(split.test),
+    features: t.featureNames.length, dropped: [...t.dropped], ...(o.export ? { exported: o.export } : {}) };
+  await release(r);
+  if (o.json) { process.stdout.write(JSON.stringify(result) + '\n'); return; }
+  process.stdout.write(`${o.model ? result.model : 'linear Cox model'} on ${r.trainer.provider}: ${epochs} epochs, ${r.train.size} training / ${r.test.size} held-out samples`
+    + ` (${result.train.events} / ${result.testEvents} events)\nheld-out C-index ${test.c_index?.toFixed(4) ?? 'n/a (no comparable pairs)'}`
+    + ` (${seconds.toFixed(1)} s)${o.export ? `\nwrote ${o.export} (output: risk, the log relative hazard)` : ''}\n`);
 }
 
 /** What a folder's training takes from --preprocess or a scenario manifest (CLI flags override the manifest's). */
