@@ -1,7 +1,7 @@
 /**
  * The admin API's routes (all behind the bearer token, on 127.0.0.1): what the CLI's `cohort status|scenario|audit` call.
  *   GET  /status                      peer, connections, scenarios, device, disk
- *   GET  /scenarios                   list;  GET /scenarios/:id  manifest + view + this peer's run
+ *   GET  /scenarios                   list;  GET /scenarios/:id  manifest + view + participants, standing, refused senders + this peer's run
  *   POST /scenarios {manifest}        launch (researchers only)
  *   POST /scenarios/:id/approve|reject|cancel {reason?}
  *   GET  /scenarios/:id/export        final model (base64 ONNX, this peer's), per-site metrics and history
@@ -14,6 +14,8 @@ import { z } from 'zod';
 import { CohortError } from '../util/errors.ts';
 import type { Route } from './admin.ts';
 import type { Daemon } from './daemon.ts';
+import { runPlanOf } from './plan.ts';
+import { participantsOf, standing } from '../scenario/participants.ts';
 
 const ReasonBody = z.object({ reason: z.string().max(2000).optional() }).passthrough();
 const LaunchBody = z.object({ manifest: z.record(z.string(), z.unknown()) }).strict();
@@ -32,12 +34,25 @@ export function resolveId(d: Daemon, given: string): string {
   return ids[0] as string;
 }
 
+/**
+ * One scenario as this peer sees it: manifest, merged view, and the participant rule applied to it (who takes part, who is
+ * done, failed or dropped as silent, who was refused and why).
+ */
 function scenarioDetail(d: Daemon, id: string): Record<string, unknown> {
   const entry = d.book.get(id);
   if (!entry) throw new CohortError('UNKNOWN_SCENARIO', `no scenario ${id}`, 'list them with `cohort scenario list`');
   const names = Object.fromEntries(d.node.roster.current.members.map((m) => [m.peerId, m.name]));
+  let clockRound = -1;
+  let dropAfterRounds = 3;
+  try {
+    const plan = runPlanOf(entry.signed.manifest);
+    dropAfterRounds = plan.launch.dropAfterRounds;
+    if (entry.view.run) clockRound = Math.floor((Date.now() - entry.view.run.startAt) / plan.manifest.averaging.roundMs);
+  } catch { /* a manifest this peer cannot run: no standing beyond the view */ }
   return { id, author: entry.signed.author, authorName: names[entry.signed.author], launchedAt: entry.signed.launchedAt,
-    manifest: entry.signed.manifest, view: entry.view, names, run: d.runs.get(id)?.status };
+    manifest: entry.signed.manifest, view: entry.view, names, run: d.runs.get(id)?.status,
+    participants: participantsOf(entry.view), standing: standing(entry.view, { clockRound, dropAfterRounds }),
+    refused: d.refusals.list(id).map((r) => ({ ...r, name: names[r.peer] ?? null })) };
 }
 
 export function adminRoutes(d: Daemon): Route[] {
@@ -45,7 +60,7 @@ export function adminRoutes(d: Daemon): Route[] {
     { method: 'GET', path: /^\/status$/, handle: async () => d.statusReport() },
     { method: 'GET', path: /^\/scenarios$/, handle: async () => d.book.list().map(({ signed, view }) => ({
       id: signed.id, name: signed.manifest.name, state: view.state, author: signed.author, launchedAt: signed.launchedAt,
-      approvals: Object.keys(view.approvals).length, participants: view.run?.participants.length ?? 0, mine: view.approvals[d.self] ? 'approved' : view.rejections[d.self] ? 'rejected' : view.declines[d.self] ? 'declined' : 'pending' })) },
+      approvals: Object.keys(view.approvals).length, participants: participantsOf(view).length, mine: view.approvals[d.self] ? 'approved' : view.rejections[d.self] ? 'rejected' : view.declines[d.self] ? 'declined' : 'pending' })) },
     { method: 'GET', path: /^\/scenarios\/(?<id>[0-9a-f]+)$/, handle: async ({ params }) => scenarioDetail(d, resolveId(d, params.id ?? '')) },
     { method: 'POST', path: /^\/scenarios$/, handle: async ({ body }) => {
       const signed = await d.coordinator.launch(parse(LaunchBody, body).manifest);

@@ -7,6 +7,7 @@
  */
 import { linePlot, type Series } from '../util/plot.ts';
 import type { ScenarioView, SiteProgress } from './lifecycle.ts';
+import { participantsOf } from './participants.ts';
 
 export interface ReportInput {
   readonly id: string;
@@ -21,12 +22,22 @@ export interface ReportInput {
   readonly synthetic?: boolean;
 }
 
-export interface SiteResult { name: string; peerId: string; metric: number | null; local_only: number | null; rounds: number; bytes_sent: number; done: boolean }
+export interface SiteResult {
+  name: string; peerId: string; metric: number | null; local_only: number | null; rounds: number; bytes_sent: number; done: boolean;
+  /** Held-out samples behind the metric (one sample moves it by 1/held_out). */
+  held_out: number | null;
+  /** Set when the site came back after the end and took the final model: the last round it trained in. */
+  last_trained_round: number | null;
+  failed: string | null;
+}
 
+/** Per-site results of the run's participants only (progress from anyone else never enters a view: src/peer/gossip.ts). */
 export function siteResults(r: Pick<ReportInput, 'view' | 'names'>): SiteResult[] {
-  return Object.entries(r.view.progress).map(([peer, p]) => ({
+  const inRun = new Set(participantsOf(r.view));
+  return Object.entries(r.view.progress).filter(([peer]) => !r.view.run || inRun.has(peer)).map(([peer, p]) => ({
     name: r.names[peer] ?? peer.slice(-8), peerId: peer, metric: p.metric ?? null, local_only: p.localOnly ?? null,
-    rounds: p.round + 1, bytes_sent: p.bytesSent ?? 0, done: Boolean(p.done),
+    rounds: (p.lastTrainedRound ?? p.round) + 1, bytes_sent: p.bytesSent ?? 0, done: Boolean(p.done), held_out: p.heldOut ?? null,
+    last_trained_round: p.lastTrainedRound ?? null, failed: p.failed ? `${p.failed.code}: ${p.failed.message}` : null,
   })).sort((a, b) => a.name.localeCompare(b.name));
 }
 
@@ -67,15 +78,17 @@ export function reportMarkdown(r: ReportInput): string {
     `Scenario \`${r.id}\` (content hash of the signed manifest), launched by ${r.authorName ?? 'unknown'}${r.launchedAt ? ` at ${r.launchedAt}` : ''}; state **${r.view.state}**${r.view.reason ? ` (${r.view.reason})` : ''}.`,
     `Model ${m.model?.type ?? '?'}, averaging ${m.averaging?.algorithm ?? '?'}, ${m.rounds?.max ?? '?'} rounds, decentralised (no server); no patient data left any site — only model parameters, each transfer recorded in the sender's audit log.`,
     '',
-    `| site | ${metricName(r)} (federated) | ${metricName(r)} (local only) | rounds | bytes sent |`,
-    '|---|---|---|---|---|',
-    ...sites.map((s) => `| ${s.name} | ${fmt(s.metric)} | ${fmt(s.local_only)} | ${s.rounds} | ${s.bytes_sent} |`),
+    `| site | ${metricName(r)} (federated) | ${metricName(r)} (local only) | held-out n | rounds trained | bytes sent |`,
+    '|---|---|---|---|---|---|',
+    ...sites.map((s) => `| ${s.name} | ${fmt(s.metric)} | ${fmt(s.local_only)} | ${s.held_out ?? '–'} | ${s.rounds} | ${s.bytes_sent} |`),
     '',
-    'Metrics are measured by each site on its own held-out data. Local-only: the same model and local work per round, trained on the site\'s data alone.',
+    'Metrics are measured by each site on its own held-out data (one sample moves a site\'s metric by 1/n). Local-only: the same model and local work per round, trained on the site\'s data alone.',
+    ...participationNotes(r, sites),
     '',
     '![convergence](convergence.svg)',
     '',
-    `Approvals: ${Object.keys(r.view.approvals).map((p) => r.names[p] ?? p).sort().join(', ') || 'none'}.` +
+    `Participants (signed approvals in the launcher's run plan): ${participantsOf(r.view).map((p) => r.names[p] ?? p).sort().join(', ') || 'none'}.` +
+      (lateApprovers(r).length ? ` Approved after the start, not admitted: ${lateApprovers(r).join(', ')}.` : '') +
       (Object.keys(r.view.rejections).length ? ` Rejected by: ${Object.keys(r.view.rejections).map((p) => r.names[p] ?? p).join(', ')}.` : '') +
       (Object.keys(r.view.declines).length ? ` Declined (no matching data): ${Object.keys(r.view.declines).map((p) => r.names[p] ?? p).join(', ')}.` : ''),
     '',
@@ -83,4 +96,24 @@ export function reportMarkdown(r: ReportInput): string {
     '',
   ];
   return lines.join('\n');
+}
+
+function lateApprovers(r: Pick<ReportInput, 'view' | 'names'>): string[] {
+  if (!r.view.run) return [];
+  const inRun = new Set(participantsOf(r.view));
+  return Object.keys(r.view.approvals).filter((p) => !inRun.has(p)).map((p) => r.names[p] ?? p).sort();
+}
+
+/** Who did not take part to the end, in words: back after the end, failed, or silent. */
+function participationNotes(r: Pick<ReportInput, 'view' | 'names'>, sites: readonly SiteResult[]): string[] {
+  const notes: string[] = [];
+  for (const s of sites) {
+    if (s.last_trained_round !== null) notes.push(`- ${s.name} was away at the end: it trained until round ${s.last_trained_round} and took the final model from a participant afterwards (its metric is that model on its data).`);
+    if (s.failed) notes.push(`- ${s.name} failed (${s.failed}); the others went on without it.`);
+  }
+  for (const p of participantsOf(r.view)) {
+    const prog = r.view.progress[p];
+    if (r.view.state === 'finished' && !prog?.done && !prog?.failed) notes.push(`- ${r.names[p] ?? p} was dropped as silent (last round heard: ${prog?.round ?? 'none'}); the others finished without it.`);
+  }
+  return notes.length ? ['', ...notes] : [];
 }

@@ -7,10 +7,15 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { AdminClient } from '../../peer/client.ts';
 import type { ScenarioView } from '../../scenario/lifecycle.ts';
+import type { Standing } from '../../scenario/participants.ts';
 import { convergenceSvg, metricsJson, reportMarkdown, siteResults, type ReportInput } from '../../scenario/report.ts';
 import { CohortError } from '../../util/errors.ts';
 
-export interface Detail { id: string; manifest: Record<string, unknown>; view: ScenarioView; names: Record<string, string>; authorName?: string; launchedAt?: string; run?: unknown }
+export interface Detail {
+  id: string; manifest: Record<string, unknown>; view: ScenarioView; names: Record<string, string>; authorName?: string; launchedAt?: string; run?: unknown;
+  participants?: string[]; standing?: Standing;
+  refused?: { peer: string; name: string | null; channel: string; reason: string; count: number }[];
+}
 interface PeerOpt { peer: string; json?: boolean }
 
 const peerOption = (c: Command): Command => c.option('--peer <dir>', 'peer directory or its cohort.json', process.env.COHORT_PEER ?? '.').option('--json', 'print JSON on stdout');
@@ -32,7 +37,13 @@ export function siteTable(d: Detail): string {
     const p = d.view.progress[s.peerId];
     return `  ${s.name.padEnd(12)} round ${String(s.rounds - 1).padStart(3)}  loss ${p?.loss?.toFixed(4) ?? '  –   '}  ${(p?.metricName ?? 'metric').padEnd(8)} ${s.metric?.toFixed(3) ?? '  – '}  ${s.local_only !== null ? `local-only ${s.local_only.toFixed(3)}  ` : ''}${(s.bytes_sent / 1024).toFixed(0).padStart(6)} KiB${s.done ? '  done' : ''}`;
   });
-  return [`${d.id.slice(0, 12)} ${String(d.manifest.name)}: ${d.view.state}${d.view.reason ? ` (${d.view.reason})` : ''}, approvals ${Object.keys(d.view.approvals).length}, participants ${d.view.run?.participants.length ?? 0}`, ...rows].join('\n');
+  const name = (p: string): string => d.names[p] ?? p.slice(-8);
+  const extra: string[] = [];
+  if (d.participants?.length) extra.push(`  participants: ${d.participants.map(name).sort().join(', ')}`);
+  if (d.standing?.dropped.length) extra.push(`  dropped (silent): ${d.standing.dropped.map((x) => `${name(x.peer)} after round ${x.lastRound}`).join(', ')}`);
+  if (d.standing?.failed.length) extra.push(`  failed: ${d.standing.failed.map((p) => `${name(p)} (${d.view.progress[p]?.failed?.code ?? '?'})`).join(', ')}`);
+  if (d.refused?.length) extra.push(`  refused: ${d.refused.map((r) => `${r.name ?? r.peer.slice(-8)} ${r.channel} ${r.reason} x${r.count}`).join('; ')}`);
+  return [`${d.id.slice(0, 12)} ${String(d.manifest.name)}: ${d.view.state}${d.view.reason ? ` (${d.view.reason})` : ''}, approvals ${Object.keys(d.view.approvals).length}, participants ${d.participants?.length ?? d.view.run?.participants.length ?? 0}`, ...rows, ...extra].join('\n');
 }
 
 /**
