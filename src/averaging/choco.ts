@@ -5,24 +5,65 @@
  *   x_i <- x_i + gamma * sum_j W_ij (xhat_j - xhat_i)      (Metropolis-Hastings W, degrees carried in the messages)
  * Q is any codec (top-k, int8, fp16). The copy update is applied whenever q_j arrives, even after the round has mixed, so the copies
  * stay consistent under delays; a lost q_j leaves the copies apart (documented limitation under message loss).
+ *
+ * Under real timing (every step is an increment to x, added once; nothing overwrites x):
+ * - The local update is added to x when training ends (x += LocalSteps(x^r) - x^r), on top of whatever consensus steps were taken
+ *   meanwhile; q_i is computed from that x. A straggler whose training ends after the deadline mixes then (its q_i must be in its own
+ *   xhat_i first), so it neither trains alone nor loses the consensus step.
+ * - The consensus term of an edge is applied once per round on each end: at the mix if q_j of that round is in, else when it lands
+ *   (a late term, with the copies as they are then: the ones the sender used when it mixed, unless either end published again
+ *   in between). So a straggler's neighbours take in its update late instead of never.
+ * - Time-varying graphs (and comebacks): a neighbour that did not receive some q_i holds an older copy of xhat_i. Each peer tracks
+ *   what every other peer holds of its xhat_i (`behind`), and when an edge appears sends Q(xhat_i - held) instead of q_i, which
+ *   re-synchronises that copy (exactly with a lossless codec). An edge is listed (used by both ends) only once the copy is in sync,
+ *   so a stale copy never enters a consensus step; with a lossy Q the copy catches up over successive meetings.
  */
 import type { Vec } from './compression.ts';
 import { AveragingNode, type NodeConfig } from './node.ts';
 import type { AveragingTransport, LocalLearner, ModelMessage, PeerId } from './types.ts';
+import { EarlyRounds } from './early-rounds.ts';
 
 export interface ChocoOptions {
   /** Consensus step size gamma in (0, 1]. */
   readonly gamma: number;
 }
 
+/** Rounds a round's record is kept for q's that land late (their copy update is applied whenever they land). */
+const KEEP_ROUNDS = 8;
+/** A re-synchronised copy is in sync (its edge may be used) when max|xhat_i - held| <= this x max|xhat_i|. */
+const SYNC_TOLERANCE = 1e-6;
+
+interface Incoming {
+  readonly degree: number;
+  readonly participants: readonly PeerId[];
+}
+
+interface RoundRecord {
+  readonly round: number;
+  readonly epoch: number;
+  /** Neighbours at the round start: they get this round's q, and their q of this round is waited for. */
+  readonly neighbours: readonly PeerId[];
+  /** Neighbours whose copy of xhat_i is in sync after this round's message: the edges this peer offers (sent as participants). */
+  listed: readonly PeerId[];
+  trained: boolean;
+  deadlinePassed: boolean;
+  mixed: boolean;
+  readonly early: Map<PeerId, Incoming>;
+  /** Neighbours whose term of this round is done: never applied twice. */
+  readonly settled: Set<PeerId>;
+}
+
 export class ChocoNode extends AveragingNode {
   private readonly xhatSelf: Float32Array;
   private readonly xhat = new Map<PeerId, Float32Array>();
+  /** Peers whose copy of xhat_i equals xhat_i. */
+  private readonly synced = new Set<PeerId>();
+  /** Peers whose copy of xhat_i is older: what they hold. Peers in neither set were never sent anything and hold 0. */
+  private readonly behind = new Map<PeerId, Float32Array>();
+  private published = 0;
   private round = -1;
-  private mixed = true;
-  private trained = false;
-  private participants: readonly PeerId[] = [];
-  private received = new Map<PeerId, { degree: number; participants: readonly PeerId[] }>();
+  private readonly records = new Map<number, RoundRecord>();
+  private readonly buffered = new EarlyRounds<Incoming>();
 
   constructor(t: AveragingTransport, learner: LocalLearner, cfg: NodeConfig, private readonly opts: ChocoOptions) {
     super('choco', t, learner, cfg);
@@ -36,58 +77,141 @@ export class ChocoNode extends AveragingNode {
   protected async runRound(round: number): Promise<void> {
     const epoch = this.epoch;
     this.round = round;
-    this.mixed = false;
-    this.trained = false;
-    this.received = new Map();
-    this.participants = [...this.t.neighbours()];
-    this.t.setTimer(this.cfg.deadlineMs, () => { if (epoch === this.epoch) this.mix(round); });
-    const { model, steps } = await this.localTrain(this.x.slice());
+    for (const [r, rec] of this.records) if (r < round - KEEP_ROUNDS || rec.epoch !== epoch) this.records.delete(r);
+    const rec: RoundRecord = {
+      round, epoch, neighbours: [...this.t.neighbours()], listed: [], trained: false, deadlinePassed: false, mixed: false,
+      early: this.buffered.take(round), settled: new Set(),
+    };
+    this.records.set(round, rec);
+    this.t.setTimer(this.cfg.deadlineMs, () => {
+      if (epoch !== this.epoch) return;
+      rec.deadlinePassed = true;
+      // a straggler (not trained yet) mixes when its training ends: its own q must be in xhat_i first
+      if (rec.trained) this.mix(rec);
+    });
+    const start = this.x.slice();
+    const { model, steps } = await this.localTrain(start);
     this.t.setTimer(this.t.computeDelay(steps), () => {
       if (epoch !== this.epoch) return;
-      this.x = model;
-      const diff = new Float32Array(model.length);
-      for (let i = 0; i < diff.length; i++) diff[i] = model[i]! - this.xhatSelf[i]!;
-      const payload = this.encode(diff);
-      const q = this.codec.decode(payload, diff.length);
-      for (let i = 0; i < q.length; i++) this.xhatSelf[i] = this.xhatSelf[i]! + q[i]!;
-      for (const p of this.participants) {
-        this.send(p, {
-          kind: 'model', ...this.header(round), codec: this.codec.name, payload,
-          degree: this.participants.length, participants: this.participants, purpose: 'exchange',
-        });
+      if (this.cfg.train) {
+        // x^r -> LocalSteps(x^r) as an increment: consensus steps taken since the round started stay in x
+        for (let i = 0; i < model.length; i++) this.x[i] = this.x[i]! + model[i]! - start[i]!;
+        if (rec.deadlinePassed) this.stats.lateLocalUpdates++;
       }
-      this.trained = true;
-      this.tryMix(round);
+      this.publish(rec);
+      rec.trained = true;
+      if (rec.deadlinePassed) this.mix(rec);
+      else this.tryMix(rec);
     });
+  }
+
+  /** q_i = Q(x_i - xhat_i), xhat_i += q_i, and every neighbour's copy of xhat_i follows (re-synchronised where it fell behind). */
+  private publish(rec: RoundRecord): void {
+    const n = this.x.length;
+    const diff = new Float32Array(n);
+    for (let i = 0; i < n; i++) diff[i] = this.x[i]! - this.xhatSelf[i]!;
+    const payload = this.encode(diff);
+    const q = this.codec.decode(payload, n);
+    // peers in sync that do not get this q fall behind, holding xhat_i as it is now
+    let frozen: Float32Array | null = null;
+    for (const k of [...this.synced]) {
+      if (rec.neighbours.includes(k)) continue;
+      frozen ??= this.xhatSelf.slice();
+      this.behind.set(k, frozen);
+      this.synced.delete(k);
+    }
+    const first = this.published++ === 0;
+    for (let i = 0; i < n; i++) this.xhatSelf[i] = this.xhatSelf[i]! + q[i]!;
+    const payloads = new Map<PeerId, Uint8Array>();
+    const listed: PeerId[] = [];
+    for (const p of rec.neighbours) {
+      if (this.synced.has(p) || (first && !this.behind.has(p))) {
+        this.synced.add(p);
+        payloads.set(p, payload);
+        listed.push(p);
+        continue;
+      }
+      // an edge that (re)appears: bring p's copy from what it holds to xhat_i, as p will (copy += decoded payload, in f32)
+      const held = this.behind.get(p) ?? new Float32Array(n);
+      const gap = new Float32Array(n);
+      for (let i = 0; i < n; i++) gap[i] = this.xhatSelf[i]! - held[i]!;
+      const pl = this.encode(gap);
+      const got = this.codec.decode(pl, n);
+      const now = new Float32Array(n);
+      let err = 0;
+      let scale = 0;
+      for (let i = 0; i < n; i++) {
+        now[i] = held[i]! + got[i]!;
+        err = Math.max(err, Math.abs(this.xhatSelf[i]! - now[i]!));
+        scale = Math.max(scale, Math.abs(this.xhatSelf[i]!));
+      }
+      if (err === 0) {
+        this.behind.delete(p);
+        this.synced.add(p);
+      } else {
+        this.behind.set(p, now);
+      }
+      if (err <= SYNC_TOLERANCE * scale) listed.push(p);
+      payloads.set(p, pl);
+    }
+    rec.listed = listed;
+    for (const p of rec.neighbours) {
+      this.send(p, {
+        kind: 'model', ...this.header(rec.round), codec: this.codec.name, payload: payloads.get(p)!,
+        degree: listed.length, participants: listed, purpose: 'exchange',
+      });
+    }
   }
 
   protected onModel(from: PeerId, msg: ModelMessage, q: Vec): void {
     const copy = this.xhat.get(from) ?? new Float32Array(q.length);
     for (let i = 0; i < copy.length; i++) copy[i] = copy[i]! + q[i]!;
     this.xhat.set(from, copy);
-    if (msg.round === this.round && !this.mixed) {
-      this.received.set(from, { degree: msg.degree ?? 0, participants: msg.participants ?? [] });
-      this.tryMix(this.round);
+    const inc: Incoming = { degree: msg.degree ?? 0, participants: msg.participants ?? [] };
+    const rec = this.records.get(msg.round);
+    if (rec && rec.epoch === this.epoch) {
+      if (!rec.mixed) {
+        rec.early.set(from, inc);
+        this.tryMix(rec);
+      } else if (!rec.settled.has(from) && rec.neighbours.includes(from)) {
+        // its q missed our mix of that round: the edge's term now, with the copies as they are
+        if (this.term(rec, from, inc)) this.stats.lateApplied++;
+        this.dropIfSettled(rec);
+      }
+    } else if (msg.round > this.round) {
+      this.buffered.add(msg.round, from, inc);
     }
+    // older than the kept rounds: the copy is updated (above), the term is not applied
   }
 
-  private tryMix(round: number): void {
-    if (this.trained && this.participants.every((p) => this.received.has(p))) this.mix(round);
+  private tryMix(rec: RoundRecord): void {
+    if (!rec.mixed && rec.trained && rec.neighbours.every((p) => rec.early.has(p))) this.mix(rec);
   }
 
-  private mix(round: number): void {
-    if (this.round !== round || this.mixed) return;
-    this.mixed = true;
-    const me = this.t.self;
-    const di = this.participants.length;
-    for (const p of this.participants) {
-      const inc = this.received.get(p);
-      const copy = this.xhat.get(p);
-      if (!inc || !copy) { this.stats.missedAtDeadline++; continue; }
-      if (!inc.participants.includes(me)) continue;
-      const w = this.opts.gamma / (1 + Math.max(di, inc.degree));
-      for (let i = 0; i < this.x.length; i++) this.x[i] = this.x[i]! + w * (copy[i]! - this.xhatSelf[i]!);
+  private mix(rec: RoundRecord): void {
+    if (rec.mixed) return;
+    rec.mixed = true;
+    for (const p of rec.neighbours) {
+      const inc = rec.early.get(p);
+      if (!inc) { this.stats.missedAtDeadline++; continue; }
+      this.term(rec, p, inc);
     }
+    rec.early.clear();
     this.stats.rounds++;
+    this.dropIfSettled(rec);
+  }
+
+  /** x_i += gamma W_ij (xhat_j - xhat_i) if both ends list the edge this round; true when applied. */
+  private term(rec: RoundRecord, p: PeerId, inc: Incoming): boolean {
+    rec.settled.add(p);
+    const copy = this.xhat.get(p);
+    if (!copy || !rec.listed.includes(p) || !inc.participants.includes(this.t.self)) return false;
+    const w = this.opts.gamma / (1 + Math.max(rec.listed.length, inc.degree));
+    for (let i = 0; i < this.x.length; i++) this.x[i] = this.x[i]! + w * (copy[i]! - this.xhatSelf[i]!);
+    return true;
+  }
+
+  private dropIfSettled(rec: RoundRecord): void {
+    if (rec.mixed && rec.neighbours.every((p) => rec.settled.has(p))) this.records.delete(rec.round);
   }
 }
