@@ -128,6 +128,13 @@ export class Daemon {
     if (!view.run || !isParticipant(view, this.self) || view.progress[this.self]?.done || view.progress[this.self]?.failed) return;
     if (view.state === 'finished') return this.catchUp(id);
     if (view.state !== 'running') return;
+    // back after the last round: training on would only report a stale model as done; wait to hear the end, then catch up
+    const { manifest } = runPlanOf(entry.signed.manifest);
+    const rounds = Math.min(manifest.rounds.max, view.stopAt ?? Number.POSITIVE_INFINITY);
+    if (!this.runs.get(id)?.begun && Date.now() > view.run.startAt + (rounds + 1) * manifest.averaging.roundMs) {
+      log.info({ scenario: id.slice(0, 12) }, 'back after the last round: waiting to hear the end, then taking the final model from a participant');
+      return;
+    }
     const run = this.runs.get(id) ?? this.newRun(id);
     if (!run || run.begun) return;
     await run.start(view.run);

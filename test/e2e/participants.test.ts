@@ -19,10 +19,10 @@ import { registerDaemonGossip } from '../../src/peer/gossip.ts';
 import { delta, type ScenarioView } from '../../src/scenario/lifecycle.ts';
 import type { AuditEntry } from '../../src/store/audit.ts';
 import { peerIdFromString } from '@libp2p/peer-id';
-import { cli, client, provisionCluster, startDaemon, stopCluster, waitConnected, waitFor, wdbcManifest, type Cluster } from './daemon-harness.ts';
+import { cli, client, provisionCluster, startDaemon, stopCluster, stopDaemon, waitConnected, waitFor, wdbcManifest, type Cluster } from './daemon-harness.ts';
 import { rmSync } from 'node:fs';
 
-interface Detail { id: string; view: ScenarioView; participants: string[]; refused: { peer: string; channel: string; reason: string; count: number }[] }
+interface Detail { id: string; view: ScenarioView; participants: string[]; refused: { peer: string; channel: string; reason: string; count: number }[]; standing: { dropped: { peer: string; lastRound: number }[] } }
 const HONEST = [0, 1, 2, 3];
 const M = 4;
 let c: Cluster;
@@ -162,4 +162,34 @@ describe('a roster member that did not approve a scenario', () => {
     expect(metrics.sites.map((s) => s.name)).toEqual(['site-a', 'site-b', 'site-c', 'site-d']);
     expect(readFileSync(join(out, 'report.md'), 'utf8')).not.toContain('mallory');
   }, 300_000);
+});
+
+describe('a participant that dies and does not come back before the end (issue 9.3)', () => {
+  it('is dropped after dropAfterRounds silent rounds, the others finish and say so; back after the end, it takes the final model', async () => {
+    const m = wdbcManifest({ name: 'wdbc-dropout', rounds: 8, roundMs: 1500, launch: { minPeers: 3, approvalWindowMs: 2000, startDelayMs: 8000, dropAfterRounds: 2 } });
+    const id = (await client(c, 0).post<{ id: string }>('/scenarios', { manifest: m })).id;
+    await waitFor('site-d past round 1', async () => ((await detail(0, id)).view.progress[peerId(3)]?.round ?? -1) >= 1, 90_000);
+    expect(await stopDaemon(c, 3, 'SIGKILL')).toBeNull();
+    const d = await finished(0, id);
+    expect(d.standing.dropped.map((x) => x.peer)).toEqual([peerId(3)]);
+    for (const i of [0, 1, 2]) expect(d.view.progress[peerId(i)]?.done).toBe(true);
+    expect(d.view.progress[peerId(3)]?.done).toBeUndefined();
+    const { readFileSync } = await import('node:fs');
+    const outA = join(c.dir, 'export-dropout-a');
+    expect(cli(['scenario', 'export', id.slice(0, 12), '--out', outA, '--peer', c.sites[0]!.dir]).code).toBe(0);
+    expect(readFileSync(join(outA, 'report.md'), 'utf8')).toMatch(/site-d was dropped as silent \(last round heard: \d\)/);
+
+    // site-d comes back after the end: it does not report its stale checkpoint as done, it takes the final model
+    startDaemon(c, 3);
+    await waitConnected(c, HONEST);
+    const back = await waitFor('site-d took the final model', async () => { const p = (await detail(0, id)).view.progress[peerId(3)]; return p?.done ? p : false; }, 90_000);
+    expect(back.lastTrainedRound).toBeLessThan(7);
+    expect(back.round).toBe(7);
+    const outD = join(c.dir, 'export-dropout-d');
+    const exp = cli(['scenario', 'export', id.slice(0, 12), '--out', outD, '--peer', c.sites[3]!.dir]);
+    expect(exp.code, exp.stderr).toBe(0);
+    expect(readFileSync(join(outD, 'report.md'), 'utf8')).toContain(`site-d was away at the end: it trained until round ${back.lastTrainedRound}`);
+    const served = await Promise.all([0, 1, 2].map((i) => client(c, i).get<{ entries: AuditEntry[] }>(`/audit?scenario=${id}`)));
+    expect(served.flatMap((r) => r.entries).some((e) => e.to === peerId(3) && e.what.startsWith('final model (pull by site-d'))).toBe(true);
+  }, 240_000);
 });
