@@ -197,6 +197,27 @@ describe('scenarios', () => {
   }, 180_000);
 });
 
+describe('late join', () => {
+  it('an approval after the start is admitted by the launcher from a later round (signed plan amendment); the late peer trains to the end', async () => {
+    const m = wdbcManifest({ name: 'wdbc-e2e-late', rounds: 12, roundMs: 1500, launch: { minPeers: 3, approvalWindowMs: 0, startDelayMs: 5000 } });
+    const id = (await client(c, A).post<{ id: string }>('/scenarios', { manifest: m })).id;
+    const started = await until(A, id, (d) => d.view.state === 'running' && (d.view.progress[c.sites[A]!.peerId]?.round ?? -1) >= 0, 'running without site-d');
+    expect(started.view.run?.participants).not.toContain(c.sites[D]!.peerId);
+    await client(c, D).post(`/scenarios/${id}/approve`, {});
+    const admitted = await until(B, id, (d) => d.view.run?.admitted?.[c.sites[D]!.peerId] !== undefined, 'site-d admitted (seen by site-b)');
+    const fromRound = admitted.view.run!.admitted![c.sites[D]!.peerId]!.fromRound;
+    expect(fromRound).toBeGreaterThanOrEqual(1);
+    expect(fromRound).toBeLessThan(12);
+    const d = await until(A, id, (x) => x.view.state === 'finished', 'finished with the late peer', 120_000);
+    const late = d.view.progress[c.sites[D]!.peerId];
+    expect(late?.done).toBe(true);
+    expect(late?.round).toBe(11);
+    // from its admission round on it exchanged models with the others, and they with it
+    const sent = await client(c, B).get<{ entries: AuditEntry[] }>(`/audit?scenario=${id}`);
+    expect(sent.entries.some((e) => e.kind === 'model-sent' && e.to === c.sites[D]!.peerId)).toBe(true);
+  }, 150_000);
+});
+
 describe('cancel', () => {
   it('the launcher cancels a running scenario: every peer sees it and stops sending models', async () => {
     const id = (await client(c, A).post<{ id: string }>('/scenarios', { manifest: wdbcManifest({ name: 'wdbc-e2e-cancel', rounds: 40, roundMs: 1000, launch: { minPeers: 3, approvalWindowMs: 2000 } }) })).id;
