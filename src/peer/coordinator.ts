@@ -26,7 +26,7 @@ import { logger } from '../util/log.ts';
 import type { ScenarioBook } from './book.ts';
 import type { DaemonConfig } from './config.ts';
 import type { LocalData } from './datasets.ts';
-import { ownContribution, registerDaemonGossip, sanitiseDelta, ScenarioViewSchema, type ClaimRefusal } from './gossip.ts';
+import { ownContribution, redactView, registerDaemonGossip, sanitiseDelta, ScenarioViewSchema, type ClaimRefusal } from './gossip.ts';
 import { runPlanOf } from './plan.ts';
 import { meanSeries, stopRoundFor } from '../scenario/stopping.ts';
 
@@ -355,9 +355,3 @@ export class Coordinator {
   }
 }
 
-/** What leaves the peer in a scenario view: every free-text reason redacted (no paths, file or host names). */
-function redactView(v: ScenarioView): ScenarioView {
-  const answers = (r: ScenarioView['approvals']) => Object.fromEntries(Object.entries(r).map(([p, a]) => [p, a.reason === undefined ? a : { ...a, reason: redact(a.reason) }]));
-  const progress = Object.fromEntries(Object.entries(v.progress).map(([p, s]) => [p, s.failed ? { ...s, failed: { code: s.failed.code, message: redact(s.failed.message) } } : s]));
-  return { ...v, rejections: answers(v.rejections), declines: answers(v.declines), progress, ...(v.reason === undefined ? {} : { reason: redact(v.reason) }) };
-}

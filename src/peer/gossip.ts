@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { registerGossipType } from '../net/pubsub.ts';
 import { STATES, emptyView, type ScenarioView } from '../scenario/lifecycle.ts';
 import { SignedScenarioSchema, type SignedScenario } from '../scenario/signing.ts';
+import { redact } from '../util/redact.ts';
 
 const AnswerSchema = z.object({ hash: z.string(), reason: z.string().max(2000).optional(), at: z.string(), sig: z.string().max(200).optional() }).strict();
 const ProgressSchema = z.object({
@@ -88,4 +89,11 @@ export function ownContribution(view: ScenarioView, self: string, author: string
   if (self !== author) return out;
   return { ...out, state: view.state, ...(view.run ? { run: view.run } : {}), ...(view.stopAt !== undefined ? { stopAt: view.stopAt } : {}),
     ...(view.reason && (view.state === 'cancelled' || view.state === 'failed') ? { reason: view.reason } : {}) };
+}
+
+/** What leaves the peer in a scenario view: every free-text reason redacted (no paths, file or host names: src/util/redact.ts). */
+export function redactView(v: ScenarioView): ScenarioView {
+  const answers = (r: ScenarioView['approvals']) => Object.fromEntries(Object.entries(r).map(([p, a]) => [p, a.reason === undefined ? a : { ...a, reason: redact(a.reason) }]));
+  const progress = Object.fromEntries(Object.entries(v.progress).map(([p, s]) => [p, s.failed ? { ...s, failed: { code: s.failed.code, message: redact(s.failed.message) } } : s]));
+  return { ...v, rejections: answers(v.rejections), declines: answers(v.declines), progress, ...(v.reason === undefined ? {} : { reason: redact(v.reason) }) };
 }

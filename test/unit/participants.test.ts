@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { identityFromSeed, type Identity } from '../../src/net/identity.ts';
 import { newRosterBody, Roster } from '../../src/net/roster.ts';
-import { sanitiseDelta, ownContribution } from '../../src/peer/gossip.ts';
+import { sanitiseDelta, ownContribution, redactView } from '../../src/peer/gossip.ts';
 import { delta, emptyView, merge, type Answer, type ScenarioView } from '../../src/scenario/lifecycle.ts';
 import { endOf, participantsAt, participantsOf, signAnswer, standing, verifyAnswer, verifyRunPlan } from '../../src/scenario/participants.ts';
 import { redact } from '../../src/util/redact.ts';
@@ -139,6 +139,15 @@ describe('redaction of what is gossiped', () => {
     expect(redact('C:\\data\\cohort\\x.nii.gz missing')).toBe('<path> missing');
     expect(redact('no local dataset "wdbc"')).toBe('no local dataset "wdbc"');
     expect(redact('x'.repeat(1000)).length).toBeLessThanOrEqual(300);
+  });
+  it('a failure, a decline and an ending reason carry no local path when gossiped', () => {
+    const failed = delta.progress(ID, 'p1', { round: 2, seq: 1, failed: { code: 'WORKER_DIED', message: 'cannot open /data/site-a/patients.csv' } });
+    const declined = delta.decline(ID, 'p1', { hash: ID, at: 't', reason: 'no dataset at /srv/cohort/data' });
+    const ended = delta.state(ID, 'failed', 'deadline passed on /home/ops/peer');
+    const out = JSON.stringify([failed, declined, ended].map(redactView));
+    expect(out).not.toMatch(/\/data|\/srv|\/home|patients\.csv/);
+    expect(out).toContain('WORKER_DIED');
+    expect(out).toContain('cannot open <path>');
   });
 });
 
