@@ -37,7 +37,8 @@ describe('Fed-TCGA-BRCA (one peer per region)', () => {
     const out = execFileSync('npx', ['tsx', 'src/cli/main.ts', 'sim', 'scenarios/tcga-brca.json', '--seed', '1', '--rounds', '3', '--json'],
       { encoding: 'utf8', env: { ...process.env, COHORT_LOG_LEVEL: 'warn' } });
     const j = JSON.parse(out) as { final: { metric: string; mean: number }; baselines: Record<string, unknown>; per_site: { site: string; metric: number }[] };
-    expect(Object.keys(j)).toEqual(['algorithm', 'peers', 'rounds', 'final', 'baselines', 'per_site', 'bytes_sent_per_peer', 'consensus_distance']);
+    // the documented keys in order, per_site right after baselines (later keys may follow)
+    expect(Object.keys(j).slice(0, 8)).toEqual(['algorithm', 'peers', 'rounds', 'final', 'baselines', 'per_site', 'bytes_sent_per_peer', 'consensus_distance']);
     expect(j.final.metric).toBe('c_index');
     expect(Object.keys(j.baselines)).toEqual(['centralised', 'local_only', 'fedavg']);
     expect(j.per_site.map((s) => s.site)).toEqual(REGIONS);
