@@ -10,7 +10,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Trainer, type Metrics, type TrainConfig } from '../engine/index.ts';
 import { selectSamples, type SampleSet } from '../data/samples.ts';
 import { statSync } from 'node:fs';
-import { applyStandardiser, fitStandardiser, readTabular, stratifiedSplit } from '../data/tabular.ts';
+import { applyStandardiser, fitStandardiser, readTable, readTabular, stratifiedSplit, tableToSamples } from '../data/tabular.ts';
+import { CohortError } from '../util/errors.ts';
 import { preprocessFolder, splitBySubject } from '../data/preprocess.ts';
 import { Rng } from '../util/random.ts';
 import type { ScenarioManifest } from '../scenario/manifest.ts';
@@ -62,6 +63,7 @@ interface SplitSite { set: SampleSet; split: { train: number[]; test: number[] }
 /** A CSV: one row is one patient, so a stratified split by row is a split by patient. */
 function tabularSite(init: WorkerInit): SplitSite {
   const m = init.manifest;
+  if (m.task.kind === 'survival') return survivalSite(init);
   const label = (init.dataOptions.label as string | undefined) ?? m.data.selector.label ?? 'label';
   // the manifest's class list keeps class k the same class at every site, and lets a site with one class take part
   const classNames = m.data.selector.classNames;
@@ -70,6 +72,30 @@ function tabularSite(init: WorkerInit): SplitSite {
     ? stratifiedSplit(set.targets.label.data, m.data.holdout, m.training.seed)
     : randomSplit(set.size, m.data.holdout, m.training.seed);
   return { set, split };
+}
+
+/**
+ * A survival table (task.time / task.event): Cox models train on the follow-up time and the event. The manifest's fixed train/test
+ * column, when it names one, splits the site's rows; otherwise a split stratified by the event. Site and split columns are not
+ * features.
+ */
+function survivalSite(init: WorkerInit): SplitSite {
+  const m = init.manifest;
+  const task = m.task as { time?: string; event?: string };
+  if (!task.time || !task.event) throw new CohortError('BAD_MANIFEST', 'a survival task needs task.time and task.event', 'name the follow-up time and event columns');
+  const split = m.data.split;
+  const ignore = split ? [...new Set([split.by, ...(split.train ? [split.train.column] : [])])] : [];
+  const table = readTable(init.dataPath);
+  const t = tableToSamples(table, { survival: { time: task.time, event: task.event }, ignore });
+  if (split?.train) {
+    const col = table.columns.find((c) => c.name === split.train!.column);
+    if (!col) throw new CohortError('NO_SPLIT_COLUMN', `this site's table has no column "${split.train.column}" for the train/test split`, 'add the column, or remove data.split.train from the manifest');
+    const train: number[] = [];
+    const test: number[] = [];
+    t.rowIndex.forEach((r, i) => (String(col.values[r]) === split.train!.value ? train : test).push(i));
+    if (train.length && test.length) return { set: t.set, split: { train, test } };
+  }
+  return { set: t.set, split: stratifiedSplit(t.set.targets.event!.data, m.data.holdout, m.training.seed) };
 }
 
 /** A medical folder (images, masks, clinical CSV) through the data layer's preprocessing (the manifest's data.preprocessing). */

@@ -56,10 +56,11 @@ export const dataSchema = z.object({
   /** Share of each peer's data held out for evaluation. */
   holdout: z.number().gt(0).lt(1).default(0.2),
   /**
-   * Simulation only — a natural split instead of a random partition: one simulated peer per distinct value of the column `by`
+   * A natural split instead of a random partition: one simulated peer per distinct value of the column `by`
    * (e.g. "region"); `train` names a fixed train/test column and the value that marks training rows (e.g. { "column": "split",
    * "value": "train" }: every other row is test). Without `train`, each site holds out `holdout` of its rows. Both columns are
-   * left out of the features; `simulation.peers` and `simulation.partition` do not apply.
+   * left out of the features; `simulation.peers` and `simulation.partition` do not apply. Real peers hold one site each: they
+   * ignore `by` (never a feature) and use the `train` column, when their table has it, as their own train/test split.
    *   "split": { "by": "region", "train": { "column": "split", "value": "train" } }
    */
   split: z.object({
