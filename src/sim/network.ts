@@ -46,6 +46,9 @@ export class SimNetwork {
   private readonly index = new Map<PeerId, number>();
   bytesOnWire = 0;
   messagesLost = 0;
+  /** Exchange models scheduled for delivery and not delivered yet: delivery time by id, for inFlight(). */
+  private readonly undelivered = new Map<number, number>();
+  private deliveries = 0;
 
   constructor(readonly opts: NetworkOptions) {
     const n = opts.peers;
@@ -108,7 +111,26 @@ export class SimNetwork {
     const done = start + bytes / this.opts.link.bandwidthBytesPerMs;
     this.uplinkFree[from] = done;
     if (this.lossRng[from]!.next() < this.opts.link.loss) { this.messagesLost++; return; }
-    this.clock.schedule(done + this.opts.link.latencyMs - now, from, j, () => this.handlers[j]?.(peerName(from), msg));
+    const id = this.deliveries++;
+    const ev = this.clock.schedule(done + this.opts.link.latencyMs - now, from, j, () => {
+      this.undelivered.delete(id);
+      return this.handlers[j]?.(peerName(from), msg);
+    });
+    if (msg.kind === 'model' && msg.purpose !== 'pull-reply') this.undelivered.set(id, ev.time);
+  }
+
+  /**
+   * Exchange models still on the wire now (sent, not lost, landing later): at the end of a run, those that missed their deadline and
+   * had not landed yet. Deliveries already due but never run (their target was offline) are forgotten here.
+   */
+  inFlight(): number {
+    const now = this.clock.now();
+    let n = 0;
+    for (const [id, time] of this.undelivered) {
+      if (time > now) n++;
+      else this.undelivered.delete(id);
+    }
+    return n;
   }
 
   /** Run a callback at an absolute virtual time, as the simulator (churn, probes). */

@@ -22,7 +22,7 @@ import { loadSimData, standardiseSplit, type DataSelector, type SiteSplit } from
 import { SoftmaxLearner } from './learners.ts';
 import type { Topology } from './network.ts';
 import { partitionSamples, siteSplit, stratifiedSplit, type PartitionSpec } from './partition.ts';
-import { churnSchedule, simulate, type RoundProbe, type SimulateOptions } from './simulate.ts';
+import { churnSchedule, simulate, type LateCounters, type RoundProbe, type SimulateOptions } from './simulate.ts';
 import { consensusDistance, weightedMean } from '../averaging/mixing.ts';
 import type { AlgorithmSettings } from '../averaging/factory.ts';
 import type { AveragingNode, NodeConfig } from '../averaging/node.ts';
@@ -76,8 +76,12 @@ export interface SimOverrides {
   readonly learner?: LearnerKind;
   readonly baselines?: boolean;
   readonly evalEvery?: number;
-  /** Round length override (real-network runs use short wall-clock rounds). */
+  /** Round length override (virtual network and real-network runs, which use short wall-clock rounds). */
   readonly roundMs?: number;
+  /** Virtual network: one-way link latency (ms) instead of simulation.latencyMs. */
+  readonly latencyMs?: number;
+  /** Deadline within each round (ms) instead of averaging.deadlineMs (default: 0.8 x the round). */
+  readonly deadlineMs?: number;
   /** Run the rule somewhere else than the virtual network: the CLI passes runOnLoopback (real libp2p peers on 127.0.0.1). */
   readonly runner?: RealRunner;
   /** Report `per_site` for a random partition too (each peer named peer-K, evaluated on the pooled test set). */
@@ -99,6 +103,8 @@ interface RuleRun {
   readonly rejected: Record<RejectReason, number>;
   readonly bytesSentPerPeer: number;
   readonly messagesLost: number;
+  /** Deadline bookkeeping (virtual network only). */
+  readonly late?: LateCounters;
 }
 
 async function realRun(runner: RealRunner, so: SimulateOptions, evaluate: (x: Float32Array) => Promise<number>): Promise<RuleRun> {
@@ -144,6 +150,12 @@ export interface SimReport {
   readonly per_site?: SiteResult[];
   readonly bytes_sent_per_peer: number;
   readonly consensus_distance: number;
+  /**
+   * D-PSGD and CHOCO (the rules that apply late work), virtual network: models that missed their deadline, those applied late (once
+   * each), those still in flight when the run ended (missed = applied + in flight, without loss or churn), and local updates that
+   * finished after their round's deadline.
+   */
+  readonly late?: { readonly missed_at_deadline: number; readonly applied: number; readonly in_flight_at_end: number; readonly local_updates_late: number };
   readonly details: {
     readonly scenario: string;
     readonly learner: LearnerKind;
@@ -239,17 +251,22 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
     const higherBetter = m.task.metric !== 'loss';
     const stop = stoppingRule(m, higherBetter);
     const curve: CurvePoint[] = [];
+    const roundMs = o.roundMs ?? m.averaging.roundMs;
+    const deadlineMs = o.deadlineMs ?? (o.roundMs !== undefined ? 0.8 * o.roundMs : (m.averaging.deadlineMs ?? 0.8 * m.averaging.roundMs));
+    if (deadlineMs > roundMs) {
+      throw new CohortError('SIM_DEADLINE', `the deadline (${deadlineMs} ms) falls after the end of the round (${roundMs} ms)`, 'give a --deadline-ms at most the round length (--round-ms)');
+    }
     const simOpts: SimulateOptions = {
       algorithm, seed, learners,
       settings: { fanout: m.averaging.fanout, s: m.averaging.s, gamma: m.averaging.gamma },
       network: {
         topology: m.averaging.topology,
-        link: { latencyMs: m.simulation.latencyMs, bandwidthBytesPerMs: m.simulation.bandwidthMBps * 1e3, loss: m.simulation.loss },
+        link: { latencyMs: o.latencyMs ?? m.simulation.latencyMs, bandwidthBytesPerMs: m.simulation.bandwidthMBps * 1e3, loss: m.simulation.loss },
         stepMs: m.simulation.stepMs, slowdown,
       },
       node: {
-        scenario: m.name, layoutHash: task.layoutHash, rounds, roundMs: o.roundMs ?? m.averaging.roundMs,
-        deadlineMs: o.roundMs !== undefined ? 0.8 * o.roundMs : (m.averaging.deadlineMs ?? 0.8 * m.averaging.roundMs), codec: algorithm === 'pushsum' && codec === 'f32' ? 'f64' : codec,
+        scenario: m.name, layoutHash: task.layoutHash, rounds, roundMs,
+        deadlineMs, codec: algorithm === 'pushsum' && codec === 'f32' ? 'f64' : codec,
         codecOptions: { blockSize: m.compression.blockSize, topkFraction: m.compression.topkFraction },
         weighting: m.averaging.weighting, train: true, proximal: m.training.proximalMu > 0, meanSamples,
       },
@@ -282,6 +299,10 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
       ...(perSite ? { per_site: perSite } : {}),
       bytes_sent_per_peer: Math.round(res.bytesSentPerPeer),
       consensus_distance: res.probes.at(-1)?.consensus ?? consensusDistance(res.finalModels),
+      ...(res.late && (algorithm === 'dpsgd' || algorithm === 'choco') ? { late: {
+        missed_at_deadline: res.late.missedAtDeadline, applied: res.late.applied, in_flight_at_end: res.late.inFlightAtEnd,
+        local_updates_late: res.late.localUpdatesLate,
+      } } : {}),
       details: {
         scenario: m.name, learner: learnerKind, codec, partition, churn, seed, parameters: task.parameters,
         samples_per_peer: parts.map((p) => p.size), online_at_end: res.finalModels.length, mean_model_metric: meanModelMetric, rejected: res.rejected,

@@ -57,6 +57,19 @@ export interface SimulateResult {
   readonly rejected: Record<RejectReason, number>;
   readonly bytesSentPerPeer: number;
   readonly messagesLost: number;
+  /**
+   * Deadline bookkeeping of the synchronous rules, summed over peers (D-PSGD and CHOCO apply late work; EL drops late models):
+   * models missed at a deadline, applied late (once each), still in flight when the run ended, and local updates that finished
+   * after their round's deadline. Without loss or churn, missedAtDeadline = applied + inFlightAtEnd for D-PSGD.
+   */
+  readonly late: LateCounters;
+}
+
+export interface LateCounters {
+  readonly missedAtDeadline: number;
+  readonly applied: number;
+  readonly inFlightAtEnd: number;
+  readonly localUpdatesLate: number;
 }
 
 export async function simulate(o: SimulateOptions): Promise<SimulateResult> {
@@ -105,6 +118,12 @@ export async function simulate(o: SimulateOptions): Promise<SimulateResult> {
     rejected: sumRejected(nodes),
     bytesSentPerPeer: nodes.reduce((a, node) => a + node.stats.bytesSent, 0) / n,
     messagesLost: net.messagesLost,
+    late: {
+      missedAtDeadline: nodes.reduce((a, node) => a + node.stats.missedAtDeadline, 0),
+      applied: nodes.reduce((a, node) => a + node.stats.lateApplied, 0),
+      inFlightAtEnd: net.inFlight(),
+      localUpdatesLate: nodes.reduce((a, node) => a + node.stats.lateLocalUpdates, 0),
+    },
   };
 }
 

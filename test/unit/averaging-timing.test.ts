@@ -6,6 +6,8 @@ import { consensusDistance, type AlgorithmName, type LocalLearner, type NodeConf
 import { simulate, type SimulateOptions, type SimulateResult } from '../../src/sim/simulate.ts';
 import type { Topology } from '../../src/sim/network.ts';
 import { VectorLearner } from '../../src/sim/learners.ts';
+import { runScenarioSim } from '../../src/sim/run.ts';
+import { loadManifest } from '../../src/scenario/manifest.ts';
 import { Rng } from '../../src/util/random.ts';
 
 const D = 12;
@@ -138,6 +140,25 @@ describe('CHOCO-SGD: a straggler keeps its consensus step, and its neighbours ta
   }
 });
 
+describe('CHOCO-SGD: q that lands after the deadline (latency > deadline, even > round) is taken in once', () => {
+  for (const latencyMs of [110, 250]) {
+    it(`one-way latency ${latencyMs} ms, rounds of 100 ms: consensus on the exact mean`, async () => {
+      const xs = startingVectors(12, 37);
+      const res = await simulateDrained({
+        algorithm: 'choco', seed: 6, settings: { gamma: 0.5 }, learners: xs.map((x) => new VectorLearner(x)),
+        network: { topology: { kind: 'random-regular', degree: 3 }, link: { latencyMs, bandwidthBytesPerMs: 1e4, loss: 0 }, stepMs: 1 },
+        node: nodeCfg({ rounds: 120 }),
+      });
+      expect(total(res, 'missedAtDeadline')).toBe(120 * 12 * 3);
+      expect(total(res, 'lateApplied')).toBe(120 * 12 * 3);
+      const before = columnSums(xs);
+      const after = columnSums(res.models);
+      for (let i = 0; i < D; i++) expect(after[i]).toBeCloseTo(before[i]!, 3);
+      expect(consensusDistance(res.models)).toBeLessThan(consensusDistance(xs) * 1e-3);
+    });
+  }
+});
+
 describe('CHOCO-SGD on a time-varying topology (a new random 3-regular graph every round)', () => {
   const chocoOn = (topology: Topology, codec: NodeConfig['codec'], algorithm: AlgorithmName = 'choco') => {
     const xs = startingVectors(12, 31);
@@ -164,5 +185,32 @@ describe('CHOCO-SGD on a time-varying topology (a new random 3-regular graph eve
     expect(consensusDistance(res.models)).toBeLessThan(consensusDistance(xs) * 1e-3);
     // 120 rounds x 3 neighbours, each message the same size as a plain q (no re-synchronisation traffic)
     expect(res.nodes.every((n) => n.stats.messagesSent === 120 * 3)).toBe(true);
+  });
+});
+
+describe('the late counters of a run (simulate and cohort sim)', () => {
+  it('simulate(): missed at the deadline = applied late + still in flight when the run ended', async () => {
+    const xs = startingVectors(12, 41);
+    const res = await simulate({
+      algorithm: 'dpsgd', seed: 7, learners: xs.map((x) => new VectorLearner(x)),
+      network: { topology: { kind: 'random-regular', degree: 3 }, link: { latencyMs: 110, bandwidthBytesPerMs: 1e4, loss: 0 }, stepMs: 1 },
+      node: nodeCfg({ rounds: 40 }),
+    });
+    expect(res.late).toEqual({ missedAtDeadline: 40 * 36, applied: 39 * 36, inFlightAtEnd: 36, localUpdatesLate: 0 });
+  });
+
+  it('cohort sim overrides: --latency-ms, --deadline-ms and --round-ms reach the virtual network; "late" in the report', async () => {
+    const m = loadManifest('scenarios/wdbc-radiomics.json');
+    const o = { peers: 12, rounds: 30, learner: 'softmax' as const, baselines: false, latencyMs: 110, deadlineMs: 80 };
+    const slow = await runScenarioSim(m, o);
+    // the manifest's 10 s rounds: every model misses the 80 ms deadline and lands 30 ms later, long before the next round
+    expect(slow.late).toEqual({ missed_at_deadline: 30 * 36, applied: 30 * 36, in_flight_at_end: 0, local_updates_late: 0 });
+    const fast = await runScenarioSim(m, { ...o, roundMs: 100 });
+    expect(fast.late).toEqual({ missed_at_deadline: 30 * 36, applied: 29 * 36, in_flight_at_end: 36, local_updates_late: 0 });
+    // on time (20 ms links) nothing is late; the late block is for the rules that apply late work only
+    const onTime = await runScenarioSim(m, { ...o, latencyMs: 20, roundMs: 100 });
+    expect(onTime.late).toEqual({ missed_at_deadline: 0, applied: 0, in_flight_at_end: 0, local_updates_late: 0 });
+    expect((await runScenarioSim(m, { ...o, algorithm: 'gossip', rounds: 3 })).late).toBeUndefined();
+    await expect(runScenarioSim(m, { ...o, deadlineMs: 150, roundMs: 100 })).rejects.toThrow(/deadline \(150 ms\) falls after the end of the round \(100 ms\)/);
   });
 });

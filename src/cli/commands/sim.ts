@@ -1,9 +1,11 @@
 /**
  * `cohort sim SCENARIO --peers N [--algorithm A[,B..]|all] [--alpha X] [--churn P] [--seed S] [--rounds R] [--codec C]
- *   [--learner engine|softmax] [--no-baselines] [--json] [--details] [--plot DIR] [--libp2p [--round-ms MS]]`
+ *   [--learner engine|softmax] [--no-baselines] [--json] [--details] [--plot DIR] [--round-ms MS] [--deadline-ms MS] [--latency-ms MS]
+ *   [--libp2p]`
  * Runs the scenario's averaging on N simulated peers (src/sim) with live progress; prints a table, or with --json exactly
  * {"algorithm","peers","rounds","final":{"mean","min","max","metric"},"baselines":{"centralised","local_only","fedavg"},
- *  "bytes_sent_per_peer","consensus_distance"} (an array of these for several algorithms; --details adds a "details" object).
+ *  "bytes_sent_per_peer","consensus_distance"} (an array of these for several algorithms; --details adds a "details" object);
+ * D-PSGD and CHOCO on the virtual network add "late":{"missed_at_deadline","applied","in_flight_at_end","local_updates_late"}.
  * Scenarios that split the data by a site column (data.split) add "per_site":[{"site","train","test","metric","local_only","fedavg",
  * "centralised"}] after "baselines".
  * `cohort sim --data FILE.csv (--label COL | --time COL --event COL) [--site-column COL] [--peers N] ...` runs any table without a
@@ -24,6 +26,7 @@ import { progressBar } from '../../util/progress.ts';
 interface SimFlags {
   peers?: string; algorithm?: string; alpha?: string; churn?: string; seed?: string; rounds?: string; codec?: string;
   learner?: string; baselines?: boolean; json?: boolean; details?: boolean; plot?: string; libp2p?: boolean; roundMs?: string;
+  deadlineMs?: string; latencyMs?: string;
   data?: string; label?: string; time?: string; event?: string; siteColumn?: string;
 }
 
@@ -83,7 +86,9 @@ export function registerSim(program: Command): void {
     .option('--details', 'with --json: add curves, partition and counters')
     .option('--plot <dir>', 'write SVG curves (metric vs round, vs bytes; consensus) into DIR')
     .option('--libp2p', 'run the rule over real libp2p peers on 127.0.0.1 (wall-clock rounds) instead of the virtual network')
-    .option('--round-ms <ms>', 'round length in ms (with --libp2p: wall clock, default 400)')
+    .option('--round-ms <ms>', 'round length in ms (virtual: overrides averaging.roundMs; with --libp2p: wall clock, default 400)')
+    .option('--deadline-ms <ms>', 'deadline within each round in ms (default: averaging.deadlineMs, or 0.8 x the round)')
+    .option('--latency-ms <ms>', 'one-way link latency of the virtual network in ms (overrides simulation.latencyMs)')
     .option('--data <file.csv>', 'run any table without a manifest (default model and split; with --label or --time/--event)')
     .option('--label <column>', 'with --data: the class column (classification)')
     .option('--time <column>', 'with --data: the follow-up time column (survival, with --event)')
@@ -103,6 +108,11 @@ export function registerSim(program: Command): void {
         throw new CohortError('BAD_FLAG', `unknown learner "${f.learner}"`, 'use engine or softmax');
       }
       const roundMs = number('round-ms', f.roundMs, (n) => n >= 10, 'give at least 10 ms') ?? (f.libp2p ? 400 : undefined);
+      const deadlineMs = number('deadline-ms', f.deadlineMs, (n) => n > 0, 'give a positive number of ms, at most the round length');
+      const latencyMs = number('latency-ms', f.latencyMs, (n) => n >= 0, 'give a non-negative number of ms');
+      if (latencyMs !== undefined && f.libp2p) {
+        throw new CohortError('BAD_FLAG', '--latency-ms sets the virtual network\'s links; over --libp2p the latency is the loopback\'s', 'drop --latency-ms or --libp2p');
+      }
       const runner = f.libp2p ? (await import('../../net/averaging-transport.ts')).runOnLoopback : undefined;
       const reports: SimReport[] = [];
       const curves: Record<string, CurvePoint[]> = {};
@@ -111,7 +121,7 @@ export function registerSim(program: Command): void {
         const bar = progressBar({ total, label: `sim ${algorithm ?? m.averaging.algorithm}`, enabled: !f.json, fields: '{phase} {metric}' });
         const r = await runScenarioSim(m, {
           peers, algorithm, alpha, churn, seed, rounds, codec: f.codec as CodecName | undefined, learner: f.learner as LearnerKind | undefined,
-          baselines: f.baselines !== false && k === 0, roundMs, runner,
+          baselines: f.baselines !== false && k === 0, roundMs, deadlineMs, latencyMs, runner,
           perSite: fromTable,
         }, { onRound: (phase, round, _t, metric) => bar.update(round, { phase, metric: Number.isNaN(metric) ? '' : metric.toFixed(4) }) });
         bar.stop();
