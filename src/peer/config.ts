@@ -3,6 +3,7 @@
  *   approval   auto-approve policy (src/scenario/approval.ts)
  *   data       the local datasets this hospital offers, by the name scenarios ask for: { "<name>": { path, ... } }
  *   compute    per-peer compute budget: scenarios trained at once, threads per worker, execution providers in order
+ *   admission  limits checked before a scenario is approved (parameters, memory, rounds x epochs, duration, queue; admission.ts)
  *   admin      admin API port on 127.0.0.1 (0: any free port, written to admin.json)
  *   heartbeatMs
  * API: DaemonConfigSchema, loadDaemonConfig(file) -> DaemonConfig (paths resolved against the config's folder).
@@ -11,6 +12,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { loadPeerConfig, type PeerConfig } from '../net/config.ts';
 import { ApprovalPolicySchema } from '../scenario/approval.ts';
+import { AdmissionPolicySchema } from './admission.ts';
 import { CohortError } from '../util/errors.ts';
 
 export const LocalDatasetSchema = z.object({
@@ -30,6 +32,7 @@ export const DaemonSectionsSchema = z.object({
     threads: z.number().int().positive().default(1),
     providers: z.array(z.enum(['cuda', 'webgpu', 'cpu'])).default(['cuda', 'webgpu', 'cpu']),
   }).strict().default(() => ({ maxConcurrentScenarios: 2, threads: 1, providers: ['cuda', 'webgpu', 'cpu'] as ('cuda' | 'webgpu' | 'cpu')[] })),
+  admission: AdmissionPolicySchema.default(() => AdmissionPolicySchema.parse({})),
   admin: z.object({ port: z.number().int().min(0).max(65535).default(0) }).strict().default({ port: 0 }),
   heartbeatMs: z.number().int().positive().default(5000),
 });
@@ -42,7 +45,7 @@ export function loadDaemonConfig(file: string): DaemonConfig {
   const r = DaemonSectionsSchema.safeParse(peer);
   if (!r.success) {
     const i = r.error.issues[0];
-    throw new CohortError('CONFIG_INVALID', `invalid config (${file}) at "${i?.path.join('.') ?? ''}": ${i?.message ?? ''}`, 'see docs/daemon.md for the approval, data, compute and admin sections');
+    throw new CohortError('CONFIG_INVALID', `invalid config (${file}) at "${i?.path.join('.') ?? ''}": ${i?.message ?? ''}`, 'see docs/daemon.md for the approval, data, compute, admission and admin sections');
   }
   const data = Object.fromEntries(Object.entries(r.data.data).map(([name, d]) => [name, d.path && !isAbsolute(d.path) ? { ...d, path: resolve(peer.dir, d.path) } : d]));
   return { ...peer, ...r.data, data, file: resolve(file) };

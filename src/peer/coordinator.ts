@@ -28,6 +28,7 @@ import type { DaemonConfig } from './config.ts';
 import type { LocalData } from './datasets.ts';
 import { ownContribution, redactView, registerDaemonGossip, sanitiseDelta, ScenarioViewSchema, type ClaimRefusal } from './gossip.ts';
 import { runPlanOf } from './plan.ts';
+import { admit, MAX_ANNOUNCE_BYTES, type CheckResult } from './admission.ts';
 import { meanSeries, stopRoundFor } from '../scenario/stopping.ts';
 
 const log = logger('peer:coordinator');
@@ -82,6 +83,11 @@ export class Coordinator {
     }
     runPlanOf(manifest);
     const signed = await signScenario(manifest, this.identity);
+    const size = Buffer.byteLength(JSON.stringify({ type: 'scenario-announce', body: signed }));
+    if (size > MAX_ANNOUNCE_BYTES) {
+      throw new CohortError('MANIFEST_TOO_LARGE', `the signed manifest is ${size} bytes; announcements above ${MAX_ANNOUNCE_BYTES} bytes would not reach the other peers (gossip drops them)`,
+        'keep data.preprocessing and descriptions small; large settings belong in the peers\' data, not the manifest');
+    }
     if (this.book.has(signed.id)) {
       throw new CohortError('SCENARIO_EXISTS', `this exact manifest was launched before (scenario ${signed.id.slice(0, 12)}, ${this.book.get(signed.id)?.view.state})`,
         'scenario ids are content hashes: set "launch": { "run": 2 } (any new label) in the manifest to run it again');
@@ -98,6 +104,12 @@ export class Coordinator {
     if (TERMINAL.has(entry.view.state)) throw new CohortError('SCENARIO_ENDED', `scenario ${id.slice(0, 12)} is ${entry.view.state}`, 'nothing to decide');
     if (decision === 'approve' && !(await this.data.get(runPlanOf(entry.signed.manifest).dataset))) {
       throw new CohortError('NO_MATCHING_DATA', `this peer has no dataset "${runPlanOf(entry.signed.manifest).dataset}"`, 'add it to the config\'s data section, or reject the scenario');
+    }
+    if (decision === 'approve' && !rule) {
+      const verdict = await this.admission(id);
+      if (verdict.decision === 'decline') {
+        throw new CohortError('ADMISSION_DECLINED', `this peer's admission policy refuses the scenario: ${verdict.reasons.join('; ')}`, 'raise the limits in the admission section of cohort.json (docs/daemon.md), or reject the scenario');
+      }
     }
     const ans = await this.signed(id, decision, { hash: entry.signed.id, at: new Date().toISOString(), ...(reason ? { reason: redact(reason) } : {}) });
     await this.audit.append({ kind: decision === 'approve' ? 'approval' : 'rejection', to: 'local', what: `${decision} ${rule ? `(auto: ${rule})` : '(operator)'}`, scenario: id, sha256: entry.signed.id, ...(reason ? { detail: reason } : {}) });
@@ -135,10 +147,54 @@ export class Coordinator {
     await this.node.pubsub.publish(this.node.topics.heartbeat, { type: 'heartbeat', body });
   }
 
+  /**
+   * This peer's admission verdict on a known scenario (src/peer/admission.ts): estimate from the manifest and the local data's
+   * shapes, checked against the admission policy and the compute slots + queue (approved scenarios not ended, this one excluded).
+   */
+  async admission(id: string): Promise<CheckResult> {
+    const entry = this.book.get(id);
+    if (!entry) throw new CohortError('UNKNOWN_SCENARIO', `no scenario ${id}`, 'list them with `cohort scenario list`');
+    let plan;
+    try {
+      plan = runPlanOf(entry.signed.manifest);
+    } catch (e) {
+      return { decision: 'decline', reasons: [(e as Error).message] };
+    }
+    const peers = this.node.roster.current.members.filter((m) => m.roles.includes('data-provider')).length;
+    return admit(this.cfg, plan, await this.data.get(plan.dataset), { peers, queued: this.committed().filter((x) => x !== id).length });
+  }
+
+  /** Scenarios this peer approved that have not ended for it (running, or waiting to start and not expired). */
+  committed(): string[] {
+    return this.book.list().filter(({ signed, view }) => view.approvals[this.self] && !TERMINAL.has(view.state) && !this.expired(signed.id)
+      && !view.progress[this.self]?.done && !view.progress[this.self]?.failed && (!view.run || participantsOf(view).includes(this.self)))
+      .map(({ signed }) => signed.id);
+  }
+
+  /**
+   * Announced or approved, and not started within launch.startWithinMs (capped by this peer's admission.startWithinMs) of its
+   * launch: nobody holds anything for it any more (the launcher marks it failed; if the launcher is gone, every peer still lets it go).
+   */
+  expired(id: string, now = Date.now()): boolean {
+    const entry = this.book.get(id);
+    if (!entry || (entry.view.state !== 'announced' && entry.view.state !== 'approved')) return false;
+    let within = this.cfg.admission.startWithinMs;
+    try {
+      within = Math.min(within, runPlanOf(entry.signed.manifest).launch.startWithinMs);
+    } catch { /* a manifest this peer cannot run: its own limit */ }
+    return now > Date.parse(entry.signed.launchedAt) + within;
+  }
+
   /** Launcher: scenarios past their deadline fail (called with the heartbeat). */
   async enforceDeadlines(now = Date.now()): Promise<void> {
     for (const { signed, view } of this.book.list()) {
       if (signed.author !== this.self || TERMINAL.has(view.state)) continue;
+      if (this.expired(signed.id, now)) {
+        const { startWithinMs } = runPlanOf(signed.manifest).launch;
+        await this.audit.append({ kind: 'cancel', to: 'local', what: 'not started in time: marked failed', scenario: signed.id });
+        await this.applyAndPublish(delta.state(signed.id, 'failed', `expired: not started within ${Math.min(startWithinMs, this.cfg.admission.startWithinMs)} ms of its launch`), 'scenario failed (expired before the start)');
+        continue;
+      }
       const { deadlineMs } = runPlanOf(signed.manifest).launch;
       if (deadlineMs > 0 && now > Date.parse(signed.launchedAt) + deadlineMs) {
         await this.audit.append({ kind: 'cancel', to: 'local', what: 'deadline passed: marked failed', scenario: signed.id });
@@ -234,13 +290,20 @@ export class Coordinator {
       return void (await this.decline(signed.id, `cannot run this manifest: ${(e as Error).message}`));
     }
     if (!(await this.data.get(dataset))) return void (await this.decline(signed.id, `no local dataset "${dataset}"`));
+    if (this.expired(signed.id)) return void (await this.decline(signed.id, 'announcement expired before this peer heard it'));
+    // admission control: estimate and limits before anything is allocated for the scenario
+    const verdict = await this.admission(signed.id);
+    if (verdict.decision === 'decline') {
+      log.warn({ scenario: signed.id.slice(0, 12), reasons: verdict.reasons }, 'scenario declined by the admission policy');
+      return void (await this.decline(signed.id, `admission: ${verdict.reasons.join('; ')}`, verdict));
+    }
     const d = decide(this.cfg.approval, signed, this.node.roster.current);
     if (d.auto) await this.answer(signed.id, 'approve', undefined, d.rule);
     else log.info({ scenario: signed.id.slice(0, 12), name: signed.manifest.name }, 'scenario waits for the operator: cohort scenario approve|reject');
   }
 
-  private async decline(id: string, reason: string): Promise<void> {
-    await this.audit.append({ kind: 'decline', to: 'local', what: 'declined', scenario: id, detail: reason });
+  private async decline(id: string, reason: string, verdict?: CheckResult): Promise<void> {
+    await this.audit.append({ kind: 'decline', to: 'local', what: 'declined', scenario: id, detail: verdict?.estimate ? JSON.stringify({ reason, estimate: verdict.estimate }) : reason });
     const ans = await this.signed(id, 'decline', { hash: id, reason: redact(reason), at: new Date().toISOString() });
     await this.applyAndPublish(delta.decline(id, this.self, ans), 'decline of the scenario');
   }
@@ -342,7 +405,7 @@ export class Coordinator {
     const go = (): void => {
       this.waiting.delete(id);
       const now = this.book.get(id);
-      if (!now || (now.view.state !== 'announced' && now.view.state !== 'approved')) return;
+      if (!now || (now.view.state !== 'announced' && now.view.state !== 'approved') || this.expired(id)) return;
       const participants = approvalsFor(now.view, id).filter((p) => now.view.approvals[p]?.sig);
       const run = { startAt: Date.now() + plan.startDelayMs, participants, approvals: Object.fromEntries(participants.map((p) => [p, now.view.approvals[p]!])) };
       void this.applyAndPublish(delta.run(id, run), 'scenario start').catch((e: unknown) => log.error({ err: e }, 'start failed'));

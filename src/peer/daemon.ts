@@ -137,6 +137,12 @@ export class Daemon {
     }
     const run = this.runs.get(id) ?? this.newRun(id);
     if (!run || run.begun) return;
+    // a compute slot is held by started runs only: prepared workers of scenarios that have not started do not block this one
+    const started = [...this.runs.values()].filter((r) => r.begun).length;
+    if (started >= this.cfg.compute.maxConcurrentScenarios) {
+      log.warn({ scenario: id.slice(0, 12), budget: this.cfg.compute.maxConcurrentScenarios }, 'compute slots full: scenario waits for a slot');
+      return;
+    }
     await run.start(view.run);
   }
 
@@ -189,7 +195,8 @@ export class Daemon {
   private newRun(id: string): ScenarioRun | undefined {
     const entry = this.book.get(id);
     if (!entry || this.runs.has(id)) return this.runs.get(id);
-    if (this.runs.size >= this.cfg.compute.maxConcurrentScenarios) {
+    // workers prepared or running: at most the slots plus the admission queue (admission declines beyond that at announce time)
+    if (this.runs.size >= this.cfg.compute.maxConcurrentScenarios + this.cfg.admission.maxQueuedScenarios) {
       log.warn({ scenario: id.slice(0, 12), budget: this.cfg.compute.maxConcurrentScenarios }, 'compute budget full: scenario waits for a slot');
       return undefined;
     }
@@ -209,7 +216,9 @@ export class Daemon {
     const view = this.book.get(id)?.view;
     if (!run || !view) return;
     const ended = view.state === 'cancelled' || view.state === 'failed';   // a finished run ends itself after its last round
-    if (ended || (!run.begun && (TERMINAL.has(view.state) || (view.run && !isParticipant(view, this.self))))) {
+    // not started: a rejection by this peer's operator or an expired announcement frees the prepared worker at once
+    const letGo = !run.begun && (view.rejections[this.self] !== undefined || this.coordinator.expired(id));
+    if (ended || letGo || (!run.begun && (TERMINAL.has(view.state) || (view.run && !isParticipant(view, this.self))))) {
       if (ended && run.begun) log.info({ scenario: id.slice(0, 12), state: view.state, reason: view.reason }, 'scenario ended: stopping this peer\'s run');
       this.runs.delete(id);
       void run.stop();
@@ -270,6 +279,7 @@ export class Daemon {
       await this.coordinator.publishHeartbeat(body);
       await this.refusals.flush(this.audit, (p) => this.node.roster.current.member(p)?.name ?? p);
       await this.coordinator.enforceDeadlines();
+      for (const id of [...this.runs.keys()]) this.settle(id);   // announcements that expired let their prepared workers go
       await this.coordinator.tick();
       // a participant that came back after the end retries until a finished participant gives it the final model
       for (const { signed, view } of this.book.list()) {

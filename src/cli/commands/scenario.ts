@@ -1,8 +1,9 @@
 /**
  * `cohort scenario launch FILE [--follow] | list | status ID | approve ID | reject ID --reason R | cancel ID | export ID --out DIR`
- * Every subcommand talks to the running peer daemon through its admin API (`--peer DIR|CONFIG`, default $COHORT_PEER or .).
+ * Every subcommand talks to the running peer daemon through its admin API (`--peer DIR|CONFIG`, default $COHORT_PEER or .),
+ * except `check FILE`: the peer's admission decision and cost estimate worked out offline (src/peer/admission.ts).
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { AdminClient } from '../../peer/client.ts';
@@ -42,6 +43,8 @@ export function siteTable(d: Detail): string {
   if (d.participants?.length) extra.push(`  participants: ${d.participants.map(name).sort().join(', ')}`);
   if (d.standing?.dropped.length) extra.push(`  dropped (silent): ${d.standing.dropped.map((x) => `${name(x.peer)} after round ${x.lastRound}`).join(', ')}`);
   if (d.standing?.failed.length) extra.push(`  failed: ${d.standing.failed.map((p) => `${name(p)} (${d.view.progress[p]?.failed?.code ?? '?'})`).join(', ')}`);
+  const declines = Object.entries(d.view.declines);
+  if (declines.length) extra.push(`  declined: ${declines.map(([p, a]) => `${name(p)} (${a.reason ?? 'no reason given'})`).join('; ')}`);
   if (d.refused?.length) extra.push(`  refused: ${d.refused.map((r) => `${r.name ?? r.peer.slice(-8)} ${r.channel} ${r.reason} x${r.count}`).join('; ')}`);
   return [`${d.id.slice(0, 12)} ${String(d.manifest.name)}: ${d.view.state}${d.view.reason ? ` (${d.view.reason})` : ''}, approvals ${Object.keys(d.view.approvals).length}, participants ${d.participants?.length ?? d.view.run?.participants.length ?? 0}`, ...rows, ...extra].join('\n');
 }
@@ -77,6 +80,17 @@ export function registerScenario(program: Command): void {
       if (!o.json) process.stderr.write(`launched ${id}\n`);
       const d = await followScenario(c, id, { json: Boolean(o.json), to: process.stderr });
       out(o, { id, state: d.view.state, sites: siteResults(d) }, () => `scenario ${d.view.state}`);
+    });
+  peerOption(sc.command('check').description('would this peer take part? its admission decision and cost estimate for a manifest, offline').argument('<file>', 'scenario manifest (JSON)'))
+    .option('--author <peer>', 'the launcher (peer ID or roster name; default: this peer)')
+    .action(async (file: string, o: PeerOpt & { author?: string }) => {
+      const { evaluateManifest } = await import('../../peer/admission.ts');
+      const dir = resolve(o.peer);
+      const config = existsSync(dir) && statSync(dir).isDirectory() ? join(dir, 'cohort.json') : dir;
+      const r = await evaluateManifest(config, readManifest(file), o.author ? { author: o.author } : {});
+      const e = r.estimate;
+      out(o, r, () => [`${r.peer}: ${r.decision} (scenario ${r.scenario.slice(0, 12)})`, ...r.reasons.map((x) => `  - ${x}`),
+        ...(e ? [`  estimate: ${e.parameters} parameters, ${(e.memory_bytes / 1024 ** 2).toFixed(1)} MiB memory, ${(e.bytes_per_round / 1024).toFixed(0)} KiB sent per round, ${e.rounds} rounds x ${e.epochs_per_round} epochs, ${(e.duration_ms / 60_000).toFixed(1)} min`] : [])].join('\n'));
     });
   peerOption(sc.command('list').description('every scenario this peer knows')).action(async (o: PeerOpt) => {
     const rows = await client(o).get<{ id: string; name: string; state: string; approvals: number; participants: number; mine: string }[]>('/scenarios');
