@@ -2,7 +2,9 @@
  * Small dependency-free SVG line plots: several series, axes with ticks, a legend. Used by `cohort sim --plot`, the averaging
  * benchmark, and the daemon's reports.
  *
- *   linePlot({ title, xLabel, yLabel, series: [{ name, points: [[x, y], ...] }], logX?, logY?, width?, height? }) -> SVG string
+ *   linePlot({ title, xLabel, yLabel, series: [{ name, points: [[x, y], ...], band?: [[x, lo, hi], ...] }], logX?, logY?, width?, height? })
+ *   intervalPlot({ title, yLabel, categories, groups: [{ name, values: [{ mean, lo, hi } | null per category] }], lines? })
+ *     -> SVG string: per category one marker with a vertical interval bar per group, side by side; lines: dashed horizontal references
  * Non-finite points are skipped; a series with one point is drawn as a marker.
  */
 export interface Series {
@@ -10,6 +12,8 @@ export interface Series {
   readonly points: readonly (readonly [number, number])[];
   /** Draw dashed (e.g. baselines). */
   readonly dashed?: boolean;
+  /** A shaded band in the series' colour: [x, lo, hi] per point (e.g. a 95% interval over seeds). */
+  readonly band?: readonly (readonly [number, number, number])[];
 }
 
 export interface PlotOptions {
@@ -58,7 +62,8 @@ export function linePlot(o: PlotOptions): string {
   const tx = (v: number) => (o.logX ? Math.log10(v) : v);
   const ty = (v: number) => (o.logY ? Math.log10(v) : v);
   const ok = (x: number, y: number) => Number.isFinite(tx(x)) && Number.isFinite(ty(y));
-  const pts = o.series.flatMap((s) => s.points.filter(([x, y]) => ok(x, y)));
+  const bandPts = o.series.flatMap((s) => (s.band ?? []).flatMap(([x, lo, hi]) => [[x, lo], [x, hi]] as [number, number][]));
+  const pts = [...o.series.flatMap((s) => s.points), ...bandPts].filter(([x, y]) => ok(x, y));
   let [x0, x1] = pts.length ? [Math.min(...pts.map((p) => tx(p[0]))), Math.max(...pts.map((p) => tx(p[0])))] : [0, 1];
   let [y0, y1] = o.yRange ? [ty(o.yRange[0]), ty(o.yRange[1])] : pts.length ? [Math.min(...pts.map((p) => ty(p[1]))), Math.max(...pts.map((p) => ty(p[1])))] : [0, 1];
   if (x1 === x0) { x0 -= 1; x1 += 1; }
@@ -89,6 +94,13 @@ export function linePlot(o: PlotOptions): string {
   out.push(`<text x="${m.l + pw / 2}" y="${H - 10}" text-anchor="middle">${esc(o.xLabel)}</text>`);
   out.push(`<text transform="translate(16 ${m.t + ph / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`);
   o.series.forEach((s, i) => {
+    const band = (s.band ?? []).filter(([x, lo, hi]) => ok(x, lo) && ok(x, hi));
+    if (band.length < 2) return;
+    const upper = band.map(([x, , hi]) => `${sx(x).toFixed(1)},${sy(hi).toFixed(1)}`);
+    const lower = band.map(([x, lo]) => `${sx(x).toFixed(1)},${sy(lo).toFixed(1)}`).reverse();
+    out.push(`<polygon points="${[...upper, ...lower].join(' ')}" fill="${COLOURS[i % COLOURS.length]!}" fill-opacity="0.15" stroke="none"/>`);
+  });
+  o.series.forEach((s, i) => {
     const c = COLOURS[i % COLOURS.length]!;
     const p = s.points.filter(([x, y]) => ok(x, y)).map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`);
     const dash = s.dashed ? ' stroke-dasharray="6 4"' : '';
@@ -98,6 +110,89 @@ export function linePlot(o: PlotOptions): string {
     const lx = m.l + pw + 12;
     out.push(`<line x1="${lx}" y1="${ly}" x2="${lx + 22}" y2="${ly}" stroke="${c}" stroke-width="2"${dash}/>`);
     out.push(`<text x="${lx + 28}" y="${ly}" dominant-baseline="middle">${esc(s.name)}</text>`);
+  });
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}
+
+export interface IntervalValue { readonly mean: number; readonly lo: number; readonly hi: number }
+
+export interface IntervalPlotOptions {
+  readonly title: string;
+  readonly yLabel: string;
+  /** One slot on the x axis each (e.g. the rules). */
+  readonly categories: readonly string[];
+  /** Side by side within each category (e.g. "mean model", "own models"); null or non-finite: nothing drawn there. */
+  readonly groups: readonly { readonly name: string; readonly values: readonly (IntervalValue | null)[] }[];
+  /** Horizontal dashed reference lines (e.g. centralised, the target). */
+  readonly lines?: readonly { readonly name: string; readonly y: number }[];
+  readonly width?: number;
+  readonly height?: number;
+}
+
+/** Means with interval bars per category and group, and dashed reference lines (a summary of several runs side by side). */
+export function intervalPlot(o: IntervalPlotOptions): string {
+  const W = o.width ?? 720;
+  const H = o.height ?? 400;
+  const m = { l: 64, r: 16, t: 36, b: 64 };
+  const legendW = 170;
+  const pw = W - m.l - m.r - legendW;
+  const ph = H - m.t - m.b;
+  const K = Math.max(1, o.categories.length);
+  const G = Math.max(1, o.groups.length);
+  const finite = (v: IntervalValue | null): v is IntervalValue => v !== null && Number.isFinite(v.mean);
+  const ys = [
+    ...o.groups.flatMap((g) => g.values.filter(finite).flatMap((v) => [v.mean, v.lo, v.hi])),
+    ...(o.lines ?? []).map((l) => l.y),
+  ].filter(Number.isFinite);
+  let [y0, y1] = ys.length ? [Math.min(...ys), Math.max(...ys)] : [0, 1];
+  if (y1 === y0) { y0 -= Math.abs(y0) * 0.05 || 1; y1 += Math.abs(y1) * 0.05 || 1; }
+  const pad = (y1 - y0) * 0.05;
+  y0 -= pad; y1 += pad;
+  const slot = pw / K;
+  const sx = (k: number, g: number) => m.l + slot * (k + 0.5) + (G > 1 ? ((g / (G - 1)) - 0.5) * slot * 0.5 : 0);
+  const sy = (v: number) => m.t + ph - ((v - y0) / (y1 - y0)) * ph;
+  const out: string[] = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`);
+  out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
+  out.push(`<text x="${m.l + pw / 2}" y="20" text-anchor="middle" font-size="14">${esc(o.title)}</text>`);
+  for (const t of niceTicks(y0, y1)) {
+    const Y = sy(t).toFixed(1);
+    out.push(`<line x1="${m.l}" y1="${Y}" x2="${m.l + pw}" y2="${Y}" stroke="#eee"/>`);
+    out.push(`<text x="${m.l - 6}" y="${Y}" text-anchor="end" dominant-baseline="middle">${fmt(t)}</text>`);
+  }
+  o.categories.forEach((c, k) => {
+    const X = (m.l + slot * (k + 0.5)).toFixed(1);
+    out.push(`<text x="${X}" y="${m.t + ph + 16}" text-anchor="middle">${esc(c)}</text>`);
+  });
+  out.push(`<rect x="${m.l}" y="${m.t}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
+  out.push(`<text transform="translate(16 ${m.t + ph / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`);
+  const lx = m.l + pw + 12;
+  let row = 0;
+  const legend = (colour: string, name: string, dashed: boolean) => {
+    const ly = m.t + 10 + row++ * 18;
+    out.push(`<line x1="${lx}" y1="${ly}" x2="${lx + 22}" y2="${ly}" stroke="${colour}" stroke-width="2"${dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
+    out.push(`<text x="${lx + 28}" y="${ly}" dominant-baseline="middle">${esc(name)}</text>`);
+  };
+  (o.lines ?? []).forEach((l, i) => {
+    if (!Number.isFinite(l.y)) return;
+    const c = COLOURS[(COLOURS.length - 1 - i) % COLOURS.length]!;
+    const Y = sy(l.y).toFixed(1);
+    out.push(`<line x1="${m.l}" y1="${Y}" x2="${m.l + pw}" y2="${Y}" stroke="${c}" stroke-width="1.2" stroke-dasharray="6 4"/>`);
+    legend(c, l.name, true);
+  });
+  o.groups.forEach((g, gi) => {
+    const c = COLOURS[gi % COLOURS.length]!;
+    g.values.forEach((v, k) => {
+      if (!finite(v)) return;
+      const X = sx(k, gi).toFixed(1);
+      if (Number.isFinite(v.lo) && Number.isFinite(v.hi)) {
+        out.push(`<line x1="${X}" y1="${sy(v.lo).toFixed(1)}" x2="${X}" y2="${sy(v.hi).toFixed(1)}" stroke="${c}" stroke-width="1.8"/>`);
+        for (const e of [v.lo, v.hi]) out.push(`<line x1="${(Number(X) - 4).toFixed(1)}" y1="${sy(e).toFixed(1)}" x2="${(Number(X) + 4).toFixed(1)}" y2="${sy(e).toFixed(1)}" stroke="${c}" stroke-width="1.5"/>`);
+      }
+      out.push(`<circle cx="${X}" cy="${sy(v.mean).toFixed(1)}" r="3.5" fill="${c}"/>`);
+    });
+    legend(c, g.name, false);
   });
   out.push('</svg>');
   return out.join('\n') + '\n';
