@@ -31,6 +31,9 @@ import { cachedSession, type CachedSession } from './sessions.ts';
 import { parseLossSpec, parseModelSpec, parseOptimizerSpec, type LossSpec, type ModelSpec, type OptimizerSpec,
   type ResolvedLossSpec, type ResolvedModelSpec, type ResolvedOptimizerSpec } from './spec.ts';
 import { buildModel } from './zoo/index.ts';
+import { DP, dpError, dpSlots, dpTrainStep, dpUnsupported } from './dp.ts';
+import type { DpPhase } from '../privacy/accountant.ts';
+import { randomFillSync } from 'node:crypto';
 
 export type { Metrics } from './evaluate.ts';
 
@@ -55,7 +58,15 @@ export interface TrainConfig {
    * turn this on. Default false: every sample is used.
    */
   dropLast?: boolean;
+  /**
+   * DP-SGD (src/engine/dp.ts): per-sample gradients clipped to `clip`, Gaussian noise of std noiseMultiplier * clip,
+   * Poisson sampling at rate batchSize / n. Noise comes from the OS CSPRNG unless `noiseSeed` is set (simulations, tests:
+   * reproducible, not for real patients). Forces fusedSteps 1; refused for BatchNorm models and the Cox loss.
+   */
+  dp?: DpConfig;
 }
+
+export interface DpConfig { clip: number; noiseMultiplier: number; noiseSeed?: number }
 
 export interface StepOptions { lr?: number; rng?: Rng; onStep?: (step: number, loss: number) => void }
 
@@ -77,9 +88,12 @@ export class Trainer {
   private readonly shuffle: Rng;
   private disposed = false;
   private busy = false;
+  private readonly dpNoise: (() => number) | null;
+  /** DP-SGD steps taken, as accountant phases (consecutive steps with the same rate and noise merged). */
+  private readonly phases: DpPhase[] = [];
 
   private constructor(
-    private readonly cfg: Required<Pick<TrainConfig, 'batchSize' | 'seed' | 'threads' | 'fusedSteps' | 'dropLast'>> & { providers: ExecutionProviderName[] },
+    private readonly cfg: Required<Pick<TrainConfig, 'batchSize' | 'seed' | 'threads' | 'fusedSteps' | 'dropLast'>> & { providers: ExecutionProviderName[]; dp?: DpConfig },
     private readonly plan: Plan,
     private readonly decls: ParamDecl[],
     private readonly bufferDecls: BufferDecl[],
@@ -95,13 +109,14 @@ export class Trainer {
     this.buffers = initialBuffers(bufferDecls);
     this.dropoutRng = new Rng(cfg.seed ^ 0x2545f491);
     this.shuffle = new Rng(cfg.seed ^ 0x5bd1e995);
+    this.dpNoise = cfg.dp ? (cfg.dp.noiseSeed !== undefined ? seededNormal(cfg.dp.noiseSeed) : cryptoNormal()) : null;
   }
 
   static async create(cfg: TrainConfig, example: SampleSet): Promise<Trainer> {
     const batchSize = positiveInt(cfg.batchSize, 'batchSize');
     const threads = positiveInt(cfg.threads ?? defaultThreads(), 'threads');
     const spec = parseModelSpec(cfg.model);
-    const fusedSteps = positiveInt(cfg.fusedSteps ?? (spec.type === 'mlp' ? 8 : 1), 'fusedSteps');
+    const fusedSteps = cfg.dp ? 1 : positiveInt(cfg.fusedSteps ?? (spec.type === 'mlp' ? 8 : 1), 'fusedSteps');
     const opt = parseOptimizerSpec(cfg.optimizer);
     const shapes = Object.fromEntries(Object.entries(example.inputs).map(([k, v]) => [k, [...v.shape]]));
     const model = buildModel(spec, shapes);
@@ -110,7 +125,13 @@ export class Trainer {
     const { params: decls, buffers } = declareParams(model);
     const providers = cfg.providers?.length ? [...cfg.providers] : [...DEFAULT_PROVIDERS];
     const keyBase = JSON.stringify(sessionKey(spec, lossSpec, opt, plan.proximalMu, model.info.inputs));
-    const full = { batchSize, seed: cfg.seed, threads, fusedSteps, providers, dropLast: cfg.dropLast ?? false };
+    if (cfg.dp) {
+      const why = dpUnsupported(plan, buffers.length);
+      if (why) throw dpError(why);
+      if (!(cfg.dp.clip > 0) || !Number.isFinite(cfg.dp.clip)) throw dpError(`clip must be a positive number, got ${cfg.dp.clip}`);
+      if (!(cfg.dp.noiseMultiplier >= 0) || !Number.isFinite(cfg.dp.noiseMultiplier)) throw dpError(`noiseMultiplier must be >= 0, got ${cfg.dp.noiseMultiplier}`);
+    }
+    const full = { batchSize, seed: cfg.seed, threads, fusedSteps, providers, dropLast: cfg.dropLast ?? false, ...(cfg.dp ? { dp: { ...cfg.dp } } : {}) };
     // Build the train-step session now: it fixes the provider and surfaces graph errors at creation.
     const first = await cachedSession(`${keyBase}|step|${batchSize}`, () => trainStep(plan, batchSize), providers, threads);
     // once per model and provider per process: 100 simulated peers of one model make one line, not 100
@@ -148,6 +169,8 @@ export class Trainer {
 
   async trainEpoch(data: SampleSet, opts: StepOptions = {}): Promise<{ loss: number; steps: number }> {
     const p = this.prepared(data);
+    // DP-SGD: an epoch is n / batchSize Poisson-sampled steps (each sample used once per epoch in expectation)
+    if (this.cfg.dp) return this.runDp(p, Math.max(1, Math.round(p.size / Math.min(this.cfg.batchSize, p.size))), opts);
     const order = (opts.rng ?? this.shuffle).permutation(p.size);
     const B = Math.min(this.cfg.batchSize, p.size);
     const batches: number[][] = [];
@@ -158,6 +181,7 @@ export class Trainer {
 
   async trainSteps(data: SampleSet, steps: number, opts: StepOptions = {}): Promise<{ loss: number; steps: number }> {
     const p = this.prepared(data);
+    if (this.cfg.dp) return this.runDp(p, steps, opts);
     const rng = opts.rng ?? this.shuffle;
     const B = Math.min(this.cfg.batchSize, p.size);
     const batches: number[][] = [];
@@ -172,6 +196,66 @@ export class Trainer {
       batches.push(b);
     }
     return this.runBatches(p, batches, opts);
+  }
+
+  /** DP-SGD accounting so far: the phases (rate q, noise multiplier, steps) the accountant composes. */
+  get privacyPhases(): DpPhase[] { return this.phases.map((p) => ({ ...p })); }
+
+  /** The DP configuration (clip, noise multiplier), or null without DP. */
+  get dpConfig(): DpConfig | null { return this.cfg.dp ? { ...this.cfg.dp } : null; }
+
+  private async runDp(p: Prepared, steps: number, opts: StepOptions): Promise<{ loss: number; steps: number }> {
+    this.alive();
+    if (this.busy) {
+      throw new CohortError('TRAINER_BUSY', 'this trainer is already training', 'await the running trainEpoch/trainSteps before starting another');
+    }
+    this.busy = true;
+    try {
+      let lossSum = 0, samples = 0;
+      for (let s = 0; s < steps; s++) {
+        const { loss, size } = await this.dpStep(p, opts.rng ?? this.shuffle, opts.lr);
+        lossSum += loss * size; samples += size;
+        opts.onStep?.(this.stepCount, loss);
+      }
+      return { loss: lossSum / Math.max(samples, 1), steps };
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** One DP-SGD step: Poisson draw at q = B / n, per-sample clipped gradients, Gaussian noise (src/engine/dp.ts). */
+  private async dpStep(p: Prepared, rng: Rng, lr?: number): Promise<{ loss: number; size: number }> {
+    const dp = this.cfg.dp as DpConfig;
+    const n = p.size;
+    const B = Math.min(this.cfg.batchSize, n);
+    const q = B / n;
+    const drawn: number[] = [];
+    for (let i = 0; i < n; i++) if (rng.next() < q) drawn.push(i);
+    const S = Math.max(dpSlots(B, n), drawn.length);
+    const idx = Array.from({ length: S }, (_, k) => drawn[k] ?? 0);
+    const mask = Float32Array.from({ length: S }, (_, k) => (k < drawn.length ? 1 : 0));
+    const { session } = await this.session(`dp|${S}|${dp.clip}`, () => dpTrainStep(this.plan, S, dp.clip));
+    const feeds = batchFeeds(p, [idx], [S], N);
+    this.weightFeeds(feeds);
+    const h = stepHyper(this.plan.opt, this.stepCount, lr);
+    for (const name of hyperNames(this.plan.opt)) feeds[N.hyper(name)] = new ort.Tensor('float32', Float32Array.of(h[name]), []);
+    if (session.inputNames.includes(N.seed)) feeds[N.seed] = new ort.Tensor('int64', this.seeds(1), []);
+    feeds[DP.mask] = new ort.Tensor('float32', mask, [S]);
+    feeds[DP.scale] = new ort.Tensor('float32', Float32Array.of(1 / (q * n)), []);
+    const std = dp.noiseMultiplier * dp.clip;
+    const noise = this.dpNoise as () => number;
+    for (const e of this.layout.entries) {
+      const z = new Float32Array(e.length);
+      for (let i = 0; i < z.length; i++) z[i] = std * noise();
+      feeds[DP.noise(e.name)] = new ort.Tensor('float32', z, e.shape);
+    }
+    const out = await session.run(feeds);
+    const loss = (out.loss.data as Float32Array)[0];
+    this.accept(out, [loss]);
+    const last = this.phases[this.phases.length - 1];
+    if (last && last.q === q && last.sigma === dp.noiseMultiplier) last.steps++;
+    else this.phases.push({ q, sigma: dp.noiseMultiplier, steps: 1 });
+    return { loss, size: drawn.length };
   }
 
   private async runBatches(p: Prepared, batches: number[][], opts: StepOptions): Promise<{ loss: number; steps: number }> {
@@ -387,6 +471,29 @@ function sessionKey(spec: ResolvedModelSpec, loss: ResolvedLossSpec, opt: Resolv
   // lr and its schedule are graph inputs: trainers that differ only there share sessions.
   const { lr: _lr, schedule: _s, ...graphOpt } = opt;
   return { spec, loss, opt: graphOpt, mu, inputs };
+}
+
+/** Standard normal draws from a seeded stream (reproducible simulations). */
+function seededNormal(seed: number): () => number {
+  const rng = new Rng(seed ^ 0x6a09e667);
+  return () => rng.normal();
+}
+
+/** Standard normal draws from the OS CSPRNG (Box-Muller on 32-bit uniforms in (0, 1)). */
+function cryptoNormal(): () => number {
+  const buf = new Uint32Array(1024);
+  let at = buf.length;
+  let spare: number | null = null;
+  const u = (): number => {
+    if (at === buf.length) { randomFillSync(buf); at = 0; }
+    return (buf[at++] + 0.5) / 4294967296;
+  };
+  return () => {
+    if (spare !== null) { const v = spare; spare = null; return v; }
+    const r = Math.sqrt(-2 * Math.log(u())), t = 2 * Math.PI * u();
+    spare = r * Math.sin(t);
+    return r * Math.cos(t);
+  };
 }
 
 function splitState(name: string): [string, string] {
