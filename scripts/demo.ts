@@ -23,12 +23,14 @@ const json = Boolean(args.json);
 const say = (s: string): void => void (json ? process.stderr : process.stdout).write(s + '\n');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const t0 = performance.now();
+// the compiled CLI (dist/, built by `npm ci`) when present: peers and their training workers start in JavaScript, not through tsx
+const PEER_CLI = existsSync('dist/cli/main.js') ? ['bin/cohort.js'] : ['--import', 'tsx', 'src/cli/main.ts'];
 
 
 function startPeer(site: ProvisionedSite): ChildProcess {
   rmSync(join(site.dir, 'admin.json'), { force: true });
   const log = openSync(join(site.dir, 'daemon.log'), 'a');
-  return spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'peer', 'start', '--config', site.config], {
+  return spawn(process.execPath, [...PEER_CLI, 'peer', 'start', '--config', site.config], {
     stdio: ['ignore', 'ignore', log], env: { ...process.env, COHORT_LOG_LEVEL: process.env.COHORT_LOG_LEVEL ?? 'warn' },
   });
 }

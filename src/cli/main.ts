@@ -13,7 +13,7 @@ const program = new Command()
   .version('0.1.0')
   .showHelpAfterError();
 
-registerCommands(program);
+await registerCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -18,6 +18,9 @@ import type { Store } from '../store/db.ts';
 import { CohortError } from '../util/errors.ts';
 import { logger } from '../util/log.ts';
 import type { DaemonConfig } from './config.ts';
+
+/** The training worker's entry: the compiled worker.js next to this file in dist/, or (running the sources) a boot file that loads worker.ts through tsx. */
+const WORKER_ENTRY = new URL(import.meta.url.endsWith('.ts') ? './worker-boot.mjs' : './worker.js', import.meta.url);
 import type { LocalData } from './datasets.ts';
 import type { RunnablePlan } from './plan.ts';
 import { PeerTransport } from './transport.ts';
@@ -138,7 +141,7 @@ export class ScenarioRun {
       const ds = await this.host.data.get(this.plan.dataset);
       if (!ds?.path) throw new CohortError('NO_MATCHING_DATA', `no local dataset "${this.plan.dataset}" with a path`, 'add it to the data section of the peer config');
       const init: WorkerInit = { manifest: this.plan.manifest, dataPath: ds.path, dataOptions: ds.options, threads: this.host.cfg.compute.threads, providers: this.host.cfg.compute.providers };
-      this.client = new WorkerClient(new Worker(new URL('./worker-boot.mjs', import.meta.url), { workerData: init }));
+      this.client = new WorkerClient(new Worker(WORKER_ENTRY, { workerData: init }));
       this.client.worker.once('exit', (code) => {
         if (!this.stopped) this.host.failed(this.id, new CohortError('WORKER_DIED', `the training worker exited (code ${code})`, 'see the daemon log; out of memory is the usual cause'));
       });

@@ -1,10 +1,16 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { CohortError } from '../../util/errors.ts';
-import { RESULTS_DIR, writeResult, type BenchSuite } from '../../../bench/suite.ts';
+import { importTypeScript } from '../load-ts.ts';
 
-const BENCH_DIR = join(RESULTS_DIR, '..');
+/** The part of bench/suite.ts this command uses (not imported: bench/ stays outside the compiled CLI). */
+interface BenchSuite { run(opts: { verbose: boolean; quick: boolean; resultsDir: string }): Promise<{ suite: string; rows: ReadonlyArray<Record<string, unknown>> }> }
+interface SuiteModule { RESULTS_DIR: string; writeResult(result: { suite: string; rows: ReadonlyArray<Record<string, unknown>> }): string }
+
+// bench/ is three levels up from src/cli/commands/ and from dist/cli/commands/ alike; its suites are TypeScript, loaded on demand
+const BENCH_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bench');
 
 function availableSuites(): string[] {
   return readdirSync(BENCH_DIR)
@@ -25,7 +31,8 @@ export function registerBench(program: Command): void {
       if (!/^[a-z0-9-]+$/.test(suite) || !existsSync(file)) {
         throw new CohortError('BENCH_UNKNOWN_SUITE', `no benchmark suite named "${suite}"`, `available: ${availableSuites().join(', ')}`);
       }
-      const mod = (await import(file)) as { default: BenchSuite };
+      const { RESULTS_DIR, writeResult } = await importTypeScript<SuiteModule>(join(BENCH_DIR, 'suite.ts'));
+      const mod = await importTypeScript<{ default: BenchSuite }>(file);
       const result = await mod.default.run({ verbose: !opts.json, quick: Boolean(opts.quick), resultsDir: RESULTS_DIR });
       const path = writeResult(result);
       if (opts.json) process.stdout.write(JSON.stringify(result) + '\n');

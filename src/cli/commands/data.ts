@@ -10,24 +10,17 @@
  * Registry commands take --store DIR (the peer directory whose store/ holds the registry; default $COHORT_PEER or .).
  * --json prints one JSON document on stdout.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { CohortError } from '../../util/errors.ts';
 import { progressBar } from '../../util/progress.ts';
-import { openStore } from '../../store/db.ts';
-import { DatasetRegistry } from '../../store/datasets.ts';
-import { catalogueEntry } from '../../data/catalogue.ts';
-import { loadSubjectMask, scanFolder } from '../../data/folder.ts';
-import { readNifti } from '../../data/nifti.ts';
-import { readDicomSeries } from '../../data/dicom.ts';
-import { readMaskFile } from '../../data/masks.ts';
-import { preprocessFolder } from '../../data/preprocess.ts';
-import { computeRadiomics, type Discretisation } from '../../data/radiomics.ts';
-import { describeDataset, inspectFile } from '../../data/register.ts';
-import { writeSynthSite } from '../../data/synth.ts';
+import type { DatasetRegistry } from '../../store/datasets.ts';
+import type { Discretisation } from '../../data/radiomics.ts';
 import type { Volume } from '../../data/volume.ts';
-import { existsSync } from 'node:fs';
+
+// The readers, the store and the preprocessing load on demand (dynamic imports in the actions): `cohort data inspect FILE`
+// pays for its reader only, not for LevelDB, zod or the radiomics code (start-up figures in docs/cli.md).
 
 interface StoreOpts { store: string; json?: boolean }
 
@@ -37,6 +30,7 @@ const print = (json: boolean | undefined, doc: unknown, human: () => string): vo
 };
 
 async function withRegistry<T>(dir: string, f: (r: DatasetRegistry) => Promise<T>): Promise<T> {
+  const [{ openStore }, { DatasetRegistry }] = await Promise.all([import('../../store/db.ts'), import('../../store/datasets.ts')]);
   const store = await openStore(dir, { create: true });
   try { return await f(new DatasetRegistry(store.datasets)); } finally { await store.close(); }
 }
@@ -57,6 +51,7 @@ export function registerData(program: Command): void {
     .option('--ignore <column>', 'CSV column to leave out (repeatable)', collect).option('--replace', 'replace a dataset with the same id'))
     .description('register a dataset in this peer\'s store (only metadata is stored; files stay where they are)')
     .action(async (path: string, o: StoreOpts & { id?: string; label?: string; mask?: string[]; tag?: string[]; ignore?: string[]; replace?: boolean }) => {
+      const { describeDataset } = await import('../../data/register.ts');
       const record = describeDataset(path, { id: o.id, label: o.label, masks: o.mask, tags: o.tag, ignore: o.ignore });
       const saved = await withRegistry(o.store, (r) => r.add(record, { replace: o.replace }));
       print(o.json, saved, () => `registered ${saved.id}: ${saved.kind}, ${saved.samples} sample(s), modalities ${saved.modalities.join(', ')}`
@@ -68,6 +63,7 @@ export function registerData(program: Command): void {
     .description('list registered datasets')
     .action(async (o: StoreOpts & { catalogue?: boolean; minCount: string }) => {
       const list = await withRegistry(o.store, (r) => r.list());
+      const { catalogueEntry } = await import('../../data/catalogue.ts');
       const rows = o.catalogue ? list.map((d) => catalogueEntry(d, { minCount: int(o.minCount, '--min-count') })) : list;
       print(o.json, rows, () => (list.length === 0 ? 'no datasets registered' : o.catalogue ? rows.map((d) => JSON.stringify(d)).join('\n')
         : list.map((d) => `${d.id.padEnd(16)} ${d.kind.padEnd(8)} ${String(d.samples).padStart(6)}  ${d.modalities.join(',').padEnd(10)} `
@@ -84,11 +80,13 @@ export function registerData(program: Command): void {
     .description('describe a file (geometry, value range) or a registered dataset (counts, label balance)')
     .action(async (target: string, o: StoreOpts) => {
       if (existsSync(target)) {
+        const { inspectFile } = await import('../../data/register.ts');
         const info = inspectFile(target);
         print(o.json, info, () => Object.entries(info).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join('\n'));
         return;
       }
       const rec = await withRegistry(o.store, (r) => r.require(target));
+      const { catalogueEntry } = await import('../../data/catalogue.ts');
       const doc = { ...rec, catalogue: catalogueEntry(rec) };
       print(o.json, doc, () => `${rec.id}: ${rec.kind}, ${rec.samples} sample(s), modalities ${rec.modalities.join(', ')}\n`
         + `label balance: ${rec.labelBalance ? JSON.stringify(rec.labelBalance) : 'n/a'}\ndetails: ${JSON.stringify(rec.details)}`);
@@ -101,11 +99,12 @@ export function registerData(program: Command): void {
     .option('--bin-width <w>', 'fixed bin size discretisation (IBSI FBS), e.g. 25 for CT HU')
     .option('--bins <n>', 'fixed bin number discretisation (IBSI FBN; default 32)')
     .option('--json', 'print JSON on stdout')
-    .action((o: { image?: string; mask?: string; folder?: string; modality: string; out?: string; binWidth?: string; bins?: string; json?: boolean }) => {
+    .action(async (o: { image?: string; mask?: string; folder?: string; modality: string; out?: string; binWidth?: string; bins?: string; json?: boolean }) => {
+      const [{ computeRadiomics }, { readMaskFile }] = await Promise.all([import('../../data/radiomics.ts'), import('../../data/masks.ts')]);
       const disc: Discretisation = o.binWidth ? { method: 'fbs', binWidth: Number(o.binWidth) } : { method: 'fbn', bins: o.bins ? int(o.bins, '--bins') : 32 };
-      if (o.folder) { radiomicsFolder(o.folder, o.modality.toUpperCase(), disc, o.out, o.json); return; }
+      if (o.folder) { await radiomicsFolder(o.folder, o.modality.toUpperCase(), disc, o.out, o.json); return; }
       if (!o.image || !o.mask) throw new CohortError('BAD_OPTION', 'radiomics needs --image and --mask (or --folder)', 'e.g. cohort data radiomics --image ct.nii.gz --mask mask.nii.gz');
-      const image = loadImage(o.image);
+      const image = await loadImage(o.image);
       const features = computeRadiomics(image, readMaskFile(o.mask, image, o.image), { discretisation: disc });
       print(o.json, features, () => Object.entries(features).map(([k, v]) => `${k.padEnd(24)} ${Number(v.toPrecision(6))}`).join('\n'));
     });
@@ -115,7 +114,8 @@ export function registerData(program: Command): void {
     .requiredOption('--out <dir>', 'output folder').option('--seed <s>', 'seed', '1').option('--2d', 'single-slice phantoms')
     .option('--fov <x,y,z>', 'field of view in mm', '128,128,96').option('--dicom', 'write DICOM series + SEG instead of NIfTI')
     .option('--json', 'print JSON on stdout')
-    .action((o: { site: string; cases: string; out: string; seed: string; '2d'?: boolean; fov: string; dicom?: boolean; json?: boolean }) => {
+    .action(async (o: { site: string; cases: string; out: string; seed: string; '2d'?: boolean; fov: string; dicom?: boolean; json?: boolean }) => {
+      const { writeSynthSite } = await import('../../data/synth.ts');
       const cases = int(o.cases, '--cases');
       const fov = o.fov.split(',').map(Number);
       if (fov.length !== 3 || fov.some((v) => !(v > 0))) throw new CohortError('BAD_OPTION', `--fov must be three positive numbers, got '${o.fov}'`, 'e.g. --fov 128,128,96');
@@ -129,7 +129,8 @@ export function registerData(program: Command): void {
   data.command('preprocess').argument('<dir>', 'medical folder').requiredOption('--config <file.json>', 'preprocessing config (docs/data.md)')
     .option('--seed <s>', 'seed for patches and augmentation', '1').option('--json', 'print JSON on stdout')
     .description('preprocess a medical folder into training tensors; prints shapes and per-site statistics (no values)')
-    .action((dir: string, o: { config: string; seed: string; json?: boolean }) => {
+    .action(async (dir: string, o: { config: string; seed: string; json?: boolean }) => {
+      const { preprocessFolder } = await import('../../data/preprocess.ts');
       let cfg: unknown;
       try { cfg = JSON.parse(readFileSync(o.config, 'utf8')); } catch (e) {
         throw new CohortError('BAD_PREPROCESSING', `cannot read ${o.config}: ${(e as Error).message}`, 'pass a JSON preprocessing config');
@@ -141,21 +142,22 @@ export function registerData(program: Command): void {
     });
 }
 
-function loadImage(path: string): Volume {
-  return /\.nii(\.gz)?$/i.test(path) ? readNifti(path) : readDicomSeries(path).volume;
+async function loadImage(path: string): Promise<Volume> {
+  return /\.nii(\.gz)?$/i.test(path) ? (await import('../../data/nifti.ts')).readNifti(path) : (await import('../../data/dicom.ts')).readDicomSeries(path).volume;
 }
 
-function radiomicsFolder(dir: string, modality: string, disc: Discretisation, out: string | undefined, json: boolean | undefined): void {
+async function radiomicsFolder(dir: string, modality: string, disc: Discretisation, out: string | undefined, json: boolean | undefined): Promise<void> {
+  const [{ loadSubjectMask, scanFolder }, { computeRadiomics }] = await Promise.all([import('../../data/folder.ts'), import('../../data/radiomics.ts')]);
   const layout = scanFolder(dir);
   const rows: Record<string, number | string>[] = [];
   const bar = progressBar({ total: layout.subjects.length, label: 'radiomics', enabled: !json });
-  layout.subjects.forEach((s, i) => {
+  for (const [i, s] of layout.subjects.entries()) {
     const img = s.images[modality];
     if (!img || !s.masks[0]) throw new CohortError('MISSING_MODALITY', `subject ${s.subject} lacks a ${modality} image or a mask`, `available: ${Object.keys(s.images).join(', ')}; choose --modality`);
-    const image = loadImage(img);
+    const image = await loadImage(img);
     rows.push({ subject: s.subject, ...computeRadiomics(image, loadSubjectMask(s.masks[0], image, img), { discretisation: disc }) });
     bar.update(i + 1);
-  });
+  }
   bar.stop();
   const file = out ?? join(dir, `radiomics-${modality.toLowerCase()}.csv`);
   const cols = Object.keys(rows[0]);
