@@ -1,0 +1,108 @@
+/**
+ * Admission control and slot lifecycle on real peer daemons (issue 16.1, 16.3): two example hospitals as separate processes.
+ *   - a 290M-parameter MLP and a manifest with localEpochs 1e6 are declined by both peers before anything is allocated
+ *     (the daemons' resident memory stays flat; the reasons show in `cohort scenario status`);
+ *   - a manifest too large to gossip is refused at launch (non-zero exit, nothing announced);
+ *   - announced scenarios that cannot start expire (the launcher marks them failed, the peers let their prepared workers go);
+ *   - an operator's rejection frees the prepared worker at once; stuck announcements do not block a legitimate scenario.
+ */
+import { readFileSync, rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
+import { cli, client, provisionCluster, sleep, startDaemon, stopCluster, waitConnected, waitFor, wdbcManifest, type Cluster } from './daemon-harness.ts';
+
+const A = 0;
+const B = 1;
+let c: Cluster;
+
+interface Detail { id: string; view: ScenarioView }
+interface Status { scenarios: { id: string; state: string; running: boolean }[] }
+
+beforeAll(async () => {
+  c = await provisionCluster();
+  for (const i of [A, B]) startDaemon(c, i);
+  await waitConnected(c, [A, B]);
+}, 150_000);
+
+afterAll(async () => {
+  if (!c) return;
+  await stopCluster(c);
+  if (!process.env.COHORT_KEEP_E2E) rmSync(c.dir, { recursive: true, force: true });
+});
+
+const rssBytes = (i: number): number => {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${c.procs[i]!.pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0) * 1024;
+};
+const detail = (i: number, id: string): Promise<Detail> => client(c, i).get<Detail>(`/scenarios/${id}`);
+const launch = async (manifest: Record<string, unknown>): Promise<string> => (await client(c, A).post<{ id: string }>('/scenarios', { manifest })).id;
+const running = async (i: number, id: string): Promise<boolean> => (await client(c, i).get<Status>('/status')).scenarios.find((s) => s.id === id)?.running ?? false;
+
+describe('admission control', () => {
+  it('declines an oversized model and huge local epochs on every peer before allocating (RSS flat), with reasons in scenario status', async () => {
+    const before = [A, B].map(rssBytes);
+    const base = wdbcManifest({ launch: { minPeers: 2 } });
+    const big = await launch({ ...base, name: 'huge-mlp', model: { type: 'mlp', hidden: [16_000, 16_000, 2000], classes: 2 } });
+    const epochs = await launch({ ...base, name: 'huge-epochs', training: { ...(base.training as object), localEpochs: 1e6 } });
+    for (const i of [A, B]) {
+      for (const [id, why] of [[big, /maxParameters/], [epochs, /maxRoundsTimesEpochs/]] as const) {
+        const d = await waitFor('both declines heard', async () => {
+          const x = await detail(i, id);
+          return Object.keys(x.view.declines).length === 2 ? x : false;
+        }, 60_000);
+        expect(Object.keys(d.view.approvals)).toHaveLength(0);
+        for (const a of Object.values(d.view.declines)) expect(a.reason).toMatch(why);
+        expect(d.view.run).toBeUndefined();
+        expect(await running(i, id)).toBe(false);
+      }
+    }
+    // a 290M-parameter model is 1.1 GB per copy: had any peer built it, its RSS would have grown by gigabytes
+    await sleep(3000);
+    const after = [A, B].map(rssBytes);
+    for (const k of [0, 1]) expect(after[k]! - before[k]!).toBeLessThan(150 * 1024 ** 2);
+    const status = cli(['scenario', 'status', big.slice(0, 10), '--peer', c.sites[B]!.dir]);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/declined: .*site-b \(admission: model has 288\.5M parameters, above admission\.maxParameters/);
+    // the launcher's audit log keeps the estimate with its decline
+    const audit = await client(c, A).get<{ entries: { kind: string; detail?: string }[] }>(`/audit?scenario=${big}`);
+    const decline = audit.entries.find((e) => e.kind === 'decline');
+    expect(JSON.parse(decline?.detail ?? '{}').estimate.parameters).toBe(288_518_002);
+  }, 120_000);
+
+  it('refuses at launch a manifest too large to gossip (exit code, nothing announced)', async () => {
+    const base = wdbcManifest({ name: 'too-large' });
+    const data = base.data as Record<string, unknown>;
+    const padded = { ...base, data: { ...data, preprocessing: { notes: Array.from({ length: 150 }, (_, i) => `${i}`.padEnd(9000, 'x')) } } };
+    const file = `${c.dir}/too-large.json`;
+    (await import('node:fs')).writeFileSync(file, JSON.stringify(padded));
+    const r = cli(['scenario', 'launch', file, '--peer', c.sites[A]!.dir]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/MANIFEST_TOO_LARGE|would not reach the other peers/);
+    const list = await client(c, A).get<{ name: string }[]>('/scenarios');
+    expect(list.map((s) => s.name)).not.toContain('too-large');
+  }, 60_000);
+});
+
+describe('slots and lifecycle', () => {
+  it('stuck announcements expire, a rejection frees the prepared worker at once, and a legitimate scenario still runs', async () => {
+    // minPeers 3 with two peers up: these can never start
+    const stuck = await launch(wdbcManifest({ name: 'stuck-expires', launch: { minPeers: 3, startWithinMs: 8000 } }));
+    const held = await launch(wdbcManifest({ name: 'stuck-rejected', launch: { minPeers: 3 } }));
+    for (const id of [stuck, held]) {
+      await waitFor('both approved (auto) and prepared', async () => (await detail(B, id)).view.approvals[c.sites[B]!.peerId] !== undefined && (await running(B, id)), 60_000);
+    }
+    const rejected = cli(['scenario', 'reject', held.slice(0, 10), '--reason', 'operator frees the slot', '--peer', c.sites[B]!.dir]);
+    expect(rejected.code, rejected.stderr).toBe(0);
+    expect(await running(B, held)).toBe(false);
+    // expiry: the launcher fails it, every peer lets its prepared worker go
+    for (const i of [A, B]) {
+      const d = await waitFor('stuck scenario expired', async () => { const x = await detail(i, stuck); return x.view.state === 'failed' ? x : false; }, 60_000);
+      expect(d.view.reason).toMatch(/expired: not started within 8000 ms/);
+      await waitFor('prepared worker let go', async () => !(await running(i, stuck)), 30_000);
+    }
+    // with both compute slots' worth of stuck scenarios around, a legitimate one starts and trains to the end
+    const ok = await launch(wdbcManifest({ name: 'legit-after-stuck', rounds: 3, launch: { minPeers: 2 } }));
+    const done = await waitFor('legitimate scenario finished', async () => { const x = await detail(A, ok); return x.view.state === 'finished' ? x : false; }, 120_000);
+    for (const i of [A, B]) expect(done.view.progress[c.sites[i]!.peerId]?.done).toBe(true);
+  }, 240_000);
+});
