@@ -141,6 +141,24 @@ export const simulationSchema = z.object({
   stepMs: z.number().min(0).default(20),
 }).strict();
 
+/**
+ * Privacy (docs/privacy.md): `secure` masks every model a peer sends so that only the weighted sum its neighbour computes is
+ * visible (pairwise masks, fixed point mod 2^32; D-PSGD); `dp` trains with DP-SGD to a sample-level (epsilon, delta) budget:
+ * each patient's gradient clipped to `clip`, Gaussian noise whose multiplier each peer solves from its own data size and the
+ * planned steps (RDP accountant, src/privacy/accountant.ts).
+ */
+export const privacySchema = z.object({
+  secure: z.boolean().default(false),
+  dp: z.object({
+    epsilon: z.number({ error: 'privacy.dp.epsilon must be a number' }).refine((e) => e > 0 && Number.isFinite(e), 'epsilon must be a positive finite number (e.g. 1, 3 or 8)'),
+    delta: z.number().gt(0, 'delta must be in (0, 1), e.g. 1e-5').lt(1, 'delta must be in (0, 1), e.g. 1e-5').default(1e-5),
+    clip: z.number({ error: 'privacy.dp.clip is required: the L2 norm each patient\'s gradient is clipped to (e.g. 1)' }).positive('clip must be positive'),
+  }).strict().optional(),
+}).strict();
+
+/** Rules that can mask: the receiver computes a weighted sum of its neighbours' models, with weights both ends know. */
+export const MASKABLE_ALGORITHMS = ['dpsgd'] as const;
+
 export const manifestShape = {
   version: z.literal(MANIFEST_VERSION),
   /** A short slug (the scenario's id on the network is the hash of the signed manifest, see signing.ts). */
@@ -158,6 +176,7 @@ export const manifestShape = {
   rounds: roundsSchema,
   evaluation: evaluationSchema.default(() => evaluationSchema.parse({})),
   simulation: simulationSchema.default(() => simulationSchema.parse({})),
+  privacy: privacySchema.optional(),
 };
 
 export const scenarioManifestSchema = z.object(manifestShape).strict();
@@ -184,7 +203,36 @@ export function parseManifest(raw: unknown, source = 'manifest'): ScenarioManife
   if (m.compression.codec === 'topk' && m.averaging.algorithm !== 'choco') {
     throw new CohortError('BAD_MANIFEST', `${source}: top-k compression needs averaging.algorithm "choco"`, 'use int8 or fp16 with the other rules');
   }
+  const why = privacyConflict(m);
+  if (why) throw new CohortError('BAD_MANIFEST', `${source}: inconsistent privacy settings: ${why.message}`, why.hint);
   return m;
+}
+
+/** Why a manifest's privacy block cannot be honoured with its other settings (also checked for `cohort sim` overrides). */
+export function privacyConflict(m: Pick<ScenarioManifest, 'privacy' | 'averaging' | 'compression' | 'task' | 'loss'>): { message: string; hint: string } | null {
+  const p = m.privacy;
+  if (!p) return null;
+  if (p.secure) {
+    const a = m.averaging.algorithm;
+    if (!(MASKABLE_ALGORITHMS as readonly string[]).includes(a)) {
+      const why = a === 'gossip' ? 'gossip learning sends one model to one peer, so no sum hides it'
+        : a === 'pushsum' ? 'push-sum shares change weights every push, so pairwise masks cannot cancel in a fixed weighted sum'
+          : a === 'choco' ? 'CHOCO sends compressed differences against public copies that every neighbour must read in the clear'
+            : 'masking for Epidemic Learning (random receivers each round) is not built yet';
+      return { message: `secure averaging with algorithm "${a}": ${why}`, hint: `use averaging.algorithm ${MASKABLE_ALGORITHMS.map((x) => `"${x}"`).join(' or ')}, or set privacy.secure to false` };
+    }
+    if (m.compression.codec !== 'f32') {
+      return { message: `secure averaging with codec "${m.compression.codec}": masks cancel only in exact fixed-point arithmetic`, hint: 'use compression.codec "f32" (the masked model is 4 bytes per value)' };
+    }
+    const t = m.averaging.topology;
+    if ((t.kind === 'random-regular' || t.kind === 'time-varying') && t.degree < 2) {
+      return { message: `secure averaging on a degree-${t.degree} graph: a neighbour with a single sender would see that sender's model`, hint: 'use a topology of degree 2 or more (ring, complete, random-regular degree >= 2)' };
+    }
+  }
+  if (p.dp && (m.task.kind === 'survival' || m.loss?.type === 'cox')) {
+    return { message: 'DP-SGD with the Cox loss: the partial likelihood is not a sum of per-patient terms, so per-patient clipping bounds nothing', hint: 'drop privacy.dp for survival tasks (not supported yet)' };
+  }
+  return null;
 }
 
 export function loadManifest(path: string): ScenarioManifest {

@@ -27,6 +27,7 @@ import { consensusDistance, weightedMean } from '../averaging/mixing.ts';
 import type { AlgorithmSettings } from '../averaging/factory.ts';
 import type { AveragingNode, NodeConfig } from '../averaging/node.ts';
 import type { RejectReason } from '../averaging/types.ts';
+import { checkSimPrivacy, peerDp, privacyReport, resolvePrivacy, type PrivacyReport } from './privacy.ts';
 
 const log = logger('sim:run');
 
@@ -58,13 +59,24 @@ export interface SimScenario {
     readonly stopping: { readonly kind: 'max-rounds' } | { readonly kind: 'target'; readonly value: number } | { readonly kind: 'plateau'; readonly patience: number; readonly minDelta: number };
   };
   readonly evaluation: { readonly every: number; readonly compareLocalOnly: boolean };
+  /** Privacy (src/scenario/manifest.ts privacySchema): masked averaging and DP-SGD to an (epsilon, delta) budget. */
+  readonly privacy?: SimPrivacy;
   readonly simulation: {
     readonly peers: number; readonly partition: PartitionSpec; readonly latencyMs: number; readonly bandwidthMBps: number; readonly loss: number;
     readonly churn: number; readonly stragglers: { readonly fraction: number; readonly slowdown: number }; readonly stepMs: number;
   };
 }
 
+export interface SimPrivacy {
+  readonly secure: boolean;
+  readonly dp?: { readonly epsilon: number; readonly delta: number; readonly clip: number };
+}
+
 export interface SimOverrides {
+  /** `cohort sim --dp-epsilon E`: DP-SGD to this epsilon (Infinity: off), with the manifest's delta and clip (defaults 1e-5, 1). */
+  readonly dpEpsilon?: number;
+  /** `cohort sim --secure`: masked averaging. */
+  readonly secure?: boolean;
   readonly peers?: number;
   readonly algorithm?: AlgorithmName;
   readonly alpha?: number;
@@ -156,6 +168,8 @@ export interface SimReport {
    * finished after their round's deadline.
    */
   readonly late?: { readonly missed_at_deadline: number; readonly applied: number; readonly in_flight_at_end: number; readonly local_updates_late: number };
+  /** Runs with privacy settings (manifest `privacy`, --secure, --dp-epsilon): masking on/off and the epsilon spent (src/sim/privacy.ts). */
+  readonly privacy?: PrivacyReport;
   readonly details: {
     readonly scenario: string;
     readonly learner: LearnerKind;
@@ -235,12 +249,14 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
   const churn = o.churn ?? m.simulation.churn;
   const partition: PartitionSpec = o.partition ?? (o.alpha !== undefined ? { kind: 'dirichlet', alpha: o.alpha } : m.simulation.partition);
   const evalEvery = o.evalEvery ?? m.evaluation.every;
+  const privacy = resolvePrivacy(m.privacy, o);
+  if (privacy) checkSimPrivacy(privacy, algorithm, codec, m.task.kind, o.learner ?? 'engine');
 
   const data = simData(m, o, seed, partition);
   const { parts, test, train } = data;
   const peers = parts.length;
   const learnerKind = o.learner ?? 'engine';
-  const task = learnerKind === 'engine' ? await engineTask(m, test, parts[0]!, seed) : softmaxTask(m, test, data.classes, seed, train);
+  const task = learnerKind === 'engine' ? await engineTask(m, test, parts[0]!, seed, privacy, rounds) : softmaxTask(m, test, data.classes, seed, train);
 
   try {
     const learners: LocalLearner[] = [];
@@ -303,6 +319,7 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
         missed_at_deadline: res.late.missedAtDeadline, applied: res.late.applied, in_flight_at_end: res.late.inFlightAtEnd,
         local_updates_late: res.late.localUpdatesLate,
       } } : {}),
+      ...(privacy ? { privacy: privacyReport(privacy, learners) } : {}),
       details: {
         scenario: m.name, learner: learnerKind, codec, partition, churn, seed, parameters: task.parameters,
         samples_per_peer: parts.map((p) => p.size), online_at_end: res.finalModels.length, mean_model_metric: meanModelMetric, rejected: res.rejected,
@@ -375,7 +392,7 @@ function stoppingRule(m: SimScenario, higherBetter: boolean): ((p: RoundProbe) =
   return undefined;
 }
 
-async function engineTask(m: SimScenario, test: SampleSet, example: SampleSet, seed: number): Promise<Task> {
+async function engineTask(m: SimScenario, test: SampleSet, example: SampleSet, seed: number, privacy?: SimPrivacy, rounds = m.rounds.max): Promise<Task> {
   const { TrainerLearner } = await import('./trainer-learner.ts');
   const cfg = { model: m.model, loss: m.loss, optimizer: m.optimizer, batchSize: m.training.batchSize, seed, proximalMu: m.training.proximalMu, threads: 1, providers: ['cpu' as const] };
   const work = { steps: m.training.localSteps, epochs: m.training.localEpochs };
@@ -387,7 +404,9 @@ async function engineTask(m: SimScenario, test: SampleSet, example: SampleSet, s
     layoutHash: evaluator.layoutHash,
     parameters: evaluator.getParameters().length,
     async makeLearner(data) {
-      const l = await TrainerLearner.create(cfg, data, work);
+      const dp = peerDp(privacy, data.size, cfg.batchSize, work, rounds, (seed * 7919 + created.length) >>> 0);
+      const l = dp ? await TrainerLearner.create({ ...cfg, dp: { clip: dp.clip, noiseMultiplier: dp.noiseMultiplier, noiseSeed: dp.noiseSeed } }, data, work, dp.maxSteps)
+        : await TrainerLearner.create(cfg, data, work);
       created.push(l);
       return l;
     },

@@ -5,6 +5,7 @@
 import type { LocalLearner } from '../averaging/types.ts';
 import type { SampleSet } from '../data/samples.ts';
 import { Trainer, type Metrics, type TrainConfig } from '../engine/index.ts';
+import { epsilonSpent, type DpPhase } from '../privacy/accountant.ts';
 
 export interface LocalWork {
   /** Minibatch steps per train(); when absent, `epochs` passes (fractional: that share of one). */
@@ -12,12 +13,27 @@ export interface LocalWork {
   readonly epochs: number;
 }
 
-export class TrainerLearner implements LocalLearner {
-  private constructor(private readonly trainer: Trainer, private readonly data: SampleSet, private readonly work: LocalWork, private readonly batchSize: number) {}
+/** Minibatch steps one train() takes on n samples (as train() below runs them). */
+export function stepsPerTrain(n: number, batchSize: number, work: LocalWork): number {
+  if (work.steps !== undefined) return work.steps;
+  const perEpoch = Math.ceil(n / Math.min(batchSize, n));
+  return Math.max(1, Math.round(work.epochs * perEpoch));
+}
 
-  static async create(cfg: TrainConfig, data: SampleSet, work: LocalWork): Promise<TrainerLearner> {
-    return new TrainerLearner(await Trainer.create(cfg, data), data, work, cfg.batchSize);
+export class TrainerLearner implements LocalLearner {
+  private constructor(private readonly trainer: Trainer, private readonly data: SampleSet, private readonly work: LocalWork, private readonly batchSize: number,
+    private readonly maxDpSteps?: number) {}
+
+  /** `maxDpSteps`: with DP-SGD, the steps the privacy budget was planned for; train() never takes more (it trains less, then not at all). */
+  static async create(cfg: TrainConfig, data: SampleSet, work: LocalWork, maxDpSteps?: number): Promise<TrainerLearner> {
+    return new TrainerLearner(await Trainer.create(cfg, data), data, work, cfg.batchSize, maxDpSteps);
   }
+
+  /** DP-SGD steps taken (accountant phases); empty without DP. */
+  get privacyPhases(): DpPhase[] { return this.trainer.privacyPhases; }
+  get dpConfig() { return this.trainer.dpConfig; }
+  /** Epsilon spent so far at `delta` (0 before any DP step). */
+  epsilonSpent(delta: number): number { return epsilonSpent(this.trainer.privacyPhases, delta).epsilon; }
 
   get sampleCount(): number { return this.data.size; }
   get layoutHash(): string { return this.trainer.layout.hash; }
@@ -27,6 +43,11 @@ export class TrainerLearner implements LocalLearner {
   setProximalAnchor(v: Float32Array | null): void { this.trainer.setProximalAnchor(v); }
 
   async train(): Promise<{ loss: number; steps: number }> {
+    if (this.trainer.dpConfig) {
+      const done = this.trainer.privacyPhases.reduce((a, p) => a + p.steps, 0);
+      const steps = Math.min(stepsPerTrain(this.data.size, this.batchSize, this.work), (this.maxDpSteps ?? Infinity) - done);
+      return steps > 0 ? this.trainer.trainSteps(this.data, steps) : { loss: 0, steps: 0 };
+    }
     if (this.work.steps !== undefined) return this.trainer.trainSteps(this.data, this.work.steps);
     if (this.work.epochs === 1) return this.trainer.trainEpoch(this.data);
     const perEpoch = Math.ceil(this.data.size / Math.min(this.batchSize, this.data.size));

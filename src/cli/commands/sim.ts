@@ -28,6 +28,7 @@ interface SimFlags {
   learner?: string; baselines?: boolean; json?: boolean; details?: boolean; plot?: string; libp2p?: boolean; roundMs?: string;
   deadlineMs?: string; latencyMs?: string;
   data?: string; label?: string; time?: string; event?: string; siteColumn?: string;
+  dpEpsilon?: string; secure?: boolean;
 }
 
 /** The scenario file, or a manifest built from --data (the table's notes go to stderr). */
@@ -94,6 +95,7 @@ export function registerSim(program: Command): void {
     .option('--time <column>', 'with --data: the follow-up time column (survival, with --event)')
     .option('--event <column>', 'with --data: the event column, 1 = event observed, 0 = censored (survival)')
     .option('--site-column <column>', 'with --data: one peer per value of this column (natural split) instead of --peers')
+    .option('--dp-epsilon <e>', 'DP-SGD to this sample-level epsilon (delta and clip from privacy.dp, else 1e-5 and 1); inf: no DP')
     .action(async (file: string | undefined, f: SimFlags) => {
       const { m, fromTable } = scenarioFor(file, f);
       const peers = number('peers', f.peers, (n) => Number.isInteger(n) && n >= 2 && n <= 10_000, 'give an integer >= 2');
@@ -113,6 +115,8 @@ export function registerSim(program: Command): void {
       if (latencyMs !== undefined && f.libp2p) {
         throw new CohortError('BAD_FLAG', '--latency-ms sets the virtual network\'s links; over --libp2p the latency is the loopback\'s', 'drop --latency-ms or --libp2p');
       }
+      const dpEpsilon = f.dpEpsilon === undefined ? undefined : /^(inf|infinity)$/i.test(f.dpEpsilon) ? Infinity
+        : number('dp-epsilon', f.dpEpsilon, (n) => n > 0, 'give a positive epsilon, e.g. 1, 3 or 8 (or inf for no DP)');
       const runner = f.libp2p ? (await import('../../net/averaging-transport.ts')).runOnLoopback : undefined;
       const reports: SimReport[] = [];
       const curves: Record<string, CurvePoint[]> = {};
@@ -122,7 +126,7 @@ export function registerSim(program: Command): void {
         const r = await runScenarioSim(m, {
           peers, algorithm, alpha, churn, seed, rounds, codec: f.codec as CodecName | undefined, learner: f.learner as LearnerKind | undefined,
           baselines: f.baselines !== false && k === 0, roundMs, deadlineMs, latencyMs, runner,
-          perSite: fromTable,
+          perSite: fromTable, dpEpsilon, secure: f.secure,
         }, { onRound: (phase, round, _t, metric) => bar.update(round, { phase, metric: Number.isNaN(metric) ? '' : metric.toFixed(4) }) });
         bar.stop();
         reports.push(r);
