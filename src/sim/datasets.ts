@@ -4,12 +4,16 @@
  *                                              labels -> class indices in sorted order)
  *   source "path/to/file.csv" + survival       the same reader with targets time + event (a survival task: task.time / task.event)
  *   source "synthetic:blobs"                   Gaussian class blobs (preprocessing: { samples, features, classes, separation })
+ *   source "synthetic:petct"                   SYNTHETIC 2D PET/CT phantoms, one site per scanner profile, fixed train/test cases
+ *                                              per site (preprocessing: the image config + synthetic: { sites, train, test, seed })
  * Produces a SampleSet { inputs: { features: [F] }, targets: { label: [] } } (survival: { time: [], event: [] }). With a natural
  * split (data.split: { by: COLUMN, train?: { column, value } }) each sample also carries its site (the value of COLUMN) and,
  * with `train`, whether it belongs to the fixed training part; those columns are not features. preprocessing
  * { standardize: true } is applied after the train/test split (statistics of the pooled training part only).
  */
-import type { SampleSet } from '../data/samples.ts';
+import { concatSamples, type SampleSet } from '../data/samples.ts';
+import { parsePreprocessConfig, preprocessCases, type PreprocessCase } from '../data/preprocess.ts';
+import { synthCase } from '../data/synth.ts';
 import { fitStandardiser, readTable, standardiseSet, tableToSamples } from '../data/tabular.ts';
 import { CohortError } from '../util/errors.ts';
 import { Rng } from '../util/random.ts';
@@ -45,6 +49,10 @@ export function loadSimData(selector: DataSelector, preprocessing: Readonly<Reco
   if (!source) {
     throw new CohortError('SIM_DATA_SOURCE', 'the manifest\'s data.selector names no source the simulator can load',
       'set data.selector.source to a CSV file (with data.selector.label) or "synthetic:blobs"');
+  }
+  if (source === 'synthetic:petct') {
+    if (o.survival) throw new CohortError('SIM_DATA_SOURCE', 'synthetic PET/CT data has no survival columns', 'use a CSV source');
+    return syntheticPetct(preprocessing, seed);
   }
   if (source.startsWith('synthetic:')) {
     if (o.survival || o.split) throw new CohortError('SIM_DATA_SOURCE', 'synthetic data has no survival columns or sites', 'use a CSV source');
@@ -101,6 +109,49 @@ function synthetic(kind: string, p: Readonly<Record<string, unknown>>, seed: num
     classes: C,
     classNames: Array.from({ length: C }, (_, c) => `class${c}`),
     featureNames: Array.from({ length: F }, (_, j) => `f${j}`),
+  };
+}
+
+/**
+ * SYNTHETIC PET/CT phantoms (src/data/synth.ts), 2D, one site per scanner profile (natural site shift: PET calibration, CT offset,
+ * noise, blur, voxel size, case mix), preprocessed by the data layer with `preprocessing` (the image config of the scenario).
+ * preprocessing.synthetic = { sites (default 4), train (cases per site, default 16), test (default 16), seed (default 1) }; the
+ * generator's seed is synthetic.seed, not the run's, so every run sees the same patients. Each site's first `train` cases are its
+ * training part (augmentation applies there only), the next `test` cases its test part (no augmentation): one subject never lands
+ * on both sides. Targets: the mask, and `label` = 1 when a sample's mask has foreground (for stratification; the Dice loss reads
+ * `mask`). Needs data.split (any `by`) to be run as a natural split, one peer per site.
+ */
+function syntheticPetct(p: Readonly<Record<string, unknown>>, seed: number): LoadedData {
+  const g = (p['synthetic'] ?? {}) as Record<string, unknown>;
+  const sites = num(g['sites'], 4);
+  const ntrain = num(g['train'], 16);
+  const ntest = num(g['test'], 16);
+  const genSeed = num(g['seed'], 1);
+  const { synthetic: _drop, ...rest } = p as Record<string, unknown>;
+  const config = parsePreprocessConfig(rest);
+  const noAugment = { ...config, augment: undefined };
+  const parts: SampleSet[] = [];
+  const siteOf: string[] = [];
+  const inTrain: boolean[] = [];
+  for (let s = 0; s < sites; s++) {
+    const cases = (from: number, n: number): PreprocessCase[] => Array.from({ length: n }, (_, k) => {
+      const c = synthCase(s, from + k, { twoD: true, seed: genSeed });
+      return { subject: c.subject, images: { CT: c.ct, PT: c.pet }, mask: c.mask };
+    });
+    const tr = preprocessCases(cases(0, ntrain), config, seed ^ Math.imul(s + 1, 0x2545f491)).set;
+    const te = preprocessCases(cases(ntrain, ntest), noAugment, genSeed).set;
+    for (const [set, train] of [[tr, true], [te, false]] as const) {
+      parts.push(set);
+      for (let i = 0; i < set.size; i++) { siteOf.push(`site-${s}`); inTrain.push(train); }
+    }
+  }
+  const pooled = concatSamples(parts);
+  const mask = pooled.targets['mask']!;
+  const per = mask.shape.reduce((a, b) => a * b, 1);
+  const label = Float32Array.from({ length: pooled.size }, (_, i) => (mask.data.subarray(i * per, (i + 1) * per).some((v) => v > 0) ? 1 : 0));
+  return {
+    set: { ...pooled, targets: { ...pooled.targets, label: { shape: [], data: label } } },
+    classes: 2, classNames: ['background', 'lesion'], featureNames: [], sites: siteOf, inTrain,
   };
 }
 
