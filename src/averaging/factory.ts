@@ -9,7 +9,10 @@ import { EpidemicNode } from './epidemic.ts';
 import { GossipNode } from './gossip.ts';
 import { ALGORITHMS, type AlgorithmName, type AveragingNode, type NodeConfig } from './node.ts';
 import { PushSumNode } from './pushsum.ts';
+import { aggregatorConflict } from './robust.ts';
 import type { AveragingTransport, LocalLearner } from './types.ts';
+import { SecureDpsgdNode } from './secure/node.ts';
+import type { SecureSession } from './secure/session.ts';
 
 export interface AlgorithmSettings {
   /** push-sum: out-neighbours per push. */
@@ -18,6 +21,8 @@ export interface AlgorithmSettings {
   readonly s?: number;
   /** CHOCO: consensus step size. */
   readonly gamma?: number;
+  /** Secure (masked) averaging, D-PSGD only: the scenario's key setup shared by its peers (src/averaging/secure/). */
+  readonly secure?: SecureSession;
 }
 
 export function createNode(
@@ -31,8 +36,13 @@ export function createNode(
     throw new CohortError('CODEC_NEEDS_CHOCO', `top-k compression sends a sparse difference and needs CHOCO's public copies; "${algorithm}" sends whole models`,
       'use --algorithm choco with top-k, or int8 / fp16 with the other rules');
   }
+  const robust = cfg.robust && aggregatorConflict(algorithm, cfg.robust.aggregator);
+  if (robust) throw new CohortError('AGGREGATOR_RULE', robust.message, robust.hint);
+  if (settings.secure && algorithm !== 'dpsgd') {
+    throw new CohortError('SECURE_NEEDS_DPSGD', `secure (masked) averaging is built for dpsgd, not "${algorithm}"`, 'use dpsgd with secure averaging (docs/privacy.md)');
+  }
   switch (algorithm) {
-    case 'dpsgd': return new DpsgdNode('dpsgd', t, learner, cfg);
+    case 'dpsgd': return settings.secure ? SecureDpsgdNode.create(t, learner, cfg, settings.secure) : new DpsgdNode('dpsgd', t, learner, cfg);
     case 'pushsum': return new PushSumNode(t, learner, cfg, { fanout: settings.fanout ?? 1 });
     case 'epidemic': return new EpidemicNode(t, learner, cfg, { s: settings.s ?? 3 });
     case 'gossip': return new GossipNode(t, learner, cfg);

@@ -27,6 +27,7 @@ import { consensusDistance, weightedMean } from '../averaging/mixing.ts';
 import type { AlgorithmSettings } from '../averaging/factory.ts';
 import type { AveragingNode, NodeConfig } from '../averaging/node.ts';
 import type { RejectReason } from '../averaging/types.ts';
+import { SecureSession } from '../averaging/secure/session.ts';
 import { checkSimPrivacy, peerDp, privacyReport, resolvePrivacy, type PrivacyReport } from './privacy.ts';
 
 const log = logger('sim:run');
@@ -250,7 +251,7 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
   const partition: PartitionSpec = o.partition ?? (o.alpha !== undefined ? { kind: 'dirichlet', alpha: o.alpha } : m.simulation.partition);
   const evalEvery = o.evalEvery ?? m.evaluation.every;
   const privacy = resolvePrivacy(m.privacy, o);
-  if (privacy) checkSimPrivacy(privacy, algorithm, codec, m.task.kind, o.learner ?? 'engine');
+  if (privacy) checkSimPrivacy(privacy, algorithm, codec, m.task.kind, o.learner ?? 'engine', m.averaging.topology.kind, o.runner !== undefined);
 
   const data = simData(m, o, seed, partition);
   const { parts, test, train } = data;
@@ -274,7 +275,7 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
     }
     const simOpts: SimulateOptions = {
       algorithm, seed, learners,
-      settings: { fanout: m.averaging.fanout, s: m.averaging.s, gamma: m.averaging.gamma },
+      settings: { fanout: m.averaging.fanout, s: m.averaging.s, gamma: m.averaging.gamma, ...(privacy?.secure ? { secure: new SecureSession(m.name, seed) } : {}) },
       network: {
         topology: m.averaging.topology,
         link: { latencyMs: o.latencyMs ?? m.simulation.latencyMs, bandwidthBytesPerMs: m.simulation.bandwidthMBps * 1e3, loss: m.simulation.loss },

@@ -95,6 +95,7 @@ export function registerSim(program: Command): void {
     .option('--time <column>', 'with --data: the follow-up time column (survival, with --event)')
     .option('--event <column>', 'with --data: the event column, 1 = event observed, 0 = censored (survival)')
     .option('--site-column <column>', 'with --data: one peer per value of this column (natural split) instead of --peers')
+    .option('--secure', 'secure (masked) averaging: no neighbour sees a peer\'s model, only the weighted sum (dpsgd)')
     .option('--dp-epsilon <e>', 'DP-SGD to this sample-level epsilon (delta and clip from privacy.dp, else 1e-5 and 1); inf: no DP')
     .action(async (file: string | undefined, f: SimFlags) => {
       const { m, fromTable } = scenarioFor(file, f);

@@ -1,0 +1,250 @@
+/**
+ * D-PSGD with secure (masked) averaging: the rule of dpsgd.ts (x_i += sum_j W_ij (x_j^r - x_i^r) + local update, Metropolis-Hastings
+ * weights) where no neighbour ever sees a peer's model: peer k sends receiver j only y_k = enc(W_jk x_k^r) + pairwise masks that
+ * cancel in j's sum over its senders (masking.ts), so j learns sum_k W_jk x_k^r and nothing else.
+ *
+ * Weights come from the static topology agreed at setup (session.ts: each peer's neighbour list), so a sender knows W_jk before
+ * sending. A sender missing at the deadline (dropped, killed mid-round) is recovered: j asks the other participants for their
+ * Shamir shares of the dropped peer's ephemeral secret; t of them rebuild it (checked against its announced key), j removes the
+ * unmatched masks and mixes the survivors' exact sum; the dropped weight goes to W_jj. A recovered secret serves every later
+ * round with no further messages. A receiver left with fewer than 2 senders does not mix that round (one sender's model would be
+ * exposed), and a peer that left never sends again (its secret may have been rebuilt); when it returns it only receives.
+ * Refused and counted: masked models from outside S_j or twice, released shares that fail authentication (tampered) or that were
+ * sealed for another round, receiver or scenario (replayed).
+ */
+import { AveragingNode, type NodeConfig } from '../node.ts';
+import { checkHeader } from '../message.ts';
+import type { AveragingMessage, AveragingTransport, LocalLearner, MaybePromise, ModelMessage, PeerId } from '../types.ts';
+import { openReleased, recoverSecret, releaseShare } from './crypto.ts';
+import { MaskedSum, PairKeys, maskedContribution } from './masking.ts';
+import type { SecureSession } from './session.ts';
+
+export const SECURE_CODEC = { model: 'secure-u32', request: 'secure-unmask', share: 'secure-share' } as const;
+
+export interface SecureStats {
+  maskedSent: number;
+  clippedValues: number;
+  /** Dropped senders whose secret this peer rebuilt from shares. */
+  recovered: number;
+  /** Rounds completed with at least one dropped sender recovered. */
+  roundsWithRecovery: number;
+  /** Rounds not mixed: fewer than 2 senders, or a dropped sender not recovered by the end of the round. */
+  roundsNotMixed: number;
+  sharesReleased: number;
+  /** Released shares refused: tampered (authentication failed), replayed (another round, receiver or scenario) or unsolicited. */
+  sharesRefused: number;
+  /** Masked models refused (not a sender of this peer, second copy, wrong length, after the round closed). */
+  maskedRefused: number;
+}
+
+interface RoundState {
+  readonly round: number;
+  readonly epoch: number;
+  readonly snapshot: Float32Array;
+  readonly sum: MaskedSum;
+  /** Shares collected per dropped dealer. */
+  readonly shares: Map<string, Map<string, Uint8Array>>;
+  deadline: boolean;
+  done: boolean;
+}
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+const unhex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, 'hex'));
+
+/** A transport whose secure messages go to the secure node and everything else (pulls, pull replies) to the base class. */
+class SplitTransport implements AveragingTransport {
+  secure: ((from: PeerId, msg: ModelMessage) => MaybePromise) | null = null;
+  private base: ((from: PeerId, msg: AveragingMessage) => MaybePromise) | null = null;
+  constructor(private readonly t: AveragingTransport) {
+    t.onMessage((from, msg) => (msg.kind === 'model' && msg.codec.startsWith('secure-') ? this.secure?.(from, msg) : this.base?.(from, msg)));
+  }
+  get self(): PeerId { return this.t.self; }
+  neighbours(): readonly PeerId[] { return this.t.neighbours(); }
+  peers(): readonly PeerId[] { return this.t.peers(); }
+  send(to: PeerId, msg: AveragingMessage): void { this.t.send(to, msg); }
+  onMessage(h: (from: PeerId, msg: AveragingMessage) => MaybePromise): void { this.base = h; }
+  now(): number { return this.t.now(); }
+  setTimer(ms: number, cb: () => MaybePromise): number { return this.t.setTimer(ms, cb); }
+  clearTimer(id: number): void { this.t.clearTimer(id); }
+  computeDelay(steps: number): number { return this.t.computeDelay(steps); }
+}
+
+export class SecureDpsgdNode extends AveragingNode {
+  readonly secure: SecureStats = { maskedSent: 0, clippedValues: 0, recovered: 0, roundsWithRecovery: 0, roundsNotMixed: 0, sharesReleased: 0, sharesRefused: 0, maskedRefused: 0 };
+  /** Called after every mix with the weights used (self included), as DpsgdNode.onMix. */
+  onMix?: (round: number, weights: ReadonlyMap<PeerId, number>) => void;
+  private readonly rounds = new Map<number, RoundState>();
+  /** Dropped senders' ephemeral secrets, once rebuilt. */
+  private readonly recovered = new Map<string, Uint8Array>();
+  private burnt = false;
+  /** Masked models that arrived before this peer started their round. */
+  private readonly early = new Map<number, [PeerId, Uint32Array][]>();
+  private keys: PairKeys | null = null;
+  private round = -1;
+
+  static create(t: AveragingTransport, learner: LocalLearner, cfg: NodeConfig, session: SecureSession): SecureDpsgdNode {
+    const split = new SplitTransport(t);
+    const node = new SecureDpsgdNode(split, learner, cfg, session);
+    split.secure = (from, msg) => node.onSecure(from, msg);
+    return node;
+  }
+
+  private constructor(t: AveragingTransport, learner: LocalLearner, cfg: NodeConfig, private readonly session: SecureSession) {
+    super('dpsgd', t, learner, cfg);
+    session.register(t.self, t.neighbours());
+  }
+
+  private get me(): string { return this.t.self; }
+  private neighboursOf(p: string): readonly string[] { return this.session.neighbours.get(p) ?? []; }
+  /** Metropolis-Hastings weight of edge (a, b) on the static graph. */
+  private weight(a: string, b: string): number {
+    return 1 / (1 + Math.max(this.neighboursOf(a).length, this.neighboursOf(b).length));
+  }
+
+  protected acceptRound(r: number): 'ok' | 'stale' | 'unknown-round' {
+    return r >= 0 && r <= this.cfg.rounds ? 'ok' : 'unknown-round';
+  }
+
+  override leave(): void {
+    super.leave();
+    this.burnt = true; // its secret may be rebuilt by its receivers: it must never send a masked model again
+  }
+
+  protected async runRound(round: number): Promise<void> {
+    await this.session.setup();
+    this.keys ??= new PairKeys(this.session.peers.get(this.me)!.keys.secretKey, this.session.publicKeys);
+    const epoch = this.epoch;
+    this.round = round;
+    for (const r of this.rounds.keys()) if (r < round - 2) this.rounds.delete(r);
+    const snapshot = this.x.slice();
+    const senders = this.neighboursOf(this.me);
+    const st: RoundState = { round, epoch, snapshot, sum: new MaskedSum(this.me, senders, this.cfg.scenario, round, snapshot.length), shares: new Map(), deadline: false, done: false };
+    this.rounds.set(round, st);
+    for (const [from, u] of this.early.get(round) ?? []) if (!st.sum.add(from, u)) { this.secure.maskedRefused++; this.reject('duplicate', from); }
+    for (const r of this.early.keys()) if (r <= round) this.early.delete(r);
+    if (!this.burnt) {
+      for (const j of senders) {
+        const { payload, clipped } = maskedContribution(this.me, this.keys, j, this.neighboursOf(j), this.cfg.scenario, round, snapshot, this.weight(j, this.me));
+        this.secure.clippedValues += clipped;
+        this.secure.maskedSent++;
+        this.send(j, { kind: 'model', ...this.header(round), codec: SECURE_CODEC.model, payload: new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), purpose: 'exchange' });
+      }
+    }
+    this.t.setTimer(this.cfg.deadlineMs, () => { if (epoch === this.epoch) { st.deadline = true; this.tryFinish(st); } });
+    // the round's last chance for dropped senders' shares
+    this.t.setTimer(Math.max(this.cfg.deadlineMs, this.cfg.roundMs * 0.98), () => { if (epoch === this.epoch && !st.done) this.finish(st, false); });
+    this.tryFinish(st);
+    const { model, steps } = await this.localTrain(snapshot);
+    if (!this.cfg.train) return;
+    const delta = new Float32Array(model.length);
+    for (let i = 0; i < delta.length; i++) delta[i] = model[i]! - snapshot[i]!;
+    this.t.setTimer(this.t.computeDelay(steps), () => {
+      if (epoch !== this.epoch) return;
+      for (let i = 0; i < delta.length; i++) this.x[i] = this.x[i]! + delta[i]!;
+      if (st.deadline) this.stats.lateLocalUpdates++;
+    });
+  }
+
+  /** Masked models only arrive through onSecure; the base class's decoded-model path is unused. */
+  protected onModel(from: PeerId): void { this.reject('malformed', from); }
+
+  private onSecure(from: PeerId, msg: ModelMessage): void {
+    if (!this.online) return;
+    this.stats.messagesReceived++;
+    const why = checkHeader(msg, { scenario: this.cfg.scenario, layoutHash: this.cfg.layoutHash, round: (r) => this.acceptRound(r) });
+    if (why) return this.reject(why, from);
+    if (msg.codec === SECURE_CODEC.model) return this.onMasked(from, msg);
+    if (msg.codec === SECURE_CODEC.request) return this.onRequest(from, msg);
+    if (msg.codec === SECURE_CODEC.share) return void this.onShare(from, msg);
+    this.reject('malformed', from);
+  }
+
+  private onMasked(from: PeerId, msg: ModelMessage): void {
+    if (msg.round > this.round && msg.payload.byteLength % 4 === 0) {
+      const list = this.early.get(msg.round) ?? [];
+      list.push([from, new Uint32Array(msg.payload.slice().buffer)]);
+      this.early.set(msg.round, list);
+      return;
+    }
+    const st = this.rounds.get(msg.round);
+    if (!st || st.epoch !== this.epoch || st.done || msg.payload.byteLength % 4 !== 0) { this.secure.maskedRefused++; return this.reject('stale', from); }
+    const u = new Uint32Array(msg.payload.slice().buffer);
+    if (!st.sum.add(from, u)) { this.secure.maskedRefused++; return this.reject('duplicate', from); }
+    this.tryFinish(st);
+  }
+
+  /** Done when every sender is in; at the deadline, ask for the shares of those missing whose secret is not known yet. */
+  private tryFinish(st: RoundState): void {
+    if (st.done) return;
+    const missing = st.sum.missing();
+    if (missing.length === 0) return this.finish(st, true);
+    if (!st.deadline) return;
+    if (st.sum.received.size < 2) return this.finish(st, false);
+    const unknown = missing.filter((d) => !this.recovered.has(d));
+    if (unknown.length === 0) return this.finish(st, true);
+    if (st.shares.size === 0) {
+      for (const d of unknown) st.shares.set(d, new Map());
+      for (const h of this.t.peers()) {
+        if (unknown.includes(h)) continue;
+        this.send(h, { kind: 'model', ...this.header(st.round), codec: SECURE_CODEC.request, payload: new Uint8Array(0), participants: unknown, degree: st.sum.received.size });
+      }
+    }
+  }
+
+  /** A holder releases its shares of the dropped dealers named, sealed to the asking receiver and bound to the round. */
+  private onRequest(from: PeerId, msg: ModelMessage): void {
+    const dead = msg.participants ?? [];
+    // the asker must still have >= 2 senders: a sum of one would expose that sender's model
+    if ((msg.degree ?? 0) < 2 || dead.includes(this.me) || dead.includes(from)) return this.reject('unsolicited', from);
+    const mine = this.session.peers.get(this.me)!;
+    const receiverPk = this.session.publicKeys.get(from);
+    if (!receiverPk) return this.reject('unsolicited', from);
+    for (const d of dead) {
+      const share = mine.held.get(d);
+      if (!share) continue;
+      const r = releaseShare(share, d, this.me, from, this.cfg.scenario, msg.round, mine.keys.secretKey, receiverPk);
+      this.secure.sharesReleased++;
+      this.send(from, { kind: 'model', ...this.header(msg.round), codec: SECURE_CODEC.share, payload: r.box, shareId: d, nonce: hex(r.nonce) });
+    }
+  }
+
+  private async onShare(from: PeerId, msg: ModelMessage): Promise<void> {
+    const st = this.rounds.get(msg.round);
+    const dealer = msg.shareId ?? '';
+    const want = st?.shares.get(dealer);
+    if (want && (this.recovered.has(dealer) || st!.done)) return; // a share beyond the threshold, after the rebuild: not needed
+    const holderPk = this.session.publicKeys.get(from);
+    if (!st || st.done || !want || !holderPk || want.has(from) || !/^[0-9a-f]{24}$/.test(msg.nonce ?? '')) { this.secure.sharesRefused++; return this.reject('unsolicited', from); }
+    const share = openReleased({ dealer, holder: from, receiver: this.me, scenario: this.cfg.scenario, round: msg.round, nonce: unhex(msg.nonce!), box: msg.payload },
+      this.me, this.cfg.scenario, msg.round, this.session.peers.get(this.me)!.keys.secretKey, holderPk);
+    if (!share) { this.secure.sharesRefused++; return this.reject('malformed', from); }
+    want.set(from, share);
+    if (this.recovered.has(dealer) || want.size < this.session.threshold) return;
+    const sk = await recoverSecret([...want.values()], this.session.publicKeys.get(dealer)!);
+    if (!sk) return; // a bad share among them: wait for more
+    this.recovered.set(dealer, sk);
+    this.secure.recovered++;
+    this.tryFinish(st);
+  }
+
+  private finish(st: RoundState, complete: boolean): void {
+    if (st.done) return;
+    st.done = true;
+    if (!complete || st.sum.missing().some((d) => !this.recovered.has(d))) {
+      this.secure.roundsNotMixed++;
+      this.stats.missedAtDeadline += st.sum.missing().length;
+      return;
+    }
+    const missing = st.sum.missing();
+    for (const d of missing) st.sum.removeDropped(d, this.recovered.get(d)!, this.session.publicKeys);
+    if (missing.length) { this.secure.roundsWithRecovery++; this.stats.missedAtDeadline += missing.length; }
+    const s = st.sum.value();
+    let wsum = 0;
+    const weights = new Map<PeerId, number>();
+    for (const k of st.sum.received) { const w = this.weight(this.me, k); weights.set(k, w); wsum += w; }
+    weights.set(this.me, 1 - wsum);
+    for (let i = 0; i < this.x.length; i++) this.x[i] = this.x[i]! + (s[i]! - wsum * st.snapshot[i]!);
+    this.stats.rounds++;
+    this.onMix?.(st.round, weights);
+  }
+}
