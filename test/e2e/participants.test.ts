@@ -52,7 +52,11 @@ const detail = (i: number, id: string): Promise<Detail> => client(c, i).get<Deta
 const finished = (i: number, id: string): Promise<Detail> =>
   waitFor(`${c.sites[i]!.name} sees the scenario finished`, async () => { const d = await detail(i, id); return d.view.state === 'finished' ? d : false; }, 150_000);
 // rounds long enough that every model arrives before the deadline even on a loaded machine: the two runs then mix alike
-const manifest = (name: string) => wdbcManifest({ name, rounds: 6, roundMs: 2500, launch: { minPeers: 4, approvalWindowMs: 2000, startDelayMs: 10_000 } });
+// (and the deadline at the end of the round: a round mixes as soon as every model is in, so timing cannot change what is averaged)
+const manifest = (name: string): Record<string, unknown> => {
+  const m = wdbcManifest({ name, rounds: 6, roundMs: 3000, launch: { minPeers: 4, approvalWindowMs: 2000, startDelayMs: 12_000 } });
+  return { ...m, averaging: { ...(m.averaging as Record<string, unknown>), deadlineMs: 2900 } };
+};
 
 /** Mallory's attacks on one running scenario; returns what the honest peers answered on the model protocol. */
 async function attack(id: string): Promise<{ acks: { ok: boolean; reason?: string }[]; pulls: string[] }> {
@@ -166,7 +170,7 @@ describe('a roster member that did not approve a scenario', () => {
 
 describe('a participant that dies and does not come back before the end (issue 9.3)', () => {
   it('is dropped after dropAfterRounds silent rounds, the others finish and say so; back after the end, it takes the final model', async () => {
-    const m = wdbcManifest({ name: 'wdbc-dropout', rounds: 8, roundMs: 1500, launch: { minPeers: 3, approvalWindowMs: 2000, startDelayMs: 8000, dropAfterRounds: 2 } });
+    const m = wdbcManifest({ name: 'wdbc-dropout', rounds: 8, roundMs: 2000, launch: { minPeers: 3, approvalWindowMs: 2000, startDelayMs: 12_000, dropAfterRounds: 2 } });
     const id = (await client(c, 0).post<{ id: string }>('/scenarios', { manifest: m })).id;
     await waitFor('site-d past round 1', async () => ((await detail(0, id)).view.progress[peerId(3)]?.round ?? -1) >= 1, 90_000);
     expect(await stopDaemon(c, 3, 'SIGKILL')).toBeNull();
