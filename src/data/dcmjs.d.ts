@@ -7,7 +7,15 @@ declare module 'dcmjs' {
     dict: Record<string, unknown>;
     write(options?: Record<string, unknown>): ArrayBuffer;
   }
+  /** loglevel loggers (the parser's 'validation.dcmjs' among them). */
+  export interface DcmjsLogger {
+    methodFactory: (method: string, level: number, name: string | symbol | undefined) => (...args: unknown[]) => void;
+    getLevel(): number;
+    setLevel(level: number | string, persist?: boolean): void;
+    getLogger(name: string): DcmjsLogger;
+  }
   const dcmjs: {
+    log: DcmjsLogger;
     data: {
       DicomMessage: { readFile(buffer: ArrayBuffer, options?: Record<string, unknown>): DicomDictInstance };
       DicomMetaDictionary: {

@@ -95,7 +95,7 @@ function volumeDetails(v: Volume): Record<string, unknown> {
 export interface FileInspection { readonly file: string; readonly format: string; readonly [k: string]: unknown }
 
 /** What a person wants to know about one file: geometry and value range for images, shape and types for tables. */
-export function inspectFile(path: string): FileInspection {
+export function inspectFile(path: string, opts: { strict?: boolean } = {}): FileInspection {
   const abs = resolve(path);
   let st;
   try { st = statSync(abs); } catch { throw new CohortError('DATA_NOT_FOUND', `no such file or directory: ${path}`, 'check the path'); }
@@ -106,8 +106,9 @@ export function inspectFile(path: string): FileInspection {
   if (st.isFile() && /\.png$/i.test(abs)) return { file: path, format: 'png', ...imageSummary(readPngVolume(abs)) };
   if (st.isFile() && isNiftiPath(abs)) return { file: path, format: 'nifti', ...imageSummary(readNifti(abs)) };
   if (st.isDirectory() && isDicomDir(abs)) {
-    const s = readDicomSeries(abs);
-    return { file: path, format: 'dicom-series', modality: s.modality, unit: s.unit, slices: s.files.length, ...imageSummary(s.volume) };
+    const s = readDicomSeries(abs, { strict: opts.strict });
+    return { file: path, format: 'dicom-series', modality: s.modality, unit: s.unit, transferSyntax: s.transferSyntax, slices: s.volume.dims[2],
+      ...imageSummary(s.volume), warnings: s.warnings, ...(s.skipped.length ? { skipped: s.skipped.map((x) => x.file) } : {}) };
   }
   throw new CohortError('UNKNOWN_FORMAT', `${path}: not a NIfTI, PNG, CSV/TSV file or DICOM series directory`, 'inspect a registered dataset by its id instead');
 }

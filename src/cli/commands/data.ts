@@ -77,12 +77,16 @@ export function registerData(program: Command): void {
     });
 
   storeOpt(data.command('inspect').argument('<fileOrDataset>', 'a NIfTI/PNG/CSV file, a DICOM series folder, or a registered dataset id'))
+    .option('--strict', 'refuse a DICOM series when any file in it cannot be read (default: leave it out with a warning naming it)')
     .description('describe a file (geometry, value range) or a registered dataset (counts, label balance)')
-    .action(async (target: string, o: StoreOpts) => {
+    .action(async (target: string, o: StoreOpts & { strict?: boolean }) => {
       if (existsSync(target)) {
         const { inspectFile } = await import('../../data/register.ts');
-        const info = inspectFile(target);
-        print(o.json, info, () => Object.entries(info).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join('\n'));
+        const { warnings, ...info } = inspectFile(target, { strict: o.strict });
+        // warnings: in the JSON document with --json; otherwise on stderr, one line each, so that stdout stays the description
+        if (!o.json && Array.isArray(warnings)) for (const w of warnings) process.stderr.write(`warning: ${String(w)}\n`);
+        print(o.json, o.json ? { ...info, ...(warnings !== undefined ? { warnings } : {}) } : info,
+          () => Object.entries(info).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join('\n'));
         return;
       }
       const rec = await withRegistry(o.store, (r) => r.require(target));
