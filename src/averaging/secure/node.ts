@@ -212,16 +212,17 @@ export class SecureDpsgdNode extends AveragingNode {
     const st = this.rounds.get(msg.round);
     const dealer = msg.shareId ?? '';
     const want = st?.shares.get(dealer);
-    if (want && (this.recovered.has(dealer) || st!.done)) return; // a share beyond the threshold, after the rebuild: not needed
     const holderPk = this.session.publicKeys.get(from);
-    if (!st || st.done || !want || !holderPk || want.has(from) || !/^[0-9a-f]{24}$/.test(msg.nonce ?? '')) { this.secure.sharesRefused++; return this.reject('unsolicited', from); }
+    if (!st || !want || !holderPk || !/^[0-9a-f]{24}$/.test(msg.nonce ?? '')) { this.secure.sharesRefused++; return this.reject('unsolicited', from); }
+    if (want.has(from)) { this.secure.sharesRefused++; return this.reject('duplicate', from); }
+    if (this.recovered.has(dealer) || st.done) return; // a share beyond the threshold, after the rebuild: not needed
     const share = openReleased({ dealer, holder: from, receiver: this.me, scenario: this.cfg.scenario, round: msg.round, nonce: unhex(msg.nonce!), box: msg.payload },
       this.me, this.cfg.scenario, msg.round, this.session.peers.get(this.me)!.keys.secretKey, holderPk);
     if (!share) { this.secure.sharesRefused++; return this.reject('malformed', from); }
     want.set(from, share);
     if (this.recovered.has(dealer) || want.size < this.session.threshold) return;
     const sk = await recoverSecret([...want.values()], this.session.publicKeys.get(dealer)!);
-    if (!sk) return; // a bad share among them: wait for more
+    if (!sk || this.recovered.has(dealer)) return; // a bad share among them: wait for more (or another reply rebuilt it meanwhile)
     this.recovered.set(dealer, sk);
     this.secure.recovered++;
     this.tryFinish(st);
