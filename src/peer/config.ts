@@ -6,6 +6,7 @@
  *   admission  limits checked before a scenario is approved (parameters, memory, rounds x epochs, duration, queue; admission.ts)
  *   admin      admin API port on 127.0.0.1 (0: any free port, written to admin.json)
  *   heartbeatMs
+ *   store      free-space floor before each round and checkpoint (minFreeBytes), audit entries per second cap (auditMaxPerSecond)
  * API: DaemonConfigSchema, loadDaemonConfig(file) -> DaemonConfig (paths resolved against the config's folder).
  */
 import { isAbsolute, resolve } from 'node:path';
@@ -35,6 +36,11 @@ export const DaemonSectionsSchema = z.object({
   admission: AdmissionPolicySchema.default(() => AdmissionPolicySchema.parse({})),
   admin: z.object({ port: z.number().int().min(0).max(65535).default(0) }).strict().default({ port: 0 }),
   heartbeatMs: z.number().int().positive().default(5000),
+  /** The store (src/store): free-space floor checked before each round and checkpoint; audit entries per second (0: no cap). */
+  store: z.object({
+    minFreeBytes: z.number().int().nonnegative().default(64 * 1024 * 1024),
+    auditMaxPerSecond: z.number().int().nonnegative().default(200),
+  }).strict().default({ minFreeBytes: 64 * 1024 * 1024, auditMaxPerSecond: 200 }),
 });
 export type DaemonSections = z.infer<typeof DaemonSectionsSchema>;
 export type LocalDataset = z.infer<typeof LocalDatasetSchema>;

@@ -20,7 +20,8 @@ import { CohortError } from '../util/errors.ts';
 import { redact } from '../util/redact.ts';
 import { Refusals } from './refusals.ts';
 import { AuditLog } from '../store/audit.ts';
-import { openStore, type Store } from '../store/db.ts';
+import { openStore, storeError, type Store } from '../store/db.ts';
+import { headAnchor, recordWitness } from '../store/head.ts';
 import { logger } from '../util/log.ts';
 import { startAdminApi, type AdminApi } from './admin.ts';
 import { ScenarioBook } from './book.ts';
@@ -58,10 +59,12 @@ export class Daemon {
   static async start(configFile: string): Promise<Daemon> {
     const cfg = loadDaemonConfig(configFile);
     const identity = await ensureIdentity(cfg.net.keyFile);
-    const store = await openPeerStore(cfg.dir);
+    const store = await openPeerStore(cfg.dir, cfg.store.minFreeBytes);
     let node: CohortNode | undefined;
     try {
-      const audit = await AuditLog.open(store);
+      const audit = await AuditLog.open(store, { anchor: headAnchor(cfg.dir, identity.privateKey, identity.peerId.toString()), maxPerSecond: cfg.store.auditMaxPerSecond });
+      if (audit.recovery.lostTail) log.error({ lost: audit.recovery.lostTail }, 'the store lost audit entries behind the signed head (recorded as a gap entry; `cohort audit --verify`); restore the store from backup if you have a newer one');
+      if (audit.recovery.anchor === 'bad-signature') log.error({ file: headAnchor(cfg.dir).file }, 'the audit head file is not signed by this peer: it was replaced or edited; it is rewritten now');
       node = await startNodeFromConfig(configFile);
       const book = await ScenarioBook.load(store);
       const data = new LocalData(cfg, new DatasetRegistry(store.datasets));
@@ -72,8 +75,8 @@ export class Daemon {
       return d;
     } catch (e) {
       await node?.stop().catch(() => undefined);
-      await store.close();
-      throw e;
+      await store.close().catch(() => undefined);
+      throw storeError(store.location, e);
     }
   }
 
@@ -274,8 +277,11 @@ export class Daemon {
     if (this.stopping) return;
     this.connectMembers();
     const running = [...this.runs.keys()];
-    const body = { name: this.cfg.name, load: running.length, device: this.deviceInUse(), scenarios: running };
+    const body = { name: this.cfg.name, load: running.length, device: this.deviceInUse(), scenarios: running, ...(this.audit.head ? { auditHead: this.audit.head } : {}) };
     try {
+      await this.audit.flush({ rounds: false });
+      // neighbours' signed audit heads are kept: this peer can later attest what each had committed
+      for (const [peer, hb] of this.coordinator.heartbeats) await recordWitness(this.store, peer, (hb as { auditHead?: unknown }).auditHead);
       await this.coordinator.publishHeartbeat(body);
       await this.refusals.flush(this.audit, (p) => this.node.roster.current.member(p)?.name ?? p);
       await this.coordinator.enforceDeadlines();
@@ -335,6 +341,7 @@ export class Daemon {
     await this.admin?.close();
     // the network goes first: a model still arriving must be audited before 'stop', which closes the log for this run
     await this.node.stop().catch((e: unknown) => log.warn({ err: e }, 'libp2p stop failed'));
+    await this.audit.flush().catch(() => undefined);
     await this.audit.append({ kind: 'stop', to: 'local', what: 'daemon stopped' }).catch(() => undefined);
     await this.store.close();
     log.info('peer daemon stopped');
@@ -349,10 +356,10 @@ async function ensureIdentity(keyFile: string): Promise<Identity> {
 }
 
 /** The store must exist once the peer has started before (marker file); only the very first start creates it. */
-async function openPeerStore(dir: string): Promise<Store> {
+async function openPeerStore(dir: string, minFreeBytes: number): Promise<Store> {
   const marker = join(dir, 'peer-state.json');
   const first = !existsSync(marker);
-  const store = await openStore(dir, { create: first });
+  const store = await openStore(dir, { create: first, minFreeBytes });
   if (first) writeFileSync(marker, JSON.stringify({ createdAt: new Date().toISOString(), note: 'cohort: this peer has a store; do not delete' }) + '\n');
   return store;
 }

@@ -1,7 +1,41 @@
-/** `cohort audit [--peer DIR] [--scenario ID] [--json]`: what left this peer — to whom, what, size, sha256 — and every approval. */
+/**
+ * `cohort audit [--peer DIR] [--scenario ID] [--json]`: what left this peer — to whom, what, size, sha256 — and every approval.
+ * `cohort audit --verify [--json]`: walks the whole chain against the signed head (the running daemon's, or the store of a
+ * stopped peer): `{"intact","entries","missing_after","damaged_ranges",...}`; exit 1 when not intact.
+ */
 import type { Command } from 'commander';
 import { AdminClient } from '../../peer/client.ts';
-import type { AuditEntry, AuditVerdict } from '../../store/audit.ts';
+import { AuditLog, type AuditEntry, type AuditVerdict } from '../../store/audit.ts';
+import { openStore } from '../../store/db.ts';
+import { isCohortError } from '../../util/errors.ts';
+import { peerDirOf, readAnchor } from './store.ts';
+
+/** The verdict from the running daemon, or, when none runs, from the store itself (opened read-only). */
+async function verdict(peer: string): Promise<AuditVerdict> {
+  try {
+    return await AdminClient.forPeer(peer).get<AuditVerdict>('/audit/verify');
+  } catch (e) {
+    if (!isCohortError(e) || e.code !== 'DAEMON_NOT_RUNNING') throw e;
+  }
+  const dir = peerDirOf(peer);
+  const store = await openStore(dir, { create: false });
+  try {
+    return await (await AuditLog.open(store, { anchor: readAnchor(dir), readOnly: true })).verify();
+  } finally {
+    await store.close();
+  }
+}
+
+function printVerdict(v: AuditVerdict, json: boolean | undefined): void {
+  const { intact, entries, missing_after, damaged_ranges, ...rest } = v;
+  if (json) process.stdout.write(JSON.stringify({ intact, entries, missing_after, damaged_ranges, ...rest }) + '\n');
+  else {
+    process.stdout.write((intact ? `chain intact: ${entries} entries, head ${v.anchor}`
+      : `chain intact up to ${v.intact_up_to}${v.missing ? `, ${v.missing} entries missing after it (${v.missing_ranges.map((r) => `${r.from}..${r.to}`).join(', ')})` : ''}`
+        + `${damaged_ranges.length ? `; damaged: ${damaged_ranges.map((r) => `${r.from}..${r.to}`).join(', ')}` : ''}${v.broken.length ? `; broken links at ${v.broken.join(', ')}` : ''}; head ${v.anchor}; ${entries} entries readable`) + '\n');
+  }
+  if (!intact) process.exitCode = 1;
+}
 
 export function registerAudit(program: Command): void {
   program.command('audit').description('the audit log: every outbound message and model transfer, every approval (append-only, hash-chained)')
@@ -9,7 +43,9 @@ export function registerAudit(program: Command): void {
     .option('--scenario <id>', 'only entries of one scenario')
     .option('--limit <n>', 'only the most recent N entries (0: all)', '0')
     .option('--json', 'print JSON on stdout')
-    .action(async (o: { peer: string; scenario?: string; limit: string; json?: boolean }) => {
+    .option('--verify', 'walk the whole chain against the signed head: intact, or intact up to N with M entries missing after it')
+    .action(async (o: { peer: string; scenario?: string; limit: string; json?: boolean; verify?: boolean }) => {
+      if (o.verify) return printVerdict(await verdict(o.peer), o.json);
       const q = new URLSearchParams({ ...(o.scenario ? { scenario: o.scenario } : {}), limit: String(Number(o.limit) || 0) });
       const r = await AdminClient.forPeer(o.peer).get<{ verify: AuditVerdict; total: number; entries: AuditEntry[] }>(`/audit?${q.toString()}`);
       if (o.json) return void process.stdout.write(JSON.stringify(r) + '\n');
@@ -17,7 +53,7 @@ export function registerAudit(program: Command): void {
       const names = new Map(status.members.map((m) => [m.peerId, m.name]));
       const who = (to: string): string => names.get(to) ?? to;
       const lines = r.entries.map((e) => `${String(e.seq).padStart(6)} ${e.at} ${e.kind.padEnd(14)} ${who(e.to).length > 40 ? `…${who(e.to).slice(-39)}` : who(e.to).padEnd(40)} ${e.bytes !== undefined ? `${e.bytes} B`.padStart(10) : ''.padStart(10)} ${e.sha256 ? e.sha256.slice(0, 16) : ''.padEnd(16)} ${e.what}${e.detail ? ` — ${e.detail}` : ''}`);
-      lines.push(`${r.entries.length} of ${r.total} entries shown; chain of ${r.verify.entries} entries ${r.verify.ok ? 'intact' : `BROKEN at entry ${r.verify.brokenAt ?? '?'}`}`);
+      lines.push(`${r.entries.length} of ${r.total ?? '?'} entries shown; chain of ${r.verify.entries} entries ${r.verify.ok ? 'intact' : `BROKEN at entry ${r.verify.brokenAt ?? '?'}`}`);
       process.stdout.write(lines.join('\n') + '\n');
     });
 }

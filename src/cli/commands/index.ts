@@ -26,6 +26,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'status', description: 'show the running peer: connections, scenarios, device, disk', load: async () => (await import('./status.ts')).registerStatus },
   { name: 'audit', description: 'the audit log: every outbound message and model transfer, every approval (append-only, hash-chained)', load: async () => (await import('./audit.ts')).registerAudit },
   { name: 'data', description: 'register, inspect and prepare medical data (NIfTI, DICOM, CSV); radiomics; synthetic sites', load: async () => (await import('./data.ts')).registerData },
+  { name: 'store', description: 'verify, back up and repair a stopped peer\'s store', load: async () => (await import('./store.ts')).registerStore },
 ];
 
 /** The first argument that is not an option: the command the user asked for (the program's own options take no value). */
