@@ -26,6 +26,7 @@ import type { Vec } from './compression.ts';
 import { AveragingNode } from './node.ts';
 import type { ModelMessage, PeerId } from './types.ts';
 import { EarlyRounds } from './early-rounds.ts';
+import { mixIncrement, type MixInput } from './robust.ts';
 
 /** Rounds a round's record (snapshot, participants) is kept for models that land late; a model later than that is refused. */
 export const KEEP_ROUNDS = 8;
@@ -63,6 +64,8 @@ interface RoundRecord {
   readonly early: Map<PeerId, Incoming>;
   /** Neighbours whose term of this round is done (applied at the mix or later, or without weight): never applied twice. */
   readonly settled: Set<PeerId>;
+  /** Robust aggregation: the clipping radius of this round's mix (late terms are clipped with it). */
+  radius?: number;
 }
 
 export class DpsgdNode extends AveragingNode {
@@ -142,7 +145,9 @@ export class DpsgdNode extends AveragingNode {
     if (rec.settled.has(from)) return this.reject('duplicate', from);
     if (!rec.participants.includes(from) || !inc.participants.includes(this.t.self)) return this.reject('stale', from);
     rec.settled.add(from);
-    const w = this.weight(rec, inc);
+    // robust.ts: a late model cannot join a coordinate-wise statistic already taken; a clipped term uses its round's radius
+    if (this.robust?.coordinateWise) { this.robust.lateDropped++; return this.dropIfSettled(rec); }
+    const w = this.weight(rec, inc) * (this.robust ? this.robust.clipOne(rec.snapshot, from, inc.v, rec.radius ?? this.robust.lastRadius) : 1);
     for (let i = 0; i < this.x.length; i++) this.x[i] = this.x[i]! + w * (inc.v[i]! - rec.snapshot[i]!);
     this.stats.lateApplied++;
     const lag = this.round - rec.round;
@@ -160,7 +165,7 @@ export class DpsgdNode extends AveragingNode {
     const me = this.t.self;
     const weights = new Map<PeerId, number>();
     let selfWeight = 1;
-    const acc = new Float64Array(this.x.length);
+    const inputs: MixInput[] = [];
     for (const p of rec.participants) {
       const inc = rec.early.get(p);
       if (!inc) { this.stats.missedAtDeadline++; continue; }
@@ -169,8 +174,11 @@ export class DpsgdNode extends AveragingNode {
       const w = this.weight(rec, inc);
       weights.set(p, w);
       selfWeight -= w;
-      for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + w * (inc.v[i]! - rec.snapshot[i]!);
+      inputs.push({ peer: p, v: inc.v, w });
     }
+    // sum_j W_ij (x_j^r - x_i^r), or its robust form (robust.ts)
+    const acc = mixIncrement(this.robust, rec.snapshot, inputs);
+    if (this.robust && inputs.length) rec.radius = this.robust.lastRadius;
     weights.set(me, selfWeight);
     for (let i = 0; i < acc.length; i++) this.x[i] = this.x[i]! + acc[i]!;
     rec.early.clear();

@@ -8,6 +8,7 @@ import type { Vec } from './compression.ts';
 import { AveragingNode, type NodeConfig } from './node.ts';
 import type { AveragingTransport, LocalLearner, ModelMessage, PeerId } from './types.ts';
 import { EarlyRounds } from './early-rounds.ts';
+import { mixIncrement } from './robust.ts';
 
 export interface EpidemicOptions {
   /** Peers each model is pushed to per round (the paper's s). */
@@ -72,6 +73,14 @@ export class EpidemicNode extends AveragingNode {
     this.mixed = true;
     const own = this.trained ?? this.x;
     const ownWeight = this.cfg.weighting === 'samples' ? this.sampleWeight() : 1;
+    if (this.robust) {
+      // robust.ts: own + sum_j (w_j / total) Clip(x_j - own), or the coordinate-wise statistic of own and the received models
+      const total = ownWeight + [...this.inbox.values()].reduce((a, m) => a + m.weight, 0);
+      const inc = mixIncrement(this.robust, own, [...this.inbox].map(([peer, m]) => ({ peer, v: m.v, w: m.weight / total })));
+      this.x = Float32Array.from(own, (v, i) => v + inc[i]!);
+      this.stats.rounds++;
+      return;
+    }
     const acc = Float64Array.from(own, (v) => v * ownWeight);
     let total = ownWeight;
     for (const { v, weight } of this.inbox.values()) {

@@ -7,6 +7,7 @@
 import type { Vec } from './compression.ts';
 import { AveragingNode, type NodeConfig } from './node.ts';
 import type { AveragingTransport, LocalLearner, ModelMessage, PeerId } from './types.ts';
+import { distance } from './robust.ts';
 
 export class GossipNode extends AveragingNode {
   private age = 0;
@@ -39,7 +40,11 @@ export class GossipNode extends AveragingNode {
     const ageWeighted = this.cfg.weighting === 'samples' && ar + this.age > 0;
     const wr = ageWeighted ? ar / (ar + this.age) : 0.5;
     const merged = new Float32Array(this.x.length);
-    for (let i = 0; i < merged.length; i++) merged[i] = wr * v[i]! + (1 - wr) * this.x[i]!;
+    if (this.robust) {
+      // self-centred clipping (robust.ts): x + wr Clip(x_r - x, tau), tau from the distances of recently received models
+      const c = wr * this.robust.clipOne(this.x, from, v, this.robust.gossipRadius(distance(v, this.x)));
+      for (let i = 0; i < merged.length; i++) merged[i] = this.x[i]! + c * (v[i]! - this.x[i]!);
+    } else for (let i = 0; i < merged.length; i++) merged[i] = wr * v[i]! + (1 - wr) * this.x[i]!;
     this.age = Math.max(ar, this.age);
     const { model, steps } = await this.localTrain(merged);
     this.x = model;

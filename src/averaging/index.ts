@@ -13,6 +13,7 @@ export * from './mixing.ts';
 export * from './node.ts';
 export * from './factory.ts';
 export * from './baselines.ts';
+export * from './robust.ts';
 export { DpsgdNode } from './dpsgd.ts';
 export { PushSumNode } from './pushsum.ts';
 export { EpidemicNode } from './epidemic.ts';

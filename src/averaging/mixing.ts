@@ -145,3 +145,21 @@ export function ringGraph(n: number): number[][] {
 export function completeGraph(n: number): number[][] {
   return Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => j).filter((j) => j !== i));
 }
+
+/** Two cliques of floor(n/2) and ceil(n/2) nodes joined by a single edge (node h-1 to node h, h = floor(n/2)). */
+export function dumbbellGraph(n: number): number[][] {
+  const h = Math.floor(n / 2);
+  if (h < 1 || n - h < 1) throw new Error(`a dumbbell needs at least 2 nodes, got ${n}`);
+  const adj = Array.from({ length: n }, (_, i) => {
+    const [lo, hi] = i < h ? [0, h] : [h, n];
+    return Array.from({ length: hi - lo }, (_, k) => lo + k).filter((j) => j !== i);
+  });
+  adj[h - 1]!.push(h);
+  adj[h]!.unshift(h - 1);
+  return adj;
+}
+
+/** The degree of the expander topology: a random d-regular graph with d = round(2 ln n) (~ log n), at least 3, below n. */
+export function expanderDegree(n: number): number {
+  return Math.max(3, Math.min(n - 1, Math.round(2 * Math.log(n))));
+}

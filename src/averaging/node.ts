@@ -11,6 +11,7 @@ import { logger } from '../util/log.ts';
 import { Rng } from '../util/random.ts';
 import { makeCodec, type Codec, type CodecName, type CodecOptions, type Vec } from './compression.ts';
 import { allFinite, checkHeader, wireSize } from './message.ts';
+import { RobustMixer, type RobustConfig } from './robust.ts';
 import {
   emptyStats,
   type AveragingMessage,
@@ -47,6 +48,8 @@ export interface NodeConfig {
   readonly proximal: boolean;
   /** Mean sample count over the network, to normalise sample weights (push-sum starts w_i = n_i / mean n). */
   readonly meanSamples?: number;
+  /** Robust aggregation at the mix (robust.ts; absent or "mean": plain averaging). */
+  readonly robust?: RobustConfig;
 }
 
 export abstract class AveragingNode {
@@ -60,6 +63,8 @@ export abstract class AveragingNode {
   /** Bumped on leave/rejoin so that callbacks of an interrupted round do nothing. */
   protected epoch = 0;
   lastLoss = Number.NaN;
+  /** Robust aggregation and the neighbour scores (null: plain averaging). */
+  readonly robust: RobustMixer | null;
 
   constructor(
     readonly name: AlgorithmName,
@@ -70,6 +75,7 @@ export abstract class AveragingNode {
     this.codec = makeCodec(cfg.codec, cfg.codecOptions);
     this.rng = new Rng(cfg.seed);
     this.x = learner.getParameters();
+    this.robust = cfg.robust && cfg.robust.aggregator !== 'mean' ? new RobustMixer(cfg.robust) : null;
     t.onMessage((from, msg) => this.receive(from, msg));
   }
 

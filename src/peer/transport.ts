@@ -5,19 +5,21 @@
  * The manifest's topology is drawn identically by every participant (sorted participant list, seed from the scenario id), so the
  * graph is symmetric without any coordination; time-varying graphs are redrawn every round.
  */
-export type TopologySpec = { kind: 'complete' } | { kind: 'ring' } | { kind: 'random-regular'; degree: number } | { kind: 'time-varying'; degree: number };
+export type TopologySpec = { kind: 'complete' } | { kind: 'ring' } | { kind: 'random-regular'; degree: number } | { kind: 'time-varying'; degree: number }
+  | { kind: 'expander' } | { kind: 'dumbbell' };
 
 /** Neighbour lists over `n` sorted participants for `round` (only time-varying graphs depend on it). */
 export function topologyGraph(t: TopologySpec, n: number, seed: number, round: number): number[][] {
   if (t.kind === 'ring') return ringGraph(n);
   if (t.kind === 'complete') return completeGraph(n);
-  const k = Math.min(t.degree, n - 1);
+  if (t.kind === 'dumbbell') return n >= 2 ? dumbbellGraph(n) : completeGraph(n);
+  const k = Math.min(t.kind === 'expander' ? expanderDegree(n) : t.degree, n - 1);
   if (k >= n - 1 || (k * n) % 2 === 1) return completeGraph(n);   // no k-regular graph: fall back to everyone
   return randomRegularGraph(n, k, new Rng(t.kind === 'time-varying' ? seed ^ Math.imul(round + 1, 0x9e3779b1) : seed));
 }
 import { peerIdFromString } from '@libp2p/peer-id';
 import { encodeMessage } from '../averaging/message.ts';
-import { completeGraph, randomRegularGraph, ringGraph } from '../averaging/mixing.ts';
+import { completeGraph, dumbbellGraph, expanderDegree, randomRegularGraph, ringGraph } from '../averaging/mixing.ts';
 import { Rng } from '../util/random.ts';
 import type { AveragingMessage, AveragingTransport, MaybePromise } from '../averaging/types.ts';
 import type { CohortNode } from '../net/node.ts';

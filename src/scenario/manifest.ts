@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { lossSpecSchema, modelSpecSchema, optimizerSpecSchema } from '../engine/spec.ts';
 import { ALGORITHMS } from '../averaging/node.ts';
 import { CODEC_NAMES } from '../averaging/compression.ts';
+import { AGGREGATORS, aggregatorConflict, type AggregatorName } from '../averaging/robust.ts';
 import { CohortError } from '../util/errors.ts';
 
 export const MANIFEST_VERSION = 1;
@@ -84,6 +85,10 @@ export const topologySchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('ring') }).strict(),
   z.object({ kind: z.literal('random-regular'), degree: z.number().int().positive().default(4) }).strict(),
   z.object({ kind: z.literal('time-varying'), degree: z.number().int().positive().default(2) }).strict(),
+  /** A random d-regular graph with d = round(2 ln n) (averaging/mixing.ts expanderDegree). */
+  z.object({ kind: z.literal('expander') }).strict(),
+  /** Two cliques joined by one edge (a stress test for robust aggregation). */
+  z.object({ kind: z.literal('dumbbell') }).strict(),
 ]);
 
 export const averagingSchema = z.object({
@@ -99,6 +104,13 @@ export const averagingSchema = z.object({
   /** Round length and the straggler deadline within it (ms). */
   roundMs: z.number().positive().default(10_000),
   deadlineMs: z.number().positive().optional(),
+  /** Robust aggregation at the mix (averaging/robust.ts): mean (plain), clipped (ClippedGossip), trimmed-mean, median. */
+  aggregator: z.enum(AGGREGATORS as unknown as [string, ...string[]], { error: `averaging.aggregator must be one of ${AGGREGATORS.join(', ')}` })
+    .transform((a) => a as AggregatorName).default('mean'),
+  /** Share of neighbours clipped (adaptive radius) or trimmed per side: [0, 0.5). */
+  trim: z.number().min(0).lt(0.5, 'averaging.trim must be below 0.5').default(0.2),
+  /** A fixed clipping radius (L2) instead of the adaptive one. */
+  clipRadius: z.number().positive().optional(),
 }).strict();
 
 export const compressionSchema = z.object({
@@ -203,6 +215,8 @@ export function parseManifest(raw: unknown, source = 'manifest'): ScenarioManife
   if (m.compression.codec === 'topk' && m.averaging.algorithm !== 'choco') {
     throw new CohortError('BAD_MANIFEST', `${source}: top-k compression needs averaging.algorithm "choco"`, 'use int8 or fp16 with the other rules');
   }
+  const robust = aggregatorConflict(m.averaging.algorithm, m.averaging.aggregator, { secure: (m as { privacy?: { secure?: boolean } }).privacy?.secure === true });
+  if (robust) throw new CohortError('BAD_MANIFEST', `${source}: ${robust.message}`, robust.hint);
   const why = privacyConflict(m);
   if (why) throw new CohortError('BAD_MANIFEST', `${source}: inconsistent privacy settings: ${why.message}`, why.hint);
   return m;

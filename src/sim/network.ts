@@ -5,12 +5,14 @@
  */
 import type { AveragingMessage, AveragingTransport, MaybePromise, PeerId } from '../averaging/types.ts';
 import { wireSize } from '../averaging/message.ts';
-import { completeGraph, randomRegularGraph, ringGraph } from '../averaging/mixing.ts';
+import { completeGraph, dumbbellGraph, expanderDegree, randomRegularGraph, ringGraph } from '../averaging/mixing.ts';
 import { Rng } from '../util/random.ts';
 import { CohortError } from '../util/errors.ts';
 import { VirtualClock } from './clock.ts';
 
-export type Topology = { kind: 'complete' } | { kind: 'ring' } | { kind: 'random-regular'; degree: number } | { kind: 'time-varying'; degree: number };
+export type Topology = { kind: 'complete' } | { kind: 'ring' } | { kind: 'random-regular'; degree: number } | { kind: 'time-varying'; degree: number }
+  /** A random d-regular graph with d ~ log n (mixing.ts expanderDegree); two cliques joined by one edge. */
+  | { kind: 'expander' } | { kind: 'dumbbell' };
 
 export interface LinkModel {
   /** One-way latency in ms. */
@@ -66,6 +68,8 @@ export class SimNetwork {
     if (t.kind === 'complete') return completeGraph(n);
     if (t.kind === 'ring') return ringGraph(n);
     if (t.kind === 'random-regular') return randomRegularGraph(n, regularDegree(n, t.degree), rng);
+    if (t.kind === 'expander') return randomRegularGraph(n, regularDegree(n, expanderDegree(n)), rng);
+    if (t.kind === 'dumbbell') return dumbbellGraph(n);
     return null;
   }
 

@@ -6,7 +6,7 @@
 import { createNode, type AlgorithmSettings } from '../averaging/factory.ts';
 import { consensusDistance } from '../averaging/mixing.ts';
 import type { AlgorithmName, AveragingNode, NodeConfig } from '../averaging/node.ts';
-import type { LocalLearner, RejectReason } from '../averaging/types.ts';
+import type { AveragingTransport, LocalLearner, RejectReason } from '../averaging/types.ts';
 import { Rng } from '../util/random.ts';
 import { SimNetwork, type NetworkOptions } from './network.ts';
 
@@ -44,6 +44,8 @@ export interface SimulateOptions {
   readonly stopWhen?: (probe: RoundProbe) => boolean;
   /** Called after the nodes exist (tests attach hooks such as DpsgdNode.onMix). */
   readonly onNodes?: (nodes: readonly AveragingNode[], net: SimNetwork) => void;
+  /** Replaces peer i's transport (an adversary's rewrite of what it sends: src/sim/attacks); `nodes` is filled once all exist. */
+  readonly transportFor?: (i: number, t: AveragingTransport, net: SimNetwork, nodes: readonly AveragingNode[]) => AveragingTransport;
 }
 
 export interface SimulateResult {
@@ -76,7 +78,11 @@ export async function simulate(o: SimulateOptions): Promise<SimulateResult> {
   const n = o.learners.length;
   const net = new SimNetwork({ ...o.network, peers: n, roundMs: o.node.roundMs, seed: o.seed });
   const seeds = new Rng(o.seed);
-  const nodes = o.learners.map((l, i) => createNode(o.algorithm, net.transport(i), l, { ...o.node, seed: seeds.nextU32() }, o.settings));
+  const nodes: AveragingNode[] = [];
+  for (const [i, l] of o.learners.entries()) {
+    const t = o.transportFor ? o.transportFor(i, net.transport(i), net, nodes) : net.transport(i);
+    nodes.push(createNode(o.algorithm, t, l, { ...o.node, seed: seeds.nextU32() }, o.settings));
+  }
   o.onNodes?.(nodes, net);
   for (const ev of o.churn ?? []) {
     // leave just before the round starts; join half a round early, so that the pulled model arrives before the round begins
