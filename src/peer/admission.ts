@@ -21,6 +21,7 @@ import { EVAL_MODE, ParamScope } from '../engine/params.ts';
 import { buildModel } from '../engine/zoo/index.ts';
 import { parseModelSpec } from '../engine/spec.ts';
 import { CohortError } from '../util/errors.ts';
+import { expanderDegree } from '../averaging/mixing.ts';
 import type { LocalDataset } from './config.ts';
 import type { RunnablePlan } from './plan.ts';
 
@@ -120,6 +121,8 @@ function neighbours(plan: RunnablePlan, peers: number): number {
   const others = Math.max(1, peers - 1);
   if (t.kind === 'complete') return others;
   if (t.kind === 'ring') return Math.min(2, others);
+  if (t.kind === 'dumbbell') return Math.min(Math.ceil(peers / 2), others);
+  if (t.kind === 'expander') return Math.min(expanderDegree(peers), others);
   return Math.min(t.degree, others);
 }
 

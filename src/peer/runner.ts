@@ -175,6 +175,7 @@ export class ScenarioRun {
       codecOptions: { blockSize: m.compression.blockSize, topkFraction: m.compression.topkFraction },
       seed: m.training.seed ^ hashSeed(this.host.node.peerId.toString()), weighting: m.averaging.weighting, train: true,
       proximal: m.training.proximalMu > 0,
+      robust: { aggregator: m.averaging.aggregator, trim: m.averaging.trim, radius: m.averaging.clipRadius },
     }, { fanout: m.averaging.fanout, s: m.averaging.s, gamma: m.averaging.gamma });
     this.averaging.onReject = (reason, from) => this.host.refused(this.id, from, reason);
     this.status = { round: resumed?.state.round ?? -1, provider: ready.provider, done: false };
