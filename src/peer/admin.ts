@@ -5,14 +5,15 @@
  *
  *   const api = await startAdminApi(peerDir, routes, { port });  ...  await api.close();
  * Routes: { method, path: RegExp (named groups become params), handle({ params, body, query }) -> JSON-able value }.
- * A CohortError thrown by a handler becomes 400 { error, message, hint }; anything else 500.
+ * A CohortError thrown by a handler becomes 400 { error, message, hint } (a malformed JSON body too: BAD_JSON with the parse
+ * error); anything else 500.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { isCohortError } from '../util/errors.ts';
+import { CohortError, isCohortError } from '../util/errors.ts';
 import { logger } from '../util/log.ts';
 
 const log = logger('peer:admin');
@@ -92,11 +93,15 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   let size = 0;
   for await (const c of req) {
     size += (c as Buffer).length;
-    if (size > MAX_BODY) throw new Error('request body too large');
+    if (size > MAX_BODY) throw new CohortError('BODY_TOO_LARGE', `request body over ${MAX_BODY} bytes`, 'send a smaller body');
     chunks.push(c as Buffer);
   }
   const text = Buffer.concat(chunks).toString('utf8');
-  return text ? JSON.parse(text) : {};
+  try {
+    return text ? JSON.parse(text) : {};
+  } catch (e) {
+    throw new CohortError('BAD_JSON', `malformed JSON body: ${(e as Error).message}`, 'send a JSON document (the cohort CLI does)');
+  }
 }
 
 function reply(res: ServerResponse, status: number, value: unknown): void {

@@ -2,10 +2,14 @@
  * The admin API's routes (all behind the bearer token, on 127.0.0.1): what the CLI's `cohort status|scenario|audit` call.
  *   GET  /status                      peer, connections, scenarios, device, disk
  *   GET  /scenarios                   list;  GET /scenarios/:id  manifest + view + participants, standing, refused senders + this peer's run
- *   POST /scenarios {manifest}        launch (researchers only)
+ *   POST /scenarios {manifest}        launch (researchers only); idempotent by manifest hash: the same manifest (in flight or
+ *                                     launched before) answers the same id ({ id, existing: true } when it was there before)
  *   POST /scenarios/:id/approve|reject|cancel {reason?}
  *   GET  /scenarios/:id/export        final model (base64 ONNX, this peer's), per-site metrics and history
- *   GET  /audit?scenario=&since=&limit=   the audit log (+ chain verification); limit: the most recent N
+ *   GET  /audit?scenario=&limit=&before=   the audit log, newest page first (O(page): a scenario index, never the whole log);
+ *                                     `next` is the `before` of the older page; no limit: all (oldest first); verify: the live verdict
+ *   GET  /audit/verify                the whole chain against the signed head: intact, or intact up to N and M missing after it
+ *   GET  /audit/witnessed             the signed audit heads neighbours announced (what this peer can attest for them)
  *   GET  /rejected                    announcements this peer refused (forged, tampered, not a researcher)
  *   POST /dial {addr}                 connect to a member by multiaddr
  * Scenario ids may be given as a unique prefix (at least 6 characters).
@@ -16,6 +20,8 @@ import type { Route } from './admin.ts';
 import type { Daemon } from './daemon.ts';
 import { runPlanOf } from './plan.ts';
 import { participantsOf, standing } from '../scenario/participants.ts';
+import { witnessed } from '../store/head.ts';
+import { scenarioId } from '../scenario/signing.ts';
 
 const ReasonBody = z.object({ reason: z.string().max(2000).optional() }).passthrough();
 const LaunchBody = z.object({ manifest: z.record(z.string(), z.unknown()) }).strict();
@@ -56,6 +62,8 @@ function scenarioDetail(d: Daemon, id: string): Record<string, unknown> {
 }
 
 export function adminRoutes(d: Daemon): Route[] {
+  // launch is idempotent by manifest hash: identical launches in flight share one (one scenario, one answer for all)
+  const launching = new Map<string, Promise<{ id: string }>>();
   return [
     { method: 'GET', path: /^\/status$/, handle: async () => d.statusReport() },
     { method: 'GET', path: /^\/scenarios$/, handle: async () => d.book.list().map(({ signed, view }) => ({
@@ -63,8 +71,17 @@ export function adminRoutes(d: Daemon): Route[] {
       approvals: Object.keys(view.approvals).length, participants: participantsOf(view).length, mine: view.approvals[d.self] ? 'approved' : view.rejections[d.self] ? 'rejected' : view.declines[d.self] ? 'declined' : 'pending' })) },
     { method: 'GET', path: /^\/scenarios\/(?<id>[0-9a-f]+)$/, handle: async ({ params }) => scenarioDetail(d, resolveId(d, params.id ?? '')) },
     { method: 'POST', path: /^\/scenarios$/, handle: async ({ body }) => {
-      const signed = await d.coordinator.launch(parse(LaunchBody, body).manifest);
-      return { id: signed.id };
+      const manifest = parse(LaunchBody, body).manifest;
+      const key = scenarioId(manifest);
+      // the same manifest again is the same scenario: its id, not a second launch (a new run needs a new `launch.run` label)
+      if (d.book.has(key)) return { id: key, existing: true };
+      let p = launching.get(key);
+      if (!p) {
+        p = d.coordinator.launch(manifest).then((s) => ({ id: s.id }));
+        launching.set(key, p);
+        void p.catch(() => undefined).finally(() => launching.delete(key));
+      }
+      return p;
     } },
     ...(['approve', 'reject'] as const).map((op): Route => ({ method: 'POST', path: new RegExp(`^/scenarios/(?<id>[0-9a-f]+)/${op}$`), handle: async ({ params, body }) => {
       const view = await d.coordinator.answer(resolveId(d, params.id ?? ''), op, parse(ReasonBody, body).reason);
@@ -83,11 +100,20 @@ export function adminRoutes(d: Daemon): Route[] {
         modelOnnxBase64: model ? Buffer.from(model).toString('base64') : undefined };
     } },
     { method: 'GET', path: /^\/audit$/, handle: async ({ query }) => {
-      const scenario = query.get('scenario') ?? undefined;
-      const all = await d.audit.list({ scenario: scenario ? resolveId(d, scenario) : undefined, since: Number(query.get('since') ?? 0) });
+      const given = query.get('scenario');
+      const scenario = given ? resolveId(d, given) : undefined;
       const limit = Number(query.get('limit') ?? 0);
-      return { verify: await d.audit.verify(), total: all.length, entries: limit > 0 ? all.slice(-limit) : all };
+      const before = query.get('before') === null ? undefined : Number(query.get('before'));
+      if (!(limit > 0)) {
+        const all = await d.audit.list({ scenario, since: Number(query.get('since') ?? 0) });
+        return { verify: await d.audit.verifyCached(), total: all.length, entries: all };
+      }
+      const page = await d.audit.page({ scenario, limit, before });
+      // oldest first within the page, as the whole-log listing
+      return { verify: await d.audit.verifyCached(), total: scenario ? undefined : page.head + 1, entries: page.entries.reverse(), next: page.next, damaged_ranges: page.damaged_ranges };
     } },
+    { method: 'GET', path: /^\/audit\/verify$/, handle: async () => d.audit.verify() },
+    { method: 'GET', path: /^\/audit\/witnessed$/, handle: async () => witnessed(d.store) },
     { method: 'GET', path: /^\/rejected$/, handle: async () => d.coordinator.rejected },
     { method: 'POST', path: /^\/dial$/, handle: async ({ body }) => {
       await d.dial(parse(DialBody, body).addr);
