@@ -138,7 +138,7 @@ export function entryHash(e: AuditEntry): string {
 type Op = { type: 'put'; sublevel: JsonSublevel; key: string; value: unknown } | { type: 'del'; sublevel: JsonSublevel; key: string };
 
 interface Queued { readonly input?: AuditInput; readonly extra: Op[]; readonly resolve: (e: AuditEntry | undefined) => void; readonly reject: (e: unknown) => void }
-interface Tally { round: number; sent: { to: string; what: string; bytes: number; sha256: string }[]; received: { from: string; what: string; bytes: number; sha256: string }[] }
+interface Tally { round: number; sent: { to: string; what: string; bytes: number; sha256: string; at: string }[]; received: { from: string; what: string; bytes: number; sha256: string; at: string }[] }
 
 type Read = { seq: number; entry: AuditEntry; keyOk: boolean } | { damaged: SeqRange };
 
@@ -240,23 +240,25 @@ export class AuditLog {
       tally = { round: t.round, sent: [], received: [] };
       this.tallies.set(t.scenario, tally);
     }
-    if (t.kind === 'model-sent') tally.sent.push({ to: t.peer, what: t.what, bytes: t.bytes, sha256: t.sha256 });
-    else tally.received.push({ from: t.peer, what: t.what, bytes: t.bytes, sha256: t.sha256 });
+    const at = new Date((this.opts.now ?? Date.now)()).toISOString();
+    if (t.kind === 'model-sent') tally.sent.push({ to: t.peer, what: t.what, bytes: t.bytes, sha256: t.sha256, at });
+    else tally.received.push({ from: t.peer, what: t.what, bytes: t.bytes, sha256: t.sha256, at });
     // the open tally is written (synced) in the same group commit as the entry that closes the previous round, if any
     const pending = { type: 'put' as const, sublevel: this.store.meta, key: pendingKey(t.scenario), value: structuredClone(tally) };
     await this.enqueue(closed, [pending]);
   }
 
   /**
-   * Writes what is pending: the overflow count of the current second and (unless `rounds: false`: the heartbeat) every open
-   * round tally (stop).
+   * Writes what is pending: the overflow count of the current second and (unless `rounds: false`) the open round tallies, except
+   * those of the scenarios in `keep` (the heartbeat keeps the running ones; stop closes all).
    */
-  async flush(opts: { rounds?: boolean } = {}): Promise<void> {
+  async flush(opts: { rounds?: boolean; keep?: ReadonlySet<string> } = {}): Promise<void> {
     if (this.opts.readOnly) return;
     const overflow = this.takeOverflow();
     if (overflow) await this.enqueue(overflow);
     if (opts.rounds !== false) {
       for (const [scenario, tally] of [...this.tallies]) {
+        if (opts.keep?.has(scenario)) continue;
         this.tallies.delete(scenario);
         await this.enqueue(roundEntry(scenario, tally), [{ type: 'del', sublevel: this.store.meta, key: pendingKey(scenario) }]);
       }
@@ -561,6 +563,36 @@ export class AuditLog {
     };
     return { verdict, seq: lastSeq, hash: prevHash ?? '' };
   }
+}
+
+/** One model transfer as recorded: an individual entry, or one of the transfers listed in a `round` entry. */
+export interface TransferRecord {
+  readonly kind: 'model-sent' | 'model-received';
+  readonly scenario?: string;
+  /** The other peer: recipient (sent) or sender (received). */
+  readonly peer: string;
+  readonly what: string;
+  readonly bytes?: number;
+  readonly sha256?: string;
+  readonly at: string;
+  /** Sequence number of the entry that records it. */
+  readonly seq: number;
+}
+
+/** Every model transfer in `entries`, individual entries and the lists of `round` entries alike (for reports and checks). */
+export function transfers(entries: readonly AuditEntry[]): TransferRecord[] {
+  const out: TransferRecord[] = [];
+  for (const e of entries) {
+    if (e.kind === 'model-sent') out.push({ kind: 'model-sent', scenario: e.scenario, peer: e.to, what: e.what, bytes: e.bytes, sha256: e.sha256, at: e.at, seq: e.seq });
+    else if (e.kind === 'model-received') out.push({ kind: 'model-received', scenario: e.scenario, peer: /^from (\S+)/.exec(e.detail ?? '')?.[1] ?? e.to, what: e.what, bytes: e.bytes, sha256: e.sha256, at: e.at, seq: e.seq });
+    else if (e.kind === 'round') {
+      let d: Partial<Tally> = {};
+      try { d = JSON.parse(e.detail ?? '{}') as Partial<Tally>; } catch { d = {}; }
+      for (const x of d.sent ?? []) out.push({ kind: 'model-sent', scenario: e.scenario, peer: x.to, what: x.what, bytes: x.bytes, sha256: x.sha256, at: x.at ?? e.at, seq: e.seq });
+      for (const x of d.received ?? []) out.push({ kind: 'model-received', scenario: e.scenario, peer: x.from, what: x.what, bytes: x.bytes, sha256: x.sha256, at: x.at ?? e.at, seq: e.seq });
+    }
+  }
+  return out;
 }
 
 function parseRange(detail: string | undefined): SeqRange | undefined {
