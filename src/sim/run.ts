@@ -29,6 +29,9 @@ import type { AveragingNode, NodeConfig } from '../averaging/node.ts';
 import type { RejectReason } from '../averaging/types.ts';
 import { SecureSession } from '../averaging/secure/session.ts';
 import { checkSimPrivacy, peerDp, privacyReport, resolvePrivacy, type PrivacyReport } from './privacy.ts';
+import { aggregatorConflict, type AggregatorName } from '../averaging/robust.ts';
+import { poisonLabels } from './attacks/index.ts';
+import { attackReport, simAdversary, type AttackReport, type SimAttack } from './attacks/sim.ts';
 
 const log = logger('sim:run');
 
@@ -53,6 +56,8 @@ export interface SimScenario {
   readonly averaging: {
     readonly algorithm: AlgorithmName; readonly topology: Topology; readonly weighting: 'uniform' | 'samples';
     readonly fanout: number; readonly s: number; readonly gamma: number; readonly roundMs: number; readonly deadlineMs?: number;
+    /** Robust aggregation (averaging/robust.ts); absent: mean. */
+    readonly aggregator?: AggregatorName; readonly trim?: number; readonly clipRadius?: number;
   };
   readonly compression: { readonly codec: CodecName; readonly blockSize: number; readonly topkFraction: number };
   readonly rounds: {
@@ -99,6 +104,10 @@ export interface SimOverrides {
   readonly runner?: RealRunner;
   /** Report `per_site` for a random partition too (each peer named peer-K, evaluated on the pooled test set). */
   readonly perSite?: boolean;
+  /** `cohort sim --aggregator A`: robust aggregation instead of averaging.aggregator. */
+  readonly aggregator?: AggregatorName;
+  /** `cohort sim --attack NAME --byzantine F`: that share of the peers are Byzantine (src/sim/attacks); `final` is then over the honest peers. */
+  readonly attack?: SimAttack;
 }
 
 /** A runner of one rule over real peers (src/net/averaging-transport.ts runOnLoopback has this shape). */
@@ -171,6 +180,8 @@ export interface SimReport {
   readonly late?: { readonly missed_at_deadline: number; readonly applied: number; readonly in_flight_at_end: number; readonly local_updates_late: number };
   /** Runs with privacy settings (manifest `privacy`, --secure, --dp-epsilon): masking on/off and the epsilon spent (src/sim/privacy.ts). */
   readonly privacy?: PrivacyReport;
+  /** Runs with --attack: the adversaries, what the honest peers refused, and whom their neighbour scores name. */
+  readonly attack?: AttackReport;
   readonly details: {
     readonly scenario: string;
     readonly learner: LearnerKind;
@@ -252,6 +263,10 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
   const evalEvery = o.evalEvery ?? m.evaluation.every;
   const privacy = resolvePrivacy(m.privacy, o);
   if (privacy) checkSimPrivacy(privacy, algorithm, codec, m.task.kind, o.learner ?? 'engine', m.averaging.topology.kind, o.runner !== undefined);
+  const aggregator = o.aggregator ?? m.averaging.aggregator ?? 'mean';
+  const conflict = aggregatorConflict(algorithm, aggregator, { secure: privacy?.secure === true });
+  if (conflict) throw new CohortError('BAD_FLAG', conflict.message, conflict.hint);
+  if (o.attack && o.runner) throw new CohortError('BAD_FLAG', '--attack runs on the virtual network (an omniscient simulated adversary)', 'drop --libp2p; over real peers the adversary is a test-only peer (test/e2e)');
 
   const data = simData(m, o, seed, partition);
   const { parts, test, train } = data;
@@ -261,7 +276,10 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
 
   try {
     const learners: LocalLearner[] = [];
-    for (const p of parts) learners.push(await task.makeLearner(p));
+    const adversary = o.attack ? simAdversary(o.attack, peers, seed, task.parameters, { blockSize: m.compression.blockSize, topkFraction: m.compression.topkFraction }) : null;
+    const byzantine = new Set(adversary?.byzantine ?? []);
+    // label flipping: the Byzantine peers train honestly on poisoned labels
+    for (const [k, p] of parts.entries()) learners.push(await task.makeLearner(byzantine.has(k) && o.attack?.name === 'label-flip' ? poisonLabels(p, data.classes) : p));
     const meanSamples = parts.reduce((a, p) => a + p.size, 0) / peers;
     const stragglers = new Rng(seed ^ 0x57a6).sample(Array.from({ length: peers }, (_, i) => i), Math.round(peers * m.simulation.stragglers.fraction));
     const slowdown = Array.from({ length: peers }, (_, i) => (stragglers.includes(i) ? m.simulation.stragglers.slowdown : 1));
@@ -286,8 +304,10 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
         deadlineMs, codec: algorithm === 'pushsum' && codec === 'f32' ? 'f64' : codec,
         codecOptions: { blockSize: m.compression.blockSize, topkFraction: m.compression.topkFraction },
         weighting: m.averaging.weighting, train: true, proximal: m.training.proximalMu > 0, meanSamples,
+        robust: { aggregator, trim: m.averaging.trim, radius: m.averaging.clipRadius },
       },
       churn: churnSchedule(peers, churn, rounds, seed),
+      ...(adversary ? { transportFor: adversary.transportFor } : {}),
       evaluate: (x) => task.evaluate(x),
       evalEvery,
       stopWhen: stop,
@@ -305,8 +325,10 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
     const baselines = b.values;
     const sites = data.sites ?? (o.perSite ? { names: parts.map((_, k) => `peer-${k + 1}`), tests: parts.map(() => test) } : undefined);
     const perSite = sites ? await siteResults(task, sites, parts, res, b.models) : undefined;
-    const fm = res.finalMetrics;
-    const meanModelMetric = await task.evaluate(Float32Array.from(weightedMean(res.finalModels)));
+    // with an attack, the headline is over the honest peers only (the Byzantine peers' own models are not anyone's result)
+    const honestAt = res.finalPeers.map((k) => !byzantine.has(k));
+    const fm = res.finalMetrics.filter((_, i) => honestAt[i]);
+    const meanModelMetric = await task.evaluate(Float32Array.from(weightedMean(res.finalModels.filter((_, i) => honestAt[i]))));
     return {
       algorithm,
       peers,
@@ -321,6 +343,7 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
         local_updates_late: res.late.localUpdatesLate,
       } } : {}),
       ...(privacy ? { privacy: privacyReport(privacy, learners) } : {}),
+      ...(adversary && 'nodes' in res ? { attack: attackReport(adversary, (res as { nodes: readonly AveragingNode[] }).nodes, aggregator) } : {}),
       details: {
         scenario: m.name, learner: learnerKind, codec, partition, churn, seed, parameters: task.parameters,
         samples_per_peer: parts.map((p) => p.size), online_at_end: res.finalModels.length, mean_model_metric: meanModelMetric, rejected: res.rejected,

@@ -21,12 +21,14 @@ import { tableScenario } from '../../scenario/table-scenario.ts';
 import { writeCurvePlots } from '../../sim/plots.ts';
 import { runScenarioSim, type CurvePoint, type LearnerKind, type SimReport } from '../../sim/run.ts';
 import { CohortError } from '../../util/errors.ts';
+import { AGGREGATORS, type AggregatorName } from '../../averaging/robust.ts';
+import { ATTACKS, checkFraction, parseAttack } from '../../sim/attacks/index.ts';
 import { progressBar } from '../../util/progress.ts';
 
 interface SimFlags {
   peers?: string; algorithm?: string; alpha?: string; churn?: string; seed?: string; rounds?: string; codec?: string;
   learner?: string; baselines?: boolean; json?: boolean; details?: boolean; plot?: string; libp2p?: boolean; roundMs?: string;
-  deadlineMs?: string; latencyMs?: string;
+  deadlineMs?: string; latencyMs?: string; attack?: string; byzantine?: string; aggregator?: string;
   data?: string; label?: string; time?: string; event?: string; siteColumn?: string;
   dpEpsilon?: string; secure?: boolean;
 }
@@ -90,6 +92,9 @@ export function registerSim(program: Command): void {
     .option('--round-ms <ms>', 'round length in ms (virtual: overrides averaging.roundMs; with --libp2p: wall clock, default 400)')
     .option('--deadline-ms <ms>', 'deadline within each round in ms (default: averaging.deadlineMs, or 0.8 x the round)')
     .option('--latency-ms <ms>', 'one-way link latency of the virtual network in ms (overrides simulation.latencyMs)')
+    .option('--aggregator <a>', `robust aggregation at the mix: ${AGGREGATORS.join(', ')} (overrides averaging.aggregator)`)
+    .option('--attack <name>', `Byzantine peers send crafted models: ${ATTACKS.join(', ')} (final is then over the honest peers; adds "attack")`)
+    .option('--byzantine <fraction>', 'share of Byzantine peers with --attack, in [0, 0.5) (default 0.1)')
     .option('--data <file.csv>', 'run any table without a manifest (default model and split; with --label or --time/--event)')
     .option('--label <column>', 'with --data: the class column (classification)')
     .option('--time <column>', 'with --data: the follow-up time column (survival, with --event)')
@@ -118,6 +123,13 @@ export function registerSim(program: Command): void {
       }
       const dpEpsilon = f.dpEpsilon === undefined ? undefined : /^(inf|infinity)$/i.test(f.dpEpsilon) ? Infinity
         : number('dp-epsilon', f.dpEpsilon, (n) => n > 0, 'give a positive epsilon, e.g. 1, 3 or 8 (or inf for no DP)');
+      if (f.aggregator !== undefined && !(AGGREGATORS as readonly string[]).includes(f.aggregator)) {
+        throw new CohortError('BAD_FLAG', `unknown aggregator "${f.aggregator}"`, `use one of ${AGGREGATORS.join(', ')}`);
+      }
+      if (f.byzantine !== undefined && f.attack === undefined) throw new CohortError('BAD_FLAG', '--byzantine goes with --attack', 'add --attack NAME, e.g. --attack alie');
+      const fraction = f.byzantine === undefined ? 0.1 : checkFraction(Number(f.byzantine));
+      const attack = f.attack === undefined ? undefined : { name: parseAttack(f.attack), fraction };
+      const aggregator = f.aggregator as AggregatorName | undefined;
       const runner = f.libp2p ? (await import('../../net/averaging-transport.ts')).runOnLoopback : undefined;
       const reports: SimReport[] = [];
       const curves: Record<string, CurvePoint[]> = {};
@@ -127,7 +139,7 @@ export function registerSim(program: Command): void {
         const r = await runScenarioSim(m, {
           peers, algorithm, alpha, churn, seed, rounds, codec: f.codec as CodecName | undefined, learner: f.learner as LearnerKind | undefined,
           baselines: f.baselines !== false && k === 0, roundMs, deadlineMs, latencyMs, runner,
-          perSite: fromTable, dpEpsilon, secure: f.secure,
+          perSite: fromTable, dpEpsilon, secure: f.secure, aggregator, attack,
         }, { onRound: (phase, round, _t, metric) => bar.update(round, { phase, metric: Number.isNaN(metric) ? '' : metric.toFixed(4) }) });
         bar.stop();
         reports.push(r);

@@ -4,7 +4,7 @@
  */
 import type { CodecOptions } from '../../averaging/compression.ts';
 import type { AveragingNode } from '../../averaging/node.ts';
-import type { AggregatorName } from '../../averaging/robust.ts';
+import { DEFAULT_SUSPICION, type AggregatorName } from '../../averaging/robust.ts';
 import type { AveragingTransport, PeerId, RejectReason } from '../../averaging/types.ts';
 import { peerName, type SimNetwork } from '../network.ts';
 import { attackTransport, pickByzantine, type AttackName, type AttackOptions, type AttackStats, type AttackView } from './index.ts';
@@ -58,8 +58,11 @@ export interface AttackReport {
   readonly crafted: number;
   /** Refused by the honest peers' checks (NaN/Inf, wrong layout), summed over honest peers. */
   readonly rejected: { readonly non_finite: number; readonly wrong_layout: number };
-  /** Neighbour scores (robust aggregators only): Byzantine peers named by at least one honest neighbour, honest peers named. */
-  readonly suspicion: { readonly byzantine_named: number; readonly honest_named: number; readonly named: string[] } | null;
+  /**
+   * Neighbour scores (robust aggregators only): `reports` (honest peer, suspect) pairs; `named`: peers named by a majority of the
+   * honest peers that scored them; how many of those are Byzantine and how many honest (false suspicions).
+   */
+  readonly suspicion: { readonly byzantine_named: number; readonly honest_named: number; readonly named: string[]; readonly reports: number } | null;
 }
 
 export function attackReport(adv: SimAdversary, nodes: readonly AveragingNode[], aggregator: AggregatorName): AttackReport {
@@ -68,10 +71,17 @@ export function attackReport(adv: SimAdversary, nodes: readonly AveragingNode[],
   const rejected = (r: RejectReason) => honest.reduce((a, n) => a + n.stats.rejected[r], 0);
   let suspicion: AttackReport['suspicion'] = null;
   if (aggregator !== 'mean') {
-    const named = new Set<string>();
-    for (const n of honest) for (const s of n.robust?.scores.suspects(aggregator) ?? []) named.add(s.peer);
-    const list = [...named].sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
-    suspicion = { byzantine_named: list.filter((p) => byz.has(p)).length, honest_named: list.filter((p) => !byz.has(p)).length, named: list };
+    // each honest peer's report names the neighbours its scores flag; a peer counts as named when a majority of the honest
+    // peers that scored it name it (one neighbour's view is not enough: an attacker drags its honest neighbours off too)
+    const observers = new Map<string, number>();
+    const namers = new Map<string, number>();
+    let reports = 0;
+    for (const n of honest) {
+      for (const s of n.robust?.scores.all() ?? []) if (s.observed >= DEFAULT_SUSPICION.minObserved) observers.set(s.peer, (observers.get(s.peer) ?? 0) + 1);
+      for (const s of n.robust?.scores.suspects(aggregator) ?? []) { namers.set(s.peer, (namers.get(s.peer) ?? 0) + 1); reports++; }
+    }
+    const list = [...namers].filter(([p, k]) => k > (observers.get(p) ?? 0) / 2).map(([p]) => p).sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
+    suspicion = { byzantine_named: list.filter((p) => byz.has(p)).length, honest_named: list.filter((p) => !byz.has(p)).length, named: list, reports };
   }
   return {
     name: adv.attack.name, byzantine_fraction: adv.attack.fraction, byzantine: [...byz], aggregator, crafted: adv.stats.crafted,
