@@ -94,7 +94,7 @@ export class Daemon {
         if (!run || !verdict.ok) return verdict;
         run.deliver(from.toString(), decodeMessage(bytes));
         const name = this.node.roster.current.member(from)?.name ?? from.toString();
-        void this.audit.append({ kind: 'model-received', to: 'local', what: `round ${h.round} model from ${name}`, scenario: h.scenarioId, bytes: h.byteLength, sha256: h.sha256, detail: `from ${from.toString()}` }).catch(() => undefined);
+        void this.audit.transfer({ kind: 'model-received', scenario: h.scenarioId, round: h.round, peer: from.toString(), what: `round ${h.round} model from ${name}`, bytes: h.byteLength, sha256: h.sha256 }).catch(() => undefined);
         return { ok: true };
       },
     });
@@ -279,7 +279,7 @@ export class Daemon {
     const running = [...this.runs.keys()];
     const body = { name: this.cfg.name, load: running.length, device: this.deviceInUse(), scenarios: running, ...(this.audit.head ? { auditHead: this.audit.head } : {}) };
     try {
-      await this.audit.flush({ rounds: false });
+      await this.audit.flush({ keep: new Set(this.runs.keys()) });   // overflow count; round tallies of scenarios no longer running
       // neighbours' signed audit heads are kept: this peer can later attest what each had committed
       for (const [peer, hb] of this.coordinator.heartbeats) await recordWitness(this.store, peer, (hb as { auditHead?: unknown }).auditHead);
       await this.coordinator.publishHeartbeat(body);
