@@ -1,7 +1,7 @@
 /**
  * AveragingTransport over the real network for one scenario: averaging messages travel as /cohort/model/1 transfers to the
  * scenario's participants; the round clock is wall time since the run's agreed start. Every send is written to the audit log
- * (to whom, what, size, sha256) before it leaves. Handlers run one at a time, in arrival order (the averaging rules rely on it).
+ * (to whom, what, size, sha256) before it leaves: in the round's tally, one `round` entry per round (src/store/audit.ts). Handlers run one at a time, in arrival order (the averaging rules rely on it).
  * The manifest's topology is drawn identically by every participant (sorted participant list, seed from the scenario id), so the
  * graph is symmetric without any coordination; time-varying graphs are redrawn every round.
  */
@@ -106,7 +106,7 @@ export class PeerTransport implements AveragingTransport {
     const header = makeHeader({ scenarioId: this.scenario, round: Math.max(0, msg.round), sender: this.self, layoutHash: msg.layoutHash, dtype: 'bytes', compression: msg.kind === 'model' ? msg.codec : 'none' }, bytes);
     this.bytesSent += bytes.byteLength;
     const what = msg.kind === 'model' ? `round ${msg.round} model (${msg.codec}${msg.purpose === 'pull-reply' ? ', pull reply' : ''})` : `round ${msg.round} ${msg.kind}`;
-    void this.audit.append({ kind: 'model-sent', to, what, scenario: this.scenario, bytes: bytes.byteLength, sha256: header.sha256 })
+    void this.audit.transfer({ kind: 'model-sent', scenario: this.scenario, round: Math.max(0, msg.round), peer: to, what, bytes: bytes.byteLength, sha256: header.sha256 })
       .then(() => this.node.models.send(peerIdFromString(to), header, bytes))
       .then((ack) => { if (!ack.ok) log.debug({ to, reason: ack.reason }, 'model refused'); })
       .catch((e: unknown) => log.debug({ to, err: (e as Error).message }, 'model send failed'));

@@ -14,7 +14,7 @@ import { readRosterFile } from '../../src/net/roster.ts';
 import { signScenario, scenarioId } from '../../src/scenario/signing.ts';
 import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
 import { openStore, storePath } from '../../src/store/db.ts';
-import { AuditLog, type AuditEntry } from '../../src/store/audit.ts';
+import { AuditLog, transfers, type AuditEntry } from '../../src/store/audit.ts';
 import { loadRound } from '../../src/store/checkpoints.ts';
 import { cli, client, provisionCluster, startDaemon, stopCluster, stopDaemon, waitConnected, waitFor, wdbcManifest, log, type Cluster } from './daemon-harness.ts';
 
@@ -146,9 +146,10 @@ describe('scenarios', () => {
     expect(r.entries[0]!.detail).toBe('not approved by our ethics board');
     expect(r.entries.filter((e) => e.what.startsWith('progress'))).toEqual([]);
     const mine = await client(c, D).get<{ entries: AuditEntry[] }>(`/audit?scenario=${s1}`);
-    expect(mine.entries.filter((e) => e.kind === 'model-sent').length).toBeGreaterThan(0);
-    for (const e of mine.entries.filter((x) => x.kind === 'model-sent')) {
-      expect([A, B, C].map((i) => c.sites[i]!.peerId)).toContain(e.to);
+    // model transfers are recorded per round (one 'round' entry per round: each transfer's peer, bytes, sha256)
+    expect(transfers(mine.entries).filter((e) => e.kind === 'model-sent').length).toBeGreaterThan(0);
+    for (const e of transfers(mine.entries).filter((x) => x.kind === 'model-sent')) {
+      expect([A, B, C].map((i) => c.sites[i]!.peerId)).toContain(e.peer);
       expect(e.sha256).toMatch(/^[0-9a-f]{64}$/);
       expect(e.bytes).toBeGreaterThan(0);
     }
@@ -193,7 +194,7 @@ describe('scenarios', () => {
     expect(log(c, C)).toContain('resumed from checkpoint');
     // after the restart it asked a neighbour for the current model, and a neighbour answered (its audit log shows the reply)
     const replies = await Promise.all([A, B, D].map((i) => client(c, i).get<{ entries: AuditEntry[] }>(`/audit?scenario=${id}`)));
-    expect(replies.flatMap((r) => r.entries).some((e) => e.to === c.sites[C]!.peerId && e.what.includes('pull reply'))).toBe(true);
+    expect(transfers(replies.flatMap((r) => r.entries)).some((e) => e.peer === c.sites[C]!.peerId && e.what.includes('pull reply'))).toBe(true);
   }, 180_000);
 });
 
@@ -214,7 +215,7 @@ describe('late join', () => {
     expect(late?.round).toBe(11);
     // from its admission round on it exchanged models with the others, and they with it
     const sent = await client(c, B).get<{ entries: AuditEntry[] }>(`/audit?scenario=${id}`);
-    expect(sent.entries.some((e) => e.kind === 'model-sent' && e.to === c.sites[D]!.peerId)).toBe(true);
+    expect(transfers(sent.entries).some((e) => e.kind === 'model-sent' && e.peer === c.sites[D]!.peerId)).toBe(true);
   }, 150_000);
 });
 
@@ -232,7 +233,7 @@ describe('cancel', () => {
     await new Promise((res) => setTimeout(res, 3000));
     for (const i of [A, B, C, D]) {
       const { entries } = await client(c, i).get<{ entries: AuditEntry[] }>(`/audit?scenario=${id}`);
-      expect(entries.filter((e) => e.kind === 'model-sent' && Date.parse(e.at) > cancelledAt + 1000)).toEqual([]);
+      expect(transfers(entries).filter((e) => e.kind === 'model-sent' && Date.parse(e.at) > cancelledAt + 1000)).toEqual([]);
     }
   }, 90_000);
 });

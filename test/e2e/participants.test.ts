@@ -17,7 +17,7 @@ import { createCohortNode, type CohortNode } from '../../src/net/node.ts';
 import { readRosterFile } from '../../src/net/roster.ts';
 import { registerDaemonGossip } from '../../src/peer/gossip.ts';
 import { delta, type ScenarioView } from '../../src/scenario/lifecycle.ts';
-import type { AuditEntry } from '../../src/store/audit.ts';
+import { transfers, type AuditEntry } from '../../src/store/audit.ts';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { cli, client, provisionCluster, startDaemon, stopCluster, stopDaemon, waitConnected, waitFor, wdbcManifest, type Cluster } from './daemon-harness.ts';
 import { rmSync } from 'node:fs';
@@ -136,7 +136,7 @@ describe('a roster member that did not approve a scenario', () => {
     for (const i of HONEST) {
       const audit = await client(c, i).get<{ verify: { ok: boolean }; entries: AuditEntry[] }>('/audit');
       expect(audit.verify.ok).toBe(true);
-      expect(audit.entries.filter((e) => e.kind === 'model-sent' && e.to === mallory.peerId.toString())).toEqual([]);
+      expect(transfers(audit.entries).filter((e) => e.kind === 'model-sent' && e.peer === mallory.peerId.toString())).toEqual([]);
     }
 
     // the refusals are audited with reason codes (`cohort audit --json`) and shown by `cohort scenario status`
