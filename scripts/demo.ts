@@ -7,6 +7,7 @@
  *   npm run demo -- --scenario FILE    another manifest
  *   npm run demo -- --json             one JSON document on stdout: {scenario, peers:[{name, metric, local_only, rounds, bytes_sent}], seconds}
  *   npm run demo -- --as-is            keep the manifest's own round length and round count
+ *   npm run demo -- --dashboard        print each site's dashboard URL and token; the peers stay up after the run (Ctrl-C stops them)
  */
 import '../src/util/polyfills.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -18,7 +19,7 @@ import { EXAMPLE_SITES, provisionSites, type ProvisionedSite } from '../src/peer
 import { siteResults } from '../src/scenario/report.ts';
 import { followScenario, type Detail } from '../src/cli/commands/scenario.ts';
 
-const { values: args } = parseArgs({ options: { json: { type: 'boolean' }, scenario: { type: 'string' }, 'as-is': { type: 'boolean' }, peers: { type: 'string' } } });
+const { values: args } = parseArgs({ options: { json: { type: 'boolean' }, scenario: { type: 'string' }, 'as-is': { type: 'boolean' }, peers: { type: 'string' }, dashboard: { type: 'boolean' } } });
 const json = Boolean(args.json);
 const say = (s: string): void => void (json ? process.stderr : process.stdout).write(s + '\n');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -79,6 +80,12 @@ let exitCode = 0;
 try {
   const clients = await waitConnected(sites, procs);
   say(`all four peers connected (${((performance.now() - t0) / 1000).toFixed(1)} s); launching ${scenarioFile} from site-a`);
+  if (args.dashboard) {
+    for (const s of sites) {
+      const port = (JSON.parse(readFileSync(join(s.dir, 'admin.json'), 'utf8')) as { port: number }).port;
+      say(`dashboard of ${s.name}: http://127.0.0.1:${port}/ui   token: ${readFileSync(join(s.dir, 'admin.token'), 'utf8').trim()}  (${join(s.dir, 'admin.token')})`);
+    }
+  }
   const { id } = await clients[0]!.post<{ id: string }>('/scenarios', { manifest: demoManifest(scenarioFile) });
   const d = await followScenario(clients[0]!, id, { json, to: process.stdout });
   const peers = siteResults(d).map((s) => ({ name: s.name, metric: s.metric, local_only: s.local_only, rounds: s.rounds, bytes_sent: s.bytes_sent }));
@@ -87,9 +94,15 @@ try {
   else {
     say(`\n${String(d.manifest.name)} ${d.view.state} in ${seconds} s. Per-site held-out metric, federated vs local-only training:`);
     for (const p of peers) say(`  ${p.name}: ${p.metric?.toFixed(3) ?? '–'} vs ${p.local_only?.toFixed(3) ?? '–'} local-only  (${p.rounds} rounds, ${(p.bytes_sent / 1024).toFixed(0)} KiB sent)`);
-    say(`Export: npx cohort scenario export ${id.slice(0, 12)} --peer peers/site-a --out out/  ·  audit: npx cohort audit --peer peers/site-c`);
+    const dir = args.peers ?? 'peers';
+    if (args.dashboard) say(`While the peers are up: npx cohort scenario export ${id.slice(0, 12)} --peer ${dir}/site-a --out out/  ·  npx cohort audit --peer ${dir}/site-c`);
+    else say('To browse the run in the dashboard and export the model, run `npm run demo -- --dashboard`: the peers then stay up until Ctrl-C.');
   }
   if (d.view.state !== 'finished') exitCode = 1;
+  if (args.dashboard) {
+    say('peers stay up for the dashboard; Ctrl-C stops them');
+    await new Promise<void>((done) => { process.once('SIGINT', () => done()); process.once('SIGTERM', () => done()); });
+  }
 } catch (e) {
   process.stderr.write(`demo failed: ${(e as Error).message}\n`);
   exitCode = 1;

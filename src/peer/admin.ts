@@ -7,6 +7,10 @@
  * Routes: { method, path: RegExp (named groups become params), handle({ params, body, query }) -> JSON-able value }.
  * A CohortError thrown by a handler becomes 400 { error, message, hint } (a malformed JSON body too: BAD_JSON with the parse
  * error); anything else 500.
+ * The dashboard (src/peer/dashboard.ts) signs in by a cookie holding the same token (`cohort_admin_<port>`, HttpOnly,
+ * SameSite=Strict); a request authorised by the cookie alone must be a GET or carry `X-Cohort-Dashboard: 1` (a header a
+ * cross-site form cannot send). Routes with `raw` write their own response and are reached with or without the token: they are
+ * the login page and static files, and check `authorised` themselves before showing anything else.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,7 +32,24 @@ export interface Route {
   readonly method: 'GET' | 'POST';
   readonly path: RegExp;
   handle(req: AdminRequest): Promise<unknown>;
+  /** A page or a download: writes the response itself; reached without the token too (see the header). */
+  readonly raw?: (ctx: RawContext) => Promise<void>;
 }
+export interface RawContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly url: URL;
+  readonly params: Readonly<Record<string, string>>;
+  /** The request carried the token (header or dashboard cookie). */
+  readonly authorised: boolean;
+  /** Whether `given` is this daemon's token (the login form). */
+  isToken(given: string): boolean;
+}
+/** A handler's reply that is not JSON (the Prometheus exposition at /metrics): sent as is with its content type. */
+export class RawReply {
+  constructor(readonly contentType: string, readonly body: string) {}
+}
+
 export interface AdminApi {
   readonly port: number;
   close(): Promise<void>;
@@ -60,25 +81,37 @@ async function closeServer(server: Server, files: { token: string; info: string 
   rmSync(files.token, { force: true });
 }
 
+function sameToken(given: string, token: string): boolean {
+  const a = Buffer.from(given), b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
 function authorised(req: IncomingMessage, token: string): boolean {
   const header = req.headers.authorization ?? '';
-  const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7).trim() : '');
-  const want = Buffer.from(token);
-  return given.length === want.length && timingSafeEqual(given, want);
+  if (sameToken(header.startsWith('Bearer ') ? header.slice(7).trim() : '', token)) return true;
+  const cookies = [...(req.headers.cookie ?? '').matchAll(/(?:^|;\s*)cohort_admin_\d+=([0-9a-f]+)/g)].map((m) => m[1] ?? '');
+  return cookies.some((c) => sameToken(c, token)) && (req.method === 'GET' || req.headers['x-cohort-dashboard'] === '1');
 }
 
 async function serve(req: IncomingMessage, res: ServerResponse, token: string, routes: readonly Route[]): Promise<void> {
-  if (!authorised(req, token)) {
+  const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+  const ok = authorised(req, token);
+  if (!ok && !routes.some((r) => r.raw && r.method === req.method && r.path.test(url.pathname))) {
     log.warn({ url: req.url }, 'admin request without a valid token refused');
     return reply(res, 401, { error: 'UNAUTHORISED', message: 'missing or wrong bearer token', hint: 'the CLI reads admin.token in the peer directory' });
   }
-  const url = new URL(req.url ?? '/', 'http://127.0.0.1');
   for (const route of routes) {
     const m = route.method === req.method ? route.path.exec(url.pathname) : null;
     if (!m) continue;
     try {
+      if (route.raw) return await route.raw({ req, res, url, params: m.groups ?? {}, authorised: ok, isToken: (given) => sameToken(given.trim(), token) });
       const body = req.method === 'POST' ? await readJson(req) : undefined;
-      return reply(res, 200, await route.handle({ params: m.groups ?? {}, query: url.searchParams, body }));
+      const value = await route.handle({ params: m.groups ?? {}, query: url.searchParams, body });
+      if (value instanceof RawReply) {
+        res.writeHead(200, { 'content-type': value.contentType, 'content-length': Buffer.byteLength(value.body), connection: 'close' });
+        return void res.end(value.body);
+      }
+      return reply(res, 200, value);
     } catch (e) {
       if (isCohortError(e)) return reply(res, 400, { error: e.code, message: e.message, hint: e.hint });
       log.error({ err: e, url: url.pathname }, 'admin handler failed');

@@ -17,6 +17,7 @@
 import { z } from 'zod';
 import { CohortError } from '../util/errors.ts';
 import type { Route } from './admin.ts';
+import { dashboardRoutes } from './dashboard.ts';
 import type { Daemon } from './daemon.ts';
 import { runPlanOf } from './plan.ts';
 import { participantsOf, standing } from '../scenario/participants.ts';
@@ -119,5 +120,6 @@ export function adminRoutes(d: Daemon): Route[] {
       await d.dial(parse(DialBody, body).addr);
       return { ok: true };
     } },
+    ...dashboardRoutes(d), // the web dashboard: its pages, static files and JSON (src/peer/dashboard.ts)
   ];
 }
