@@ -10,12 +10,14 @@ import type { Roster } from './roster.ts';
 
 const log = logger('net:gater');
 
-export function rosterGater(roster: () => Roster, metrics?: NetMetrics): ConnectionGater {
+/** `onDeny` hears every refusal (the daemon counts and audits them: src/peer/refusals.ts, channel 'connection'). */
+export function rosterGater(roster: () => Roster, metrics?: NetMetrics, onDeny?: (peer: string, where: string) => void): ConnectionGater {
   const deny = (peer: PeerId, where: string): boolean => {
     if (roster().has(peer)) return false;
     metrics && metrics.connectionsDenied++;
     metrics?.reject('gater', where);
     log.info({ peer: peer.toString(), where }, 'connection denied: not on the roster');
+    onDeny?.(peer.toString(), where);
     return true;
   };
   return {

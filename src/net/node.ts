@@ -65,7 +65,16 @@ export interface CohortNode {
   /** Apply a newer signed roster locally and spread it over gossip. */
   publishRoster(doc: RosterDoc): Promise<RosterUpdateResult>;
   metrics(): NetMetricsSnapshot;
+  /** Connections refused: by the gater (not on the roster, removed from it) or in the handshake after the PSK layer (wrong key). */
+  onConnectionRefused(listener: (r: ConnectionRefusal) => void): void;
   stop(): Promise<void>;
+}
+
+export interface ConnectionRefusal {
+  /** The remote's peer ID when known (gater), else its address without the port (a PSK mismatch happens before the ID is proven). */
+  readonly peer: string;
+  readonly reason: 'not-on-roster' | 'removed' | 'psk-mismatch';
+  readonly where: string;
 }
 
 /** Measured on loopback (bench/net.ts): a larger yamux window keeps the pipe full across the Noise framing; see docs/network.md. */
@@ -77,6 +86,10 @@ export async function createCohortNode(init: CohortNodeInit): Promise<CohortNode
   const { net } = init;
   const metrics = new NetMetrics();
   const rosterStore = new RosterStore(init.roster, init.rosterFile);
+  const refusedListeners: ((r: ConnectionRefusal) => void)[] = [];
+  const refused = (r: ConnectionRefusal): void => { for (const l of refusedListeners) l(r); };
+  const removedPeers = new Set<string>();
+  rosterStore.onChange((_next, _prev, removed) => { for (const p of removed) removedPeers.add(p); });
 
   const services = {
     identify: identify(),
@@ -102,8 +115,12 @@ export async function createCohortNode(init: CohortNodeInit): Promise<CohortNode
     transports: [tcp(), circuitRelayTransport()],
     connectionEncrypters: [fastNoise()], // noise() minus a copy per received message: noise-fast.ts
     streamMuxers: [yamux(init.yamux ?? DEFAULT_YAMUX)],
-    ...(init.psk ? { connectionProtector: pnetProtector(init.psk) } : {}),
-    connectionGater: rosterGater(() => rosterStore.current, metrics),
+    ...(init.psk ? { connectionProtector: pnetProtector(init.psk, (addr) => {
+      log.warn({ remote: addr }, 'connection refused: the remote has a different pre-shared key (PSK), or is not a Cohort peer');
+      // the key mismatch comes before the remote's identity is proven: counted by address, without the port
+      refused({ peer: addr.replace(/\/(tcp|udp)\/\d+.*$/, ''), where: 'pnet', reason: 'psk-mismatch' });
+    }) } : {}),
+    connectionGater: rosterGater(() => rosterStore.current, metrics, (peer, where) => refused({ peer, where, reason: removedPeers.has(peer) ? 'removed' : 'not-on-roster' })),
     connectionManager: { inboundConnectionThreshold: net.limits.inboundConnectionsPerHostPerSecond },
     peerDiscovery: [...(net.bootstrap.length > 0 ? [bootstrap({ list: net.bootstrap })] : []), ...(net.mdns ? [mdns()] : [])],
     services,
@@ -152,6 +169,7 @@ export async function createCohortNode(init: CohortNodeInit): Promise<CohortNode
       return result;
     },
     metrics: () => metrics.snapshot(),
+    onConnectionRefused: (l) => void refusedListeners.push(l),
     async stop() {
       clearInterval(republish);
       await libp2p.stop();

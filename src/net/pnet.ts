@@ -49,14 +49,50 @@ function patchBoxStream(stream: MessageStream): MessageStream {
   return stream;
 }
 
-export function pnetProtector(psk: Uint8Array): () => ConnectionProtector {
+/** What every libp2p connection says first, in both directions: multistream-select's header (varint length 19). */
+const MSS_HEADER = new TextEncoder().encode('\x13/multistream/1.0.0\n');
+
+/**
+ * The first bytes the remote sends, once decrypted, must be multistream-select's header: anything else means it encrypts with
+ * a different pre-shared key (or is not a libp2p peer). Without this check a wrong key leaves no trace: the upgrade fails in
+ * multistream-select (listener) or hangs until the dial times out (dialer), logged at libp2p's debug level only.
+ */
+function watchFirstBytes(cipher: XorCipher, onMismatch: () => void): XorCipher {
+  const seen = new Uint8Array(MSS_HEADER.length);
+  let n = 0;
+  return {
+    update(input: Uint8Array, output?: Uint8Array): Uint8Array {
+      const out = cipher.update(input, output);
+      if (n < seen.length) {
+        const take = Math.min(seen.length - n, out.byteLength);
+        seen.set(out.subarray(0, take), n);
+        const before = n;
+        n += take;
+        if (seen.subarray(before, n).some((b, i) => b !== MSS_HEADER[before + i])) {
+          n = seen.length;   // report once
+          onMismatch();
+        }
+      }
+      return out;
+    },
+  };
+}
+
+/** `onMismatch(remoteAddr)`: a connection whose remote holds a different pre-shared key (node.ts logs and counts it). */
+export function pnetProtector(psk: Uint8Array, onMismatch?: (remoteAddr: string) => void): () => ConnectionProtector {
   const factory = preSharedKey({ psk });
   return () => {
     const inner = factory();
     return {
       async protect(connection: MessageStream, options?: AbortOptions): Promise<MessageStream> {
         batchTcpWrites(connection); // with pnet, the protector (not noise) is the first to see the TCP stream
-        return patchBoxStream(await inner.protect(connection, options));
+        const out = patchBoxStream(await inner.protect(connection, options));
+        if (onMismatch) {
+          const box = out as unknown as BoxStreamInternals;
+          const addr = String((connection as { remoteAddr?: unknown }).remoteAddr ?? 'unknown');
+          box.inboundXor = watchFirstBytes(box.inboundXor!, () => onMismatch(addr));
+        }
+        return out;
       },
     };
   };

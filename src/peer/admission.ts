@@ -52,6 +52,9 @@ export const DEFAULT_ADMISSION: AdmissionPolicy = AdmissionPolicySchema.parse({}
 /** The largest signed announcement this peer gossips: gossipsub drops messages above ~4 MiB without an error. */
 export const MAX_ANNOUNCE_BYTES = 1024 * 1024;
 
+/** The exit code of a training worker that stopped itself over its memory budget (runner.ts reports WORKER_MEMORY_LIMIT). */
+export const MEMORY_EXIT_CODE = 75;
+
 /** A training worker's fixed cost (V8 isolate, onnxruntime session and arena) before any model or data. */
 export const WORKER_BASE_BYTES = 64 * 1024 ** 2;
 

@@ -32,6 +32,7 @@ import { DatasetRegistry } from '../store/datasets.ts';
 import { runPlanOf } from './plan.ts';
 import { adminRoutes } from './routes.ts';
 import { ScenarioRun } from './runner.ts';
+import { DaemonMetrics } from './metrics.ts';
 
 const log = logger('peer:daemon');
 const REPUBLISH_EVERY = 3;
@@ -43,6 +44,8 @@ export class Daemon {
   private admin: AdminApi | undefined;
   private stopping: Promise<void> | undefined;
   readonly startedAt = new Date();
+  /** Prometheus metrics for GET /metrics (src/peer/metrics.ts). */
+  readonly metrics: DaemonMetrics;
 
   private constructor(
     readonly cfg: DaemonConfig,
@@ -54,7 +57,12 @@ export class Daemon {
     readonly coordinator: Coordinator,
     readonly data: LocalData,
     readonly refusals: Refusals,
-  ) {}
+  ) {
+    this.metrics = new DaemonMetrics({
+      net: () => node.metrics(), refusals: () => refusals.list(), name: (p) => node.roster.current.member(p)?.name ?? '',
+      runs: () => [...this.runs].map(([id, r]) => ({ id, ...r.metrics })),
+    });
+  }
 
   static async start(configFile: string): Promise<Daemon> {
     const cfg = loadDaemonConfig(configFile);
@@ -99,6 +107,16 @@ export class Daemon {
       },
     });
     this.node.models.onPull((req, from) => this.servePull(req.scenarioId, from.toString()));
+    // refused connections (not on the roster, removed, wrong PSK): counted, shown in `cohort status`, audited in aggregate
+    this.node.onConnectionRefused((r) => this.refusals.record({ peer: r.peer, channel: 'connection', reason: r.reason }));
+    this.node.roster.onChange((next) => {
+      if (next.has(this.self)) return;
+      log.error({ peer: this.self, rosterVersion: next.version }, 'this peer was removed from the consortium roster: stopping its scenarios; it can no longer reach the other members');
+      for (const [id, run] of [...this.runs]) {
+        this.runs.delete(id);
+        void run.stop();
+      }
+    });
     this.coordinator.onRunnable = (id) => void this.maybeRun(id).catch((e: unknown) => this.runFailed(id, e));
     this.coordinator.onApproved = (id) => this.prepare(id);
     this.book.onChange((id) => this.settle(id));
@@ -129,6 +147,7 @@ export class Daemon {
     if (!entry || this.stopping) return;
     const { view } = entry;
     if (!view.run || !isParticipant(view, this.self) || view.progress[this.self]?.done || view.progress[this.self]?.failed) return;
+    if (!this.node.roster.current.has(this.self)) return;   // removed from the roster: runs nothing
     if (view.state === 'finished') return this.catchUp(id);
     if (view.state !== 'running') return;
     // back after the last round: training on would only report a stale model as done; wait to hear the end, then catch up
@@ -240,6 +259,7 @@ export class Daemon {
       participantsAt: (id: string, round: number) => participantsAt(this.book.get(id)?.view ?? { run: undefined }, round),
       participants: (id: string) => participantsOf(this.book.get(id)?.view ?? { run: undefined }),
       refused: (id: string, peer: string, reason: string) => this.refusals.record({ scenario: id, peer, channel: 'model', reason }),
+      roundTrained: (id: string, seconds: number) => this.metrics.roundTrained(id, seconds),
     };
   }
 

@@ -17,6 +17,7 @@ const ProgressSchema = z.object({
   metricName: z.string().optional(), localOnly: z.number().optional(), bytesSent: z.number().optional(), done: z.boolean().optional(),
   failed: z.object({ code: z.string().max(64), message: z.string().max(300) }).strict().optional(),
   heldOut: z.number().int().nonnegative().optional(), lastTrainedRound: z.number().int().min(-1).optional(),
+  roundsTrained: z.number().int().nonnegative().optional(),
 }).strict();
 const RunSchema = z.object({
   startAt: z.number(), participants: z.array(z.string()).max(10_000),

@@ -3,11 +3,12 @@
  * Counted per (scenario, sender, channel, reason) for `cohort scenario status` and `cohort status`, and written to the audit log
  * in aggregate (one entry per key and flush, with the count since the last flush), so that a flood cannot fill the log.
  *
- *   refusals.record({ scenario, peer, channel: 'model' | 'gossip', reason });   await refusals.flush(audit, nameOf);
+ *   refusals.record({ scenario, peer, channel: 'model' | 'gossip' | 'connection', reason });   await refusals.flush(audit, nameOf);
  */
 import type { AuditLog } from '../store/audit.ts';
 
-export type RefusalChannel = 'model' | 'gossip';
+/** connection: refused by the roster gater (not-on-roster, removed) or in the handshake after the PSK layer (psk-mismatch). */
+export type RefusalChannel = 'model' | 'gossip' | 'connection';
 
 export interface Refusal {
   readonly scenario?: string;

@@ -12,17 +12,18 @@
  *   GET  /audit/witnessed             the signed audit heads neighbours announced (what this peer can attest for them)
  *   GET  /rejected                    announcements this peer refused (forged, tampered, not a researcher)
  *   POST /dial {addr}                 connect to a member by multiaddr
+ *   GET  /metrics                     Prometheus exposition (text/plain; src/peer/metrics.ts)
  * Scenario ids may be given as a unique prefix (at least 6 characters).
  */
 import { z } from 'zod';
 import { CohortError } from '../util/errors.ts';
-import type { Route } from './admin.ts';
-import { dashboardRoutes } from './dashboard.ts';
+import { RawReply, type Route } from './admin.ts';
 import type { Daemon } from './daemon.ts';
 import { runPlanOf } from './plan.ts';
 import { participantsOf, standing } from '../scenario/participants.ts';
 import { witnessed } from '../store/head.ts';
 import { scenarioId } from '../scenario/signing.ts';
+import { dashboardRoutes } from './dashboard.ts';
 
 const ReasonBody = z.object({ reason: z.string().max(2000).optional() }).passthrough();
 const LaunchBody = z.object({ manifest: z.record(z.string(), z.unknown()) }).strict();
@@ -116,6 +117,7 @@ export function adminRoutes(d: Daemon): Route[] {
     { method: 'GET', path: /^\/audit\/verify$/, handle: async () => d.audit.verify() },
     { method: 'GET', path: /^\/audit\/witnessed$/, handle: async () => witnessed(d.store) },
     { method: 'GET', path: /^\/rejected$/, handle: async () => d.coordinator.rejected },
+    { method: 'GET', path: /^\/metrics$/, handle: async () => new RawReply(d.metrics.contentType, await d.metrics.render()) },
     { method: 'POST', path: /^\/dial$/, handle: async ({ body }) => {
       await d.dial(parse(DialBody, body).addr);
       return { ok: true };

@@ -8,7 +8,7 @@
 import { Worker } from 'node:worker_threads';
 import { createNode } from '../averaging/factory.ts';
 import type { AveragingNode } from '../averaging/node.ts';
-import type { AveragingMessage, LocalLearner } from '../averaging/types.ts';
+import type { AveragingMessage, LocalLearner, NodeStats } from '../averaging/types.ts';
 import type { Metrics } from '../engine/index.ts';
 import type { CohortNode } from '../net/node.ts';
 import type { SiteProgress } from '../scenario/lifecycle.ts';
@@ -25,6 +25,7 @@ import type { LocalData } from './datasets.ts';
 import type { RunnablePlan } from './plan.ts';
 import { PeerTransport } from './transport.ts';
 import type { WorkerInit, WorkerReply, WorkerRequest } from './worker.ts';
+import { estimateScenario, localShapes, MEMORY_EXIT_CODE } from './admission.ts';
 
 const log = logger('peer:runner');
 
@@ -86,11 +87,20 @@ class WorkerLearner implements LocalLearner {
   constructor(private readonly client: WorkerClient, private params: Float32Array, readonly sampleCount: number) {}
   getParameters(): Float32Array { return this.params.slice(); }
   setParameters(v: Float32Array): void { this.params = v.slice(); }
+  /** Local training calls that completed (the rounds this peer really trained in, with the ones before a restart). */
+  trained = 0;
+  /** The worker's heap + ArrayBuffers after its last training call (for /metrics). */
+  memoryBytes: number | undefined;
+  onTrained: (seconds: number) => void = () => undefined;
   async train(): Promise<{ loss: number; steps: number }> {
+    const t0 = performance.now();
     const r = await this.client.call({ op: 'train', params: this.params.slice() });
     if (r.op !== 'trained') throw new Error(`unexpected worker reply ${r.op}`);
     this.params = r.params;
     this.lastLoss = r.loss;
+    this.trained++;
+    this.memoryBytes = r.memoryBytes;
+    this.onTrained((performance.now() - t0) / 1000);
     return { loss: r.loss, steps: r.steps };
   }
 }
@@ -111,6 +121,8 @@ export interface RunHost {
   participants(id: string): readonly string[];
   /** The averaging rule refused a message from `peer` (unsolicited pull reply, replayed round, non-finite model...). */
   refused(id: string, peer: string, reason: string): void;
+  /** Local training of one round took `seconds` (Prometheus histogram, src/peer/metrics.ts). */
+  roundTrained?(id: string, seconds: number): void;
 }
 
 export interface RunStatus { readonly round: number; readonly loss?: number; readonly metric?: number; readonly provider?: string; readonly done: boolean }
@@ -126,6 +138,13 @@ export class ScenarioRun {
   status: RunStatus = { round: -1, done: false };
 
   private preparing: Promise<Ready> | undefined;
+  /** Shared with the worker: 1 = stop after the current step (cancel at any moment never cuts an onnxruntime call). */
+  private readonly cancel = new SharedArrayBuffer(4);
+  private exited = false;
+  private gone: Promise<void> | undefined;
+  /** Rounds trained before a restart (from the checkpoint's state). */
+  private trainedBefore = 0;
+  private attemptsReset = false;
   private run: { startAt: number } | undefined;
   private heldOut: number | undefined;
 
@@ -140,18 +159,43 @@ export class ScenarioRun {
     this.preparing ??= (async () => {
       const ds = await this.host.data.get(this.plan.dataset);
       if (!ds?.path) throw new CohortError('NO_MATCHING_DATA', `no local dataset "${this.plan.dataset}" with a path`, 'add it to the data section of the peer config');
-      const init: WorkerInit = { manifest: this.plan.manifest, dataPath: ds.path, dataOptions: ds.options, threads: this.host.cfg.compute.threads, providers: this.host.cfg.compute.providers };
-      this.client = new WorkerClient(new Worker(WORKER_ENTRY, { workerData: init }));
+      // the worker's memory budget: twice the admission estimate (at least 512 MiB), or the configured heap limit
+      let estimate = 0;
+      try {
+        estimate = estimateScenario(this.plan, localShapes(this.plan, ds), { peers: Math.max(2, this.host.participants(this.id).length) }).memory_bytes;
+      } catch { /* the worker reports a model that does not fit the data */ }
+      const admission = this.host.cfg.admission;
+      const budget = admission.workerHeapMiB > 0 ? admission.workerHeapMiB * 1024 ** 2 : Math.max(512 * 1024 ** 2, 2 * estimate);
+      const init: WorkerInit = { manifest: this.plan.manifest, dataPath: ds.path, dataOptions: ds.options, threads: this.host.cfg.compute.threads, providers: this.host.cfg.compute.providers,
+        cancel: this.cancel, memoryBudgetBytes: budget };
+      this.client = new WorkerClient(new Worker(WORKER_ENTRY, { workerData: init, resourceLimits: { maxOldGenerationSizeMb: Math.ceil(budget / 1024 ** 2) } }));
+      let lastError: Error | undefined;
+      const failure = (code?: number): CohortError => (code === MEMORY_EXIT_CODE || (lastError as { code?: string } | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY'
+        ? new CohortError('WORKER_MEMORY_LIMIT', `the training worker exceeded its memory budget of ${(budget / 1024 ** 2).toFixed(0)} MiB and was stopped; the daemon goes on`, 'lower the model or batch size, or raise admission.workerHeapMiB in cohort.json')
+        : new CohortError('WORKER_DIED', `the training worker exited (code ${code ?? '?'})${lastError ? `: ${lastError.message}` : ''}`, 'see the daemon log; out of memory is the usual cause'));
+      this.client.worker.on('error', (e) => { lastError = e; });
+      this.gone = new Promise<void>((r) => this.client!.worker.once('exit', () => r()));
       this.client.worker.once('exit', (code) => {
-        if (!this.stopped) this.host.failed(this.id, new CohortError('WORKER_DIED', `the training worker exited (code ${code})`, 'see the daemon log; out of memory is the usual cause'));
+        this.exited = true;
+        if (!this.stopped) this.host.failed(this.id, failure(code));
       });
-      return this.client.ready;
+      // a worker that dies while loading says why (its heap limit, usually) instead of a bare worker error
+      return this.client.ready.catch((e: unknown) => { throw lastError && e === lastError ? failure() : e; });
     })();
     return this.preparing;
   }
 
   async start(run: { startAt: number }): Promise<void> {
     this.run = run;
+    // crash-loop guard: every start counts; a round that completes clears it. A run that died (with its worker or the whole
+    // daemon) maxWorkerFailures times without completing a round is not resumed again.
+    const key = `attempts/${this.id}`;
+    const attempts = Number(await this.host.store.scenarios.get(key) ?? 0);
+    if (attempts >= this.host.cfg.admission.maxWorkerFailures) {
+      throw new CohortError('CRASH_LOOP', `this peer's run of the scenario died ${attempts} times without completing a round; it is not resumed`, 'see the daemon log; the admission limits in cohort.json protect against models that do not fit');
+    }
+    await this.host.store.scenarios.put(key, attempts + 1);
+    log.info({ scenario: this.id.slice(0, 12), attempt: attempts + 1 }, 'starting this peer\'s run');
     const ready = await this.prepare();
     if (this.stopped || !this.client) return;
     const lateMs = Date.now() - run.startAt;
@@ -160,11 +204,13 @@ export class ScenarioRun {
     const resumed = await loadRound(this.host.store, this.id);
     let params = ready.params;
     if (resumed) {
+      this.trainedBefore = Number(resumed.state.roundsTrained ?? 0);
       const r = await this.client.call({ op: 'restore', bytes: resumed.bytes });
       if (r.op === 'restored') params = r.params;
       log.info({ scenario: this.id.slice(0, 12), round: resumed.state.round }, 'resumed from checkpoint');
     }
     this.learner = new WorkerLearner(this.client, params, ready.sampleCount);
+    this.learner.onTrained = (sec) => this.host.roundTrained?.(this.id, sec);
     this.heldOut = ready.testCount;
     const m = this.plan.manifest;
     const members = { at: (round: number) => this.host.participantsAt(this.id, round), all: () => this.host.participants(this.id) };
@@ -187,6 +233,11 @@ export class ScenarioRun {
 
   deliver(from: string, msg: AveragingMessage): void {
     this.transport?.deliver(from, msg);
+  }
+
+  /** The averaging node's counters (rounds, late and rejected models) and the worker's last reported memory, for /metrics. */
+  get metrics(): { stats?: NodeStats; workerMemoryBytes?: number } {
+    return { stats: this.averaging?.stats, workerMemoryBytes: this.learner?.memoryBytes };
   }
 
   get bytesSent(): number {
@@ -222,7 +273,11 @@ export class ScenarioRun {
     const metrics = await this.evaluate(model);
     const ck = await this.client.call({ op: 'checkpoint', params: model.slice() });
     if (ck.op !== 'bytes' || this.stopped) return;
-    await saveRound(this.host.store, this.id, { round, loss: this.learner?.lastLoss, metric: metrics[this.plan.manifest.task.metric] }, ck.bytes);
+    await saveRound(this.host.store, this.id, { round, loss: this.learner?.lastLoss, metric: metrics[this.plan.manifest.task.metric], roundsTrained: this.roundsTrained }, ck.bytes);
+    if (!this.attemptsReset) {
+      this.attemptsReset = true;
+      await this.host.store.scenarios.put(`attempts/${this.id}`, 0);
+    }
     this.status = { ...this.status, round, loss: this.learner?.lastLoss, metric: metrics[this.plan.manifest.task.metric] };
     await this.host.publishProgress(this.id, this.progress(round, metrics));
   }
@@ -230,7 +285,7 @@ export class ScenarioRun {
   private progress(round: number, metrics: Metrics, extra: Partial<SiteProgress> = {}): SiteProgress {
     const loss = this.learner?.lastLoss;
     const metric = metrics[this.plan.manifest.task.metric];
-    return { round, seq: ++this.seq, ...(Number.isFinite(loss) ? { loss } : {}), ...(metric !== undefined && Number.isFinite(metric) ? { metric } : {}),
+    return { round, seq: ++this.seq, roundsTrained: this.roundsTrained, ...(Number.isFinite(loss) ? { loss } : {}), ...(metric !== undefined && Number.isFinite(metric) ? { metric } : {}),
       metricName: this.plan.manifest.task.metric, bytesSent: this.bytesSent, ...(this.heldOut !== undefined ? { heldOut: this.heldOut } : {}), ...extra };
   }
 
@@ -239,10 +294,20 @@ export class ScenarioRun {
     return r.op === 'metrics' ? r.metrics : { loss: Number.NaN };
   }
 
+  /** Rounds in which this peer's local training really ran (before and after a restart). */
+  get roundsTrained(): number {
+    return this.trainedBefore + (this.learner?.trained ?? 0);
+  }
+
   private async finish(): Promise<void> {
     if (!this.client || !this.averaging || this.stopped) return;
     const m = this.plan.manifest;
     const rounds = this.rounds();
+    // a peer that never trained has no model of its own to report: never "done" with an untrained model
+    if (this.roundsTrained === 0) {
+      this.host.failed(this.id, new CohortError('NOT_TRAINED', `this peer trained in none of the ${rounds} rounds (its worker was not ready in time, or it came back after them)`, 'raise launch.startDelayMs, or check the daemon log for a slow worker'));
+      return;
+    }
     const model = this.averaging.estimate().slice();
     const metrics = await this.evaluate(model.slice());
     let localOnly: number | undefined;
@@ -293,9 +358,18 @@ export class ScenarioRun {
     clearTimeout(this.roundTimer);
     this.averaging?.leave();
     this.transport?.close();
-    // terminating a worker while onnxruntime runs in it aborts the whole process: let the request in flight finish first
-    await this.client?.drain(15_000);
-    await this.client?.worker.terminate();
+    const client = this.client;
+    if (!client || this.exited) return;
+    // terminating a worker while onnxruntime runs in it aborts the whole process (Napi::Error): the worker stops training after
+    // the current step, leaves by itself once its request in flight is answered, and is terminated only if it never does
+    Atomics.store(new Int32Array(this.cancel), 0, 1);
+    const gone = this.gone ?? Promise.resolve();
+    client.worker.postMessage({ rid: -1, op: 'exit' } satisfies WorkerRequest);
+    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 120_000).unref());
+    if ((await Promise.race([gone, timer])) === 'timeout') {
+      log.error({ scenario: this.id.slice(0, 12) }, 'training worker did not leave within 120 s: terminating it');
+      await client.worker.terminate();
+    }
   }
 }
 

@@ -6,6 +6,8 @@
  * Requests (WorkerRequest) and replies (WorkerReply) are plain messages with a numeric `rid`; see runner.ts for the caller.
  */
 import '../util/polyfills.ts';
+import { getHeapStatistics } from 'node:v8';
+import { MEMORY_EXIT_CODE } from './admission.ts';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Trainer, type Metrics, type TrainConfig } from '../engine/index.ts';
 import { selectSamples, type SampleSet } from '../data/samples.ts';
@@ -22,7 +24,14 @@ export interface WorkerInit {
   readonly dataOptions: Readonly<Record<string, unknown>>;
   readonly threads: number;
   readonly providers: ('cuda' | 'webgpu' | 'cpu')[];
+  /** Set to 1 by the daemon to stop: training ends after the current step (never inside an onnxruntime run). */
+  readonly cancel?: SharedArrayBuffer;
+  /** This worker's JavaScript heap + ArrayBuffer budget (bytes): above it training stops and the worker exits with MEMORY_EXIT_CODE. */
+  readonly memoryBudgetBytes?: number;
 }
+
+/** Local work longer than this many steps runs in chunks of it, so that batch index lists never cover more than one chunk. */
+export const STEP_CHUNK = 4096;
 
 export type WorkerRequest =
   | { rid: number; op: 'train'; params: Float32Array }
@@ -30,11 +39,13 @@ export type WorkerRequest =
   | { rid: number; op: 'localOnly'; rounds: number }
   | { rid: number; op: 'export'; params: Float32Array }
   | { rid: number; op: 'checkpoint'; params: Float32Array }
-  | { rid: number; op: 'restore'; bytes: Uint8Array };
+  | { rid: number; op: 'restore'; bytes: Uint8Array }
+  /** Leave after the request in flight (the daemon stops a run this way: no onnxruntime call is cut off). */
+  | { rid: number; op: 'exit' };
 
 export type WorkerReply =
   | { rid: 0; op: 'ready'; layoutHash: string; sampleCount: number; testCount: number; provider: string; params: Float32Array }
-  | { rid: number; op: 'trained'; params: Float32Array; loss: number; steps: number }
+  | { rid: number; op: 'trained'; params: Float32Array; loss: number; steps: number; memoryBytes?: number }
   | { rid: number; op: 'metrics'; metrics: Metrics }
   | { rid: number; op: 'bytes'; bytes: Uint8Array }
   | { rid: number; op: 'restored'; params: Float32Array }
@@ -124,11 +135,34 @@ function trainConfig(init: WorkerInit): TrainConfig {
     providers: init.providers, threads: init.threads, proximalMu: m.training.proximalMu };
 }
 
+let cancelFlag: Int32Array | undefined;
+let memoryBudget = Number.POSITIVE_INFINITY;
+const cancelled = (): boolean => cancelFlag !== undefined && Atomics.load(cancelFlag, 0) === 1;
+
+/** Between two steps (never during an onnxruntime run): stop when the daemon cancels or the memory budget is exceeded. */
+function guard(step: number): void {
+  if (cancelled()) throw new CohortError('CANCELLED', 'training stopped by the daemon');
+  const h = getHeapStatistics();
+  const used = h.used_heap_size + h.external_memory;
+  if (used > memoryBudget) {
+    throw new CohortError('WORKER_MEMORY_LIMIT', `the training worker uses ${(used / 1024 ** 2).toFixed(0)} MiB at step ${step}, above its budget of ${(memoryBudget / 1024 ** 2).toFixed(0)} MiB`);
+  }
+}
+
 async function localWork(site: Site, m: ScenarioManifest, trainer = site.trainer): Promise<{ loss: number; steps: number }> {
-  if (m.training.localSteps !== undefined) return trainer.trainSteps(site.train, m.training.localSteps);
-  if (m.training.localEpochs === 1) return trainer.trainEpoch(site.train);
+  const opts = { onStep: guard };
+  if (m.training.localSteps === undefined && m.training.localEpochs === 1) return trainer.trainEpoch(site.train, opts);
   const perEpoch = Math.ceil(site.train.size / Math.min(m.training.batchSize, site.train.size));
-  return trainer.trainSteps(site.train, Math.max(1, Math.round(m.training.localEpochs * perEpoch)));
+  const steps = m.training.localSteps ?? Math.max(1, Math.round(m.training.localEpochs * perEpoch));
+  if (steps <= STEP_CHUNK) return trainer.trainSteps(site.train, steps, opts);
+  // streamed: one chunk's batches at a time (a whole run of local epochs would list every batch up front)
+  let lossSum = 0;
+  for (let done = 0; done < steps;) {
+    const r = await trainer.trainSteps(site.train, Math.min(STEP_CHUNK, steps - done), opts);
+    lossSum += r.loss * r.steps;
+    done += r.steps;
+  }
+  return { loss: lossSum / steps, steps };
 }
 
 async function handle(site: Site, init: WorkerInit, req: WorkerRequest): Promise<WorkerReply> {
@@ -138,7 +172,8 @@ async function handle(site: Site, init: WorkerInit, req: WorkerRequest): Promise
       t.setParameters(req.params);
       if (init.manifest.training.proximalMu > 0) t.setProximalAnchor(req.params);
       const r = await localWork(site, init.manifest);
-      return { rid: req.rid, op: 'trained', params: t.getParameters(), loss: r.loss, steps: r.steps };
+      const h = getHeapStatistics();
+      return { rid: req.rid, op: 'trained', params: t.getParameters(), loss: r.loss, steps: r.steps, memoryBytes: h.used_heap_size + h.external_memory };
     }
     case 'evaluate':
       t.setParameters(req.params);
@@ -160,6 +195,8 @@ async function handle(site: Site, init: WorkerInit, req: WorkerRequest): Promise
     case 'restore':
       t.restore(req.bytes);
       return { rid: req.rid, op: 'restored', params: t.getParameters() };
+    case 'exit':
+      process.exit(0);
   }
 }
 
@@ -173,6 +210,8 @@ async function main(): Promise<void> {
   const port = parentPort;
   if (!port) throw new Error('worker.ts runs as a worker thread');
   const init = workerData as WorkerInit;
+  if (init.cancel) cancelFlag = new Int32Array(init.cancel);
+  if (init.memoryBudgetBytes) memoryBudget = init.memoryBudgetBytes;
   let site: Site;
   try {
     const { train, test } = loadSite(init);
@@ -195,6 +234,8 @@ async function main(): Promise<void> {
         reply = { rid: req.rid, op: 'error', message: (e as Error).message, code: (e as { code?: string }).code };
       }
       port.postMessage(reply, transferList(reply));
+      // over budget: leave, so that the memory goes back at once; the daemon reports this peer's run as failed
+      if (reply.op === 'error' && reply.code === 'WORKER_MEMORY_LIMIT') process.exit(MEMORY_EXIT_CODE);
     });
   });
 }

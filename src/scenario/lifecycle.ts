@@ -37,6 +37,8 @@ export interface SiteProgress {
   readonly heldOut?: number;
   /** Back after the end: the last round this peer trained in (it took the final model from a participant). */
   readonly lastTrainedRound?: number;
+  /** Rounds in which this participant's local training really ran (a late or restarted worker takes part in fewer). */
+  readonly roundsTrained?: number;
 }
 
 export interface ScenarioView {

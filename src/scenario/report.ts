@@ -29,6 +29,8 @@ export interface SiteResult {
   /** Set when the site came back after the end and took the final model: the last round it trained in. */
   last_trained_round: number | null;
   failed: string | null;
+  /** Rounds in which this site's local training really ran (fewer than `rounds` when its worker was late or it restarted). */
+  rounds_trained: number | null;
 }
 
 /** Per-site results of the run's participants only (progress from anyone else never enters a view: src/peer/gossip.ts). */
@@ -38,6 +40,7 @@ export function siteResults(r: Pick<ReportInput, 'view' | 'names'>): SiteResult[
     name: r.names[peer] ?? peer.slice(-8), peerId: peer, metric: p.metric ?? null, local_only: p.localOnly ?? null,
     rounds: (p.lastTrainedRound ?? p.round) + 1, bytes_sent: p.bytesSent ?? 0, done: Boolean(p.done), held_out: p.heldOut ?? null,
     last_trained_round: p.lastTrainedRound ?? null, failed: p.failed ? `${p.failed.code}: ${p.failed.message}` : null,
+    rounds_trained: p.roundsTrained ?? null,
   })).sort((a, b) => a.name.localeCompare(b.name));
 }
 

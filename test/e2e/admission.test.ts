@@ -28,7 +28,7 @@ afterAll(async () => {
   if (!c) return;
   await stopCluster(c);
   if (!process.env.COHORT_KEEP_E2E) rmSync(c.dir, { recursive: true, force: true });
-});
+}, 240_000);
 
 const rssBytes = (i: number): number => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${c.procs[i]!.pid}/status`, 'utf8'));

@@ -42,7 +42,9 @@ export function siteTable(d: Detail): string {
   const extra: string[] = [];
   if (d.participants?.length) extra.push(`  participants: ${d.participants.map(name).sort().join(', ')}`);
   if (d.standing?.dropped.length) extra.push(`  dropped (silent): ${d.standing.dropped.map((x) => `${name(x.peer)} after round ${x.lastRound}`).join(', ')}`);
-  if (d.standing?.failed.length) extra.push(`  failed: ${d.standing.failed.map((p) => `${name(p)} (${d.view.progress[p]?.failed?.code ?? '?'})`).join(', ')}`);
+  if (d.standing?.failed.length) extra.push(`  failed: ${d.standing.failed.map((p) => `${name(p)} (${d.view.progress[p]?.failed?.code ?? '?'}: ${d.view.progress[p]?.failed?.message ?? ''})`).join(', ')}`);
+  const trained = Object.entries(d.view.progress).filter(([, p]) => p.roundsTrained !== undefined);
+  if (trained.length) extra.push(`  rounds trained: ${trained.map(([p, x]) => `${name(p)} ${x.roundsTrained}`).join(', ')}`);
   const declines = Object.entries(d.view.declines);
   if (declines.length) extra.push(`  declined: ${declines.map(([p, a]) => `${name(p)} (${a.reason ?? 'no reason given'})`).join('; ')}`);
   if (d.refused?.length) extra.push(`  refused: ${d.refused.map((r) => `${r.name ?? r.peer.slice(-8)} ${r.channel} ${r.reason} x${r.count}`).join('; ')}`);
