@@ -136,7 +136,9 @@ describe('a roster member that did not approve a scenario', () => {
     for (const i of HONEST) {
       const audit = await client(c, i).get<{ verify: { ok: boolean }; entries: AuditEntry[] }>('/audit');
       expect(audit.verify.ok).toBe(true);
-      expect(transfers(audit.entries).filter((e) => e.kind === 'model-sent' && e.peer === mallory.peerId.toString())).toEqual([]);
+      const sent = transfers(audit.entries).filter((e) => e.kind === 'model-sent');
+      expect(sent.length).toBeGreaterThan(0);   // the honest peers' models are in the log: the next check is not vacuous
+      expect(sent.filter((e) => e.peer === mallory.peerId.toString())).toEqual([]);
     }
 
     // the refusals are audited with reason codes (`cohort audit --json`) and shown by `cohort scenario status`
