@@ -158,10 +158,10 @@ const D = 24;
 const link = { latencyMs: 5, bandwidthBytesPerMs: 1e4, loss: 0 };
 const node = (rounds: number) => ({ scenario: 'sc', layoutHash: 'lh', rounds, roundMs: 100, deadlineMs: 60, codec: 'f32' as const, weighting: 'uniform' as const, train: false, proximal: false });
 
-/** Peer `victim` dies in round `round` after sending to `sentTo` of its receivers: nothing it sends after that arrives. */
-function killer(victim: number, round: number, sentTo: number) {
+/** Peer(s) `victim` die in round `round` after sending to `sentTo` of their receivers: nothing they send after that arrives. */
+function killer(victim: number | number[], round: number, sentTo: number) {
   return (i: number, t: AveragingTransport): AveragingTransport => {
-    if (i !== victim) return t;
+    if (!(Array.isArray(victim) ? victim.includes(i) : i === victim)) return t;
     let sent = 0;
     return { ...t, self: t.self, neighbours: () => t.neighbours(), peers: () => t.peers(), now: () => t.now(), setTimer: (ms, cb) => t.setTimer(ms, cb),
       clearTimer: (id) => t.clearTimer(id), computeDelay: (s) => t.computeDelay(s), onMessage: (h) => t.onMessage(h),
@@ -206,6 +206,23 @@ describe('D-PSGD with secure averaging in the simulator', () => {
         for (let i = 0; i < D; i++) { err = Math.max(err, Math.abs(m[i]! - plain.finalModels[k]![i]!)); scale = Math.max(scale, Math.abs(plain.finalModels[k]![i]!)); }
       });
       expect(err / scale, kill ? 'killed mid-round' : 'no kill').toBeLessThan(1e-5);
+      if (kill) {
+        // 30% killed (3 of 10, chosen so that every survivor keeps >= 2 live senders on this seed's graph): the survivors still
+        // match plain D-PSGD; the receivers' own shares count towards the threshold (5 of 9 holders, 6 alive)
+        const many = { victims: [2, 4, 8], round: 3 };
+        const runMany = (secure: boolean) => simulate({
+          algorithm: 'dpsgd', seed: 3, learners: xs.map((x) => new VectorLearner(x)),
+          network: { topology: { kind: 'random-regular', degree: 4 }, link, stepMs: 1 }, node: node(8),
+          ...(secure ? { settings: { secure: new SecureSession('sc', 3) } } : {}), transportFor: killer(many.victims, many.round, 2),
+        });
+        const a = await runMany(false), b = await runMany(true);
+        let e2 = 0;
+        b.finalModels.forEach((m, k) => { if (!many.victims.includes(b.finalPeers[k]!)) for (let i = 0; i < D; i++) e2 = Math.max(e2, Math.abs(m[i]! - a.finalModels[k]![i]!)); });
+        expect(e2).toBeLessThan(1e-5);
+        // (the dead peers themselves, still running muted, cannot recover anything: left out)
+        expect(b.nodes.reduce((acc, n, i) => acc + (many.victims.includes(i) ? 0 : (n as SecureDpsgdNode).secure.roundsNotMixed), 0)).toBe(0);
+        expect(b.nodes.reduce((acc, n) => acc + (n as SecureDpsgdNode).secure.recovered, 0)).toBeGreaterThanOrEqual(6);
+      }
       const st = masked.nodes.map((n) => (n as SecureDpsgdNode).secure);
       if (kill) {
         // the 3 receivers the victim did not reach rebuilt its secret in its last round, the one it reached in the next; once

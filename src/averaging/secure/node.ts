@@ -73,6 +73,9 @@ export class SecureDpsgdNode extends AveragingNode {
   readonly secure: SecureStats = { maskedSent: 0, clippedValues: 0, recovered: 0, roundsWithRecovery: 0, roundsNotMixed: 0, sharesReleased: 0, sharesRefused: 0, maskedRefused: 0 };
   /** Called after every mix with the weights used (self included), as DpsgdNode.onMix. */
   onMix?: (round: number, weights: ReadonlyMap<PeerId, number>) => void;
+  /** Measurement hooks (benchmark, tests): the round-start model this peer masked, and the sum it decoded (dropped masks removed). */
+  onSnapshot?: (round: number, snapshot: Float32Array) => void;
+  onSum?: (round: number, sum: Float64Array, senders: ReadonlySet<PeerId>) => void;
   private readonly rounds = new Map<number, RoundState>();
   /** Dropped senders' ephemeral secrets, once rebuilt. */
   private readonly recovered = new Map<string, Uint8Array>();
@@ -117,6 +120,7 @@ export class SecureDpsgdNode extends AveragingNode {
     this.round = round;
     for (const r of this.rounds.keys()) if (r < round - 2) this.rounds.delete(r);
     const snapshot = this.x.slice();
+    this.onSnapshot?.(round, snapshot);
     const senders = this.neighboursOf(this.me);
     const st: RoundState = { round, epoch, snapshot, sum: new MaskedSum(this.me, senders, this.cfg.scenario, round, snapshot.length), shares: new Map(), deadline: false, done: false };
     this.rounds.set(round, st);
@@ -183,7 +187,9 @@ export class SecureDpsgdNode extends AveragingNode {
     const unknown = missing.filter((d) => !this.recovered.has(d));
     if (unknown.length === 0) return this.finish(st, true);
     if (st.shares.size === 0) {
-      for (const d of unknown) st.shares.set(d, new Map());
+      // this peer's own shares count towards the threshold
+      const held = this.session.peers.get(this.me)!.held;
+      for (const d of unknown) st.shares.set(d, new Map(held.has(d) ? [[this.me, held.get(d)!]] : []));
       for (const h of this.t.peers()) {
         if (unknown.includes(h)) continue;
         this.send(h, { kind: 'model', ...this.header(st.round), codec: SECURE_CODEC.request, payload: new Uint8Array(0), participants: unknown, degree: st.sum.received.size });
@@ -240,6 +246,7 @@ export class SecureDpsgdNode extends AveragingNode {
     for (const d of missing) st.sum.removeDropped(d, this.recovered.get(d)!, this.session.publicKeys);
     if (missing.length) { this.secure.roundsWithRecovery++; this.stats.missedAtDeadline += missing.length; }
     const s = st.sum.value();
+    this.onSum?.(st.round, s, st.sum.received);
     let wsum = 0;
     const weights = new Map<PeerId, number>();
     for (const k of st.sum.received) { const w = this.weight(this.me, k); weights.set(k, w); wsum += w; }

@@ -28,6 +28,8 @@ export class SecureSession {
   setupBytes = 0;
   refusedAnnouncements = 0;
   refusedShares = 0;
+  /** Wall time the setup took (ms, all peers together in the simulator). */
+  setupMs = 0;
   private ready: Promise<void> | null = null;
   private readonly identitySecrets = new Map<string, Uint8Array>();
 
@@ -54,6 +56,12 @@ export class SecureSession {
   }
 
   private async run(): Promise<void> {
+    const t0 = performance.now();
+    await this.runSteps();
+    this.setupMs = performance.now() - t0;
+  }
+
+  private async runSteps(): Promise<void> {
     const ids = [...this.peers.keys()].sort();
     const announcements: KeyAnnouncement[] = ids.map((id) => announce(id, this.scenario, this.peers.get(id)!.keys, this.identitySecrets.get(id)!));
     for (const a of announcements) {
