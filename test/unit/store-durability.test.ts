@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { identityFromSeed, type Identity } from '../../src/net/identity.ts';
 import { AuditLog, type AuditVerdict } from '../../src/store/audit.ts';
 import { openStore, storeError, storePath, type Store } from '../../src/store/db.ts';
-import { headAnchor, headFile } from '../../src/store/head.ts';
+import { headAnchor, headFile, recordWitness, witnessed } from '../../src/store/head.ts';
 import { loadRound, saveRound } from '../../src/store/checkpoints.ts';
 import { freeBytes } from '../../src/store/space.ts';
 import { CohortError } from '../../src/util/errors.ts';
@@ -156,6 +156,27 @@ describe('commit points and truncation', () => {
     const v = JSON.parse(r.stdout) as AuditVerdict;
     expect(v).toMatchObject({ intact: false, entries: 50, missing_after: 49, missing: 10, damaged_ranges: [] });
     expect(Object.keys(v).slice(0, 4)).toEqual(['intact', 'entries', 'missing_after', 'damaged_ranges']);
+  });
+});
+
+describe('attestation by neighbours', () => {
+  it('a neighbour keeps the highest signed head each peer announced; forged, foreign or older heads are not kept', async () => {
+    const dir = tempDir();
+    const s = await openTracked(dir, true);
+    const log = await signedLog(dir, s);
+    await fill(log, 5);
+    const head = log.head!;
+    const me = (await identity()).peerId.toString();
+    expect(head).toMatchObject({ peer: me, seq: 4 });
+    const other = await identityFromSeed(new Rng(99));
+    const w = await openTracked(tempDir(), true);
+    expect(await recordWitness(w, other.peerId.toString(), head)).toBe(false);          // announced by someone else
+    expect(await recordWitness(w, me, { ...head, seq: 9 })).toBe(false);                 // edited after signing
+    expect(await recordWitness(w, me, head)).toBe(true);
+    await fill(log, 3);
+    expect(await recordWitness(w, me, log.head)).toBe(true);
+    expect(await recordWitness(w, me, head)).toBe(false);                                // older than what is kept
+    expect((await witnessed(w)).map((h) => [h.peer, h.seq])).toEqual([[me, 7]]);
   });
 });
 

@@ -47,13 +47,16 @@ export function registerAudit(program: Command): void {
     .action(async (o: { peer: string; scenario?: string; limit: string; json?: boolean; verify?: boolean }) => {
       if (o.verify) return printVerdict(await verdict(o.peer), o.json);
       const q = new URLSearchParams({ ...(o.scenario ? { scenario: o.scenario } : {}), limit: String(Number(o.limit) || 0) });
-      const r = await AdminClient.forPeer(o.peer).get<{ verify: AuditVerdict; total: number; entries: AuditEntry[] }>(`/audit?${q.toString()}`);
+      const r = await AdminClient.forPeer(o.peer).get<{ verify: AuditVerdict; total?: number; entries: AuditEntry[]; damaged_ranges?: { from: number; to: number }[] }>(`/audit?${q.toString()}`);
       if (o.json) return void process.stdout.write(JSON.stringify(r) + '\n');
       const status = await AdminClient.forPeer(o.peer).get<{ members: { name: string; peerId: string }[] }>('/status');
       const names = new Map(status.members.map((m) => [m.peerId, m.name]));
       const who = (to: string): string => names.get(to) ?? to;
       const lines = r.entries.map((e) => `${String(e.seq).padStart(6)} ${e.at} ${e.kind.padEnd(14)} ${who(e.to).length > 40 ? `…${who(e.to).slice(-39)}` : who(e.to).padEnd(40)} ${e.bytes !== undefined ? `${e.bytes} B`.padStart(10) : ''.padStart(10)} ${e.sha256 ? e.sha256.slice(0, 16) : ''.padEnd(16)} ${e.what}${e.detail ? ` — ${e.detail}` : ''}`);
-      lines.push(`${r.entries.length} of ${r.total ?? '?'} entries shown; chain of ${r.verify.entries} entries ${r.verify.ok ? 'intact' : `BROKEN at entry ${r.verify.brokenAt ?? '?'}`}`);
+      const damaged = [...(r.damaged_ranges ?? []), ...(r.verify.damaged_ranges ?? [])].map((d) => `${d.from}..${d.to}`);
+      lines.push(`${r.entries.length} of ${r.total ?? '?'} entries shown; chain of ${r.verify.entries} entries ${r.verify.ok ? 'intact' : `BROKEN at entry ${r.verify.brokenAt ?? '?'}`}`
+        + `${r.verify.missing ? `; intact up to ${r.verify.intact_up_to}, ${r.verify.missing} entries missing after it` : ''}${damaged.length ? `; damaged (unreadable) entries: ${[...new Set(damaged)].join(', ')}` : ''}`
+        + `${r.verify.ok ? '' : ' (cohort audit --verify for the whole verdict)'}`);
       process.stdout.write(lines.join('\n') + '\n');
     });
 }
