@@ -71,7 +71,7 @@ export class Daemon {
     let node: CohortNode | undefined;
     try {
       const audit = await AuditLog.open(store, { anchor: headAnchor(cfg.dir, identity.privateKey, identity.peerId.toString()), maxPerSecond: cfg.store.auditMaxPerSecond });
-      if (audit.recovery.lostTail) log.error({ lost: audit.recovery.lostTail }, 'the store lost audit entries behind the signed head (recorded as a gap entry; `cohort audit --verify`); restore the store from backup if you have a newer one');
+      if (audit.recovery.lostTail || audit.recovery.replaced !== undefined) log.error({ lost: audit.recovery.lostTail, replaced: audit.recovery.replaced }, 'the store lost or replaced audit entries behind the signed head (recorded as a gap entry; `cohort audit --verify`); restore the store from backup if you have a newer one');
       if (audit.recovery.anchor === 'bad-signature') log.error({ file: headAnchor(cfg.dir).file }, 'the audit head file is not signed by this peer: it was replaced or edited; it is rewritten now');
       node = await startNodeFromConfig(configFile);
       const book = await ScenarioBook.load(store);
