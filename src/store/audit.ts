@@ -117,6 +117,8 @@ export interface AuditOptions {
 /** What open() found and did about it (the daemon logs it). */
 export interface AuditRecovery {
   readonly lostTail?: SeqRange;
+  /** The newest entry differs from the one the head committed (its sequence number). */
+  readonly replaced?: number;
   readonly anchor: AuditVerdict['anchor'];
   readonly recoveredRounds: number;
 }
@@ -166,6 +168,7 @@ export class AuditLog {
     const last = await lastReadable(store);
     const log = new AuditLog(store, opts, last ? last.seq + 1 : 0, last ? entryHash(last) : '');
     let lostTail: SeqRange | undefined;
+    let replaced: { seq: number; hash: string } | undefined;
     let anchor: AuditVerdict['anchor'] = 'none';
     if (opts.anchor) {
       const h = await readHead(opts.anchor);
@@ -178,6 +181,8 @@ export class AuditLog {
           lostTail = { from: log.nextSeq, to: h.head.seq };
           log.nextSeq = h.head.seq + 1;
           log.lastHash = h.head.hash;
+        } else if (trusted && h.head.seq === log.nextSeq - 1 && h.head.hash !== log.lastHash) {
+          replaced = { seq: h.head.seq, hash: h.head.hash };   // the newest entry is not the one that was committed
         }
       }
     }
@@ -186,15 +191,19 @@ export class AuditLog {
       return log;
     }
     await log.ensureIndex();
-    const recoveredRounds = await log.recoverTallies();
-    log.recovery = { lostTail, anchor, recoveredRounds };
+    // the gap record comes first: it is the entry right after the lost range
     if (lostTail) {
       const count = lostTail.to - lostTail.from + 1;
       await log.append({ kind: 'gap', to: 'local', what: `${count} audit entr${count === 1 ? 'y' : 'ies'} (${lostTail.from}..${lostTail.to}) lost: the store ends before the signed head; numbering continues after it`,
         detail: JSON.stringify({ from: lostTail.from, to: lostTail.to, count }) });
+    } else if (replaced) {
+      await log.append({ kind: 'gap', to: 'local', what: `audit entry ${replaced.seq} differs from the one the signed head committed: the store's tail was replaced`,
+        detail: JSON.stringify({ replaced: replaced.seq, headHash: replaced.hash, count: 0 }) });
     } else if (opts.anchor?.signer && (anchor === 'none' || log.signedHead?.seq !== log.nextSeq - 1)) {
       await log.anchorHead();
     }
+    const recoveredRounds = await log.recoverTallies();
+    log.recovery = { lostTail, anchor, recoveredRounds, ...(replaced ? { replaced: replaced.seq } : {}) };
     return log;
   }
 
@@ -538,6 +547,11 @@ export class AuditLog {
         prevHash = undefined;   // the entry before is gone: its hash cannot be checked here (the gap entry carries it)
       }
       if (!r.keyOk || (prevHash !== undefined && entry.prev !== prevHash)) broken.push(seq);
+      if (entry.kind === 'gap') {
+        let replacedSeq: unknown;
+        try { replacedSeq = (JSON.parse(entry.detail ?? '{}') as { replaced?: unknown }).replaced; } catch { replacedSeq = undefined; }
+        if (typeof replacedSeq === 'number') broken.push(replacedSeq);
+      }
       prevHash = entryHash(entry);
       if (headInfo?.head.seq === seq) headHash = prevHash;
       lastSeq = seq;

@@ -144,6 +144,31 @@ describe('commit points and truncation', () => {
     expect((await log.verify()).anchor).toBe('bad-signature');
   });
 
+  it('a lost tail with a round tally open: the gap entry comes first, the recovered round after it; a replaced newest entry is recorded', async () => {
+    const dir = tempDir();
+    let s = await openTracked(dir, true);
+    let log = await signedLog(dir, s);
+    await fill(log, 40);
+    await log.transfer({ kind: 'model-sent', scenario: 'sc1', round: 3, peer: 'pA', what: 'round 3 model', bytes: 10, sha256: 'b'.repeat(64) });
+    for (let seq = 30; seq < 40; seq++) await s.audit.del(String(seq).padStart(16, '0'));
+    await s.close();
+    s = await openTracked(dir);
+    log = await signedLog(dir, s);
+    expect(log.recovery).toMatchObject({ lostTail: { from: 30, to: 39 }, recoveredRounds: 1 });
+    const [round, gap] = (await log.page({ limit: 2 })).entries;
+    expect([gap!.seq, gap!.kind, round!.seq, round!.kind]).toEqual([40, 'gap', 41, 'round']);
+    expect(await log.verify()).toMatchObject({ intact: false, missing_after: 29, missing: 10, broken: [] });
+    // the newest entry rewritten behind the head's back (same number, other content): recorded at the next open, never intact again
+    const last = (await log.page({ limit: 1 })).entries[0]!;
+    await s.audit.put(String(last.seq).padStart(16, '0'), { ...last, what: 'something else' });
+    await s.close();
+    s = await openTracked(dir);
+    log = await signedLog(dir, s);
+    expect(log.recovery.replaced).toBe(41);
+    await fill(log, 5);
+    expect((await log.verify()).broken).toContain(41);
+  });
+
   it('cohort audit --verify --json on a stopped peer prints the verdict', async () => {
     const dir = tempDir();
     const s = await openTracked(dir, true);
