@@ -30,6 +30,7 @@ import { ownContribution, redactView, registerDaemonGossip, sanitiseDelta, Scena
 import { runPlanOf } from './plan.ts';
 import { admit, MAX_ANNOUNCE_BYTES, type CheckResult } from './admission.ts';
 import { meanSeries, stopRoundFor } from '../scenario/stopping.ts';
+import { suspicionAudit, verifySuspicion } from '../scenario/suspicion.ts';
 
 const log = logger('peer:coordinator');
 
@@ -260,6 +261,7 @@ export class Coordinator {
         d = { ...rest, state: d.state === 'running' ? entry.view.state : d.state };
       }
     }
+    d = await this.checkSuspicion(d, from, refused);
     const participants = [...new Set([...participantsOf(entry.view), ...(from === author ? participantsOf(d) : [])])];
     // progress heard before the run plan cannot be judged yet (the sender repeats it): dropped without counting
     if (participants.length === 0) d = { ...d, progress: {} };
@@ -269,6 +271,27 @@ export class Coordinator {
       log.warn({ scenario: d.id.slice(0, 12), from, reason }, 'scenario claim refused');
     }
     await this.book.apply(r.delta);
+  }
+
+  /** Reports already audited, by scenario/reporter: the names they carried (a repeated report is not audited again). */
+  private readonly suspicionsSeen = new Map<string, string>();
+
+  /** A suspicion report in `from`'s progress (robust aggregation): kept and audited when signed by `from`, else dropped and refused. */
+  private async checkSuspicion(d: ScenarioView, from: string, refused: ClaimRefusal[]): Promise<ScenarioView> {
+    const p = d.progress[from];
+    const s = p?.suspicion;
+    if (!p || !s) return d;
+    if (s.report.reporter !== from || s.report.scenario !== d.id || !(await verifySuspicion(s))) {
+      refused.push('bad-signature');
+      const { suspicion: _dropped, ...rest } = p;
+      return { ...d, progress: { ...d.progress, [from]: rest } };
+    }
+    const names = s.report.suspects.map((x) => x.peer).join(',');
+    if (this.suspicionsSeen.get(`${d.id}/${from}`) !== names) {
+      this.suspicionsSeen.set(`${d.id}/${from}`, names);
+      await this.audit.append(suspicionAudit(s, { received: true }));
+    }
+    return d;
   }
 
   private async signed(id: string, decision: Decision, ans: { hash: string; at: string; reason?: string }) {

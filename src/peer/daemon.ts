@@ -250,6 +250,7 @@ export class Daemon {
   private runHost() {
     return {
       cfg: this.cfg, node: this.node, store: this.store, audit: this.audit, data: this.data,
+      identity: this.identity,
       publishProgress: async (id: string, p: SiteProgress) => {
         await this.coordinator.applyAndPublish(delta.progress(id, this.self, p), `progress round ${p.round}`);
         if (p.done) this.release(id);

@@ -10,6 +10,7 @@ import { registerGossipType } from '../net/pubsub.ts';
 import { STATES, emptyView, type ScenarioView } from '../scenario/lifecycle.ts';
 import { SignedScenarioSchema, type SignedScenario } from '../scenario/signing.ts';
 import { redact } from '../util/redact.ts';
+import { SignedSuspicionSchema } from '../scenario/suspicion.ts';
 
 const AnswerSchema = z.object({ hash: z.string(), reason: z.string().max(2000).optional(), at: z.string(), sig: z.string().max(200).optional() }).strict();
 const ProgressSchema = z.object({
@@ -18,6 +19,7 @@ const ProgressSchema = z.object({
   failed: z.object({ code: z.string().max(64), message: z.string().max(300) }).strict().optional(),
   heldOut: z.number().int().nonnegative().optional(), lastTrainedRound: z.number().int().min(-1).optional(),
   roundsTrained: z.number().int().nonnegative().optional(),
+  suspicion: SignedSuspicionSchema.optional(),
 }).strict();
 const RunSchema = z.object({
   startAt: z.number(), participants: z.array(z.string()).max(10_000),

@@ -13,6 +13,8 @@ import type { Metrics } from '../engine/index.ts';
 import type { CohortNode } from '../net/node.ts';
 import type { SiteProgress } from '../scenario/lifecycle.ts';
 import type { AuditLog } from '../store/audit.ts';
+import { signSuspicion, suspicionAudit, suspicionReport, type SignedSuspicion } from '../scenario/suspicion.ts';
+import type { Identity } from '../net/identity.ts';
 import { loadRound, saveRound } from '../store/checkpoints.ts';
 import type { Store } from '../store/db.ts';
 import { CohortError } from '../util/errors.ts';
@@ -111,6 +113,8 @@ export interface RunHost {
   readonly store: Store;
   readonly audit: AuditLog;
   readonly data: LocalData;
+  /** This peer's key: signs its suspicion reports (robust aggregation); absent: none published. */
+  readonly identity?: Identity;
   publishProgress(id: string, p: SiteProgress): Promise<void>;
   /** Rounds to run when the launcher's stopping rule fired (else undefined: the manifest's maximum). */
   stopAt(id: string): number | undefined;
@@ -279,8 +283,24 @@ export class ScenarioRun {
       await this.host.store.scenarios.put(`attempts/${this.id}`, 0);
     }
     this.status = { ...this.status, round, loss: this.learner?.lastLoss, metric: metrics[this.plan.manifest.task.metric] };
-    await this.host.publishProgress(this.id, this.progress(round, metrics));
+    await this.host.publishProgress(this.id, { ...this.progress(round, metrics), ...(await this.suspicion(round)) });
   }
+
+  /** Robust aggregation: a signed report naming the neighbours this peer's scores flag (new ones are audited once). */
+  private async suspicion(round: number): Promise<{ suspicion?: SignedSuspicion }> {
+    const robust = this.averaging?.robust;
+    if (!robust || !this.host.identity) return {};
+    const report = suspicionReport(this.id, round, robust.aggregator, robust.scores, this.host.node.peerId.toString());
+    if (!report) return {};
+    const signed = await signSuspicion(report, this.host.identity);
+    const names = report.suspects.map((s) => s.peer).join(',');
+    if (names !== this.reported) {
+      this.reported = names;
+      await this.host.audit.append(suspicionAudit(signed, { sent: 'gossip:scenario-view' }));
+    }
+    return { suspicion: signed };
+  }
+  private reported = '';
 
   private progress(round: number, metrics: Metrics, extra: Partial<SiteProgress> = {}): SiteProgress {
     const loss = this.learner?.lastLoss;

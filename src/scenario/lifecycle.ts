@@ -7,6 +7,7 @@
  *   - per-site progress is a last-writer-wins register per peer, ordered by (round, seq).
  * merge() is commutative, associative and idempotent (unit-tested under shuffled message orders).
  */
+import type { SignedSuspicion } from './suspicion.ts';
 
 export const STATES = ['announced', 'approved', 'running', 'finished', 'failed', 'cancelled'] as const;
 export type ScenarioState = (typeof STATES)[number];
@@ -39,6 +40,8 @@ export interface SiteProgress {
   readonly lastTrainedRound?: number;
   /** Rounds in which this participant's local training really ran (a late or restarted worker takes part in fewer). */
   readonly roundsTrained?: number;
+  /** Robust aggregation: this participant's latest signed suspicion report on its neighbours (scenario/suspicion.ts). */
+  readonly suspicion?: SignedSuspicion;
 }
 
 export interface ScenarioView {
