@@ -47,6 +47,8 @@ export function siteTable(d: Detail): string {
   if (trained.length) extra.push(`  rounds trained: ${trained.map(([p, x]) => `${name(p)} ${x.roundsTrained}`).join(', ')}`);
   const declines = Object.entries(d.view.declines);
   if (declines.length) extra.push(`  declined: ${declines.map(([p, a]) => `${name(p)} (${a.reason ?? 'no reason given'})`).join('; ')}`);
+  const reports = Object.entries(d.view.progress).filter(([, x]) => x.suspicion);
+  if (reports.length) extra.push(`  suspicion reports: ${reports.map(([p, x]) => `${name(p)} names ${x.suspicion!.report.suspects.map((s) => `${name(s.peer)} (${s.outliers}/${s.observed} ${x.suspicion!.report.aggregator === 'clipped' ? 'clipped' : 'trimmed'})`).join(', ')} after round ${x.suspicion!.report.round}`).join('; ')}`);
   if (d.refused?.length) extra.push(`  refused: ${d.refused.map((r) => `${r.name ?? r.peer.slice(-8)} ${r.channel} ${r.reason} x${r.count}`).join('; ')}`);
   return [`${d.id.slice(0, 12)} ${String(d.manifest.name)}: ${d.view.state}${d.view.reason ? ` (${d.view.reason})` : ''}, approvals ${Object.keys(d.view.approvals).length}, participants ${d.participants?.length ?? d.view.run?.participants.length ?? 0}`, ...rows, ...extra].join('\n');
 }
