@@ -229,7 +229,7 @@ function openError(location: string, e: unknown): CohortError {
     return new CohortError('DISK_FULL', `store ${location} could not be opened: the disk is full`,
       'free space on that disk and start again; nothing committed was lost (opening needs a little room to write its log into a table)', { cause: e });
   }
-  if (/LEVEL_LOCKED|lock/i.test(text)) {
+  if (/LEVEL_LOCKED|\block\b|locked/i.test(text) && !/corrupt/i.test(text)) {
     return new CohortError('STORE_LOCKED', `store ${location} is in use by another process`,
       'another cohort peer is running with this peer directory: stop it first (one daemon per peer directory)', { cause: e });
   }
