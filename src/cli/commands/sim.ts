@@ -6,6 +6,9 @@
  * {"algorithm","peers","rounds","final":{"mean","min","max","metric"},"baselines":{"centralised","local_only","fedavg"},
  *  "bytes_sent_per_peer","consensus_distance"} (an array of these for several algorithms; --details adds a "details" object);
  * D-PSGD and CHOCO on the virtual network add "late":{"missed_at_deadline","applied","in_flight_at_end","local_updates_late"}.
+ * Runs with privacy settings (manifest `privacy`, --secure, --dp-epsilon E) add "privacy":{"secure","dp"} where dp is null or
+ * {"epsilon_target","delta","clip","epsilon_spent","epsilon_spent_mean","noise_multiplier":{"min","max"},"steps_per_peer":{"min","max"}}
+ * (docs/privacy.md).
  * Scenarios that split the data by a site column (data.split) add "per_site":[{"site","train","test","metric","local_only","fedavg",
  * "centralised"}] after "baselines".
  * `cohort sim --data FILE.csv (--label COL | --time COL --event COL) [--site-column COL] [--peers N] ...` runs any table without a
