@@ -39,7 +39,10 @@ export interface RejectedAnnouncement { readonly id: string; readonly author: st
 export class Coordinator {
   readonly rejected: RejectedAnnouncement[] = [];
   /** Last heartbeat heard from each member: liveness, load and device, for `cohort status`. */
-  readonly heartbeats = new Map<string, { name: string; load?: number; device?: string; scenarios?: string[]; at: number }>();
+  readonly heartbeats = new Map<string, { name: string; load?: number; device?: string; scenarios?: string[]; ready?: string[]; at: number }>();
+  /** Whether this peer's own training worker for a scenario is ready (set by the daemon; the readiness barrier asks it). */
+  locallyReady: (id: string) => boolean = () => false;
+  private readonly starting = new Set<string>();
   private readonly waiting = new Map<string, NodeJS.Timeout>();
   /** Views heard for scenarios whose announcement has not arrived yet: applied once it does (bounded). */
   private readonly early = new Map<string, { d: ScenarioView; from: string }[]>();
@@ -142,7 +145,7 @@ export class Coordinator {
     await this.node.pubsub.publish(this.node.topics.announce, msg).catch((e: unknown) => log.warn({ err: e, what }, 'gossip publish failed'));
   }
 
-  async publishHeartbeat(body: { name: string; load: number; device: string; scenarios: string[] }): Promise<void> {
+  async publishHeartbeat(body: { name: string; load: number; device: string; scenarios: string[]; ready?: string[] }): Promise<void> {
     const bytes = JSON.stringify(body);
     await this.audit.append({ kind: 'gossip-sent', to: `gossip:${this.node.topics.heartbeat}`, what: 'heartbeat', bytes: bytes.length, sha256: sha256Hex(bytes) });
     await this.node.pubsub.publish(this.node.topics.heartbeat, { type: 'heartbeat', body });
@@ -428,10 +431,23 @@ export class Coordinator {
     const go = (): void => {
       this.waiting.delete(id);
       const now = this.book.get(id);
-      if (!now || (now.view.state !== 'announced' && now.view.state !== 'approved') || this.expired(id)) return;
+      if (!now || (now.view.state !== 'announced' && now.view.state !== 'approved') || this.expired(id) || this.starting.has(id)) return;
+      this.starting.add(id);
       const participants = approvalsFor(now.view, id).filter((p) => now.view.approvals[p]?.sig);
-      const run = { startAt: Date.now() + plan.startDelayMs, participants, approvals: Object.fromEntries(participants.map((p) => [p, now.view.approvals[p]!])) };
-      void this.applyAndPublish(delta.run(id, run), 'scenario start').catch((e: unknown) => log.error({ err: e }, 'start failed'));
+      // readiness barrier: round 0 is fixed once every participant's training worker is ready (heartbeat `ready`), or at the
+      // timeout (a slow peer then joins late and the report shows how many rounds it took part in)
+      const until = Date.now() + plan.readyTimeoutMs;
+      const ready = (p: string): boolean => (p === this.self ? this.locallyReady(id) : (this.heartbeats.get(p)?.ready ?? []).includes(id));
+      const publish = (): void => {
+        const latest = this.book.get(id);
+        if (!latest || (latest.view.state !== 'announced' && latest.view.state !== 'approved') || this.expired(id)) return void this.starting.delete(id);
+        const waiting = participants.filter((p) => !ready(p));
+        if (waiting.length > 0 && Date.now() < until) return void setTimeout(publish, 250).unref();
+        if (waiting.length > 0) log.warn({ scenario: id.slice(0, 12), notReady: waiting.map((p) => this.node.roster.current.member(p)?.name ?? p) }, 'readiness timeout: starting without waiting for these workers');
+        const run = { startAt: Date.now() + plan.startDelayMs, participants, approvals: Object.fromEntries(participants.map((p) => [p, latest.view.approvals[p]!])) };
+        void this.applyAndPublish(delta.run(id, run), 'scenario start').catch((e: unknown) => log.error({ err: e }, 'start failed'));
+      };
+      publish();
     };
     if (others.every((p) => answered.has(p))) return go();
     if (this.waiting.has(id)) return;

@@ -119,6 +119,7 @@ export class Daemon {
     });
     this.coordinator.onRunnable = (id) => void this.maybeRun(id).catch((e: unknown) => this.runFailed(id, e));
     this.coordinator.onApproved = (id) => this.prepare(id);
+    this.coordinator.locallyReady = (id) => this.runs.get(id)?.workerReady === true;
     this.book.onChange((id) => this.settle(id));
     this.coordinator.start();
     for (const { signed } of this.book.list()) void this.maybeRun(signed.id).catch((e: unknown) => this.runFailed(signed.id, e));
@@ -229,7 +230,15 @@ export class Daemon {
 
   private prepare(id: string): void {
     const run = this.newRun(id);
-    run?.prepare().catch((e: unknown) => { if (this.runs.get(id) === run) this.runFailed(id, e); });
+    // ready: say so at once (the launcher's readiness barrier waits for every participant's worker), not at the next heartbeat
+    run?.prepare().then(() => this.coordinator.publishHeartbeat(this.heartbeatBody()), (e: unknown) => { if (this.runs.get(id) === run) this.runFailed(id, e); }).catch(() => undefined);
+  }
+
+  /** What the heartbeat says: load, device, running scenarios, the scenarios whose worker is ready (readiness barrier), audit head. */
+  private heartbeatBody() {
+    const running = [...this.runs.keys()];
+    const ready = [...this.runs].filter(([, r]) => r.workerReady).map(([id]) => id);
+    return { name: this.cfg.name, load: running.length, device: this.deviceInUse(), scenarios: running, ready, ...(this.audit.head ? { auditHead: this.audit.head } : {}) };
   }
 
   /** A run whose scenario was cancelled or failed stops; a prepared worker whose scenario started without this peer is let go. */
@@ -297,8 +306,7 @@ export class Daemon {
   private async beat(): Promise<void> {
     if (this.stopping) return;
     this.connectMembers();
-    const running = [...this.runs.keys()];
-    const body = { name: this.cfg.name, load: running.length, device: this.deviceInUse(), scenarios: running, ...(this.audit.head ? { auditHead: this.audit.head } : {}) };
+    const body = this.heartbeatBody();
     try {
       await this.audit.flush({ keep: new Set(this.runs.keys()) });   // overflow count; round tallies of scenarios no longer running
       // neighbours' signed audit heads are kept: this peer can later attest what each had committed

@@ -2,7 +2,7 @@
  * What the daemon runs: a scenario manifest (src/scenario/manifest.ts, parsed with its defaults) plus the daemon's launch terms,
  * an optional `launch` block in the same signed document (the manifest schema is strict, so the block is taken off before parsing):
  *   launch: { minPeers (2), approvalWindowMs (3000), startDelayMs (4000), deadlineMs (0), dropAfterRounds (3), startWithinMs (600000),
- *             run (a label) }
+ *             readyTimeoutMs (60000), run (a label) }
  *   runPlanOf(signedManifest) -> { manifest, launch }   (CohortError BAD_MANIFEST on a manifest the daemon cannot run)
  */
 import { z } from 'zod';
@@ -20,6 +20,9 @@ export const LaunchTermsSchema = z.object({
   deadlineMs: z.number().int().nonnegative().default(0),
   /** A participant silent for this many rounds is dropped: the others no longer wait for it to finish (docs/daemon.md). */
   dropAfterRounds: z.number().int().min(1).default(3),
+  /** Readiness barrier: after the approvals, the launcher waits for every participant's training worker to be ready (their
+   *  heartbeats say so) before it fixes round 0, at most this long; a worker ready later joins late. */
+  readyTimeoutMs: z.number().int().nonnegative().default(60_000),
   /** A scenario that has not started this long after its launch expires: the launcher marks it failed, every peer lets its
    *  prepared worker go (each peer also caps it with its own admission.startWithinMs). */
   startWithinMs: z.number().int().positive().default(600_000),

@@ -145,6 +145,8 @@ export class ScenarioRun {
   /** Shared with the worker: 1 = stop after the current step (cancel at any moment never cuts an onnxruntime call). */
   private readonly cancel = new SharedArrayBuffer(4);
   private exited = false;
+  /** The worker has loaded the data and built the model (the readiness barrier: heartbeats carry it). */
+  workerReady = false;
   private gone: Promise<void> | undefined;
   /** Rounds trained before a restart (from the checkpoint's state). */
   private trainedBefore = 0;
@@ -184,7 +186,7 @@ export class ScenarioRun {
         if (!this.stopped) this.host.failed(this.id, failure(code));
       });
       // a worker that dies while loading says why (its heap limit, usually) instead of a bare worker error
-      return this.client.ready.catch((e: unknown) => { throw lastError && e === lastError ? failure() : e; });
+      return this.client.ready.then((r) => { this.workerReady = true; return r; }, (e: unknown) => { throw lastError && e === lastError ? failure() : e; });
     })();
     return this.preparing;
   }
