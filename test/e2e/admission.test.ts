@@ -103,6 +103,12 @@ describe('slots and lifecycle', () => {
     // with both compute slots' worth of stuck scenarios around, a legitimate one starts and trains to the end
     const ok = await launch(wdbcManifest({ name: 'legit-after-stuck', rounds: 3, launch: { minPeers: 2 } }));
     const done = await waitFor('legitimate scenario finished', async () => { const x = await detail(A, ok); return x.view.state === 'finished' ? x : false; }, 120_000);
-    for (const i of [A, B]) expect(done.view.progress[c.sites[i]!.peerId]?.done).toBe(true);
+    for (const i of [A, B]) {
+      const p = done.view.progress[c.sites[i]!.peerId];
+      expect(p?.done).toBe(true);
+      // the report says how many rounds each peer really trained in (the readiness barrier started round 0 once both were ready)
+      expect(p?.roundsTrained).toBeGreaterThanOrEqual(1);
+      expect(p?.roundsTrained).toBeLessThanOrEqual(3);
+    }
   }, 240_000);
 });
