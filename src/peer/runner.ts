@@ -264,7 +264,11 @@ export class ScenarioRun {
     }
     if (round >= this.rounds()) return void this.finish().catch((e: unknown) => log.error({ err: e }, 'finishing failed'));
     this.roundTimer = setTimeout(() => {
-      void this.endRound(round).catch((e: unknown) => log.warn({ err: e }, 'round bookkeeping failed')).finally(() => this.scheduleRoundEnd());
+      void this.endRound(round).catch((e: unknown) => {
+        // the disk is below the store's free-space floor (src/store/space.ts): this peer's part fails with DISK_FULL, seen by the others
+        if (e instanceof CohortError && e.code === 'DISK_FULL') return void this.host.failed(this.id, e);
+        log.warn({ err: e }, 'round bookkeeping failed');
+      }).finally(() => this.scheduleRoundEnd());
     }, at - now);
   }
 
