@@ -25,7 +25,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg, cpus } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { median, type BenchSuite } from './suite.ts';
 import { loadManifest } from '../src/scenario/manifest.ts';
 import { runScenarioSim, type CurvePoint, type RealRunner, type SimOverrides, type SimReport, type SimScenario } from '../src/sim/run.ts';
@@ -327,7 +327,8 @@ async function extras(k: BenchKnobs, quick: boolean, say: (s: string) => void, r
   const sc = t.scenario(1);
   const compression: Record<string, unknown>[] = [];
   const curves: Record<string, CurvePoint[]> = {};
-  for (const v of [{ algorithm: 'dpsgd' as AlgorithmName, codec: 'f32' as CodecName }, { algorithm: 'epidemic' as AlgorithmName, codec: 'f32' as CodecName }, ...VARIANTS]) {
+  const plain = (['dpsgd', 'epidemic', 'choco'] as AlgorithmName[]).map((algorithm) => ({ algorithm, codec: 'f32' as CodecName }));
+  for (const v of [...plain, ...VARIANTS]) {
     const rs: SimReport[] = [];
     for (const seed of t.seeds) rs.push(await runScenarioSim(sc, { ...t.overrides, seed, rounds: t.rounds, algorithm: v.algorithm, codec: v.codec, baselines: false }));
     curves[`${v.algorithm}+${v.codec}`] = rs[0]!.details.curves[v.algorithm] ?? [];
@@ -387,7 +388,7 @@ const suite: BenchSuite = {
         target: 'own models within 1 point (Dice 0.02) of centralised, in <= 1.2x FedAvg rounds (per seed, median)',
         machine: { cpus: cpus().length, loadavg_start: loadBefore.map(r4), loadavg_end: loadavg().map(r4), wall_s: Math.round((performance.now() - t0) / 1000) },
       },
-      plots,
+      plots: plots.map((p) => relative(process.cwd(), p)),
       quick: opts.quick,
     };
   },

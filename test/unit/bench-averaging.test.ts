@@ -1,6 +1,6 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import suite, { fedAvgOwnModels, knobsFromEnv, RULES } from '../../bench/averaging.ts';
 import { writeResult } from '../../bench/suite.ts';
@@ -82,6 +82,9 @@ describe('bench averaging, smallest configuration through the real code', () => 
     expect(json.tasks[1].per_site.map((s: { site: string }) => s.site)).toHaveLength(6);
     expect(json.tasks[2].per_site).toHaveLength(4);
     expect(json.compression.map((r: { run: string }) => r.run)).toContain('choco+topk');
+    for (const r of json.compression) expect(r.bytes_vs_f32).toBeGreaterThan(0); // every codec row has its rule's f32 row
+    expect(json.compression.find((r: { run: string }) => r.run === 'choco+topk').bytes_vs_f32).toBeLessThan(1);
+    for (const p of json.plots) expect(existsSync(resolve(p))).toBe(true); // relative to the working directory
     expect(json.scale).toHaveLength(2);
     expect(json.setup.machine.cpus).toBeGreaterThan(0);
     expect(json.rows.length).toBe(3 * (3 + RULES.length));
