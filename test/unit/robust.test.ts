@@ -44,9 +44,10 @@ describe('robust statistics', () => {
     expect([...mixIncrement(null, self, inputs)]).toEqual([250.25, 0.25]);
     const m = new RobustMixer({ aggregator: 'clipped' });
     const inc = mixIncrement(m, self, inputs);
-    expect(inc[0]).toBeCloseTo(0.25 + 0.25, 10);   // evil clipped to tau = 1
+    // the adaptive radius would be 1 (the second-largest distance); the floor, twice the median distance (1), makes it 2
+    expect(inc[0]).toBeCloseTo(0.25 + 0.25 * 2, 10);
     expect(inc[1]).toBeCloseTo(0.25, 10);
-    expect(m.lastRadius).toBe(1);
+    expect(m.lastRadius).toBe(2);
   });
 
   it('graphs: dumbbell is two cliques and one bridge; the expander degree grows like log n', () => {
@@ -173,17 +174,19 @@ describe('robust aggregation inside the rules (16 peers, quadratic objectives, v
     const plain = await quadraticRun('dpsgd', 'mean', 'scaling', expander);
     expect(plain.err).toBeGreaterThan(10);
     const clipped = await quadraticRun('dpsgd', 'clipped', 'scaling', expander);
-    expect(clipped.err).toBeLessThan(0.35);
+    expect(clipped.err).toBeLessThan(0.5);
     const report = attackReport(clipped.adv!, clipped.res.nodes, 'clipped');
     expect(report.crafted).toBeGreaterThan(0);
     expect(report.suspicion!.byzantine_named).toBe(clipped.adv!.byzantine.length);
     expect(report.suspicion!.honest_named).toBe(0);
   });
 
-  for (const attack of ['sign-flip', 'gaussian', 'alie', 'ipm', 'dissensus', 'free-ride'] as const) {
+  // the radius floor (twice the median neighbour distance) lets a dissensus attacker pull further than the bare adaptive rule did
+  // (0.61 vs 0.29 here; docs/robustness.md): bounded, far from plain averaging's blow-up
+  for (const [attack, bound] of [['sign-flip', 0.35], ['gaussian', 0.35], ['alie', 0.35], ['ipm', 0.35], ['dissensus', 0.7], ['free-ride', 0.4]] as const) {
     it(`${attack}: ClippedGossip (D-PSGD) keeps honest peers near the optimum`, async () => {
       const { err } = await quadraticRun('dpsgd', 'clipped', attack, expander);
-      expect(err).toBeLessThan(0.35);
+      expect(err).toBeLessThan(bound);
     });
   }
 
