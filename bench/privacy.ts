@@ -4,18 +4,20 @@
  * exactness  D-PSGD with masking, no training (the models are pure averaging state, 530 values = the WDBC MLP's size, N(0,1)),
  *            random 4-regular graph, 8 and 100 peers, 0% / 10% / 30% of the peers killed in round 2 after sending to half of their
  *            receivers; every receiver's decoded masked sum (dropped senders' masks removed) against the plain float64 sum
- *            sum_k W_jk x_k^r of the same senders' models: max |masked - plain| / max |plain| over all sums of 6 rounds. Also:
+ *            sum_k W_jk x_k^r of the same senders' models: max |masked - plain| / max |plain| over all sums of 30 rounds. Also:
  *            dropped senders recovered, rounds not mixed (a receiver left with < 2 live senders does not mix: by design), and
  *            the survivors' final models vs plain D-PSGD's (they differ where a receiver did not mix).
- * cost       the same runs: bytes per peer per round (masked models + recovery requests and shares) vs plain f32 D-PSGD, the
+ * cost       the same runs: bytes per peer per round over the 30 rounds (masked models + the one-time recovery requests and shares
+ *            of the dropped peers) vs plain f32 D-PSGD, the
  *            one-time key setup (announcements + sealed Shamir shares: bytes per peer, wall ms for all peers in one process), and
  *            the wall time of the rounds vs plain (median of 3 interleaved runs at 8 peers, one run at 100).
  * utility    WDBC (scenarios/wdbc-secure.json: secure averaging on), 8 and 100 peers, epsilon in {1, 3, 8, inf}, seeds 1..5:
  *            final accuracy (mean over peers) with a 95% t interval, epsilon actually spent (max over peers), noise multipliers.
  *            Fed-TCGA-BRCA is not run: DP-SGD is refused for the Cox loss (not a sum of per-patient terms; docs/privacy.md).
- * Knobs: COHORT_BENCH_SEEDS=N, COHORT_BENCH_ROUNDS=R (utility), COHORT_BENCH_PARTS=exactness,utility. --quick: 2 seeds, 8 rounds.
+ * Knobs: COHORT_BENCH_SEEDS=N, COHORT_BENCH_UTILITY=8:5,100:2 (peers:seeds), COHORT_BENCH_ROUNDS=R (utility), COHORT_BENCH_PARTS=exactness,utility (a run of one part keeps the
+ * other part's rows from bench/results/privacy.json, with their measured_at). --quick: 2 seeds, 8 rounds.
  */
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { median, type BenchSuite } from './suite.ts';
 import { simulate } from '../src/sim/simulate.ts';
@@ -31,7 +33,7 @@ import { tInterval } from '../src/util/stats.ts';
 import { intervalPlot } from '../src/util/plot.ts';
 
 const P = 530;
-const ROUNDS = 6;
+const ROUNDS = 30;
 const KILL_ROUND = 2;
 const ROUND_MS = 100;
 
@@ -151,18 +153,21 @@ const suite: BenchSuite = {
     const utility: UtilityRow[] = [];
     if (parts.includes('utility')) {
       const m = loadManifest('scenarios/wdbc-secure.json');
-      for (const peers of [8, 100]) {
+      // peers:seeds pairs (COHORT_BENCH_UTILITY=8:5,100:2); the final metric only is evaluated (evalEvery = rounds)
+      const plan = (process.env.COHORT_BENCH_UTILITY ?? `8:${seeds},100:${seeds}`).split(',').map((x) => x.split(':').map(Number) as [number, number]);
+      const totalRounds = rounds ?? m.rounds.max;
+      for (const [peers, nSeeds] of plan) {
         for (const eps of EPSILONS) {
           const acc: number[] = [], spent: number[] = [], sig: number[] = [];
-          for (let s = 1; s <= seeds; s++) {
-            const r = await runScenarioSim(m, { peers, seed: s, baselines: false, dpEpsilon: eps, ...(rounds ? { rounds } : {}) });
+          for (let s = 1; s <= nSeeds; s++) {
+            const r = await runScenarioSim(m, { peers, seed: s, baselines: false, dpEpsilon: eps, rounds: totalRounds, evalEvery: totalRounds });
             acc.push(r.final.mean);
             if (r.privacy?.dp) { spent.push(r.privacy.dp.epsilon_spent); sig.push(r.privacy.dp.noise_multiplier.min, r.privacy.dp.noise_multiplier.max); }
             if (opts.verbose) process.stderr.write(`utility wdbc ${peers} peers eps ${eps} seed ${s}: ${r.final.mean.toFixed(4)}\n`);
           }
           const iv = tInterval(acc);
           const row: UtilityRow = {
-            task: 'wdbc', peers, epsilon: Number.isFinite(eps) ? eps : 'inf', seeds, accuracy_mean: iv.mean, accuracy_lo: iv.lo, accuracy_hi: iv.hi,
+            task: 'wdbc', peers, epsilon: Number.isFinite(eps) ? eps : 'inf', seeds: nSeeds, accuracy_mean: iv.mean, accuracy_lo: iv.lo, accuracy_hi: iv.hi,
             per_seed: acc.map((a) => Math.round(a * 1e4) / 1e4), epsilon_spent_max: spent.length ? Math.max(...spent) : null,
             noise_multiplier_min: sig.length ? Math.min(...sig) : null, noise_multiplier_max: sig.length ? Math.max(...sig) : null, secure: true,
           };
@@ -174,16 +179,22 @@ const suite: BenchSuite = {
       mkdirSync(opts.resultsDir, { recursive: true });
       const cats = EPSILONS.map((e) => (Number.isFinite(e) ? `eps ${e}` : 'no DP'));
       const svg = intervalPlot({
-        title: `WDBC, D-PSGD + secure averaging: accuracy vs epsilon (delta 1e-5, clip 1; ${seeds} seeds, 95% t)`, yLabel: 'accuracy (mean over peers)',
+        title: `WDBC, D-PSGD + secure averaging: accuracy vs epsilon (delta 1e-5, clip 1; 95% t over seeds)`, yLabel: 'accuracy (mean over peers)',
         categories: cats,
-        groups: [8, 100].map((peers) => ({ name: `${peers} peers`, values: EPSILONS.map((e) => {
+        groups: plan.map(([peers, n]) => ({ name: `${peers} peers (${n} seeds)`, values: EPSILONS.map((e) => {
           const u = utility.find((x) => x.peers === peers && (x.epsilon === e || (x.epsilon === 'inf' && !Number.isFinite(e))));
           return u && Number.isFinite(u.accuracy_lo) ? { mean: u.accuracy_mean, lo: u.accuracy_lo, hi: u.accuracy_hi } : null;
         }) })),
       });
       writeFileSync(join(opts.resultsDir, 'privacy-utility.svg'), svg);
     }
-    return { suite: 'privacy', rows, quick: opts.quick, tcga: 'not run: DP-SGD is refused for the Cox loss (per-patient clipping does not bound a partial likelihood term)' };
+    // a run of some parts keeps the other parts' rows of the last results file (parts can then run one at a time)
+    const file = join(opts.resultsDir, 'privacy.json');
+    if (existsSync(file)) {
+      const old = JSON.parse(readFileSync(file, 'utf8')) as { rows?: Record<string, unknown>[]; measured_at?: string };
+      for (const r of old.rows ?? []) if (!parts.includes(String(r.part))) rows.push({ ...r, measured_at: r.measured_at ?? old.measured_at });
+    }
+    return { suite: 'privacy', rows, quick: opts.quick, parts_run: parts, tcga: 'not run: DP-SGD is refused for the Cox loss (per-patient clipping does not bound a partial likelihood term)' };
   },
 };
 
