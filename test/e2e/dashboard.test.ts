@@ -89,7 +89,8 @@ describe.skipIf(!CHROMIUM)('dashboard', () => {
     await page.getByTestId('topology').waitFor();
     await expect.poll(async () => page.getByTestId('topology-node').count(), { timeout: 30_000 }).toBe(4);
     expect((await page.getByTestId('topology-node').evaluateAll((n) => n.map((x) => x.getAttribute('data-name')))).sort()).toEqual(['site-a', 'site-b', 'site-c', 'site-d']);
-    await expect.poll(async () => page.locator('.topology .edge').count(), { timeout: 30_000 }).toBe(3);
+    // site-d's live connections (a loaded machine may drop and redial one: give it time)
+    await expect.poll(async () => page.locator('.topology .edge').count(), { timeout: 90_000, interval: 1000 }).toBe(3);
     await shot(page, 'overview');
 
     // approve the run by hand, bound to the manifest hash the page shows
@@ -123,7 +124,9 @@ describe.skipIf(!CHROMIUM)('dashboard', () => {
     expect((await model.body()).length).toBeGreaterThan(1000);
     const report = await page.request.get(`${base(D)}/ui/api/scenarios/${runId}/report.md`);
     expect(report.status()).toBe(200);
-    expect(await report.text()).toContain('wdbc-dashboard');
+    const md = await report.text();
+    expect(md).toContain(runId);
+    expect(md).toContain('state **finished**');
 
     // the audit chain verifies, and the manual approval is in it
     await page.getByTestId('verify-chain').click();

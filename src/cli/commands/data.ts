@@ -7,12 +7,13 @@
  *   data radiomics --image F --mask F  IBSI features of one image + mask;  --folder DIR --out F.csv  a feature CSV per subject
  *   data synth --site K --cases N --out DIR [--seed S] [--2d]   synthetic PET/CT-like site (medical-folder layout)
  *   data preprocess DIR --config CFG.json [--seed S]             run preprocessing, print tensor shapes and per-site statistics
- * Registry commands take --store DIR (the peer directory whose store/ holds the registry; default $COHORT_PEER or .).
+ * Registry commands take --peer DIR (the peer directory whose store/ holds the registry; default $COHORT_PEER or .), as every
+ * command does; --store DIR is the old spelling, still accepted (hidden from the help).
  * --json prints one JSON document on stdout.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { CohortError } from '../../util/errors.ts';
 import { progressBar } from '../../util/progress.ts';
 import type { DatasetRegistry } from '../../store/datasets.ts';
@@ -22,7 +23,9 @@ import type { Volume } from '../../data/volume.ts';
 // The readers, the store and the preprocessing load on demand (dynamic imports in the actions): `cohort data inspect FILE`
 // pays for its reader only, not for LevelDB, zod or the radiomics code (start-up figures in docs/cli.md).
 
-interface StoreOpts { store: string; json?: boolean }
+interface StoreOpts { peer: string; store?: string; json?: boolean }
+/** The peer directory: --peer, or the old --store when given. */
+const peerDir = (o: StoreOpts): string => o.store ?? o.peer;
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 const print = (json: boolean | undefined, doc: unknown, human: () => string): void => {
@@ -43,7 +46,8 @@ function int(v: string, name: string): number {
 
 export function registerData(program: Command): void {
   const data = program.command('data').description('register, inspect and prepare medical data (NIfTI, DICOM, CSV); radiomics; synthetic sites');
-  const storeOpt = (c: Command): Command => c.option('--store <dir>', 'peer directory whose store/ holds the registry', process.env.COHORT_PEER ?? '.').option('--json', 'print JSON on stdout');
+  const storeOpt = (c: Command): Command => c.option('--peer <dir>', 'peer directory whose store/ holds the registry', process.env.COHORT_PEER ?? '.')
+    .addOption(new Option('--store <dir>', 'old spelling of --peer').hideHelp()).option('--json', 'print JSON on stdout');
 
   storeOpt(data.command('add').argument('<path>', 'CSV/TSV file, NIfTI file, DICOM series folder or medical folder')
     .option('--id <id>', 'dataset id (default: from the file name)').option('--label <column>', 'label column (CSV, or the clinical CSV of a folder)')
@@ -53,7 +57,7 @@ export function registerData(program: Command): void {
     .action(async (path: string, o: StoreOpts & { id?: string; label?: string; mask?: string[]; tag?: string[]; ignore?: string[]; replace?: boolean }) => {
       const { describeDataset } = await import('../../data/register.ts');
       const record = describeDataset(path, { id: o.id, label: o.label, masks: o.mask, tags: o.tag, ignore: o.ignore });
-      const saved = await withRegistry(o.store, (r) => r.add(record, { replace: o.replace }));
+      const saved = await withRegistry(peerDir(o), (r) => r.add(record, { replace: o.replace }));
       print(o.json, saved, () => `registered ${saved.id}: ${saved.kind}, ${saved.samples} sample(s), modalities ${saved.modalities.join(', ')}`
         + (saved.labelBalance ? `, labels ${JSON.stringify(saved.labelBalance)}` : ''));
     });
@@ -62,7 +66,7 @@ export function registerData(program: Command): void {
     .option('--min-count <n>', 'small-count suppression threshold for --catalogue', '10'))
     .description('list registered datasets')
     .action(async (o: StoreOpts & { catalogue?: boolean; minCount: string }) => {
-      const list = await withRegistry(o.store, (r) => r.list());
+      const list = await withRegistry(peerDir(o), (r) => r.list());
       const { catalogueEntry } = await import('../../data/catalogue.ts');
       const rows = o.catalogue ? list.map((d) => catalogueEntry(d, { minCount: int(o.minCount, '--min-count') })) : list;
       print(o.json, rows, () => (list.length === 0 ? 'no datasets registered' : o.catalogue ? rows.map((d) => JSON.stringify(d)).join('\n')
@@ -72,7 +76,7 @@ export function registerData(program: Command): void {
 
   storeOpt(data.command('remove').argument('<id>', 'dataset id')).description('unregister a dataset (the files are not touched)')
     .action(async (id: string, o: StoreOpts) => {
-      const r = await withRegistry(o.store, (reg) => reg.remove(id));
+      const r = await withRegistry(peerDir(o), (reg) => reg.remove(id));
       print(o.json, { removed: r.id }, () => `removed ${r.id}`);
     });
 
@@ -89,7 +93,7 @@ export function registerData(program: Command): void {
           () => Object.entries(info).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join('\n'));
         return;
       }
-      const rec = await withRegistry(o.store, (r) => r.require(target));
+      const rec = await withRegistry(peerDir(o), (r) => r.require(target));
       const { catalogueEntry } = await import('../../data/catalogue.ts');
       const doc = { ...rec, catalogue: catalogueEntry(rec) };
       print(o.json, doc, () => `${rec.id}: ${rec.kind}, ${rec.samples} sample(s), modalities ${rec.modalities.join(', ')}\n`
