@@ -171,6 +171,13 @@ function printTable(reports: readonly SimReport[]): void {
   }));
   console.table(rows);
   console.table([{ baseline: 'centralised', value: fmt(b.centralised) }, { baseline: 'fedavg (server)', value: fmt(b.fedavg) }, { baseline: 'local-only', value: fmt(b.local_only) }]);
+  const priv = reports[0]!.privacy;
+  if (priv) {
+    const dp = priv.dp;
+    console.log(`privacy: ${priv.secure ? 'secure (masked) averaging' : 'plain averaging'}; ${dp
+      ? `DP-SGD epsilon spent ${dp.epsilon_spent} (target ${dp.epsilon_target}, delta ${dp.delta}, clip ${dp.clip}, noise multiplier ${dp.noise_multiplier.min}-${dp.noise_multiplier.max})`
+      : 'no differential privacy'}`);
+  }
   const sites = reports[0]!.per_site;
   if (sites) {
     console.table(sites.map((s) => ({ site: s.site, train: s.train, test: s.test, [reports[0]!.algorithm]: fmt(s.metric), 'local-only': fmt(s.local_only),
