@@ -210,8 +210,9 @@ export class Coordinator {
   /** Anti-entropy: peers that were away hear again what this peer said (its own contributions only; the CRDT makes repeats harmless). */
   async republish(): Promise<void> {
     for (const { signed, view } of this.book.list().slice(-20)) {
-      // ended scenarios: the launcher keeps telling late peers for an hour, then stops
-      if (TERMINAL.has(view.state) && (signed.author !== this.self || Date.now() - Date.parse(signed.launchedAt) > 3_600_000)) continue;
+      // ended scenarios: the launcher keeps telling late peers for an hour, then stops; so does a participant about its own end
+      // (done or failed: its view may have ended on its own judgement before the others heard why, e.g. a refusal right after a restart)
+      if (TERMINAL.has(view.state) && ((signed.author !== this.self && !view.progress[this.self]) || Date.now() - Date.parse(signed.launchedAt) > 3_600_000)) continue;
       if (signed.author === this.self) await this.publish({ type: 'scenario-announce', body: signed }, signed.id, 'scenario announcement (repeat)');
       const mine = ownContribution(view, this.self, signed.author);
       const hasOwn = signed.author === this.self || Object.keys(mine.approvals).length + Object.keys(mine.rejections).length + Object.keys(mine.declines).length + Object.keys(mine.progress).length > 0;
