@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { CohortError } from '../../util/errors.ts';
 import { loadIdentity } from '../../net/identity.ts';
@@ -19,42 +19,51 @@ export function registerRoster(program: Command): void {
     .requiredOption('--file <file>', 'roster file to write')
     .requiredOption('--consortium <id>', 'consortium id')
     .option('--threshold <n>', 'admin signatures required', '1')
-    .action((o: { file: string; consortium: string; threshold: string }) => {
+    .option('--json', 'print the result as JSON')
+    .action((o: { file: string; consortium: string; threshold: string; json?: boolean }) => {
       if (existsSync(o.file)) throw new CohortError('ROSTER_EXISTS', `${o.file} already exists`, 'edit it with `cohort roster add|remove`');
       const body = { ...newRosterBody(o.consortium, positiveInt(o.threshold, '--threshold')) };
       writeRosterFile(o.file, parseRosterDoc({ body, signatures: [] }));
-      process.stdout.write(`wrote ${o.file} (version 1, threshold ${body.threshold})\n`);
+      if (o.json) process.stdout.write(JSON.stringify({ file: o.file, version: 1, threshold: body.threshold, members: 0 }) + '\n');
+      else process.stdout.write(`wrote ${o.file} (version 1, threshold ${body.threshold})\n`);
     });
 
   roster.command('add').description('add or update a member')
     .requiredOption('--file <file>', 'roster file')
-    .requiredOption('--peer <peerId>', 'member peer ID (from `cohort init`)')
+    .option('--peer-id <peerId>', 'member peer ID (from `cohort init`)')
+    .addOption(peerIdAlias())
     .requiredOption('--name <name>', 'hospital / site name')
     .option('--roles <roles>', `comma-separated: ${ROLES.join(', ')}`, 'data-provider')
     .option('--threshold <n>', 'also set the admin signatures required')
     .option('--addrs <multiaddr...>', 'known addresses of the member (peers dial them to connect)')
-    .action((o: { file: string; peer: string; name: string; roles: string; threshold?: string; addrs?: string[] }) => {
+    .option('--json', 'print the result as JSON')
+    .action((o: MemberOpts & { name: string; roles: string; threshold?: string; addrs?: string[] }) => {
       const doc = readRosterFile(o.file);
-      checkPeerId(o.peer);
-      const member = { peerId: o.peer, name: o.name, roles: parseRoles(o.roles), ...(o.addrs?.length ? { addrs: o.addrs } : {}) };
-      const members = [...doc.body.members.filter((m) => m.peerId !== o.peer), member];
+      const peer = memberId(o);
+      checkPeerId(peer);
+      const member = { peerId: peer, name: o.name, roles: parseRoles(o.roles), ...(o.addrs?.length ? { addrs: o.addrs } : {}) };
+      const members = [...doc.body.members.filter((m) => m.peerId !== peer), member];
       const threshold = o.threshold ? positiveInt(o.threshold, '--threshold') : doc.body.threshold;
-      save(o.file, nextDraft(doc, { members, threshold }));
+      save(o.file, nextDraft(doc, { members, threshold }), o.json);
     });
 
   roster.command('remove').description('remove a member (it is disconnected once the signed roster spreads)')
     .requiredOption('--file <file>', 'roster file')
-    .requiredOption('--peer <peerId>', 'member peer ID')
-    .action((o: { file: string; peer: string }) => {
+    .option('--peer-id <peerId>', 'member peer ID')
+    .addOption(peerIdAlias())
+    .option('--json', 'print the result as JSON')
+    .action((o: MemberOpts) => {
       const doc = readRosterFile(o.file);
-      if (!doc.body.members.some((m) => m.peerId === o.peer)) throw new CohortError('ROSTER_NO_MEMBER', `${o.peer} is not on the roster`, 'see `cohort roster show`');
-      save(o.file, nextDraft(doc, { members: doc.body.members.filter((m) => m.peerId !== o.peer) }));
+      const peer = memberId(o);
+      if (!doc.body.members.some((m) => m.peerId === peer)) throw new CohortError('ROSTER_NO_MEMBER', `${peer} is not on the roster`, 'see `cohort roster show`');
+      save(o.file, nextDraft(doc, { members: doc.body.members.filter((m) => m.peerId !== peer) }), o.json);
     });
 
   roster.command('sign').description('sign the roster with an admin key')
     .requiredOption('--file <file>', 'roster file')
     .requiredOption('--key <keyfile>', 'admin\'s peer.key')
-    .action(async (o: { file: string; key: string }) => {
+    .option('--json', 'print the result as JSON')
+    .action(async (o: { file: string; key: string; json?: boolean }) => {
       const doc = readRosterFile(o.file);
       const id = loadIdentity(o.key);
       if (!new Roster(doc).hasRole(id.peerId, 'admin')) {
@@ -63,7 +72,8 @@ export function registerRoster(program: Command): void {
       const signed = await signRoster(doc, id.privateKey, id.peerId);
       writeRosterFile(o.file, signed);
       const v = await verifyRoster(signed);
-      process.stdout.write(`signed by ${id.peerId}: ${v.validSigners.length}/${v.needed} admin signatures${v.ok ? ' (valid)' : ''}\n`);
+      if (o.json) process.stdout.write(JSON.stringify({ file: o.file, signedBy: id.peerId.toString(), signatures: v.validSigners.length, needed: v.needed, ok: v.ok, version: signed.body.version }) + '\n');
+      else process.stdout.write(`signed by ${id.peerId}: ${v.validSigners.length}/${v.needed} admin signatures${v.ok ? ' (valid)' : ''}\n`);
     });
 
   roster.command('verify').description('check the signatures (against a trusted previous roster when given)')
@@ -102,9 +112,19 @@ function nextDraft(doc: RosterDoc, change: Partial<RosterDoc['body']>): RosterDo
   return parseRosterDoc({ body: { ...doc.body, ...change, version, issuedAt: new Date().toISOString() }, signatures: [] });
 }
 
-function save(file: string, doc: RosterDoc): void {
+function save(file: string, doc: RosterDoc, json?: boolean): void {
   writeRosterFile(file, doc);
-  process.stdout.write(`wrote ${file} (version ${doc.body.version}, ${doc.body.members.length} members, unsigned: run \`cohort roster sign\`)\n`);
+  if (json) process.stdout.write(JSON.stringify({ file, version: doc.body.version, members: doc.body.members.length, signed: false }) + '\n');
+  else process.stdout.write(`wrote ${file} (version ${doc.body.version}, ${doc.body.members.length} members, unsigned: run \`cohort roster sign\`)\n`);
+}
+
+interface MemberOpts { file: string; peerId?: string; peer?: string; json?: boolean }
+/** --peer is the old spelling of --peer-id here (--peer names a peer directory everywhere else); still accepted, hidden. */
+const peerIdAlias = (): Option => new Option('--peer <peerId>', 'old spelling of --peer-id').hideHelp();
+function memberId(o: MemberOpts): string {
+  const id = o.peerId ?? o.peer;
+  if (!id) throw new CohortError('CLI_INVALID', 'which member? --peer-id is required', 'e.g. --peer-id 12D3KooW... (from `cohort init`)');
+  return id;
 }
 
 function parseRoles(s: string): Role[] {
