@@ -344,7 +344,10 @@ export class Daemon {
         return { name: m.name, peerId: m.peerId, roles: m.roles, connected: conns.some((c) => c.peer === m.peerId),
           lastHeartbeatSecondsAgo: hb ? Math.round((Date.now() - hb.at) / 1000) : null, load: hb?.load ?? null, device: hb?.device ?? null };
       }),
-      scenarios: this.book.list().map(({ signed, view }) => ({ id: signed.id, name: signed.manifest.name, state: view.state, running: this.runs.has(signed.id), round: this.runs.get(signed.id)?.status.round })),
+      scenarios: this.book.list().map(({ signed, view }) => ({ id: signed.id, name: signed.manifest.name, state: view.state, running: this.runs.has(signed.id), round: this.runs.get(signed.id)?.status.round,
+        // robust aggregation: each participant's latest signed suspicion report (verified on receipt), by roster name
+        suspicions: Object.entries(view.progress).flatMap(([site, p]) => p.suspicion ? [{ by: this.node.roster.current.member(site)?.name ?? site, round: p.suspicion.report.round,
+          names: p.suspicion.report.suspects.map((s) => this.node.roster.current.member(s.peer)?.name ?? s.peer) }] : []) })),
       device: this.deviceInUse(),
       disk: { freeBytes: disk.bavail * disk.bsize, totalBytes: disk.blocks * disk.bsize },
       datasets: await this.data.names(),

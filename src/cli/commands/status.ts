@@ -7,7 +7,7 @@ interface Status {
   roster: { consortium: string; version: number; roles: string[] };
   connections: { peer: string; name?: string; addr: string }[];
   members: { name: string; roles: string[]; connected: boolean; lastHeartbeatSecondsAgo: number | null; load: number | null; device: string | null }[];
-  scenarios: { id: string; name: string; state: string; running: boolean; round?: number }[];
+  scenarios: { id: string; name: string; state: string; running: boolean; round?: number; suspicions?: { by: string; round: number; names: string[] }[] }[];
   disk: { freeBytes: number; totalBytes: number };
 }
 
@@ -27,7 +27,8 @@ export function registerStatus(program: Command): void {
         'members:',
         ...s.members.map((m) => `  ${m.name.padEnd(16)} ${m.connected ? 'connected   ' : 'unreachable '} ${m.lastHeartbeatSecondsAgo === null ? 'no heartbeat yet' : `heartbeat ${m.lastHeartbeatSecondsAgo} s ago, ${m.load ?? 0} running, ${m.device ?? '?'}`}  (${m.roles.join(', ')})`),
         `scenarios (${s.scenarios.length}):`,
-        ...s.scenarios.map((x) => `  ${x.id.slice(0, 12)} ${x.name.padEnd(28)} ${x.state}${x.running ? `  training, round ${x.round ?? '-'}` : ''}`),
+        ...s.scenarios.flatMap((x) => [`  ${x.id.slice(0, 12)} ${x.name.padEnd(28)} ${x.state}${x.running ? `  training, round ${x.round ?? '-'}` : ''}`,
+          ...(x.suspicions ?? []).map((r) => `    suspicion report: ${r.by} names ${r.names.join(', ')} (after round ${r.round})`)]),
       ].join('\n') + '\n');
     });
 }
