@@ -307,7 +307,7 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
         robust: { aggregator, trim: m.averaging.trim, radius: m.averaging.clipRadius },
       },
       churn: churnSchedule(peers, churn, rounds, seed),
-      ...(adversary ? { transportFor: adversary.transportFor } : {}),
+      ...(adversary ? { transportFor: adversary.transportFor, unprobed: byzantine } : {}),
       evaluate: (x) => task.evaluate(x),
       evalEvery,
       stopWhen: stop,

@@ -46,6 +46,8 @@ export interface SimulateOptions {
   readonly onNodes?: (nodes: readonly AveragingNode[], net: SimNetwork) => void;
   /** Replaces peer i's transport (an adversary's rewrite of what it sends: src/sim/attacks); `nodes` is filled once all exist. */
   readonly transportFor?: (i: number, t: AveragingTransport, net: SimNetwork, nodes: readonly AveragingNode[]) => AveragingTransport;
+  /** Peers left out of the per-round probes (the Byzantine ones: curves and stopping rules are about the honest peers). */
+  readonly unprobed?: ReadonlySet<number>;
 }
 
 export interface SimulateResult {
@@ -102,7 +104,7 @@ export async function simulate(o: SimulateOptions): Promise<SimulateResult> {
   const evalEvery = o.evalEvery ?? 1;
   for (let r = 0; r < o.node.rounds; r++) {
     net.at((r + 1) * o.node.roundMs - 2e-3, n, async () => {
-      const p = await probe(r, nodes, net, o.evaluate && ((r + 1) % evalEvery === 0 || r === o.node.rounds - 1) ? o.evaluate : undefined);
+      const p = await probe(r, nodes, net, o.evaluate && ((r + 1) % evalEvery === 0 || r === o.node.rounds - 1) ? o.evaluate : undefined, o.unprobed);
       probes.push(p);
       o.onRound?.(p);
       if (!Number.isNaN(p.mean) && o.stopWhen?.(p)) stopped = true;
@@ -133,8 +135,9 @@ export async function simulate(o: SimulateOptions): Promise<SimulateResult> {
   };
 }
 
-async function probe(round: number, nodes: readonly AveragingNode[], net: SimNetwork, evaluate?: (m: Float32Array) => Promise<number>): Promise<RoundProbe> {
-  const live = nodes.filter((_, i) => net.online[i]);
+async function probe(round: number, nodes: readonly AveragingNode[], net: SimNetwork, evaluate?: (m: Float32Array) => Promise<number>,
+  unprobed?: ReadonlySet<number>): Promise<RoundProbe> {
+  const live = nodes.filter((_, i) => net.online[i] && !unprobed?.has(i));
   const models = live.map((node) => node.estimate());
   let mean = Number.NaN;
   let min = Number.NaN;
