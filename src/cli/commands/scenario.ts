@@ -1,10 +1,12 @@
 /**
  * `cohort scenario launch FILE [--follow] | list | status ID | approve ID | reject ID --reason R | cancel ID | export ID --out DIR`
  * Every subcommand talks to the running peer daemon through its admin API (`--peer DIR|CONFIG`, default $COHORT_PEER or .),
- * except `check FILE`: the peer's admission decision and cost estimate worked out offline (src/peer/admission.ts).
+ * except `check FILE` (the peer's admission decision and cost estimate worked out offline: src/peer/admission.ts), `validate FILE`
+ * (schema, run plan and manifest hash) and `new --template NAME` (a manifest from scenarios/), which need no daemon.
  */
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { AdminClient } from '../../peer/client.ts';
 import type { ScenarioView } from '../../scenario/lifecycle.ts';
@@ -24,6 +26,12 @@ const client = (o: PeerOpt): AdminClient => AdminClient.forPeer(o.peer);
 const out = (o: PeerOpt, value: unknown, human: () => string): void => {
   process.stdout.write(o.json ? JSON.stringify(value) + '\n' : human() + '\n');
 };
+
+// scenarios/ is three levels up from src/cli/commands/ and from dist/cli/commands/ alike
+const SCENARIOS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'scenarios');
+function templates(): string[] {
+  try { return readdirSync(SCENARIOS_DIR).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort(); } catch { return []; }
+}
 
 function readManifest(file: string): Record<string, unknown> {
   try {
@@ -81,9 +89,37 @@ export function registerScenario(program: Command): void {
       const c = client(o);
       const { id } = await c.post<{ id: string }>('/scenarios', { manifest: Object.keys(launch).length ? { ...manifest, launch } : manifest });
       if (!o.follow) return out(o, { id }, () => `launched ${id}`);
-      if (!o.json) process.stderr.write(`launched ${id}\n`);
-      const d = await followScenario(c, id, { json: Boolean(o.json), to: process.stderr });
+      // the site table is the command's result: stdout (with --json only the final document is printed)
+      if (!o.json) process.stdout.write(`launched ${id}\n`);
+      const d = await followScenario(c, id, { json: Boolean(o.json), to: process.stdout });
       out(o, { id, state: d.view.state, sites: siteResults(d) }, () => `scenario ${d.view.state}`);
+    });
+  sc.command('validate').description('check a manifest offline (no daemon): schema, run plan, and its manifest hash').argument('<file>', 'scenario manifest (JSON)')
+    .option('--json', 'print JSON on stdout')
+    .action(async (file: string, o: { json?: boolean }) => {
+      const [{ parseManifest }, { scenarioId }] = await Promise.all([import('../../scenario/manifest.ts'), import('../../scenario/signing.ts')]);
+      const raw = readManifest(file);
+      const m = parseManifest(raw, file);
+      const { runPlanOf } = await import('../../peer/plan.ts');
+      const plan = runPlanOf(raw);
+      const doc = { file, valid: true, name: m.name, hash: scenarioId(raw), model: (m.model as { type?: string }).type ?? null, algorithm: m.averaging.algorithm, rounds: m.rounds.max, dataset: plan.dataset };
+      out({ peer: '.', json: o.json }, doc, () => `${file}: valid scenario "${doc.name}" (${doc.model ?? 'model'}, ${doc.algorithm}, ${doc.rounds} rounds, dataset ${doc.dataset}); manifest hash ${doc.hash}`);
+    });
+  sc.command('new').description('write a new manifest from a template (offline): the examples in scenarios/')
+    .requiredOption('--template <name>', `template: ${templates().join(', ')}`)
+    .option('--name <name>', 'the new scenario\'s name (lower-case letters, digits, dashes)')
+    .option('--out <file>', 'write here (default: print on stdout)')
+    .action(async (o: { template: string; name?: string; out?: string }) => {
+      const file = join(SCENARIOS_DIR, `${o.template.replace(/\.json$/, '')}.json`);
+      if (!/^[a-z0-9-]+(\.json)?$/.test(o.template) || !existsSync(file)) throw new CohortError('UNKNOWN_TEMPLATE', `no template "${o.template}"`, `templates: ${templates().join(', ')}`);
+      const m = { ...readManifest(file), ...(o.name ? { name: o.name } : {}) };
+      const { parseManifest } = await import('../../scenario/manifest.ts');
+      parseManifest(m, o.name ? `--name ${o.name}` : file);
+      const text = JSON.stringify(m, null, 2) + '\n';
+      if (!o.out) return void process.stdout.write(text);
+      if (existsSync(o.out)) throw new CohortError('FILE_EXISTS', `${o.out} already exists`, 'choose another --out');
+      writeFileSync(o.out, text);
+      process.stdout.write(`wrote ${o.out} from template ${o.template}; check it with \`cohort scenario validate ${o.out}\`\n`);
     });
   peerOption(sc.command('check').description('would this peer take part? its admission decision and cost estimate for a manifest, offline').argument('<file>', 'scenario manifest (JSON)'))
     .option('--author <peer>', 'the launcher (peer ID or roster name; default: this peer)')
