@@ -14,7 +14,7 @@ import type { CohortNode } from '../net/node.ts';
 import type { ReceivedGossip } from '../net/pubsub.ts';
 import type { AuditLog } from '../store/audit.ts';
 import { sha256Hex } from '../util/hash.ts';
-import { decide } from '../scenario/approval.ts';
+import { decide, privacyDecline } from '../scenario/approval.ts';
 import { approvalsFor, delta, TERMINAL, type ScenarioView } from '../scenario/lifecycle.ts';
 import { signScenario, verifyScenario, type SignedScenario } from '../scenario/signing.ts';
 import { endOf, participantsOf, signAnswer, verifyAnswer, verifyRunPlan, type Decision } from '../scenario/participants.ts';
@@ -324,6 +324,11 @@ export class Coordinator {
       log.warn({ scenario: signed.id.slice(0, 12), reasons: verdict.reasons }, 'scenario declined by the admission policy');
       return void (await this.decline(signed.id, `admission: ${verdict.reasons.join('; ')}`, verdict));
     }
+    // privacy (docs/privacy.md): this peer's policy first (its reason), then settings the daemon cannot honour yet (masking and
+    // DP-SGD run in the simulator only): declined rather than run unprotected
+    const privacyWhy = privacyDecline(this.cfg.approval, signed.manifest)
+      ?? (signed.manifest.privacy !== undefined ? 'secure averaging and DP-SGD run in the simulator only in this version: declined rather than run without them' : null);
+    if (privacyWhy) return void (await this.decline(signed.id, `privacy: ${privacyWhy}`));
     const d = decide(this.cfg.approval, signed, this.node.roster.current);
     if (d.auto) await this.answer(signed.id, 'approve', undefined, d.rule);
     else log.info({ scenario: signed.id.slice(0, 12), name: signed.manifest.name }, 'scenario waits for the operator: cohort scenario approve|reject');
