@@ -108,6 +108,12 @@ export interface SimOverrides {
   readonly aggregator?: AggregatorName;
   /** `cohort sim --attack NAME --byzantine F`: that share of the peers are Byzantine (src/sim/attacks); `final` is then over the honest peers. */
   readonly attack?: SimAttack;
+  /**
+   * `cohort sim --averaging-only`: no local training; every peer starts from its own random model (the scenario's initial model
+   * plus seeded N(0, 1) noise) and the rule only averages, so `consensus_distance` shows how exactly the rule reaches the mean
+   * under the network's timing (the JSON gains `consensus_start`).
+   */
+  readonly averagingOnly?: boolean;
 }
 
 /** A runner of one rule over real peers (src/net/averaging-transport.ts runOnLoopback has this shape). */
@@ -172,6 +178,8 @@ export interface SimReport {
   readonly per_site?: SiteResult[];
   readonly bytes_sent_per_peer: number;
   readonly consensus_distance: number;
+  /** `--averaging-only`: the consensus distance of the peers' different starting models. */
+  readonly consensus_start?: number;
   /**
    * D-PSGD and CHOCO (the rules that apply late work), virtual network: models that missed their deadline, those applied late (once
    * each), those still in flight when the run ended (missed = applied + in flight, without loss or churn), and local updates that
@@ -280,6 +288,7 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
     const byzantine = new Set(adversary?.byzantine ?? []);
     // label flipping: the Byzantine peers train honestly on poisoned labels
     for (const [k, p] of parts.entries()) learners.push(await task.makeLearner(byzantine.has(k) && o.attack?.name === 'label-flip' ? poisonLabels(p, data.classes) : p));
+    const consensusStart = o.averagingOnly ? spreadModels(learners, seed) : undefined;
     const meanSamples = parts.reduce((a, p) => a + p.size, 0) / peers;
     const stragglers = new Rng(seed ^ 0x57a6).sample(Array.from({ length: peers }, (_, i) => i), Math.round(peers * m.simulation.stragglers.fraction));
     const slowdown = Array.from({ length: peers }, (_, i) => (stragglers.includes(i) ? m.simulation.stragglers.slowdown : 1));
@@ -303,7 +312,7 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
         scenario: m.name, layoutHash: task.layoutHash, rounds, roundMs,
         deadlineMs, codec: algorithm === 'pushsum' && codec === 'f32' ? 'f64' : codec,
         codecOptions: { blockSize: m.compression.blockSize, topkFraction: m.compression.topkFraction },
-        weighting: m.averaging.weighting, train: true, proximal: m.training.proximalMu > 0, meanSamples,
+        weighting: m.averaging.weighting, train: !o.averagingOnly, proximal: m.training.proximalMu > 0, meanSamples,
         robust: { aggregator, trim: m.averaging.trim, radius: m.averaging.clipRadius },
       },
       churn: churnSchedule(peers, churn, rounds, seed),
@@ -319,7 +328,7 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
     const res = o.runner ? await realRun(o.runner, simOpts, task.evaluate) : await simulate(simOpts);
     const curves: Record<string, CurvePoint[]> = { [algorithm]: curve };
     const roundsRun = res.probes.length || rounds;
-    const b = o.baselines === false
+    const b = o.baselines === false || o.averagingOnly
       ? { values: { centralised: null, local_only: null, fedavg: null }, models: {} }
       : await runBaselines(task, parts, { rounds: roundsRun, evalEvery, proximal: m.training.proximalMu > 0, localOnly: m.evaluation.compareLocalOnly }, curves, hooks);
     const baselines = b.values;
@@ -338,6 +347,7 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
       ...(perSite ? { per_site: perSite } : {}),
       bytes_sent_per_peer: Math.round(res.bytesSentPerPeer),
       consensus_distance: res.probes.at(-1)?.consensus ?? consensusDistance(res.finalModels),
+      ...(consensusStart !== undefined ? { consensus_start: consensusStart } : {}),
       ...(res.late && (algorithm === 'dpsgd' || algorithm === 'choco') ? { late: {
         missed_at_deadline: res.late.missedAtDeadline, applied: res.late.applied, in_flight_at_end: res.late.inFlightAtEnd,
         local_updates_late: res.late.localUpdatesLate,
@@ -353,6 +363,17 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
   } finally {
     await task.dispose();
   }
+}
+
+/** Averaging only: each peer starts from its own model (initial model + seeded N(0, 1) noise); returns their consensus distance. */
+function spreadModels(learners: readonly LocalLearner[], seed: number): number {
+  const rng = new Rng(seed ^ 0xa11a);
+  for (const l of learners) {
+    const x = l.getParameters();
+    for (let i = 0; i < x.length; i++) x[i] = x[i]! + rng.normal();
+    l.setParameters(x);
+  }
+  return consensusDistance(learners.map((l) => l.getParameters()));
 }
 
 type BaselineModels = Partial<Record<BaselineResult['name'], Float32Array[]>>;

@@ -213,4 +213,16 @@ describe('the late counters of a run (simulate and cohort sim)', () => {
     expect((await runScenarioSim(m, { ...o, algorithm: 'gossip', rounds: 3 })).late).toBeUndefined();
     await expect(runScenarioSim(m, { ...o, deadlineMs: 150, roundMs: 100 })).rejects.toThrow(/deadline \(150 ms\) falls after the end of the round \(100 ms\)/);
   });
+
+  it('cohort sim --averaging-only: 12 peers, 110 ms links, 80 ms deadline reach the mean (issue 9\'s command), late counters match', async () => {
+    const m = loadManifest('scenarios/wdbc-radiomics.json');
+    const o = { peers: 12, rounds: 30, learner: 'softmax' as const, latencyMs: 110, deadlineMs: 80, averagingOnly: true };
+    for (const run of [await runScenarioSim(m, o), await runScenarioSim(m, { ...o, roundMs: 100, rounds: 120 })]) {
+      expect(run.consensus_start).toBeGreaterThan(10);
+      expect(run.consensus_distance).toBeLessThan(1e-3 * run.consensus_start!);
+      expect(run.late!.missed_at_deadline).toBeGreaterThan(0);
+      expect(run.late!.applied + run.late!.in_flight_at_end).toBe(run.late!.missed_at_deadline);
+      expect(run.baselines).toEqual({ centralised: null, local_only: null, fedavg: null });
+    }
+  });
 });

@@ -31,7 +31,7 @@ import { progressBar } from '../../util/progress.ts';
 interface SimFlags {
   peers?: string; algorithm?: string; alpha?: string; churn?: string; seed?: string; rounds?: string; codec?: string;
   learner?: string; baselines?: boolean; json?: boolean; details?: boolean; plot?: string; libp2p?: boolean; roundMs?: string;
-  deadlineMs?: string; latencyMs?: string; attack?: string; byzantine?: string; aggregator?: string;
+  deadlineMs?: string; latencyMs?: string; attack?: string; byzantine?: string; aggregator?: string; averagingOnly?: boolean;
   data?: string; label?: string; time?: string; event?: string; siteColumn?: string;
   dpEpsilon?: string; secure?: boolean;
 }
@@ -95,6 +95,7 @@ export function registerSim(program: Command): void {
     .option('--round-ms <ms>', 'round length in ms (virtual: overrides averaging.roundMs; with --libp2p: wall clock, default 400)')
     .option('--deadline-ms <ms>', 'deadline within each round in ms (default: averaging.deadlineMs, or 0.8 x the round)')
     .option('--latency-ms <ms>', 'one-way link latency of the virtual network in ms (overrides simulation.latencyMs)')
+    .option('--averaging-only', 'no training: peers start from different random models and only average (consensus_start vs consensus_distance)')
     .option('--aggregator <a>', `robust aggregation at the mix: ${AGGREGATORS.join(', ')} (overrides averaging.aggregator)`)
     .option('--attack <name>', `Byzantine peers send crafted models: ${ATTACKS.join(', ')} (final is then over the honest peers; adds "attack")`)
     .option('--byzantine <fraction>', 'share of Byzantine peers with --attack, in [0, 0.5) (default 0.1)')
@@ -142,7 +143,7 @@ export function registerSim(program: Command): void {
         const r = await runScenarioSim(m, {
           peers, algorithm, alpha, churn, seed, rounds, codec: f.codec as CodecName | undefined, learner: f.learner as LearnerKind | undefined,
           baselines: f.baselines !== false && k === 0, roundMs, deadlineMs, latencyMs, runner,
-          perSite: fromTable, dpEpsilon, secure: f.secure, aggregator, attack,
+          perSite: fromTable, dpEpsilon, secure: f.secure, aggregator, attack, averagingOnly: f.averagingOnly,
         }, { onRound: (phase, round, _t, metric) => bar.update(round, { phase, metric: Number.isNaN(metric) ? '' : metric.toFixed(4) }) });
         bar.stop();
         reports.push(r);
