@@ -69,7 +69,11 @@ describe('operator visibility', () => {
     expect(no.body).not.toMatch(/cohort_connections/);
     const wrong = await metrics(A, 'f'.repeat(64));
     expect(wrong.status).toBe(401);
-    const ok = await metrics(A, token(A));
+    // the first heartbeat goes out a beat after start: wait for it rather than race it
+    const ok = await waitFor('a heartbeat counted in /metrics', async () => {
+      const r = await metrics(A, token(A));
+      return r.status !== 200 || /^cohort_protocol_bytes_total\{protocol="gossip:heartbeat",direction="out"\} \d+/m.test(r.body) ? r : false;
+    }, 30_000);
     expect(ok.status).toBe(200);
     expect(ok.type).toMatch(/text\/plain/);
     expect(ok.body).toMatch(/^cohort_connections [1-9]\d*$/m);

@@ -113,7 +113,7 @@ describe('reports', () => {
     const { convergenceSvg, metricsJson, reportMarkdown } = await import('../../src/scenario/report.ts');
     const view = [delta.state('sc', 'finished'),
       delta.progress('sc', 'p1', { round: 0, seq: 1, metric: 0.5 }), delta.progress('sc', 'p1', { round: 1, seq: 2, metric: 0.8, localOnly: 0.7, bytesSent: 100, done: true }),
-      delta.progress('sc', 'p2', { round: 1, seq: 2, metric: 0.9, localOnly: 0.6, bytesSent: 120, done: true })].reduce(merge, emptyView('sc'));
+      delta.progress('sc', 'p2', { round: 1, seq: 2, metric: 0.9, localOnly: 0.6, bytesSent: 120, done: true, heldOut: 40 })].reduce(merge, emptyView('sc'));
     const input = { id: 'sc', manifest: { name: 'demo', task: { metric: 'dice' }, title: 'Demo' }, view, names: { p1: 'site-a', p2: 'site-b' },
       history: [{ site: 'p1', round: 0, seq: 1, metric: 0.5 }, { site: 'p1', round: 1, seq: 2, metric: 0.8 }, { site: 'p2', round: 1, seq: 2, metric: 0.9 }],
       exportedBy: 'site-a', synthetic: true };
@@ -125,7 +125,8 @@ describe('reports', () => {
     expect(svg).toContain('site-a local-only');
     const md = reportMarkdown(input);
     expect(md).toContain('SYNTHETIC DATA');
-    expect(md).toContain('| site-b | 0.900 | 0.600 | 2 | 120 |');
+    expect(md).toContain('| site-b | 0.900 | 0.600 | 40 | 2 | 120 |');
+    expect(md).toContain('| site-a | 0.800 | 0.700 | – | 2 | 100 |');
   });
 });
 
