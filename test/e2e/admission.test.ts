@@ -6,10 +6,10 @@
  *   - announced scenarios that cannot start expire (the launcher marks them failed, the peers let their prepared workers go);
  *   - an operator's rejection frees the prepared worker at once; stuck announcements do not block a legitimate scenario.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
-import { cli, client, provisionCluster, sleep, startDaemon, stopCluster, waitConnected, waitFor, wdbcManifest, type Cluster } from './daemon-harness.ts';
+import { cli, client, provisionCluster, sleep, startDaemon, waitConnected, waitFor, wdbcManifest, type Cluster, disposeCluster } from './daemon-harness.ts';
 
 const A = 0;
 const B = 1;
@@ -25,9 +25,7 @@ beforeAll(async () => {
 }, 150_000);
 
 afterAll(async () => {
-  if (!c) return;
-  await stopCluster(c);
-  if (!process.env.COHORT_KEEP_E2E) rmSync(c.dir, { recursive: true, force: true });
+  await disposeCluster(c);
 }, 240_000);
 
 const rssBytes = (i: number): number => {

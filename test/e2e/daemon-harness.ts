@@ -96,6 +96,13 @@ export async function stopCluster(c: Cluster): Promise<void> {
   await Promise.all(c.procs.map((_, i) => stopDaemon(c, i)));
 }
 
+/** afterAll of every e2e file: stop the daemons and remove the cluster's folder (kept for a post-mortem with COHORT_KEEP_E2E=1). */
+export async function disposeCluster(c: Cluster | undefined): Promise<void> {
+  if (!c) return;
+  await stopCluster(c);
+  if (!process.env.COHORT_KEEP_E2E) rmSync(c.dir, { recursive: true, force: true });
+}
+
 export function wdbcManifest(overrides: { rounds?: number; roundMs?: number; launch?: Record<string, unknown>; name?: string } = {}): Record<string, unknown> {
   const m = JSON.parse(readFileSync(join(ROOT, 'scenarios/wdbc-radiomics.json'), 'utf8')) as Record<string, Record<string, unknown>>;
   return {

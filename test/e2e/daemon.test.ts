@@ -16,7 +16,7 @@ import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
 import { openStore, storePath } from '../../src/store/db.ts';
 import { AuditLog, transfers, type AuditEntry } from '../../src/store/audit.ts';
 import { loadRound } from '../../src/store/checkpoints.ts';
-import { cli, client, provisionCluster, startDaemon, stopCluster, stopDaemon, waitConnected, waitFor, wdbcManifest, log, type Cluster } from './daemon-harness.ts';
+import { cli, client, provisionCluster, startDaemon, stopDaemon, waitConnected, waitFor, wdbcManifest, log, type Cluster, disposeCluster } from './daemon-harness.ts';
 
 interface Detail { id: string; view: ScenarioView; names: Record<string, string> }
 const A = 0, B = 1, C = 2, D = 3, E = 4;
@@ -30,10 +30,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  if (!c) return;
-  await stopCluster(c);
-  // keep the peers' folders (logs, stores) for a post-mortem with COHORT_KEEP_E2E=1
-  if (!process.env.COHORT_KEEP_E2E) rmSync(c.dir, { recursive: true, force: true });
+  await disposeCluster(c);
 });
 
 const detail = (i: number, id: string): Promise<Detail> => client(c, i).get<Detail>(`/scenarios/${id}`);

@@ -6,6 +6,7 @@
  * scenario run without the adversary (within one held-out sample per site).
  */
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeMessage } from '../../src/averaging/message.ts';
 import { makeCodec } from '../../src/averaging/compression.ts';
@@ -19,8 +20,7 @@ import { registerDaemonGossip } from '../../src/peer/gossip.ts';
 import { delta, type ScenarioView } from '../../src/scenario/lifecycle.ts';
 import { transfers, type AuditEntry } from '../../src/store/audit.ts';
 import { peerIdFromString } from '@libp2p/peer-id';
-import { cli, client, provisionCluster, startDaemon, stopCluster, stopDaemon, waitConnected, waitFor, wdbcManifest, type Cluster } from './daemon-harness.ts';
-import { rmSync } from 'node:fs';
+import { cli, client, provisionCluster, startDaemon, stopDaemon, waitConnected, waitFor, wdbcManifest, type Cluster, disposeCluster } from './daemon-harness.ts';
 
 interface Detail { id: string; view: ScenarioView; participants: string[]; refused: { peer: string; channel: string; reason: string; count: number }[]; standing: { dropped: { peer: string; lastRound: number }[] } }
 const HONEST = [0, 1, 2, 3];
@@ -42,9 +42,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await mallory?.stop().catch(() => undefined);
-  if (!c) return;
-  await stopCluster(c);
-  if (!process.env.COHORT_KEEP_E2E) rmSync(c.dir, { recursive: true, force: true });
+  await disposeCluster(c);
 });
 
 const peerId = (i: number): string => c.sites[i]!.peerId;
@@ -163,7 +161,6 @@ describe('a roster member that did not approve a scenario', () => {
     const out = join(c.dir, 'export-attacked');
     const exp = cli(['scenario', 'export', id.slice(0, 12), '--out', out, '--peer', c.sites[1]!.dir]);
     expect(exp.code, exp.stderr).toBe(0);
-    const { readFileSync } = await import('node:fs');
     const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { sites: { name: string }[] };
     expect(metrics.sites.map((s) => s.name)).toEqual(['site-a', 'site-b', 'site-c', 'site-d']);
     expect(readFileSync(join(out, 'report.md'), 'utf8')).not.toContain('mallory');
@@ -180,7 +177,6 @@ describe('a participant that dies and does not come back before the end (issue 9
     expect(d.standing.dropped.map((x) => x.peer)).toEqual([peerId(3)]);
     for (const i of [0, 1, 2]) expect(d.view.progress[peerId(i)]?.done).toBe(true);
     expect(d.view.progress[peerId(3)]?.done).toBeUndefined();
-    const { readFileSync } = await import('node:fs');
     const outA = join(c.dir, 'export-dropout-a');
     expect(cli(['scenario', 'export', id.slice(0, 12), '--out', outA, '--peer', c.sites[0]!.dir]).code).toBe(0);
     expect(readFileSync(join(outA, 'report.md'), 'utf8')).toMatch(/site-d was dropped as silent \(last round heard: \d\)/);

@@ -3,10 +3,9 @@
  * epsilon 8 is declined by site-b with that reason, shown in `cohort scenario status`. site-a (no privacy policy) declines it too,
  * because this version runs masking and DP-SGD in the simulator only: a privacy scenario is never run without its protections.
  */
-import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
-import { cli, client, provisionCluster, startDaemon, stopCluster, waitConnected, waitFor, wdbcManifest, type Cluster } from './daemon-harness.ts';
+import { cli, client, provisionCluster, startDaemon, waitConnected, waitFor, wdbcManifest, type Cluster, disposeCluster } from './daemon-harness.ts';
 
 const A = 0;
 const B = 1;
@@ -20,9 +19,7 @@ beforeAll(async () => {
 }, 150_000);
 
 afterAll(async () => {
-  if (!c) return;
-  await stopCluster(c);
-  if (!process.env.COHORT_KEEP_E2E) rmSync(c.dir, { recursive: true, force: true });
+  await disposeCluster(c);
 }, 240_000);
 
 describe('privacy policy', () => {

@@ -4,10 +4,9 @@
  *   - cancel at many moments (preparing, waiting for round 0, inside long local epochs, between rounds) never aborts a daemon;
  *   - a run whose daemon is killed (kill -9) twice before it completes a round is not resumed a third time (no crash loop).
  */
-import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
-import { client, log, provisionCluster, sleep, startDaemon, stopCluster, stopDaemon, waitConnected, waitFor, wdbcManifest, type Cluster } from './daemon-harness.ts';
+import { client, log, provisionCluster, sleep, startDaemon, stopDaemon, waitConnected, waitFor, wdbcManifest, type Cluster, disposeCluster } from './daemon-harness.ts';
 
 const A = 0;
 const B = 1;
@@ -24,9 +23,7 @@ beforeAll(async () => {
 }, 150_000);
 
 afterAll(async () => {
-  if (!c) return;
-  await stopCluster(c);
-  if (!process.env.COHORT_KEEP_E2E) rmSync(c.dir, { recursive: true, force: true });
+  await disposeCluster(c);
 }, 240_000);
 
 const detail = (i: number, id: string): Promise<Detail> => client(c, i).get<Detail>(`/scenarios/${id}`);

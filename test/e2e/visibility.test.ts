@@ -5,7 +5,7 @@
  *   - a stranger (not on the roster) is refused, counted and audited in aggregate (not-on-roster), visible in /metrics;
  *   - a member removed from the roster logs an error and stops its scenarios; its reconnections are refused as 'removed'.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseNetConfig } from '../../src/net/config.ts';
@@ -14,7 +14,7 @@ import { createCohortNode, type CohortNode } from '../../src/net/node.ts';
 import { readRosterFile, signRoster } from '../../src/net/roster.ts';
 import { readPsk, writeNewPsk } from '../../src/net/pnet.ts';
 import type { AuditEntry } from '../../src/store/audit.ts';
-import { client, log, provisionCluster, startDaemon, stopCluster, waitConnected, waitFor, wdbcManifest, type Cluster } from './daemon-harness.ts';
+import { client, log, provisionCluster, startDaemon, waitConnected, waitFor, wdbcManifest, type Cluster, disposeCluster } from './daemon-harness.ts';
 
 const A = 0;
 const B = 1;
@@ -38,9 +38,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const n of extra) await n.stop().catch(() => undefined);
-  if (!c) return;
-  await stopCluster(c);
-  if (!process.env.COHORT_KEEP_E2E) rmSync(c.dir, { recursive: true, force: true });
+  await disposeCluster(c);
 }, 240_000);
 
 /** An in-process node with `identity` (a member's or a stranger's) and `psk`, not a daemon. */
