@@ -264,5 +264,5 @@ describe('shutdown and the store', () => {
     const missing = cli(['peer', 'start', '--config', c.sites[B]!.config]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('no store at');
-  }, 60_000);
+  }, 180_000);
 });
