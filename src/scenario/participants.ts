@@ -7,8 +7,9 @@
  *   - A late approver is admitted by the launcher (a signed run-plan amendment, grow-only) from a stated round on; it never joins
  *     by asking another peer.
  *   - The scenario ends by rules every peer evaluates on the same merged view (endOf): finished when every participant is done,
- *     has failed, or has been silent for `dropAfterRounds` rounds (dropped); failed when fewer than `minPeers` participants are
- *     left after their own failures; or the launcher's signed cancel / deadline. Never on one other peer's word.
+ *     has failed, or has been silent for `dropAfterRounds` rounds (dropped), and at least `minPeers` are done; failed when fewer
+ *     than `minPeers` are left after their own failures, or fewer than `minPeers` finished; or the launcher's signed cancel /
+ *     deadline. Never on one other peer's word.
  */
 import type { Roster } from '../net/roster.ts';
 import type { Identity } from '../net/identity.ts';
@@ -122,5 +123,10 @@ export function endOf(view: ScenarioView, rule: EndRule): { state: 'finished' | 
   if (s.active.length > 0 || s.done.length === 0) return undefined;
   // dropped peers are not waited for, but only once the last round is over (a slow peer may still be training)
   if (s.dropped.length > 0 && rule.clockRound < rule.rounds) return undefined;
+  // the same count whether a missing peer is known to have failed or only fell silent, so peers that heard of a failure at
+  // different times still reach the same end
+  if (s.done.length < rule.minPeers) {
+    return { state: 'failed', reason: `too few participants finished: ${s.done.length} of ${s.participants.length} (${s.failed.length} failed, ${s.dropped.length} silent), fewer than minPeers ${rule.minPeers}` };
+  }
   return { state: 'finished' };
 }

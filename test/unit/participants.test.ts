@@ -123,6 +123,17 @@ describe('late admission and the end rule', () => {
     expect(endOf(v, { ...rule, clockRound: 4 })).toBeUndefined();
     expect(endOf(v, rule)).toEqual({ state: 'finished' });
   });
+  it('a silent peer and a failed one count alike: fewer than minPeers done fails, whichever a peer heard first', () => {
+    let v = merge(base, delta.progress(ID, 'a', prog(4, { done: true })));
+    v = merge(v, delta.progress(ID, 'b', prog(4, { done: true })));
+    const silent = merge(v, delta.progress(ID, 'c', prog(1)));
+    const failed = merge(v, delta.progress(ID, 'c', prog(1, { failed: { code: 'NOT_TRAINED', message: 'x' } })));
+    const strict = { ...rule, minPeers: 3 };
+    expect(endOf(silent, strict)?.state).toBe('failed');
+    expect(endOf(failed, strict)?.state).toBe('failed');
+    expect(endOf(silent, rule)).toEqual({ state: 'finished' });
+    expect(endOf(failed, rule)).toEqual({ state: 'finished' });
+  });
   it('fails only when too few participants are left after their own failures', () => {
     const failed = (p: string) => delta.progress(ID, p, prog(2, { failed: { code: 'WORKER_DIED', message: 'x' } }));
     const one = merge(base, failed('a'));
