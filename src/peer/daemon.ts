@@ -151,10 +151,11 @@ export class Daemon {
     if (!this.node.roster.current.has(this.self)) return;   // removed from the roster: runs nothing
     if (view.state === 'finished') return this.catchUp(id);
     if (view.state !== 'running') return;
-    // back after the last round: training on would only report a stale model as done; wait to hear the end, then catch up
+    // back when not even one round is left: training on would only report a stale model as done; wait to hear the end, then
+    // catch up (take the final model from a participant that finished)
     const { manifest } = runPlanOf(entry.signed.manifest);
     const rounds = Math.min(manifest.rounds.max, view.stopAt ?? Number.POSITIVE_INFINITY);
-    if (!this.runs.get(id)?.begun && Date.now() > view.run.startAt + (rounds + 1) * manifest.averaging.roundMs) {
+    if (!this.runs.get(id)?.begun && Date.now() > view.run.startAt + (rounds - 1) * manifest.averaging.roundMs) {
       log.info({ scenario: id.slice(0, 12) }, 'back after the last round: waiting to hear the end, then taking the final model from a participant');
       return;
     }

@@ -184,7 +184,9 @@ describe('a participant that dies and does not come back before the end (issue 9
     // site-d comes back after the end: it does not report its stale checkpoint as done, it takes the final model
     startDaemon(c, 3);
     await waitConnected(c, HONEST);
-    const back = await waitFor('site-d took the final model', async () => { const p = (await detail(0, id)).view.progress[peerId(3)]; return p?.done ? p : false; }, 90_000);
+    // (a fresh training worker has to start first: slow on a loaded machine)
+    const back = await waitFor('site-d took the final model', async () => { const p = (await detail(0, id)).view.progress[peerId(3)]; return p?.done || p?.failed ? p : false; }, 180_000);
+    expect(back.failed).toBeUndefined();
     expect(back.lastTrainedRound).toBeLessThan(7);
     expect(back.round).toBe(7);
     const outD = join(c.dir, 'export-dropout-d');
@@ -193,5 +195,5 @@ describe('a participant that dies and does not come back before the end (issue 9
     expect(readFileSync(join(outD, 'report.md'), 'utf8')).toContain(`site-d was away at the end: it trained until round ${back.lastTrainedRound}`);
     const served = await Promise.all([0, 1, 2].map((i) => client(c, i).get<{ entries: AuditEntry[] }>(`/audit?scenario=${id}`)));
     expect(served.flatMap((r) => r.entries).some((e) => e.to === peerId(3) && e.what.startsWith('final model (pull by site-d'))).toBe(true);
-  }, 240_000);
+  }, 400_000);
 });
