@@ -17,7 +17,7 @@ import { sha256Hex } from '../util/hash.ts';
 import { decide, privacyDecline } from '../scenario/approval.ts';
 import { approvalsFor, delta, TERMINAL, type ScenarioView } from '../scenario/lifecycle.ts';
 import { signScenario, verifyScenario, type SignedScenario } from '../scenario/signing.ts';
-import { endOf, participantsOf, signAnswer, verifyAnswer, verifyRunPlan, type Decision } from '../scenario/participants.ts';
+import { clockRound, endOf, participantsOf, roundsToRun, signAnswer, verifyAnswer, verifyRunPlan } from '../scenario/participants.ts';
 import { redact } from '../util/redact.ts';
 import type { Refusals } from './refusals.ts';
 import type { Identity } from '../net/identity.ts';
@@ -115,7 +115,7 @@ export class Coordinator {
         throw new CohortError('ADMISSION_DECLINED', `this peer's admission policy refuses the scenario: ${verdict.reasons.join('; ')}`, 'raise the limits in the admission section of cohort.json (docs/daemon.md), or reject the scenario');
       }
     }
-    const ans = await this.signed(id, decision, { hash: entry.signed.id, at: new Date().toISOString(), ...(reason ? { reason: redact(reason) } : {}) });
+    const ans = await signAnswer(id, decision, { hash: entry.signed.id, at: new Date().toISOString(), ...(reason ? { reason: redact(reason) } : {}) }, this.identity);
     await this.audit.append({ kind: decision === 'approve' ? 'approval' : 'rejection', to: 'local', what: `${decision} ${rule ? `(auto: ${rule})` : '(operator)'}`, scenario: id, sha256: entry.signed.id, ...(reason ? { detail: reason } : {}) });
     const d = decision === 'approve' ? delta.approve(id, this.self, ans) : delta.reject(id, this.self, ans);
     const view = await this.applyAndPublish(d, `${decision} of the scenario`);
@@ -298,9 +298,6 @@ export class Coordinator {
     return d;
   }
 
-  private async signed(id: string, decision: Decision, ans: { hash: string; at: string; reason?: string }) {
-    return signAnswer(id, decision, ans, this.identity);
-  }
 
   /** A verified scenario, new to this peer: store it and answer by policy. */
   private async accept(signed: SignedScenario): Promise<void> {
@@ -336,7 +333,7 @@ export class Coordinator {
 
   private async decline(id: string, reason: string, verdict?: CheckResult): Promise<void> {
     await this.audit.append({ kind: 'decline', to: 'local', what: 'declined', scenario: id, detail: verdict?.estimate ? JSON.stringify({ reason, estimate: verdict.estimate }) : reason });
-    const ans = await this.signed(id, 'decline', { hash: id, reason: redact(reason), at: new Date().toISOString() });
+    const ans = await signAnswer(id, 'decline', { hash: id, reason: redact(reason), at: new Date().toISOString() }, this.identity);
     await this.applyAndPublish(delta.decline(id, this.self, ans), 'decline of the scenario');
   }
 
@@ -357,10 +354,10 @@ export class Coordinator {
     for (const { signed, view } of this.book.list()) if (view.state === 'running') await this.judgeEnd(signed.id);
   }
 
-  private clockRound(id: string): number {
+  private roundNow(id: string): number {
     const entry = this.book.get(id);
     if (!entry?.view.run) return -1;
-    return Math.floor((Date.now() - entry.view.run.startAt) / runPlanOf(entry.signed.manifest).manifest.averaging.roundMs);
+    return clockRound(entry.view.run, runPlanOf(entry.signed.manifest).manifest.averaging.roundMs);
   }
 
   /**
@@ -372,8 +369,8 @@ export class Coordinator {
     if (!entry?.view.run || entry.view.state !== 'running' || this.ending.has(id)) return;
     const plan = runPlanOf(entry.signed.manifest);
     const end = endOf(entry.view, {
-      clockRound: this.clockRound(id), dropAfterRounds: plan.launch.dropAfterRounds, minPeers: plan.launch.minPeers,
-      rounds: Math.min(plan.manifest.rounds.max, entry.view.stopAt ?? Number.POSITIVE_INFINITY),
+      clockRound: this.roundNow(id), dropAfterRounds: plan.launch.dropAfterRounds, minPeers: plan.launch.minPeers,
+      rounds: roundsToRun(plan.manifest.rounds.max, entry.view.stopAt),
     });
     if (!end) return;
     this.ending.add(id);
@@ -394,13 +391,13 @@ export class Coordinator {
     const entry = this.book.get(id);
     if (!entry?.view.run || entry.view.state !== 'running') return;
     const plan = runPlanOf(entry.signed.manifest);
-    const rounds = Math.min(plan.manifest.rounds.max, entry.view.stopAt ?? Number.POSITIVE_INFINITY);
+    const rounds = roundsToRun(plan.manifest.rounds.max, entry.view.stopAt);
     const inRun = new Set(participantsOf(entry.view));
     for (const peer of approvalsFor(entry.view, id)) {
       const approval = entry.view.approvals[peer];
       const key = `${id}|${peer}`;
       if (inRun.has(peer) || !approval?.sig || this.admitting.has(key)) continue;
-      const fromRound = Math.max(1, this.clockRound(id) + 2);
+      const fromRound = Math.max(1, this.roundNow(id) + 2);
       if (fromRound >= rounds) continue;
       this.admitting.add(key);
       const name = this.node.roster.current.member(peer)?.name ?? peer;

@@ -15,7 +15,7 @@ import { makeHeader, type ModelHeader } from '../net/model-exchange.ts';
 import { createIdentity, loadIdentity, type Identity } from '../net/identity.ts';
 import { startNodeFromConfig, type CohortNode } from '../net/node.ts';
 import { delta, TERMINAL, type SiteProgress } from '../scenario/lifecycle.ts';
-import { isParticipant, participantsAt, participantsOf } from '../scenario/participants.ts';
+import { isParticipant, participantsAt, participantsOf, roundsToRun } from '../scenario/participants.ts';
 import { CohortError } from '../util/errors.ts';
 import { redact } from '../util/redact.ts';
 import { Refusals } from './refusals.ts';
@@ -154,7 +154,7 @@ export class Daemon {
     // back when not even one round is left: training on would only report a stale model as done; wait to hear the end, then
     // catch up (take the final model from a participant that finished)
     const { manifest } = runPlanOf(entry.signed.manifest);
-    const rounds = Math.min(manifest.rounds.max, view.stopAt ?? Number.POSITIVE_INFINITY);
+    const rounds = roundsToRun(manifest.rounds.max, view.stopAt);
     if (!this.runs.get(id)?.begun && Date.now() > view.run.startAt + (rounds - 1) * manifest.averaging.roundMs) {
       log.info({ scenario: id.slice(0, 12) }, 'back after the last round: waiting to hear the end, then taking the final model from a participant');
       return;

@@ -20,7 +20,7 @@ import { CohortError } from '../util/errors.ts';
 import { RawReply, type Route } from './admin.ts';
 import type { Daemon } from './daemon.ts';
 import { runPlanOf } from './plan.ts';
-import { participantsOf, standing } from '../scenario/participants.ts';
+import { clockRound, participantsOf, standing } from '../scenario/participants.ts';
 import { witnessed } from '../store/head.ts';
 import { scenarioId } from '../scenario/signing.ts';
 import { dashboardRoutes } from './dashboard.ts';
@@ -50,16 +50,16 @@ function scenarioDetail(d: Daemon, id: string): Record<string, unknown> {
   const entry = d.book.get(id);
   if (!entry) throw new CohortError('UNKNOWN_SCENARIO', `no scenario ${id}`, 'list them with `cohort scenario list`');
   const names = Object.fromEntries(d.node.roster.current.members.map((m) => [m.peerId, m.name]));
-  let clockRound = -1;
+  let round = -1;
   let dropAfterRounds = 3;
   try {
     const plan = runPlanOf(entry.signed.manifest);
     dropAfterRounds = plan.launch.dropAfterRounds;
-    if (entry.view.run) clockRound = Math.floor((Date.now() - entry.view.run.startAt) / plan.manifest.averaging.roundMs);
+    if (entry.view.run) round = clockRound(entry.view.run, plan.manifest.averaging.roundMs);
   } catch { /* a manifest this peer cannot run: no standing beyond the view */ }
   return { id, author: entry.signed.author, authorName: names[entry.signed.author], launchedAt: entry.signed.launchedAt,
     manifest: entry.signed.manifest, view: entry.view, names, run: d.runs.get(id)?.status,
-    participants: participantsOf(entry.view), standing: standing(entry.view, { clockRound, dropAfterRounds }),
+    participants: participantsOf(entry.view), standing: standing(entry.view, { clockRound: round, dropAfterRounds }),
     refused: d.refusals.list(id).map((r) => ({ ...r, name: names[r.peer] ?? null })) };
 }
 

@@ -26,6 +26,7 @@ const WORKER_ENTRY = new URL(import.meta.url.endsWith('.ts') ? './worker-boot.mj
 import type { LocalData } from './datasets.ts';
 import type { RunnablePlan } from './plan.ts';
 import { PeerTransport } from './transport.ts';
+import { roundsToRun } from '../scenario/participants.ts';
 import type { WorkerInit, WorkerReply, WorkerRequest } from './worker.ts';
 import { estimateScenario, localShapes, MEMORY_EXIT_CODE } from './admission.ts';
 
@@ -274,7 +275,7 @@ export class ScenarioRun {
 
   /** The manifest's maximum, or fewer when the stopping rule fired. */
   private rounds(): number {
-    return Math.min(this.plan.manifest.rounds.max, this.host.stopAt(this.id) ?? Number.POSITIVE_INFINITY);
+    return roundsToRun(this.plan.manifest.rounds.max, this.host.stopAt(this.id));
   }
 
   private async endRound(round: number): Promise<void> {

@@ -50,6 +50,16 @@ export function participantsAt(view: Pick<ScenarioView, 'run'>, round: number): 
   return [...new Set([...view.run.participants, ...late])].sort();
 }
 
+/** The round the wall clock is in for a run that started at `startAt` (negative before round 0). */
+export function clockRound(run: { readonly startAt: number }, roundMs: number, now = Date.now()): number {
+  return Math.floor((now - run.startAt) / roundMs);
+}
+
+/** Rounds a scenario runs: the manifest's maximum, or fewer once the launcher's stopping rule set `stopAt`. */
+export function roundsToRun(maxRounds: number, stopAt: number | undefined): number {
+  return Math.min(maxRounds, stopAt ?? Number.POSITIVE_INFINITY);
+}
+
 export type PlanVerdict = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
 /** Each participant (and admitted peer) is a roster member whose signed approval of this manifest hash is in the plan. */
