@@ -1,4 +1,8 @@
-/** ReduceSum / ReduceMean / ReduceMax (opset 18: axes is an int64 input; omitted axes = all axes). */
+/**
+ * ReduceSum / ReduceMean / ReduceMax (opset 18: axes is an int64 input). Omitted `axes` (undefined) = all axes; an explicit empty
+ * list reduces over nothing (the identity: ONNX's default would read an empty axes input as "all axes", so the node sets
+ * noop_with_empty_axes = 1). The empty list arises e.g. in an instance norm of [N, C], which has no spatial axes.
+ */
 import type { GraphCore } from '../core.ts';
 import { normAxis } from '../shape.ts';
 import type { Tensor } from '../types.ts';
@@ -13,6 +17,6 @@ export function reduce(g: GraphCore, op: ReduceOp, x: Tensor, axes?: readonly nu
     if (!ax.includes(i)) shape.push(d);
     else if (keepdims) shape.push(1);
   });
-  const attrs = { keepdims: { i: keepdims ? 1 : 0 } };
+  const attrs = { keepdims: { i: keepdims ? 1 : 0 }, ...(ax.length === 0 ? { noop_with_empty_axes: { i: 1 } } : {}) };
   return g.emit1(op, [x, g.constant(ax, 'int64')], shape, x.dtype, attrs, { axes: ax, keepdims });
 }
