@@ -3,10 +3,13 @@
  *   tInterval(values, level?)           mean ± t_{(1+level)/2, n-1} · sd/√n over independent repetitions (e.g. seeds)
  *   pairedInterval(a, b, level?)        the t interval of the paired differences a_i − b_i (same seed, same split)
  *   wilsonInterval(successes, n, level?) Wilson score interval of a proportion (e.g. accuracy on n test samples)
+ *   bootstrapInterval(n, statistic, opts) seeded percentile bootstrap over n units (AUC, Dice, C-index of a held-out set)
  *   studentTCdf, studentTQuantile, normalQuantile
  * The t CDF goes through the regularised incomplete beta function (Lentz continued fraction, as in Numerical Recipes §6.4);
  * quantiles by bisection. Checked against scipy in test/unit/stats.test.ts.
  */
+
+import { Rng } from './random.ts';
 
 export interface Interval {
   /** Number of finite values used. */
@@ -158,4 +161,49 @@ export function wilsonInterval(successes: number, n: number, level = 0.95): { p:
   const centre = (p + (z * z) / (2 * n)) / d;
   const half = (z * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n))) / d;
   return { p, lo: Math.max(0, centre - half), hi: Math.min(1, centre + half), level };
+}
+
+/** A statistic with its interval, as a site reports it: the method says how the interval was found. */
+export interface ScoreInterval {
+  readonly value: number;
+  readonly lo: number;
+  readonly hi: number;
+  readonly method: 'wilson' | 'bootstrap';
+}
+
+export interface BootstrapOptions {
+  /** Resamples drawn (default 1000). */
+  readonly resamples?: number;
+  /** Seed of the resampling (default 1): the same data and seed give the same interval at every site and rerun. */
+  readonly seed?: number;
+  readonly level?: number;
+}
+
+/**
+ * Percentile bootstrap interval of `statistic` over `n` independent units (patients): each resample draws n indices with
+ * replacement. Resamples where the statistic is undefined (NaN, e.g. an AUC drawn with one class only) are skipped; with fewer
+ * than half the resamples usable the interval is NaN (the data cannot support one).
+ */
+export function bootstrapInterval(n: number, statistic: (idx: Int32Array) => number, opts: BootstrapOptions = {}): { lo: number; hi: number; used: number } {
+  const resamples = opts.resamples ?? 1000;
+  const level = opts.level ?? 0.95;
+  const rng = new Rng(opts.seed ?? 1);
+  const values: number[] = [];
+  const idx = new Int32Array(n);
+  for (let b = 0; b < resamples && n > 0; b++) {
+    for (let i = 0; i < n; i++) idx[i] = rng.int(n);
+    const v = statistic(idx);
+    if (Number.isFinite(v)) values.push(v);
+  }
+  if (values.length < resamples / 2) return { lo: Number.NaN, hi: Number.NaN, used: values.length };
+  values.sort((a, b) => a - b);
+  return { lo: percentile(values, (1 - level) / 2), hi: percentile(values, (1 + level) / 2), used: values.length };
+}
+
+/** The q-quantile of sorted values, linear between order statistics (numpy's default). */
+export function percentile(sorted: readonly number[], q: number): number {
+  const pos = q * (sorted.length - 1);
+  const below = Math.floor(pos);
+  const above = Math.min(sorted.length - 1, below + 1);
+  return sorted[below]! + (pos - below) * (sorted[above]! - sorted[below]!);
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { normalQuantile, pairedInterval, studentTCdf, studentTQuantile, tInterval, wilsonInterval } from '../../src/util/stats.ts';
+import { bootstrapInterval, normalQuantile, pairedInterval, percentile, studentTCdf, studentTQuantile, tInterval, wilsonInterval } from '../../src/util/stats.ts';
+import { rocAuc } from '../../src/engine/metrics.ts';
 
 // reference values: scipy 1.17 (stats.t.ppf, stats.t.cdf, stats.norm.ppf) and the Wilson formula in float64
 describe('student t', () => {
@@ -84,5 +85,48 @@ describe('wilsonInterval', () => {
     expect(wilsonInterval(20, 20).hi).toBe(1);
     expect(wilsonInterval(20, 20).lo).toBeCloseTo(0.8388748419471806, 9);
     expect(() => wilsonInterval(3, 2)).toThrow(RangeError);
+  });
+});
+
+describe('wilsonInterval on a small site (issue 13: "1.000 vs 0.941" is one patient of 17)', () => {
+  // statsmodels.stats.proportion.proportion_confint(k, 17, method='wilson'): (0.81568, 1.0) and (0.73018, 0.98954);
+  // the values below are that formula worked in float64 with z = 1.959963984540054
+  it('17/17 and 16/17 overlap almost entirely', () => {
+    const all = wilsonInterval(17, 17);
+    expect(all.lo).toBeCloseTo(0.8156818649911483, 9);
+    expect(all.hi).toBe(1);
+    const one = wilsonInterval(16, 17);
+    expect(one.lo).toBeCloseTo(0.7301796936242461, 9);
+    expect(one.hi).toBeCloseTo(0.9895395990150025, 9);
+    expect(one.hi).toBeGreaterThan(all.lo);
+  });
+});
+
+describe('bootstrapInterval', () => {
+  const values = Array.from({ length: 200 }, (_, i) => Math.sin(i * 12.9898) * 0.5 + (i % 7) / 7);
+  const mean = (idx: Int32Array): number => { let s = 0; for (const i of idx) s += values[i]!; return s / idx.length; };
+  it('for a mean, agrees with the t interval on 200 values (within a tenth of its width) and is reproducible by seed', () => {
+    const t = tInterval(values);
+    const b = bootstrapInterval(values.length, mean, { seed: 7, resamples: 2000 });
+    expect(b.used).toBe(2000);
+    expect(Math.abs(b.lo - t.lo)).toBeLessThan(0.1 * (t.hi - t.lo));
+    expect(Math.abs(b.hi - t.hi)).toBeLessThan(0.1 * (t.hi - t.lo));
+    expect(bootstrapInterval(values.length, mean, { seed: 7, resamples: 2000 })).toEqual(b);
+    expect(bootstrapInterval(values.length, mean, { seed: 8, resamples: 2000 })).not.toEqual(b);
+  });
+  it('an AUC of perfectly separated classes stays [1, 1]; resamples with one class are skipped', () => {
+    const label = Float32Array.from({ length: 20 }, (_, i) => (i < 3 ? 1 : 0));
+    const score = Float32Array.from({ length: 20 }, (_, i) => (i < 3 ? 0.9 : 0.1));
+    const pick = (a: Float32Array, idx: Int32Array): Float32Array => Float32Array.from(idx, (i) => a[i]!);
+    const b = bootstrapInterval(20, (idx) => rocAuc(pick(score, idx), pick(label, idx)), { seed: 1 });
+    expect(b).toMatchObject({ lo: 1, hi: 1 });
+    // P(no positive in 20 draws) = (17/20)^20 = 3.9%: some resamples are skipped, most are used
+    expect(b.used).toBeLessThan(1000);
+    expect(b.used).toBeGreaterThan(900);
+  });
+  it('gives NaN when the statistic is mostly undefined, and percentile interpolates like numpy', () => {
+    expect(bootstrapInterval(5, () => Number.NaN).lo).toBeNaN();
+    expect(percentile([1, 2, 3, 4], 0.5)).toBe(2.5);
+    expect(percentile([1, 2, 3, 4], 0.025)).toBeCloseTo(1.075, 12);
   });
 });
