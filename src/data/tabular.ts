@@ -370,3 +370,28 @@ export function standardiseSet(set: SampleSet, s: Standardiser, input = 'feature
   if (!t) throw new CohortError('MISSING_INPUT', `the sample set has no input '${input}'`, `inputs: ${Object.keys(set.inputs).join(', ')}`);
   return { ...set, inputs: { ...set.inputs, [input]: applyStandardiser(t, s) } };
 }
+
+/**
+ * A regression table: features as tableToSamples encodes them (the target column left out of them), targets.label = the
+ * target's raw numeric value (not a class index). Rows with a missing target are dropped (counted in droppedRows).
+ */
+export function tableToRegression(table: Table, opts: Omit<TabularOptions, 'label' | 'classNames' | 'minClasses' | 'survival'> & { target: string }): TabularSamples {
+  const target = columnNamed(table, opts.target, 'target');
+  if (target.kind !== 'numeric') {
+    throw new CohortError('TARGET_NOT_NUMERIC', `${table.file}: regression target '${target.name}' holds text`,
+      'regression predicts a number: pick a numeric column, or use --label for classes');
+  }
+  const { target: _t, ...rest } = opts;
+  const all = tableToSamples(table, { ...rest, ignore: [...(opts.ignore ?? []), target.name], minClasses: 0 });
+  const keep = all.rowIndex.map((r, i) => [r, i] as const).filter(([r]) => target.values[r] !== null);
+  const x = all.set.inputs.features;
+  const F = all.featureNames.length;
+  const features = new Float32Array(keep.length * F);
+  keep.forEach(([, i], k) => features.set(x.data.subarray(i * F, (i + 1) * F), k * F));
+  const label = Float32Array.from(keep, ([r]) => target.values[r] as number);
+  return {
+    ...all, dropped: all.dropped.filter((d) => d !== target.name),
+    set: { size: keep.length, inputs: { features: { shape: [F], data: features } }, targets: { label: { shape: [], data: label } } },
+    droppedRows: table.rows - keep.length, rowIndex: keep.map(([r]) => r),
+  };
+}
