@@ -15,10 +15,12 @@
 import onnx from 'onnx-proto';
 import { gradients } from './autodiff/index.ts';
 import { GraphBuilder, graphProto, tensorProto, DEFAULT_OPSET, type Tensor } from './graph/index.ts';
+import type { ConstTensor, NodeRecord } from './graph/types.ts';
 import type { LossStage } from './losses.ts';
 import { applyOptimizer, hyperNames, stateSlots, type HyperName } from './optimizers.ts';
 import { EVAL_MODE, ParamScope, type BufferDecl, type ForwardMode, type ParamDecl } from './params.ts';
 import type { ResolvedOptimizerSpec } from './spec.ts';
+import { CohortError } from '../util/errors.ts';
 import type { Model, ModelOutputs } from './zoo/index.ts';
 
 export interface Plan {
@@ -216,8 +218,9 @@ export function gradientGraph(plan: Plan, B: number): Uint8Array {
 /** Probabilities from the model's outputs (softmax / sigmoid over the class axis); a Cox model's risk score as it is. */
 function probabilities(g: GraphBuilder, out: ModelOutputs, loss: LossStage): { prob: Tensor; markers?: Tensor } {
   const z = (out.logits ?? out.seg) as Tensor;
-  // Cox: the linear predictor (log relative hazard) itself; a sigmoid would tie large scores in float32 and spoil the C-index
-  const prob = loss.spec.type === 'cox' ? g.identity(z) : z.shape[1] === 1 ? g.sigmoid(z) : g.softmax(z, 1);
+  // Cox: the linear predictor (log relative hazard) itself; a sigmoid would tie large scores in float32 and spoil the C-index.
+  // Regression (mse): the predicted value itself, the quantity the loss compared with the target.
+  const prob = loss.spec.type === 'cox' || loss.spec.type === 'mse' ? g.identity(z) : z.shape[1] === 1 ? g.sigmoid(z) : g.softmax(z, 1);
   return out.markers ? { prob, markers: g.sigmoid(out.markers) } : { prob };
 }
 
@@ -233,27 +236,44 @@ export function evalGraph(plan: Plan, B: number): Uint8Array {
   return g.toModelProto();
 }
 
-/** A batch size no layer width is likely to equal: marks batch-carrying dimensions when exporting with a dynamic batch. */
-const SENTINEL_BATCH = 97;
+/** Two batch sizes no layer width is likely to equal: a constant that differs between builds at A and B carries the batch. */
+const SENTINEL_A = 97;
+const SENTINEL_B = 89;
 
 /**
  * The deployable model: inputs named as the data's inputs, weights as initializers, outputs prob (+ markers_prob); a Cox
  * model outputs `risk` (the linear predictor, log relative hazard) instead of prob.
  * `batch` = 'dynamic' (default) gives the batch dimension the symbolic name N, so the file scores any number of samples:
- * the graph is built at a sentinel batch size, and the only ops that carry it in a constant (Reshape targets, from the
- * normalisation layers) get ONNX's "copy this dimension" 0 instead.
+ * the graph is built twice, at two sentinel batch sizes, and every int64 constant a node reads that differs between the
+ * two builds carries the batch (a Reshape target, an up-sampling's [o, k, n, ...], a flattened [n*c, ...]). Each such
+ * entry is k * batch; a Reshape with one such entry gets -1 there (ONNX infers it), any other gets its target computed
+ * from the input's batch at run time (Shape -> Mul -> Concat). Anything else that differs (a float constant, an
+ * attribute, the node list) is an error rather than a model that runs only at the sentinel batch (issue 14.4).
  */
 export function exportGraph(plan: Plan, decls: readonly ParamDecl[], params: Float32Array, bufferDecls: readonly BufferDecl[],
   buffers: Float32Array, batch: number | 'dynamic'): Uint8Array {
-  const B = batch === 'dynamic' ? SENTINEL_BATCH : batch;
+  if (batch !== 'dynamic') return exportAt(plan, decls, params, bufferDecls, buffers, batch).toModelProto();
+  const g = exportAt(plan, decls, params, bufferDecls, buffers, SENTINEL_A);
+  const other = exportAt(plan, decls, params, bufferDecls, buffers, SENTINEL_B);
+  symbolicBatch(g, other);
+  const model = onnx.onnx.ModelProto.decode(g.toModelProto());
+  for (const v of [...(model.graph?.input ?? []), ...(model.graph?.output ?? [])]) {
+    const dim = v.type?.tensorType?.shape?.dim?.[0];
+    if (dim) { dim.dimValue = null; dim.dimParam = 'N'; }
+  }
+  return onnx.onnx.ModelProto.encode(model).finish();
+}
+
+function exportAt(plan: Plan, decls: readonly ParamDecl[], params: Float32Array, bufferDecls: readonly BufferDecl[],
+  buffers: Float32Array, B: number): GraphBuilder {
   const g = new GraphBuilder('cohort_model');
-  const offsets = new Map<string, number>();
-  let off = 0;
-  for (const d of decls) { offsets.set(d.name, off); off += d.shape.reduce((a, b) => a * b, 1); }
-  let boff = 0;
-  const bufferAt = new Map<string, number>();
-  for (const d of bufferDecls) { bufferAt.set(d.name, boff); boff += d.shape.reduce((a, b) => a * b, 1); }
   const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+  const offsetsOf = (ds: readonly { name: string; shape: readonly number[] }[]): Map<string, number> => {
+    let off = 0;
+    return new Map(ds.map((d) => { const o = off; off += size(d.shape); return [d.name, o]; }));
+  };
+  const offsets = offsetsOf(decls);
+  const bufferAt = offsetsOf(bufferDecls);
   const s = new ParamScope((d) => {
     const o = offsets.get(d.name) as number;
     return g.initializer(d.name, params.slice(o, o + size(d.shape)), d.shape);
@@ -265,20 +285,72 @@ export function exportGraph(plan: Plan, decls: readonly ParamDecl[], params: Flo
   const p = probabilities(g, plan.model.forward(g, s, x, EVAL_MODE), plan.loss);
   g.output(p.prob, plan.loss.spec.type === 'cox' ? 'risk' : 'prob');
   if (p.markers) g.output(p.markers, 'markers_prob');
-  if (batch !== 'dynamic') return g.toModelProto();
-  for (const n of g.nodes) {
-    if (n.op !== 'Reshape' || n.inputs[0]?.shape[0] !== B) continue;
-    const target = n.inputs[1] as Tensor;
-    const c = g.initializers.get(target.name);
-    if (!c || !(c.data instanceof BigInt64Array) || c.data[0] !== BigInt(B)) continue;
-    const data = c.data.slice();
-    data[0] = 0n;
-    g.initializers.set(target.name, { ...c, data });
+  return g;
+}
+
+function exportMismatch(detail: string): CohortError {
+  return new CohortError('EXPORT_BATCH', `cannot export with a symbolic batch: ${detail}`,
+    'export at a fixed batch (Trainer.exportOnnx({ batch })) and report the model spec as a bug');
+}
+
+/** Rewrite g (built at SENTINEL_A) so that no constant carries the batch, using `other` (built at SENTINEL_B) to find them. */
+function symbolicBatch(g: GraphBuilder, other: GraphBuilder): void {
+  if (g.nodes.length !== other.nodes.length) throw exportMismatch('the two builds have different node lists');
+  const front: NodeRecord[] = [];
+  let batch: Tensor | undefined;
+  const batchOf = (): Tensor => {
+    if (batch) return batch;
+    const first = g.inputs[0];
+    const at = g.nodes.length;
+    batch = g.emit1('Shape', [first], [1], 'int64', { start: { i: 0 }, end: { i: 1 } });
+    front.push(...g.nodes.splice(at));
+    return batch;
+  };
+  for (let i = 0; i < g.nodes.length; i++) {
+    const n = g.nodes[i];
+    const m = other.nodes[i];
+    if (n.op !== m.op || n.inputs.length !== m.inputs.length || JSON.stringify(n.attrs) !== JSON.stringify(m.attrs)) {
+      throw exportMismatch(`node ${n.name} (${n.op}) differs between batch sizes`);
+    }
+    const inputs = n.inputs.map((t, j) => {
+      const a = t && g.initializers.get(t.name);
+      const b = m.inputs[j] && other.initializers.get((m.inputs[j] as Tensor).name);
+      if (!a || !b || sameConst(a, b)) return t;
+      if (!(a.data instanceof BigInt64Array) || !(b.data instanceof BigInt64Array) || a.data.length !== b.data.length) {
+        throw exportMismatch(`input ${j} of ${n.name} (${n.op}) depends on the batch and is not an int64 shape`);
+      }
+      const at = g.nodes.length;
+      const shape = batchShape(g, n, a.data, b.data, batchOf);
+      front.push(...g.nodes.splice(at));
+      return shape;
+    });
+    g.nodes[i] = { ...n, inputs };
   }
-  const model = onnx.onnx.ModelProto.decode(g.toModelProto());
-  for (const v of [...(model.graph?.input ?? []), ...(model.graph?.output ?? [])]) {
-    const dim = v.type?.tensorType?.shape?.dim?.[0];
-    if (dim) { dim.dimValue = null; dim.dimParam = 'N'; }
+  g.nodes.unshift(...front);
+  // the replaced shape constants are read by no node now (ORT would warn about each)
+  const read = new Set(g.nodes.flatMap((n) => n.inputs.map((t) => t?.name)));
+  for (const name of [...g.initializers.keys()]) if (!read.has(name)) g.initializers.delete(name);
+}
+
+function sameConst(a: ConstTensor, b: ConstTensor): boolean {
+  if (a.dtype !== b.dtype || a.data.length !== b.data.length || a.shape.join() !== b.shape.join()) return false;
+  for (let i = 0; i < a.data.length; i++) if (a.data[i] !== b.data[i]) return false;
+  return true;
+}
+
+/** The shape constant `a` (at SENTINEL_A) as a tensor valid at any batch: -1 in a Reshape where that suffices, else computed. */
+function batchShape(g: GraphBuilder, n: NodeRecord, a: BigInt64Array, b: BigInt64Array, batchOf: () => Tensor): Tensor {
+  const factor = [...a].map((v, k) => {
+    if (v === b[k]) return 0n;
+    const f = v / BigInt(SENTINEL_A);
+    if (f * BigInt(SENTINEL_A) !== v || f * BigInt(SENTINEL_B) !== b[k]) throw exportMismatch(`${n.name} (${n.op}) holds ${v}, no multiple of the batch`);
+    return f;
+  });
+  const dynamic = factor.filter((f) => f !== 0n).length;
+  if (n.op === 'Reshape' && dynamic === 1 && ![...a].some((v, k) => factor[k] === 0n && v <= 0n)) {
+    return g.constant([...a].map((v, k) => (factor[k] === 0n ? Number(v) : -1)), 'int64');
   }
-  return onnx.onnx.ModelProto.encode(model).finish();
+  const parts = [...a].map((v, k) => (factor[k] === 0n ? g.constant([Number(v)], 'int64')
+    : factor[k] === 1n ? batchOf() : g.emit1('Mul', [batchOf(), g.constant([Number(factor[k])], 'int64')], [1], 'int64')));
+  return g.emit1('Concat', parts, [a.length], 'int64', { axis: { i: 0 } });
 }
