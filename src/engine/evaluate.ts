@@ -3,11 +3,14 @@
  * ROC AUC for two classes or a single logit), segmentation (mean per-sample Dice and IoU of the foreground) and,
  * for the multi-task U-Net, one AUC per marker (`auc_<marker>`, unknown statuses skipped) and their mean (`auc`); survival
  * (cox loss): Harrell's C-index of the risk score (`c_index`).
+ * computeIntervals gives the held-out n and a 95% interval per metric (Wilson for accuracy, a seeded percentile bootstrap over
+ * samples for the others), from the same probabilities, at the site: only these aggregates leave it.
  */
 import type { Prepared } from './batches.ts';
 import type { Plan } from './graphs.ts';
 import { findTarget } from './losses.ts';
-import { accuracy, argmaxRows, balancedAccuracy, concordanceIndex, iou, meanDice, rocAuc } from './metrics.ts';
+import { accuracy, argmaxRows, balancedAccuracy, concordanceIndex, dice, iou, meanDice, rocAuc } from './metrics.ts';
+import { bootstrapInterval, wilsonInterval, type BootstrapOptions, type ScoreInterval } from '../util/stats.ts';
 
 export interface Metrics {
   loss: number;
@@ -57,8 +60,80 @@ export function computeMetrics(plan: Plan, p: Prepared, loss: number, prob: Floa
   return m;
 }
 
+/** Held-out samples and, per metric, its value with a 95% interval: what a site reports beside its point estimate. */
+export interface Evaluation {
+  readonly n: number;
+  readonly scores: Readonly<Record<string, ScoreInterval>>;
+}
+
+/** Intervals of the metrics computeMetrics reports (same inputs); bootstrap resamples whole samples (patients, or patches of one). */
+export function computeIntervals(plan: Plan, p: Prepared, prob: Float32Array, markers?: Float32Array, opts: BootstrapOptions = {}): Evaluation {
+  const info = plan.model.info;
+  const n = p.size;
+  const scores: Record<string, ScoreInterval> = {};
+  const boot = (name: string, value: number, stat: (idx: Int32Array) => number): void => {
+    if (!Number.isFinite(value)) return;
+    const b = bootstrapInterval(n, stat, opts);
+    if (Number.isFinite(b.lo)) scores[name] = { value, lo: b.lo, hi: b.hi, method: 'bootstrap' };
+  };
+  if (plan.loss.spec.type === 'cox') {
+    const time = findTarget(p.source, 'time').data;
+    const event = findTarget(p.source, 'event').data;
+    boot('c_index', concordanceIndex(prob, time, event), (i) => concordanceIndex(pick(prob, i), pick(time, i), pick(event, i)));
+    return { n, scores };
+  }
+  if (info.kind === 'classify') {
+    if (plan.loss.spec.type === 'mse' || n === 0) return { n, scores };
+    const label = findTarget(p.source, 'label').data;
+    const C = info.classes;
+    const pred = C === 1 ? prob.map((v) => (v > 0.5 ? 1 : 0)) : argmaxRows(prob, C);
+    const hits = pred.reduce((h, v, i) => h + (v === label[i] ? 1 : 0), 0);
+    const w = wilsonInterval(hits, n, opts.level);
+    scores.accuracy = { value: hits / n, lo: w.lo, hi: w.hi, method: 'wilson' };
+    boot('balancedAccuracy', balancedAccuracy(pred, label), (i) => balancedAccuracy(pick(pred, i), pick(label, i)));
+    if (C <= 2) {
+      const score = C === 1 ? prob : prob.filter((_, i) => i % 2 === 1);
+      boot('auc', rocAuc(score, label), (i) => rocAuc(pick(score, i), pick(label, i)));
+    }
+    return { n, scores };
+  }
+  const fg = foreground(info.classes, info.outputShape, prob, findTarget(p.source, 'mask').data);
+  const perSample = Float64Array.from({ length: fg.n }, (_, i) => dice(fg.prob.subarray(i * fg.per, (i + 1) * fg.per), fg.target.subarray(i * fg.per, (i + 1) * fg.per)));
+  const mean = (i: ArrayLike<number>): number => { let s = 0; for (let k = 0; k < i.length; k++) s += perSample[i[k]!]!; return s / i.length; };
+  boot('dice', mean(Array.from({ length: fg.n }, (_, i) => i)), mean);
+  if (markers && info.markers.length) {
+    const mk = findTarget(p.source, 'markers').data;
+    const K = info.markers.length;
+    const meanAuc = (rows: ArrayLike<number>): number => {
+      const aucs: number[] = [];
+      for (let k = 0; k < K; k++) {
+        const a = rocAuc(Float32Array.from(rows, (r) => markers[r * K + k]!), Float32Array.from(rows, (r) => mk[r * K + k]!));
+        if (!Number.isNaN(a)) aucs.push(a);
+      }
+      return aucs.length ? aucs.reduce((a, b) => a + b, 0) / aucs.length : Number.NaN;
+    };
+    boot('auc', meanAuc(Array.from({ length: n }, (_, i) => i)), meanAuc);
+  }
+  return { n, scores };
+}
+
+/** The values at `idx` (a bootstrap resample). */
+function pick(a: ArrayLike<number>, idx: Int32Array): Float32Array {
+  const out = new Float32Array(idx.length);
+  for (let k = 0; k < idx.length; k++) out[k] = a[idx[k]!]!;
+  return out;
+}
+
 /** Foreground probability per voxel (binary: sigmoid; multi-class: 1 - P(background)) against mask > 0. */
 function segmentation(C: number, outShape: readonly number[], prob: Float32Array, mask: Float32Array): { dice: number; iou: number } {
+  const { prob: fg, target, per, n } = foreground(C, outShape, prob, mask);
+  let iouSum = 0;
+  for (let i = 0; i < n; i++) iouSum += iou(fg.subarray(i * per, (i + 1) * per), target.subarray(i * per, (i + 1) * per));
+  return { dice: meanDice(fg, target, per), iou: iouSum / n };
+}
+
+/** Binary foreground per voxel (multi-class: the argmax is not background) and the binary target, `per` voxels per sample. */
+function foreground(C: number, outShape: readonly number[], prob: Float32Array, mask: Float32Array): { prob: Float32Array; target: Float32Array; per: number; n: number } {
   const per = outShape.slice(1).reduce((a, b) => a * b, 1);
   const n = mask.length / per;
   let fg = prob;
@@ -73,7 +148,5 @@ function segmentation(C: number, outShape: readonly number[], prob: Float32Array
     }
   }
   const target = C > 1 ? mask.map((v) => (v > 0 ? 1 : 0)) : mask;
-  let iouSum = 0;
-  for (let i = 0; i < n; i++) iouSum += iou(fg.subarray(i * per, (i + 1) * per), target.subarray(i * per, (i + 1) * per));
-  return { dice: meanDice(fg, target, per), iou: iouSum / n };
+  return { prob: fg, target, per, n };
 }

@@ -6,7 +6,7 @@ export * from './graph/index.ts';
 export { gradients } from './autodiff/index.ts';
 export { Trainer, type TrainConfig, type StepOptions } from './trainer.ts';
 export { trainLocal, type LocalTrainOptions, type LocalTrainResult } from './local.ts';
-export type { Metrics } from './evaluate.ts';
+export type { Metrics, Evaluation } from './evaluate.ts';
 export { modelSpecSchema, lossSpecSchema, optimizerSpecSchema, parseModelSpec, parseLossSpec, parseOptimizerSpec,
   type ModelSpec, type LossSpec, type OptimizerSpec, type ResolvedModelSpec, type ResolvedLossSpec, type ResolvedOptimizerSpec } from './spec.ts';
 export type { ParamLayout, LayoutEntry } from './layout.ts';

@@ -23,7 +23,8 @@ import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.ts';
 import { declareParams, evalGraph, exportGraph, gradientGraph, N, trainLoop, trainStep, type Plan } from './graphs.ts';
 import { checkVector, makeLayout, view, type ParamLayout } from './layout.ts';
 import { defaultLoss, makeLoss } from './losses.ts';
-import { computeMetrics, type Metrics } from './evaluate.ts';
+import { computeIntervals, computeMetrics, type Evaluation, type Metrics } from './evaluate.ts';
+import type { BootstrapOptions } from '../util/stats.ts';
 import { hyperNames, stateSlots, stepHyper } from './optimizers.ts';
 import { initialBuffers, initialValues, type BufferDecl, type ParamDecl } from './params.ts';
 import { DEFAULT_PROVIDERS, defaultThreads, type ExecutionProviderName } from './providers.ts';
@@ -375,6 +376,13 @@ export class Trainer {
     const p = this.prepared(data);
     const r = await this.forwardAll(p);
     return computeMetrics(this.plan, p, r.loss, r.prob, r.markers);
+  }
+
+  /** evaluate() plus the held-out n and each metric's 95% interval (src/engine/evaluate.ts: computeIntervals), one forward pass. */
+  async evaluateWithIntervals(data: SampleSet, opts: BootstrapOptions = {}): Promise<{ metrics: Metrics; evaluation: Evaluation }> {
+    const p = this.prepared(data);
+    const r = await this.forwardAll(p);
+    return { metrics: computeMetrics(this.plan, p, r.loss, r.prob, r.markers), evaluation: computeIntervals(this.plan, p, r.prob, r.markers, opts) };
   }
 
   /** Probabilities for every sample: `prob` as the exported model's output (+ `markers` for the multi-task U-Net). */

@@ -13,6 +13,8 @@ import { redact } from '../util/redact.ts';
 import { SignedSuspicionSchema } from '../scenario/suspicion.ts';
 
 const AnswerSchema = z.object({ hash: z.string(), reason: z.string().max(2000).optional(), at: z.string(), sig: z.string().max(200).optional() }).strict();
+const ScoreSchema = z.object({ value: z.number(), lo: z.number(), hi: z.number(), method: z.enum(['wilson', 'bootstrap']) }).strict();
+const ScoresSchema = z.record(z.string().max(64), ScoreSchema).refine((r) => Object.keys(r).length <= 32, 'at most 32 scores');
 const ProgressSchema = z.object({
   round: z.number().int().nonnegative(), seq: z.number().int().nonnegative(), loss: z.number().optional(), metric: z.number().optional(),
   metricName: z.string().optional(), localOnly: z.number().optional(), bytesSent: z.number().optional(), done: z.boolean().optional(),
@@ -20,6 +22,7 @@ const ProgressSchema = z.object({
   heldOut: z.number().int().nonnegative().optional(), lastTrainedRound: z.number().int().min(-1).optional(),
   roundsTrained: z.number().int().nonnegative().optional(),
   suspicion: SignedSuspicionSchema.optional(),
+  scores: ScoresSchema.optional(), localOnlyScores: ScoresSchema.optional(),
 }).strict();
 const RunSchema = z.object({
   startAt: z.number(), participants: z.array(z.string()).max(10_000),

@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { createNode } from '../averaging/factory.ts';
 import type { AveragingNode } from '../averaging/node.ts';
 import type { AveragingMessage, LocalLearner, NodeStats } from '../averaging/types.ts';
-import type { Metrics } from '../engine/index.ts';
+import type { Evaluation, Metrics } from '../engine/index.ts';
 import type { CohortNode } from '../net/node.ts';
 import type { SiteProgress } from '../scenario/lifecycle.ts';
 import type { AuditLog } from '../store/audit.ts';
@@ -321,6 +321,12 @@ export class ScenarioRun {
     return r.op === 'metrics' ? r.metrics : { loss: Number.NaN };
   }
 
+  /** The final model's metrics and, for the report, their 95% intervals (computed in the worker: only aggregates come back). */
+  private async evaluateFinal(model: Float32Array): Promise<{ metrics: Metrics; scores?: Evaluation['scores'] }> {
+    const r = await this.client!.call({ op: 'evaluate', params: model.slice(), intervals: true });
+    return r.op === 'metrics' ? { metrics: r.metrics, ...(r.evaluation ? { scores: r.evaluation.scores } : {}) } : { metrics: { loss: Number.NaN } };
+  }
+
   /** Rounds in which this peer's local training really ran (before and after a restart). */
   get roundsTrained(): number {
     return this.trainedBefore + (this.learner?.trained ?? 0);
@@ -336,15 +342,17 @@ export class ScenarioRun {
       return;
     }
     const model = this.averaging.estimate().slice();
-    const metrics = await this.evaluate(model.slice());
+    const { metrics, scores } = await this.evaluateFinal(model.slice());
     let localOnly: number | undefined;
+    let localOnlyScores: Evaluation['scores'] | undefined;
     if (m.evaluation.compareLocalOnly) {
-      const r = await this.client.call({ op: 'localOnly', rounds });
-      if (r.op === 'metrics') localOnly = r.metrics[m.task.metric];
+      const r = await this.client.call({ op: 'localOnly', rounds, intervals: true });
+      if (r.op === 'metrics') { localOnly = r.metrics[m.task.metric]; localOnlyScores = r.evaluation?.scores; }
     }
-    await this.keepFinal(model, metrics, localOnly, rounds - 1);
+    await this.keepFinal(model, metrics, localOnly, rounds - 1, scores ? { scores } : {});
     this.status = { ...this.status, round: rounds - 1, metric: metrics[m.task.metric], done: true };
-    await this.host.publishProgress(this.id, this.progress(rounds - 1, metrics, { done: true, ...(localOnly !== undefined ? { localOnly } : {}) }));
+    await this.host.publishProgress(this.id, this.progress(rounds - 1, metrics, { done: true, ...(localOnly !== undefined ? { localOnly } : {}),
+      ...(scores ? { scores } : {}), ...(localOnlyScores ? { localOnlyScores } : {}) }));
     log.info({ scenario: this.id.slice(0, 12), metric: metrics[m.task.metric], localOnly }, 'scenario finished on this peer');
     await this.stop();
   }
@@ -371,10 +379,10 @@ export class ScenarioRun {
     const model = await fetch(ready.layoutHash, ready.params.length);
     if (!model || this.stopped) return false;
     this.heldOut = ready.testCount;
-    const metrics = await this.evaluate(model.slice());
-    await this.keepFinal(model, metrics, undefined, finalRound, { lastTrainedRound, adoptedAfterEnd: true });
+    const { metrics, scores } = await this.evaluateFinal(model.slice());
+    await this.keepFinal(model, metrics, undefined, finalRound, { lastTrainedRound, adoptedAfterEnd: true, ...(scores ? { scores } : {}) });
     this.status = { round: finalRound, provider: ready.provider, metric: metrics[this.plan.manifest.task.metric], done: true };
-    await this.host.publishProgress(this.id, this.progress(finalRound, metrics, { done: true, lastTrainedRound }));
+    await this.host.publishProgress(this.id, this.progress(finalRound, metrics, { done: true, lastTrainedRound, ...(scores ? { scores } : {}) }));
     log.info({ scenario: this.id.slice(0, 12), lastTrainedRound, finalRound }, 'back after the end: took the final model from a participant');
     await this.stop();
     return true;

@@ -9,7 +9,7 @@ import '../util/polyfills.ts';
 import { getHeapStatistics } from 'node:v8';
 import { MEMORY_EXIT_CODE } from './admission.ts';
 import { parentPort, workerData } from 'node:worker_threads';
-import { Trainer, type Metrics, type TrainConfig } from '../engine/index.ts';
+import { Trainer, type Evaluation, type Metrics, type TrainConfig } from '../engine/index.ts';
 import { selectSamples, type SampleSet } from '../data/samples.ts';
 import { statSync } from 'node:fs';
 import { applyStandardiser, fitStandardiser, readTable, readTabular, stratifiedSplit, tableToSamples } from '../data/tabular.ts';
@@ -35,8 +35,9 @@ export const STEP_CHUNK = 4096;
 
 export type WorkerRequest =
   | { rid: number; op: 'train'; params: Float32Array }
-  | { rid: number; op: 'evaluate'; params: Float32Array }
-  | { rid: number; op: 'localOnly'; rounds: number }
+  /** `intervals`: also the held-out n and 95% intervals (a seeded bootstrap: asked for the final model, not every round). */
+  | { rid: number; op: 'evaluate'; params: Float32Array; intervals?: boolean }
+  | { rid: number; op: 'localOnly'; rounds: number; intervals?: boolean }
   | { rid: number; op: 'export'; params: Float32Array }
   | { rid: number; op: 'checkpoint'; params: Float32Array }
   | { rid: number; op: 'restore'; bytes: Uint8Array }
@@ -46,7 +47,7 @@ export type WorkerRequest =
 export type WorkerReply =
   | { rid: 0; op: 'ready'; layoutHash: string; sampleCount: number; testCount: number; provider: string; params: Float32Array }
   | { rid: number; op: 'trained'; params: Float32Array; loss: number; steps: number; memoryBytes?: number }
-  | { rid: number; op: 'metrics'; metrics: Metrics }
+  | { rid: number; op: 'metrics'; metrics: Metrics; evaluation?: Evaluation }
   | { rid: number; op: 'bytes'; bytes: Uint8Array }
   | { rid: number; op: 'restored'; params: Float32Array }
   | { rid: number; op: 'error'; message: string; code?: string };
@@ -165,6 +166,12 @@ async function localWork(site: Site, m: ScenarioManifest, trainer = site.trainer
   return { loss: lossSum / steps, steps };
 }
 
+/** The metrics of `trainer` on the held-out part; with `intervals`, its n and 95% intervals too (seeded by the manifest). */
+async function evaluateOn(trainer: Trainer, test: SampleSet, m: ScenarioManifest, intervals?: boolean): Promise<{ metrics: Metrics; evaluation?: Evaluation }> {
+  if (!intervals) return { metrics: await trainer.evaluate(test) };
+  return trainer.evaluateWithIntervals(test, { seed: m.training.seed, resamples: 1000 });
+}
+
 async function handle(site: Site, init: WorkerInit, req: WorkerRequest): Promise<WorkerReply> {
   const t = site.trainer;
   switch (req.op) {
@@ -177,14 +184,14 @@ async function handle(site: Site, init: WorkerInit, req: WorkerRequest): Promise
     }
     case 'evaluate':
       t.setParameters(req.params);
-      return { rid: req.rid, op: 'metrics', metrics: await t.evaluate(site.test) };
+      return { rid: req.rid, op: 'metrics', ...(await evaluateOn(t, site.test, init.manifest, req.intervals)) };
     case 'localOnly': {
       // the baseline a hospital would get alone: same model, same local work per round, no averaging
       const alone = await Trainer.create(site.cfg, site.train);
       for (let r = 0; r < req.rounds; r++) await localWork(site, init.manifest, alone);
-      const metrics = await alone.evaluate(site.test);
+      const result = await evaluateOn(alone, site.test, init.manifest, req.intervals);
       await alone.dispose();
-      return { rid: req.rid, op: 'metrics', metrics };
+      return { rid: req.rid, op: 'metrics', ...result };
     }
     case 'export':
       t.setParameters(req.params);

@@ -7,6 +7,7 @@
  *   - per-site progress is a last-writer-wins register per peer, ordered by (round, seq).
  * merge() is commutative, associative and idempotent (unit-tested under shuffled message orders).
  */
+import type { ScoreInterval } from '../util/stats.ts';
 import type { SignedSuspicion } from './suspicion.ts';
 
 export const STATES = ['announced', 'approved', 'running', 'finished', 'failed', 'cancelled'] as const;
@@ -42,6 +43,10 @@ export interface SiteProgress {
   readonly roundsTrained?: number;
   /** Robust aggregation: this participant's latest signed suspicion report on its neighbours (scenario/suspicion.ts). */
   readonly suspicion?: SignedSuspicion;
+  /** The final model's metrics on the held-out data with 95% intervals (engine/evaluate.ts: computeIntervals), computed at the site. */
+  readonly scores?: Readonly<Record<string, ScoreInterval>>;
+  /** The local-only baseline's, likewise. */
+  readonly localOnlyScores?: Readonly<Record<string, ScoreInterval>>;
 }
 
 export interface ScenarioView {
