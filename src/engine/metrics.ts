@@ -1,7 +1,8 @@
 /**
  * Evaluation metrics computed on the host from model outputs (plain arrays, no ORT):
  *   accuracy, balancedAccuracy (mean per-class recall), rocAuc (binary, rank-based with ties), dice and iou (binary masks),
- *   concordanceIndex (Harrell's C for survival risk scores).
+ *   concordanceIndex (Harrell's C for survival risk scores); regression: r2 (coefficient of determination), meanAbsoluteError,
+ *   rootMeanSquaredError (in the units of the values given).
  * Inputs are flat Float32Arrays; class predictions and labels are class indices stored as floats.
  */
 
@@ -126,4 +127,30 @@ export function concordanceIndex(risk: ArrayLike<number>, time: ArrayLike<number
     a = b + 1;
   }
   return pairs === 0 ? Number.NaN : (concordant + tied / 2) / pairs;
+}
+
+/** Coefficient of determination 1 - SS_res / SS_tot (can be negative: worse than predicting the mean); NaN for a constant target. */
+export function r2(pred: ArrayLike<number>, target: ArrayLike<number>): number {
+  const n = target.length;
+  if (n === 0) return Number.NaN;
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += target[i]!;
+  mean /= n;
+  let res = 0, tot = 0;
+  for (let i = 0; i < n; i++) { res += (target[i]! - pred[i]!) ** 2; tot += (target[i]! - mean) ** 2; }
+  return tot === 0 ? Number.NaN : 1 - res / tot;
+}
+
+export function meanAbsoluteError(pred: ArrayLike<number>, target: ArrayLike<number>): number {
+  if (target.length === 0) return Number.NaN;
+  let s = 0;
+  for (let i = 0; i < target.length; i++) s += Math.abs(target[i]! - pred[i]!);
+  return s / target.length;
+}
+
+export function rootMeanSquaredError(pred: ArrayLike<number>, target: ArrayLike<number>): number {
+  if (target.length === 0) return Number.NaN;
+  let s = 0;
+  for (let i = 0; i < target.length; i++) s += (target[i]! - pred[i]!) ** 2;
+  return Math.sqrt(s / target.length);
 }

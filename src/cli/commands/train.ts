@@ -1,11 +1,17 @@
 /**
- * `cohort train --data FILE.csv --label COLUMN [--model mlp|SPEC.json] [--epochs N] [--seed S] [--batch B] [--lr X]
+ * `cohort train --data FILE.csv --label COLUMN [--task classification|regression] [--ignore COL,...] [--model mlp|SPEC.json]
+ *   [--epochs N] [--seed S] [--batch B] [--lr X]
  *   [--optimizer sgd|adam|adamw] [--providers cuda,webgpu,cpu] [--threads T] [--export model.onnx] [--json]`
  * `cohort train --data FILE.csv --time COLUMN --event COLUMN [--model SPEC.json] [--epochs N] ...` (survival: a linear Cox model)
  * `cohort train --data FOLDER [--preprocess CONFIG.json | --scenario SCENARIO.json] [--model SPEC.json] [--label COL] ...`
  * Local training only (the baseline a site can run on its own), progress bar, held-out metrics. --json prints one JSON
  * document on stdout ({model, provider, epochs, test, seconds, ...}).
- *   CSV: seeded stratified held-out split, standardisation fitted on the training part, accuracy/AUC.
+ *   CSV: seeded stratified held-out split, standardisation fitted on the training part, accuracy/AUC. The table is audited
+ *   first (src/data/table-audit.ts): identifier-like columns dropped with a note, --ignore honoured, the feature list printed
+ *   (stderr; `features` in --json), missing values counted per column, single columns that separate the label almost
+ *   perfectly named as likely leakage (`warnings`), and a label with too many distinct values refused as classes (exit 2).
+ *   CSV regression (--task regression): the target standardised with training-part statistics for training, MSE loss,
+ *   held-out R2, MAE and RMSE in the target's own units beside the MAE of always predicting the training mean.
  *   CSV survival (--time, --event): split stratified by the event, Cox partial likelihood (Breslow ties), held-out C-index.
  *   Medical folder (ROOT/<subject>/<modality>/..., see docs/data.md): the data layer's preprocessing (from --preprocess, or a
  *   scenario manifest's data.preprocessing + model + loss + optimizer), held-out split by subject, Dice/IoU for segmentation,
@@ -16,7 +22,9 @@ import type { Command } from 'commander';
 import { CohortError } from '../../util/errors.ts';
 import { progressBar } from '../../util/progress.ts';
 import type { SampleSet } from '../../data/samples.ts';
-import { readTabular, stratifiedSplit } from '../../data/tabular.ts';
+import { readTable, readTabular, stratifiedSplit, tableToSamples } from '../../data/tabular.ts';
+import { auditTable, idLikeColumns, type AuditTask, type TableAudit } from '../../data/table-audit.ts';
+import { meanAbsoluteError, r2, rootMeanSquaredError } from '../../engine/metrics.ts';
 import { scanFolder } from '../../data/folder.ts';
 import { preprocessFolder, splitBySubject } from '../../data/preprocess.ts';
 import { trainLocal, type LocalTrainOptions, type LocalTrainResult } from '../../engine/local.ts';
@@ -29,7 +37,7 @@ import { loadManifest } from '../../scenario/manifest.ts';
 interface TrainOpts {
   data: string; label?: string; model?: string; epochs?: string; seed: string; batch?: string; lr?: string; optimizer?: string;
   providers: string; threads: string; export?: string; json?: boolean; testFraction?: string; preprocess?: string; scenario?: string;
-  time?: string; event?: string;
+  time?: string; event?: string; ignore?: string; task?: string;
 }
 
 export function registerTrain(program: Command): void {
@@ -38,6 +46,8 @@ export function registerTrain(program: Command): void {
     .description('train a model locally on a CSV file or a medical image folder (no network): held-out split, metrics, optional ONNX export')
     .requiredOption('--data <file|dir>', 'CSV file with a header row, or a medical folder (ROOT/<subject>/<modality>/...)')
     .option('--label <column>', 'the column to predict (class labels); required for CSV classification, overrides the preprocessing label for folders')
+    .option('--task <kind>', 'CSV: classification (default) or regression (a numeric --label predicted as a number)')
+    .option('--ignore <columns>', 'CSV: comma-separated columns to leave out of the features (besides identifier-like ones)')
     .option('--time <column>', 'CSV survival: the follow-up time column (with --event; trains a linear Cox model)')
     .option('--event <column>', 'CSV survival: the event column (1 = event observed, 0 = censored)')
     .option('--model <mlp|spec.json>', 'built-in "mlp" (CSV) or a JSON model spec file (folders: default U-Net with masks, else CNN)')
@@ -63,25 +73,94 @@ async function runCsv(o: TrainOpts): Promise<void> {
   if (o.preprocess || o.scenario) {
     throw new CohortError('BAD_ARGUMENT', `--preprocess/--scenario apply to image folders, and ${o.data} is a file`, 'pass a medical folder with --data, or drop them');
   }
-  const { set, classes, classNames, features } = readCsvSamples(o.data, o.label);
+  const audit = auditCsv(o, o.label);
+  if (audit.task === 'regression') return runRegressionCsv(o, audit.table, t0);
+  const { set, classes, classNames } = audit.table.samples;
   const model = modelSpec(o.model ?? 'mlp', classes);
   const epochs = int(o.epochs ?? '40', '--epochs');
   const r = await withBar(epochs, o.json, (onEpoch) => trainLocal(set, {
     model, optimizer: optimizerFrom(o) ?? { type: 'adam' }, epochs, batchSize: int(o.batch ?? '32', '--batch'), seed: int(o.seed, '--seed'),
-    testFraction: num(o.testFraction ?? '0.2', '--test-fraction'), providers: providerList(o.providers), threads: int(o.threads, '--threads'),
+    split: audit.table.split, providers: providerList(o.providers), threads: int(o.threads, '--threads'),
     fusedSteps: 8, standardize: ['features'], onEpoch,
   }));
   if (o.export) writeFileSync(o.export, r.trainer.exportOnnx());
   const seconds = (performance.now() - t0) / 1000;
   const test = { accuracy: r.metrics.accuracy, auc: r.metrics.auc, balancedAccuracy: r.metrics.balancedAccuracy, loss: r.metrics.loss };
   const result = { model: parsedType(model), provider: r.trainer.provider, epochs, test, seconds: Number(seconds.toFixed(2)),
-    train: { samples: r.train.size, loss: r.trainLoss }, testSamples: r.test.size, features: features.length, classes: classNames,
+    train: { samples: r.train.size, loss: r.trainLoss }, testSamples: r.test.size, classes: classNames, ...auditJson(audit.table),
     ...(o.export ? { exported: o.export } : {}) };
   await release(r);
   if (o.json) { process.stdout.write(JSON.stringify(result) + '\n'); return; }
   process.stdout.write(`${result.model} on ${r.trainer.provider}: ${epochs} epochs, ${r.train.size} training / ${r.test.size} held-out samples\n`
     + `held-out accuracy ${pct(test.accuracy)}, balanced accuracy ${pct(test.balancedAccuracy)}, AUC ${test.auc?.toFixed(4) ?? 'n/a'}`
     + ` (${seconds.toFixed(1)} s)${o.export ? `\nwrote ${o.export}` : ''}\n`);
+}
+
+/** The CSV read through the table audit; its notes (dropped, ignored, imputed, features, warnings) go to stderr in human mode. */
+function auditCsv(o: TrainOpts, label: string): { task: AuditTask; table: TableAudit } {
+  const task = taskOf(o.task);
+  if (!existsSync(o.data)) throw new CohortError('DATA_NOT_FOUND', `no such file: ${o.data}`, 'pass the path of a CSV file with --data');
+  const table = auditTable(readTable(o.data), { label, task, ignore: columnList(o.ignore), seed: int(o.seed, '--seed'),
+    testFraction: num(o.testFraction ?? '0.2', '--test-fraction') });
+  if (table.samples.set.size === 0) throw new CohortError('EMPTY_DATASET', `${o.data} has no data rows with a label`, 'add data rows to the CSV');
+  if (!o.json) for (const n of table.notes) process.stderr.write(`${n}\n`);
+  return { task, table };
+}
+
+function taskOf(v: string | undefined): AuditTask {
+  if (v === undefined || v === 'classification') return 'classification';
+  if (v === 'regression') return 'regression';
+  throw new CohortError('BAD_ARGUMENT', `unknown --task '${v}'`, v === 'survival' ? 'survival tables take --time COLUMN --event COLUMN instead of --label' : 'use classification or regression');
+}
+
+function columnList(v: string | undefined): string[] {
+  return (v ?? '').split(',').map((c) => c.trim()).filter(Boolean);
+}
+
+/** What --json says about the table: the columns used, and why the others were not. */
+function auditJson(a: TableAudit): Record<string, unknown> {
+  return { features: a.features, inputs: a.samples.featureNames.length, identifiers: a.identifiers.map((c) => c.name), ignored: a.ignored,
+    imputed: a.imputed, warnings: a.warnings.map((w) => ({ column: w.column, statistic: w.statistic, value: Number(w.value.toFixed(4)), message: w.message })) };
+}
+
+/**
+ * A numeric label predicted as a number: MLP with one output and MSE loss on the target standardised with the training part's
+ * mean and standard deviation (so the default learning rate suits any unit); metrics are computed back in the target's units.
+ */
+async function runRegressionCsv(o: TrainOpts, a: TableAudit, t0: number): Promise<void> {
+  if (o.export) {
+    throw new CohortError('NOT_SUPPORTED', '--export with --task regression is not supported yet', 'the graph would output the standardised target; train without --export');
+  }
+  const target = a.samples.set.targets['label']!.data;
+  const scale = meanStd(a.split.train.map((i) => target[i]!));
+  const set = { ...a.samples.set, targets: { label: { shape: [], data: target.map((v) => (v - scale.mean) / scale.std) } } };
+  const model = o.model ? modelSpec(o.model, 1) : { type: 'mlp' as const, hidden: [32], classes: 1 };
+  const epochs = int(o.epochs ?? '40', '--epochs');
+  const r = await withBar(epochs, o.json, (onEpoch) => trainLocal(set, {
+    model, loss: { type: 'mse' }, optimizer: optimizerFrom(o) ?? { type: 'adam' }, epochs, batchSize: int(o.batch ?? '32', '--batch'),
+    seed: int(o.seed, '--seed'), split: a.split, providers: providerList(o.providers), threads: int(o.threads, '--threads'),
+    fusedSteps: 8, standardize: ['features'], onEpoch,
+  }));
+  const pred = (await r.trainer.predict(r.test)).prob.map((v) => v * scale.std + scale.mean);
+  const truth = Float32Array.from(a.split.test, (i) => target[i]!);
+  const seconds = (performance.now() - t0) / 1000;
+  const test = { r2: r2(pred, truth), mae: meanAbsoluteError(pred, truth), rmse: rootMeanSquaredError(pred, truth),
+    mae_of_training_mean: meanAbsoluteError(new Float32Array(truth.length).fill(scale.mean), truth) };
+  const result = { model: parsedType(model), task: 'regression', target: o.label, provider: r.trainer.provider, epochs, test,
+    seconds: Number(seconds.toFixed(2)), train: { samples: r.train.size, loss: r.trainLoss, target_mean: scale.mean, target_std: scale.std },
+    testSamples: r.test.size, ...auditJson(a) };
+  await release(r);
+  if (o.json) { process.stdout.write(JSON.stringify(result) + '\n'); return; }
+  const f = (v: number): string => (Number.isFinite(v) ? v.toPrecision(4) : 'n/a');
+  process.stdout.write(`${result.model} regression of ${o.label} on ${r.trainer.provider}: ${epochs} epochs, ${r.train.size} training / ${r.test.size} held-out samples\n`
+    + `held-out R2 ${test.r2.toFixed(4)}, MAE ${f(test.mae)}, RMSE ${f(test.rmse)} (units of ${o.label}; predicting the training mean: MAE ${f(test.mae_of_training_mean)})`
+    + ` (${seconds.toFixed(1)} s)\n`);
+}
+
+function meanStd(v: readonly number[]): { mean: number; std: number } {
+  const mean = v.reduce((s, x) => s + x, 0) / v.length;
+  const variance = v.reduce((s, x) => s + (x - mean) ** 2, 0) / Math.max(1, v.length - 1);
+  return { mean, std: variance > 1e-12 ? Math.sqrt(variance) : 1 };
 }
 
 /** A survival table: a linear Cox model (or --model with one output), split stratified by the event, held-out C-index. */
@@ -93,8 +172,16 @@ async function runSurvivalCsv(o: TrainOpts): Promise<void> {
     throw new CohortError('BAD_ARGUMENT', `--preprocess/--scenario apply to image folders, and ${o.data} is a file`, 'pass a medical folder with --data, or drop them');
   }
   if (!existsSync(o.data)) throw new CohortError('DATA_NOT_FOUND', `no such file: ${o.data}`, 'pass the path of a CSV file with --data');
-  const t = readTabular(o.data, { survival: { time: o.time, event: o.event } });
-  if (t.identifiers.length && !o.json) process.stderr.write(`note: dropped identifier-like column(s): ${t.identifiers.join(', ')}\n`);
+  const table = readTable(o.data);
+  const ignore = columnList(o.ignore);
+  const ids = idLikeColumns(table, new Set([o.time, o.event, ...ignore])).map((c) => c.name);
+  const t = tableToSamples(table, { survival: { time: o.time, event: o.event }, ignore: [...ignore, ...ids] });
+  const identifiers = [...new Set([...ids, ...t.identifiers])];
+  if (!o.json) {
+    if (identifiers.length) process.stderr.write(`note: dropped identifier-like column(s): ${identifiers.join(', ')}\n`);
+    if (ignore.length) process.stderr.write(`note: ignored column(s) (--ignore): ${ignore.join(', ')}\n`);
+    process.stderr.write(`features (${t.encoding.columns.length} column(s)): ${t.encoding.columns.map((c) => c.name).join(', ')}\n`);
+  }
   const seed = int(o.seed, '--seed');
   const events = t.set.targets.event!.data;
   const split = stratifiedSplit(events, num(o.testFraction ?? '0.2', '--test-fraction'), seed);
@@ -110,7 +197,7 @@ async function runSurvivalCsv(o: TrainOpts): Promise<void> {
   const test = { c_index: r.metrics.c_index, loss: r.metrics.loss };
   const result = { model: parsedType(model), task: 'survival', provider: r.trainer.provider, epochs, test, seconds: Number(seconds.toFixed(2)),
     train: { samples: r.train.size, events: count(split.train), loss: r.trainLoss }, testSamples: r.test.size, testEvents: count(split.test),
-    features: t.featureNames.length, dropped: [...t.dropped], ...(o.export ? { exported: o.export } : {}) };
+    features: t.encoding.columns.map((c) => c.name), inputs: t.featureNames.length, identifiers, ignored: ignore, dropped: [...t.dropped], ...(o.export ? { exported: o.export } : {}) };
   await release(r);
   if (o.json) { process.stdout.write(JSON.stringify(result) + '\n'); return; }
   process.stdout.write(`${o.model ? result.model : 'linear Cox model'} on ${r.trainer.provider}: ${epochs} epochs, ${r.train.size} training / ${r.test.size} held-out samples`
