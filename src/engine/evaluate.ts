@@ -2,14 +2,14 @@
  * Metrics of an eval pass from the host-side probabilities (no ORT): classification (accuracy, balanced accuracy,
  * ROC AUC for two classes or a single logit), segmentation (mean per-sample Dice and IoU of the foreground) and,
  * for the multi-task U-Net, one AUC per marker (`auc_<marker>`, unknown statuses skipped) and their mean (`auc`); survival
- * (cox loss): Harrell's C-index of the risk score (`c_index`).
+ * (cox loss): Harrell's C-index of the risk score (`c_index`); regression (mse loss, one output): `r2`, `mae`, `rmse`.
  * computeIntervals gives the held-out n and a 95% interval per metric (Wilson for accuracy, a seeded percentile bootstrap over
  * samples for the others), from the same probabilities, at the site: only these aggregates leave it.
  */
 import type { Prepared } from './batches.ts';
 import type { Plan } from './graphs.ts';
 import { findTarget } from './losses.ts';
-import { accuracy, argmaxRows, balancedAccuracy, concordanceIndex, dice, iou, meanDice, rocAuc } from './metrics.ts';
+import { accuracy, argmaxRows, balancedAccuracy, concordanceIndex, dice, iou, meanAbsoluteError, meanDice, r2, rocAuc, rootMeanSquaredError } from './metrics.ts';
 import { bootstrapInterval, wilsonInterval, type BootstrapOptions, type ScoreInterval } from '../util/stats.ts';
 
 export interface Metrics {
@@ -20,6 +20,9 @@ export interface Metrics {
   dice?: number;
   iou?: number;
   c_index?: number;
+  r2?: number;
+  mae?: number;
+  rmse?: number;
   [k: string]: number | undefined;
 }
 
@@ -33,7 +36,7 @@ export function computeMetrics(plan: Plan, p: Prepared, loss: number, prob: Floa
     return m;
   }
   if (info.kind === 'classify') {
-    if (plan.loss.spec.type === 'mse') return m;
+    if (plan.loss.spec.type === 'mse') return Object.assign(m, regressionMetrics(prob, findTarget(p.source, 'label').data));
     const label = findTarget(p.source, 'label').data;
     const C = info.classes;
     const pred = C === 1 ? prob.map((v) => (v > 0.5 ? 1 : 0)) : argmaxRows(prob, C);
@@ -122,6 +125,15 @@ function pick(a: ArrayLike<number>, idx: Int32Array): Float32Array {
   const out = new Float32Array(idx.length);
   for (let k = 0; k < idx.length; k++) out[k] = a[idx[k]!]!;
   return out;
+}
+
+/**
+ * Regression (mse loss on a classify model: `prob` is the output itself): R2, MAE and RMSE in the units of the target given to
+ * the trainer (a caller that standardised the target scales MAE and RMSE back; R2 does not change under that scaling).
+ */
+function regressionMetrics(pred: Float32Array, target: Float32Array): Pick<Metrics, 'r2' | 'mae' | 'rmse'> {
+  if (pred.length !== target.length) return {}; // several outputs per sample: no single value to compare
+  return { r2: r2(pred, target), mae: meanAbsoluteError(pred, target), rmse: rootMeanSquaredError(pred, target) };
 }
 
 /** Foreground probability per voxel (binary: sigmoid; multi-class: 1 - P(background)) against mask > 0. */
