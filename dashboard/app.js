@@ -54,22 +54,36 @@ function renderTopology(o) {
   const n = o.members.length, W = 360, H = 300, R = 110, cx = W / 2, cy = H / 2 + 5;
   const pos = new Map(o.members.map((m, i) => [m.peerId, [cx + R * Math.cos((2 * Math.PI * i) / n - Math.PI / 2), cy + R * Math.sin((2 * Math.PI * i) / n - Math.PI / 2)]]));
   const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'topology', 'data-testid': 'topology', role: 'img', 'aria-label': 'peers and live connections' });
+  const names = new Map(o.members.map((m) => [m.peerId, m.name]));
+  // edges: this peer's own live links (solid) and those other members announced in their heartbeats (dashed)
   for (const e of o.edges) {
     const a = pos.get(e.from), b = pos.get(e.to);
     if (!a || !b) continue;
-    svg.append(s('line', { x1: a[0], y1: a[1], x2: b[0], y2: b[1], class: 'edge' }, s('title', {}, `${kib(e.bytesOut)} sent, ${kib(e.bytesIn)} received`)));
-    svg.append(s('text', { x: (a[0] + b[0]) / 2, y: (a[1] + b[1]) / 2 - 3, class: 'edge-label' }, `↑${kib(e.bytesOut)} ↓${kib(e.bytesIn)}`));
+    const who = e.seen === 'self' ? 'this peer\'s connection' : `heard from ${e.reportedBy.map((p) => names.get(p) ?? short(p)).join(', ')}`;
+    svg.append(s('line', { x1: a[0], y1: a[1], x2: b[0], y2: b[1], class: `edge ${e.seen}`, 'data-testid': 'edge', 'data-seen': e.seen,
+      'data-ends': [names.get(e.from), names.get(e.to)].sort().join(' '), 'data-bytes': e.bytesOut + e.bytesIn },
+      s('title', {}, `${names.get(e.from)} → ${names.get(e.to)}: ${kib(e.bytesOut)}; back: ${kib(e.bytesIn)} (${who})`)));
+    svg.append(s('text', { x: (a[0] + b[0]) / 2, y: (a[1] + b[1]) / 2 - 3, class: 'edge-label' }, `${kib(e.bytesOut + e.bytesIn)}`));
   }
   for (const m of o.members) {
     const [x, y] = pos.get(m.peerId);
     svg.append(s('g', { class: `node ${m.self ? 'self' : m.connected ? 'up' : 'down'}`, 'data-testid': 'topology-node', 'data-name': m.name },
       s('circle', { cx: x, cy: y, r: 18 }), s('text', { x, y: y + 32, class: 'node-label' }, m.name)));
   }
-  const rows = o.members.filter((m) => !m.self).map((m) => h('tr', { 'data-testid': 'member-row' },
+  const rows = o.members.filter((m) => !m.self).map((m) => h('tr', { 'data-testid': 'member-row', 'data-peer': m.name },
     h('td', {}, m.name), h('td', {}, m.connected ? 'connected' : 'unreachable'), h('td', {}, m.roles.join(', ')),
-    h('td', { class: 'num' }, kib(m.bytesOut)), h('td', { class: 'num' }, kib(m.bytesIn)),
+    h('td', { class: 'num', 'data-testid': 'model-sent', 'data-bytes': m.modelBytesSent }, kib(m.modelBytesSent)),
+    h('td', { class: 'num', 'data-testid': 'model-received', 'data-bytes': m.modelBytesReceived }, kib(m.modelBytesReceived)),
+    h('td', { class: 'num', 'data-testid': 'wire-out', 'data-bytes': m.bytesOut }, kib(m.bytesOut)),
+    h('td', { class: 'num', 'data-testid': 'wire-in', 'data-bytes': m.bytesIn }, kib(m.bytesIn)),
     h('td', {}, m.lastHeartbeatSecondsAgo === null ? '–' : `${m.lastHeartbeatSecondsAgo} s ago`)));
-  topo.replaceChildren(h('h2', {}, 'Network'), svg, h('table', {}, h('thead', {}, h('tr', {}, ['peer', 'link', 'roles', 'sent', 'received', 'heartbeat'].map((t) => h('th', {}, t)))), h('tbody', {}, rows)));
+  const heard = o.edges.filter((e) => e.seen === 'heard').length;
+  const legend = h('p', { class: 'legend' }, `solid: this peer's ${o.edges.length - heard} connection(s); dashed: ${heard} heard in other members' heartbeats. Edge labels: bytes both ways since the reporting peers started.`,
+    o.broadcast ? ` Gossip broadcast by this peer: ${kib(o.broadcast.bytesOut)}.` : '');
+  topo.replaceChildren(h('h2', {}, 'Network'), svg, legend, h('table', {}, h('thead', {}, h('tr', {}, [['peer'], ['link'], ['roles'],
+    ['models sent', 'model bytes sent to this peer (audit log)'], ['models received', 'model bytes received from it (audit log)'],
+    ['wire out', 'bytes sent to it since this peer started (net counters)'], ['wire in', 'bytes received from it since this peer started'], ['heartbeat']]
+    .map(([t, title]) => h('th', { title }, t)))), h('tbody', {}, rows)));
 }
 
 // ---------- scenario list ----------
@@ -165,7 +179,7 @@ function renderDetail(d) {
 function auditTable(entries, names = {}) {
   return h('table', { class: 'audit' }, h('thead', {}, h('tr', {}, ['#', 'at', 'kind', 'to', 'bytes', 'what'].map((t) => h('th', {}, t)))),
     h('tbody', {}, entries.slice(-100).reverse().map((e) => h('tr', {}, h('td', { class: 'num' }, e.seq), h('td', { class: 'muted' }, String(e.at).slice(0, 19)),
-      h('td', {}, e.kind), h('td', {}, names[e.to] ?? e.to), h('td', { class: 'num' }, e.bytes !== undefined ? kib(e.bytes) : ''), h('td', {}, `${e.what}${e.detail ? ` — ${e.detail}` : ''}`)))));
+      h('td', {}, e.kind), h('td', {}, names[e.to] ?? e.to), h('td', { class: 'num' }, e.bytes !== undefined ? kib(e.bytes) : ''), h('td', {}, `${e.what}${e.detail && e.kind !== 'round' ? ` — ${e.detail}` : ''}`)))));
 }
 
 async function renderAudit() {

@@ -24,7 +24,12 @@ const Id = z.string().min(1).max(200);
 /** Bodies are open (passthrough): newer peers may add fields that older ones carry along. */
 export const AnnounceBody = z.object({ scenarioId: Id, state: z.string(), manifest: z.unknown().optional() }).passthrough();
 export const ApprovalBody = z.object({ scenarioId: Id, site: z.string(), decision: z.enum(['approve', 'reject']), reason: z.string().optional() }).passthrough();
-export const HeartbeatBody = z.object({ name: z.string(), load: z.number().optional(), device: z.string().optional(), scenarios: z.array(Id).optional() }).passthrough();
+/** Most links one heartbeat may list (a peer's live connections to roster members; bounds the message and what is kept of it). */
+export const MAX_HEARTBEAT_LINKS = 512;
+/** One live connection of the heartbeat's sender to a roster member, with the bytes its net counters saw since it started. */
+export const HeartbeatLink = z.object({ peer: Id, bytesOut: z.number().int().nonnegative().optional(), bytesIn: z.number().int().nonnegative().optional() }).strict();
+export const HeartbeatBody = z.object({ name: z.string(), load: z.number().optional(), device: z.string().optional(), scenarios: z.array(Id).optional(),
+  links: z.array(HeartbeatLink).max(MAX_HEARTBEAT_LINKS).optional() }).passthrough();
 export const ProgressBody = z.object({ scenarioId: Id, round: z.number().int().nonnegative(), loss: z.number().optional() }).passthrough();
 export const MetricsBody = z.object({ scenarioId: Id, round: z.number().int().nonnegative(), metrics: z.record(z.string(), z.number()) }).passthrough();
 export const CatalogueBody = z.object({ datasetId: Id, kind: z.string(), summary: z.record(z.string(), z.unknown()).optional() }).passthrough();

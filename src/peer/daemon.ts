@@ -33,6 +33,8 @@ import { runPlanOf } from './plan.ts';
 import { adminRoutes } from './routes.ts';
 import { ScenarioRun } from './runner.ts';
 import { DaemonMetrics } from './metrics.ts';
+import { MemoryWatchdog, type WatchedWorker } from './watchdog.ts';
+import { liveLinks } from './topology.ts';
 
 const log = logger('peer:daemon');
 const REPUBLISH_EVERY = 3;
@@ -46,6 +48,8 @@ export class Daemon {
   readonly startedAt = new Date();
   /** Prometheus metrics for GET /metrics (src/peer/metrics.ts). */
   readonly metrics: DaemonMetrics;
+  /** Stops a training worker whose native (onnxruntime) memory outgrows its budget (src/peer/watchdog.ts). */
+  private readonly watchdog: MemoryWatchdog;
 
   private constructor(
     readonly cfg: DaemonConfig,
@@ -60,8 +64,12 @@ export class Daemon {
   ) {
     this.metrics = new DaemonMetrics({
       net: () => node.metrics(), refusals: () => refusals.list(), name: (p) => node.roster.current.member(p)?.name ?? '',
-      runs: () => [...this.runs].map(([id, r]) => ({ id, ...r.metrics })),
+      runs: () => [...this.runs].map(([id, r]) => ({ id, ...r.metrics, nativeMemoryBytes: this.watchdog.usedBytes(id), memoryBudgetBytes: r.memoryBudgetBytes })),
     });
+    this.watchdog = new MemoryWatchdog(() => [...this.runs.values()].map((r) => r.watched).filter((w): w is WatchedWorker => w !== undefined),
+      (id, used, budget) => this.runFailed(id, new CohortError('WORKER_NATIVE_MEMORY',
+        `the training worker's native memory (onnxruntime: arena, tensors) grew by ${(used / 1024 ** 2).toFixed(0)} MiB, above its budget of ${(budget / 1024 ** 2).toFixed(0)} MiB; it was stopped and the daemon goes on`,
+        'lower the model or batch size, or raise admission.workerHeapMiB in cohort.json')));
   }
 
   static async start(configFile: string): Promise<Daemon> {
@@ -125,6 +133,7 @@ export class Daemon {
     for (const { signed } of this.book.list()) void this.maybeRun(signed.id).catch((e: unknown) => this.runFailed(signed.id, e));
     this.connectMembers();
     this.heartbeat = setInterval(() => void this.beat(), this.cfg.heartbeatMs);
+    this.watchdog.start();
     this.admin = await startAdminApi(this.cfg.dir, adminRoutes(this), { port: this.cfg.admin.port });
     log.info({ name: this.cfg.name, peer: this.self, addrs: this.node.multiaddrs() }, 'peer daemon ready');
   }
@@ -235,11 +244,12 @@ export class Daemon {
     run?.prepare().then(() => this.coordinator.publishHeartbeat(this.heartbeatBody()), (e: unknown) => { if (this.runs.get(id) === run) this.runFailed(id, e); }).catch(() => undefined);
   }
 
-  /** What the heartbeat says: load, device, running scenarios, the scenarios whose worker is ready (readiness barrier), audit head. */
+  /** What the heartbeat says: load, device, running scenarios, the scenarios whose worker is ready (readiness barrier), live links to members (dashboard topology), audit head. */
   private heartbeatBody() {
     const running = [...this.runs.keys()];
     const ready = [...this.runs].filter(([, r]) => r.workerReady).map(([id]) => id);
-    return { name: this.cfg.name, load: running.length, device: this.deviceInUse(), scenarios: running, ready, ...(this.audit.head ? { auditHead: this.audit.head } : {}) };
+    return { name: this.cfg.name, load: running.length, device: this.deviceInUse(), scenarios: running, ready, links: liveLinks(this.node, this.self),
+      ...(this.audit.head ? { auditHead: this.audit.head } : {}) };
   }
 
   /** A run whose scenario was cancelled or failed stops; a prepared worker whose scenario started without this peer is let go. */
@@ -368,6 +378,7 @@ export class Daemon {
 
   private async doStop(): Promise<void> {
     clearInterval(this.heartbeat);
+    this.watchdog.stop();
     this.coordinator.stop();
     await Promise.all([...this.runs.values()].map((r) => r.stop().catch(() => undefined)));
     await this.refusals.flush(this.audit, (p) => this.node.roster.current.member(p)?.name ?? p).catch(() => undefined);

@@ -5,7 +5,8 @@
  *   POST /ui/logout                clears it
  *   GET  /ui/scenario/:id          the app on one scenario; 404 when this peer knows no such scenario; 401 without the token
  *   GET  /ui/static/:file          the page's script and styles, and uPlot (served from node_modules: no CDN, no external call)
- *   GET  /ui/api/overview          this peer, the roster, live connections with bytes per edge and per peer, scenarios
+ *   GET  /ui/api/overview          this peer, the roster, the network's edges (own + heard in heartbeats) with bytes per edge,
+ *                                  per-peer model bytes (audit log) and wire bytes (net counters), scenarios
  *   GET  /ui/api/scenarios/:id     manifest, view, participants, history (metric per round per site), audit entries of it
  *   POST /ui/api/scenarios/:id/approve|reject|cancel {hash, reason?}   only when `hash` is the full manifest hash shown
  *   GET  /ui/api/scenarios/:id/model.onnx | report.md   downloads (the model's export is audited, as `cohort scenario export`)
@@ -22,6 +23,7 @@ import { participantsOf } from '../scenario/participants.ts';
 import type { RawContext, Route } from './admin.ts';
 import type { Daemon } from './daemon.ts';
 import { resolveId } from './routes.ts';
+import { liveLinks, networkEdges, TransferLedger } from './topology.ts';
 
 // dashboard/ sits at the repository root: two levels up from src/peer/ and from dist/peer/ alike
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -89,23 +91,35 @@ function requireHash(id: string, body: unknown): string | undefined {
   return typeof b.reason === 'string' && b.reason.trim() ? b.reason.trim() : undefined;
 }
 
-function overview(d: Daemon): Record<string, unknown> {
+/**
+ * This peer, the roster, the network's edges (own live links and those other members announce in their heartbeats) with bytes
+ * per edge, and per peer: model bytes from the audit log (durable) and wire bytes from the net counters (since this start).
+ */
+async function overview(d: Daemon, ledger: TransferLedger): Promise<Record<string, unknown>> {
   const net = d.node.metrics();
   const members = d.node.roster.current.members;
+  const memberIds = new Set(members.map((m) => m.peerId));
   const conns = d.node.libp2p.getConnections();
-  const connected = new Set(conns.map((c) => c.remotePeer.toString()));
+  const own = liveLinks(d.node, d.self);
+  const connected = new Set(own.map((l) => l.peer));
+  const models = await ledger.totals();
+  // a heartbeat is fresh for three intervals (at least 30 s: a loaded machine publishes late); older ones drop their links
+  const edges = networkEdges(d.self, own, d.coordinator.heartbeats, memberIds, Date.now(), Math.max(30_000, 3 * d.cfg.heartbeatMs));
   return {
     self: { name: d.cfg.name, peerId: d.self, device: d.deviceInUse(), roles: d.node.roster.current.roles(d.self) },
     consortium: d.node.roster.current.consortium, rosterVersion: d.node.roster.current.version,
     members: members.map((m) => {
       const hb = d.coordinator.heartbeats.get(m.peerId);
       const t = net.byPeer[m.peerId];
+      const mt = models.get(m.peerId);
       return { name: m.name, peerId: m.peerId, roles: m.roles, self: m.peerId === d.self, connected: m.peerId === d.self || connected.has(m.peerId),
         lastHeartbeatSecondsAgo: hb ? Math.round((Date.now() - hb.at) / 1000) : null, load: hb?.load ?? null, device: hb?.device ?? null,
-        bytesIn: t?.bytesIn ?? 0, bytesOut: t?.bytesOut ?? 0, messagesIn: t?.messagesIn ?? 0, messagesOut: t?.messagesOut ?? 0 };
+        bytesIn: t?.bytesIn ?? 0, bytesOut: t?.bytesOut ?? 0, messagesIn: t?.messagesIn ?? 0, messagesOut: t?.messagesOut ?? 0,
+        modelBytesSent: mt?.modelBytesSent ?? 0, modelBytesReceived: mt?.modelBytesReceived ?? 0, modelsSent: mt?.modelsSent ?? 0, modelsReceived: mt?.modelsReceived ?? 0 };
     }),
-    edges: [...connected].map((peer) => ({ from: d.self, to: peer, addrs: conns.filter((c) => c.remotePeer.toString() === peer).map((c) => c.remoteAddr.toString()),
-      bytesIn: net.byPeer[peer]?.bytesIn ?? 0, bytesOut: net.byPeer[peer]?.bytesOut ?? 0 })),
+    edges: edges.map((e) => ({ ...e, addrs: e.seen === 'self' ? conns.filter((c) => c.remotePeer.toString() === e.to).map((c) => c.remoteAddr.toString()) : [] })),
+    // gossip is published to the mesh, not to one peer: what this peer broadcast, by message kind
+    broadcast: net.byPeer['*'] ?? null,
     byProtocol: net.byProtocol,
     scenarios: d.book.list().map(({ signed, view }) => ({ id: signed.id, name: signed.manifest.name, state: view.state, launchedAt: signed.launchedAt,
       approvals: Object.keys(view.approvals).length, participants: participantsOf(view).length,
@@ -141,6 +155,7 @@ function privacyOf(manifest: Record<string, unknown>, run: Record<string, unknow
 }
 
 export function dashboardRoutes(d: Daemon): Route[] {
+  const ledger = new TransferLedger((since) => d.audit.entries({ since }));
   const none = async (): Promise<unknown> => undefined;
   const app = async (ctx: RawContext): Promise<void> => {
     if (!ctx.authorised) return send(ctx.res, 401, 'text/html; charset=utf-8', loginPage(d.cfg.name));
@@ -170,7 +185,7 @@ export function dashboardRoutes(d: Daemon): Route[] {
       if (!body) { body = readFileSync(s.file); cache.set(s.file, body); }
       send(ctx.res, 200, s.type, body);
     } },
-    { method: 'GET', path: /^\/ui\/api\/overview$/, handle: async () => overview(d) },
+    { method: 'GET', path: /^\/ui\/api\/overview$/, handle: async () => overview(d, ledger) },
     { method: 'GET', path: /^\/ui\/api\/scenarios\/(?<id>[0-9a-f]+)$/, handle: async ({ params }) => scenario(d, resolveId(d, params.id ?? '')) },
     ...(['approve', 'reject'] as const).map((op): Route => ({ method: 'POST', path: new RegExp(`^/ui/api/scenarios/(?<id>[0-9a-f]{64})/${op}$`), handle: async ({ params, body }) => {
       const id = resolveId(d, params.id ?? '');

@@ -1,7 +1,8 @@
 /**
  * The web dashboard in a real browser (Debian's chromium driven by playwright-core) against four real peer processes: sign in
  * with the token, see the four sites, approve by hand on the manual-approval peer (site-d), reject another scenario with a reason
- * full of HTML (shown as text, never run), watch the scenario finish with its plots, verify the audit chain, download the model.
+ * full of HTML (shown as text, never run), watch the scenario finish with its plots, see the edges between the other sites (from
+ * their heartbeats) and non-zero bytes per edge and per peer, verify the audit chain, download the model.
  * Without the token the pages and the API answer 401 with no data; an unknown scenario's page is 404.
  * Screenshots go to test/artifacts/ (git-ignored). Skipped, with the reason printed, only when no chromium is installed
  * (.ci/run installs it with apt-get).
@@ -90,7 +91,7 @@ describe.skipIf(!CHROMIUM)('dashboard', () => {
     await expect.poll(async () => page.getByTestId('topology-node').count(), { timeout: 30_000 }).toBe(4);
     expect((await page.getByTestId('topology-node').evaluateAll((n) => n.map((x) => x.getAttribute('data-name')))).sort()).toEqual(['site-a', 'site-b', 'site-c', 'site-d']);
     // site-d's live connections (a loaded machine may drop and redial one: give it time)
-    await expect.poll(async () => page.locator('.topology .edge').count(), { timeout: 90_000, interval: 1000 }).toBe(3);
+    await expect.poll(async () => page.locator('.topology .edge.self').count(), { timeout: 90_000, interval: 1000 }).toBe(3);
     await shot(page, 'overview');
 
     // approve the run by hand, bound to the manifest hash the page shows
@@ -127,6 +128,20 @@ describe.skipIf(!CHROMIUM)('dashboard', () => {
     const md = await report.text();
     expect(md).toContain(runId);
     expect(md).toMatch(/state \*\*(finished|failed)\*\*/); // the report is this peer's merged view, written as it stands
+
+    // the whole network: the edges between the other sites come from their heartbeats (dashed, 'heard'), with bytes; site-d's
+    // own edges and per-peer model bytes (audit log) are non-zero once the run has exchanged models
+    await page.goto(`${base(D)}/ui`);
+    const others = ['site-a site-b', 'site-a site-c', 'site-b site-c'];
+    const edges = async () => page.getByTestId('edge').evaluateAll((n) => n.map((x) => ({ ends: x.getAttribute('data-ends'), seen: x.getAttribute('data-seen'), bytes: Number(x.getAttribute('data-bytes')) })));
+    await expect.poll(async () => (await edges()).filter((e) => e.seen === 'heard' && e.bytes > 0).map((e) => e.ends).sort(), { timeout: 60_000, interval: 1000 }).toEqual(others);
+    expect((await edges()).filter((e) => e.seen === 'self').every((e) => e.bytes > 0 && e.ends!.includes('site-d'))).toBe(true);
+    const modelBytes = async (col: string) => page.locator(`[data-testid=member-row] [data-testid=${col}]`).evaluateAll((n) => n.map((x) => Number(x.getAttribute('data-bytes'))));
+    // the round tallies reach the audit log at the next heartbeat after the run ends
+    await expect.poll(async () => (await modelBytes('model-sent')).filter((b) => b > 0).length, { timeout: 30_000, interval: 1000 }).toBe(3);
+    expect((await modelBytes('model-received')).filter((b) => b > 0).length).toBe(3);
+    expect((await modelBytes('wire-out')).filter((b) => b > 0).length).toBe(3);
+    await shot(page, 'network');
 
     // the audit chain verifies, and the manual approval is in it
     await page.getByTestId('verify-chain').click();
