@@ -5,7 +5,9 @@
  *   linePlot({ title, xLabel, yLabel, series: [{ name, points: [[x, y], ...], band?: [[x, lo, hi], ...] }], logX?, logY?, width?, height? })
  *   intervalPlot({ title, yLabel, categories, groups: [{ name, values: [{ mean, lo, hi } | null per category] }], lines? })
  *     -> SVG string: per category one marker with a vertical interval bar per group, side by side; lines: dashed horizontal references
- * Non-finite points are skipped; a series with one point is drawn as a marker.
+ * Non-finite points are skipped; a series with one point is drawn as a marker. Series with the same `colourKey` share a colour (a
+ * site's federated line and its dashed local-only baseline); a log axis says so in its label; the tick labels of one axis share
+ * one number format (same decimals, or all in exponent form).
  */
 export interface Series {
   readonly name: string;
@@ -14,6 +16,8 @@ export interface Series {
   readonly dashed?: boolean;
   /** A shaded band in the series' colour: [x, lo, hi] per point (e.g. a 95% interval over seeds). */
   readonly band?: readonly (readonly [number, number, number])[];
+  /** Series with the same key get the same colour (default: each series its own). */
+  readonly colourKey?: string;
 }
 
 export interface PlotOptions {
@@ -46,10 +50,40 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   return out;
 }
 
-function fmt(v: number): string {
-  const a = Math.abs(v);
-  if (a !== 0 && (a >= 1e5 || a < 1e-3)) return v.toExponential(1);
-  return Number(v.toPrecision(4)).toString();
+/**
+ * Labels for the ticks of one axis in one format: fixed with the decimals the finest tick needs (0.90, 0.95, 1.00), or, when a
+ * tick is very large or small, exponent form with one mantissa precision for all (1e-4, 1e-3).
+ */
+export function tickLabels(values: readonly number[]): string[] {
+  const exp = values.some((v) => v !== 0 && (Math.abs(v) >= 1e5 || Math.abs(v) < 1e-3));
+  if (exp) {
+    const digits = Math.max(0, ...values.map((v) => mantissaDigits(v)));
+    return values.map((v) => v.toExponential(digits).replace('e+', 'e'));
+  }
+  const decimals = Math.max(0, ...values.map((v) => decimalsOf(v)));
+  return values.map((v) => v.toFixed(decimals));
+}
+
+/** Decimals v needs at 6 significant digits (0.25 -> 2, 3 -> 0). */
+function decimalsOf(v: number): number {
+  const s = Number(v.toPrecision(6)).toString();
+  return s.includes('.') ? s.length - s.indexOf('.') - 1 : 0;
+}
+
+/** Mantissa decimals v needs in exponent form at 6 significant digits (2.5e-4 -> 1). */
+function mantissaDigits(v: number): number {
+  const m = Number(v.toExponential(5).split('e')[0]).toString();
+  return m.includes('.') ? m.length - m.indexOf('.') - 1 : 0;
+}
+
+/** One colour per series, or per colourKey in order of first appearance. */
+function seriesColours(series: readonly Series[]): string[] {
+  const keys = new Map<string, number>();
+  return series.map((s, i) => {
+    if (s.colourKey === undefined) return COLOURS[(keys.size + i) % COLOURS.length]!;
+    if (!keys.has(s.colourKey)) keys.set(s.colourKey, keys.size);
+    return COLOURS[keys.get(s.colourKey)! % COLOURS.length]!;
+  });
 }
 
 export function linePlot(o: PlotOptions): string {
@@ -76,32 +110,35 @@ export function linePlot(o: PlotOptions): string {
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`);
   out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   out.push(`<text x="${m.l + pw / 2}" y="20" text-anchor="middle" font-size="14">${esc(o.title)}</text>`);
-  const xt = o.logX ? niceTicks(x0, x1).filter(Number.isInteger) : niceTicks(x0, x1);
-  const yt = o.logY ? niceTicks(y0, y1).filter(Number.isInteger) : niceTicks(y0, y1);
-  for (const t of xt) {
-    const v = o.logX ? 10 ** t : t;
+  // log axes: ticks at the powers of ten in range (at least the two ends when the range spans less than a decade)
+  const logTicks = (a: number, b: number): number[] => { const t = niceTicks(a, b).filter(Number.isInteger); return t.length >= 2 ? t : niceTicks(a, b); };
+  const xv = (o.logX ? logTicks(x0, x1) : niceTicks(x0, x1)).map((t) => (o.logX ? 10 ** t : t));
+  const yv = (o.logY ? logTicks(y0, y1) : niceTicks(y0, y1)).map((t) => (o.logY ? 10 ** t : t));
+  const xl = tickLabels(xv);
+  const yl = tickLabels(yv);
+  xv.forEach((v, k) => {
     const X = sx(v).toFixed(1);
     out.push(`<line x1="${X}" y1="${m.t}" x2="${X}" y2="${m.t + ph}" stroke="#eee"/>`);
-    out.push(`<text x="${X}" y="${m.t + ph + 16}" text-anchor="middle">${fmt(v)}</text>`);
-  }
-  for (const t of yt) {
-    const v = o.logY ? 10 ** t : t;
+    out.push(`<text x="${X}" y="${m.t + ph + 16}" text-anchor="middle">${xl[k]!}</text>`);
+  });
+  yv.forEach((v, k) => {
     const Y = sy(v).toFixed(1);
     out.push(`<line x1="${m.l}" y1="${Y}" x2="${m.l + pw}" y2="${Y}" stroke="#eee"/>`);
-    out.push(`<text x="${m.l - 6}" y="${Y}" text-anchor="end" dominant-baseline="middle">${fmt(v)}</text>`);
-  }
+    out.push(`<text x="${m.l - 6}" y="${Y}" text-anchor="end" dominant-baseline="middle">${yl[k]!}</text>`);
+  });
   out.push(`<rect x="${m.l}" y="${m.t}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
-  out.push(`<text x="${m.l + pw / 2}" y="${H - 10}" text-anchor="middle">${esc(o.xLabel)}</text>`);
-  out.push(`<text transform="translate(16 ${m.t + ph / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`);
+  out.push(`<text x="${m.l + pw / 2}" y="${H - 10}" text-anchor="middle">${esc(o.xLabel + (o.logX ? ' (log scale)' : ''))}</text>`);
+  out.push(`<text transform="translate(16 ${m.t + ph / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel + (o.logY ? ' (log scale)' : ''))}</text>`);
+  const colours = seriesColours(o.series);
   o.series.forEach((s, i) => {
     const band = (s.band ?? []).filter(([x, lo, hi]) => ok(x, lo) && ok(x, hi));
     if (band.length < 2) return;
     const upper = band.map(([x, , hi]) => `${sx(x).toFixed(1)},${sy(hi).toFixed(1)}`);
     const lower = band.map(([x, lo]) => `${sx(x).toFixed(1)},${sy(lo).toFixed(1)}`).reverse();
-    out.push(`<polygon points="${[...upper, ...lower].join(' ')}" fill="${COLOURS[i % COLOURS.length]!}" fill-opacity="0.15" stroke="none"/>`);
+    out.push(`<polygon points="${[...upper, ...lower].join(' ')}" fill="${colours[i]!}" fill-opacity="0.15" stroke="none"/>`);
   });
   o.series.forEach((s, i) => {
-    const c = COLOURS[i % COLOURS.length]!;
+    const c = colours[i]!;
     const p = s.points.filter(([x, y]) => ok(x, y)).map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`);
     const dash = s.dashed ? ' stroke-dasharray="6 4"' : '';
     if (p.length === 1) out.push(`<circle cx="${p[0]!.split(',')[0]}" cy="${p[0]!.split(',')[1]}" r="3" fill="${c}"/>`);
@@ -156,11 +193,13 @@ export function intervalPlot(o: IntervalPlotOptions): string {
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`);
   out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   out.push(`<text x="${m.l + pw / 2}" y="20" text-anchor="middle" font-size="14">${esc(o.title)}</text>`);
-  for (const t of niceTicks(y0, y1)) {
+  const ticks = niceTicks(y0, y1);
+  const labels = tickLabels(ticks);
+  ticks.forEach((t, k) => {
     const Y = sy(t).toFixed(1);
     out.push(`<line x1="${m.l}" y1="${Y}" x2="${m.l + pw}" y2="${Y}" stroke="#eee"/>`);
-    out.push(`<text x="${m.l - 6}" y="${Y}" text-anchor="end" dominant-baseline="middle">${fmt(t)}</text>`);
-  }
+    out.push(`<text x="${m.l - 6}" y="${Y}" text-anchor="end" dominant-baseline="middle">${labels[k]!}</text>`);
+  });
   o.categories.forEach((c, k) => {
     const X = (m.l + slot * (k + 0.5)).toFixed(1);
     out.push(`<text x="${X}" y="${m.t + ph + 16}" text-anchor="middle">${esc(c)}</text>`);

@@ -40,3 +40,35 @@ describe('intervalPlot', () => {
     for (const label of ['dpsgd', 'epidemic', 'fedavg', 'mean model', 'own models', 'centralised', 'target']) expect(svg).toContain(`>${label}<`);
   });
 });
+
+describe('linePlot colours, log axes and tick formats (issue 13.5)', () => {
+  const stroke = (svg: string, name: string): string => {
+    // the legend entry of a series: its line's stroke precedes its label
+    const at = svg.indexOf(`>${name}<`);
+    const before = svg.slice(0, at);
+    return before.slice(before.lastIndexOf('stroke="') + 8).split('"')[0]!;
+  };
+  it('a site and its local-only baseline share a colour; different sites differ', () => {
+    const svg = linePlot({ title: 't', xLabel: 'round', yLabel: 'acc', series: [
+      { name: 'site-a', colourKey: 'site-a', points: [[0, 0.5], [1, 0.6]] },
+      { name: 'site-b', colourKey: 'site-b', points: [[0, 0.4], [1, 0.7]] },
+      { name: 'site-a local-only', colourKey: 'site-a', dashed: true, points: [[0, 0.55], [1, 0.55]] },
+      { name: 'site-b local-only', colourKey: 'site-b', dashed: true, points: [[0, 0.45], [1, 0.45]] },
+    ] });
+    expect(stroke(svg, 'site-a local-only')).toBe(stroke(svg, 'site-a'));
+    expect(stroke(svg, 'site-b local-only')).toBe(stroke(svg, 'site-b'));
+    expect(stroke(svg, 'site-a')).not.toBe(stroke(svg, 'site-b'));
+  });
+  it('log axes say so in their labels and tick at powers of ten in one format', () => {
+    const svg = linePlot({ title: 't', xLabel: 'round', yLabel: 'distance', logY: true, series: [{ name: 'a', points: [[1, 1e-4], [2, 1e-2], [3, 1]] }] });
+    expect(svg).toContain('>distance (log scale)<');
+    expect(svg).toContain('>round<');
+    for (const t of ['1e-4', '1e-3', '1e-2', '1e-1', '1e0']) expect(svg).toContain(`>${t}<`);
+  });
+  it('tick labels of one axis share their decimals', async () => {
+    const { tickLabels } = await import('../../src/util/plot.ts');
+    expect(tickLabels([0.9, 0.925, 0.95, 0.975, 1])).toEqual(['0.900', '0.925', '0.950', '0.975', '1.000']);
+    expect(tickLabels([0, 5, 10])).toEqual(['0', '5', '10']);
+    expect(tickLabels([1e-4, 2.5e-4])).toEqual(['1.0e-4', '2.5e-4']);
+  });
+});
