@@ -44,4 +44,49 @@ describe('cohort train', () => {
     expect(err?.stderr).toMatch(/data\/wdbc.csv has no label column 'nope'/);
     expect(err?.stderr).toMatch(/hint: columns: id, radius_mean/);
   });
+
+  // issue 13.4, honest tables. wdbc-leaky.csv: WDBC with pid, enrolment (distinct integer per row), review_score (label + noise).
+  it('names the identifier columns it drops and the column that leaks the label; --ignore removes it', async () => {
+    const human = await cli(['--data', 'test/fixtures/data/wdbc-leaky.csv', '--label', 'diagnosis', '--epochs', '5', '--providers', 'cpu']);
+    expect(human.stderr).toMatch(/note: dropped identifier-like column\(s\): pid \(its name\), enrolment \(a distinct value in every row\)/);
+    expect(human.stderr).toMatch(/features \(8 column\(s\), 8 input\(s\)\): radius_mean, .*, review_score/);
+    expect(human.stderr).toMatch(/note: imputed missing values .*: smoothness_mean 9/);
+    expect(human.stderr).toMatch(/warning: column 'review_score' alone predicts the label almost perfectly .*--ignore review_score/);
+    const { stdout } = await cli(['--data', 'test/fixtures/data/wdbc-leaky.csv', '--label', 'diagnosis', '--epochs', '5', '--providers', 'cpu',
+      '--ignore', 'review_score', '--json']);
+    const r = JSON.parse(stdout) as { features: string[]; identifiers: string[]; ignored: string[]; imputed: Record<string, number>; warnings: unknown[] };
+    expect(r.features).toEqual(['radius_mean', 'texture_mean', 'perimeter_mean', 'area_mean', 'smoothness_mean', 'concavity_mean', 'symmetry_mean']);
+    expect(r.identifiers).toEqual(['pid', 'enrolment']);
+    expect(r.ignored).toEqual(['review_score']);
+    expect(r.imputed).toEqual({ smoothness_mean: 9 });
+    expect(r.warnings).toEqual([]);
+    const leaky = JSON.parse((await cli(['--data', 'test/fixtures/data/wdbc-leaky.csv', '--label', 'diagnosis', '--epochs', '1', '--providers', 'cpu', '--json'])).stdout) as
+      { warnings: Array<{ column: string; statistic: string; value: number }> };
+    expect(leaky.warnings.map((w) => [w.column, w.statistic])).toEqual([['review_score', 'auc']]);
+    const bad = await cli(['--data', 'data/wdbc.csv', '--label', 'diagnosis', '--ignore', 'radius_mea']).then(() => null, (e: { code: number; stderr: string }) => e);
+    expect(bad?.code).toBe(2);
+    expect(bad?.stderr).toMatch(/no ignored column 'radius_mea'[\s\S]*did you mean 'radius_mean'/);
+  });
+
+  it('refuses a continuous label as classes with a hint, and --task regression predicts it (R2, MAE in its units)', async () => {
+    const err = await cli(['--data', 'data/wdbc.csv', '--label', 'radius_mean']).then(() => null, (e: { code: number; stderr: string }) => e);
+    expect(err?.code).toBe(2);
+    expect(err?.stderr).toMatch(/label column 'radius_mean' has \d+ distinct values \(a continuous column\)/);
+    expect(err?.stderr).toMatch(/hint: to predict the value itself use --task regression --label radius_mean/);
+    // radius_mean from the other WDBC features (perimeter and area among them: an easy, real target)
+    const { stdout } = await cli(['--data', 'data/wdbc.csv', '--task', 'regression', '--label', 'radius_mean', '--epochs', '40', '--seed', '1',
+      '--providers', 'cpu', '--json']);
+    const r = JSON.parse(stdout) as { task: string; test: { r2: number; mae: number; rmse: number; mae_of_training_mean: number };
+      train: { target_mean: number; target_std: number }; features: string[]; warnings: Array<{ column: string }> };
+    expect(r.task).toBe('regression');
+    expect(r.features).not.toContain('radius_mean');
+    expect(r.features).not.toContain('id');
+    expect(r.test.r2).toBeGreaterThan(0.5);
+    expect(r.test.mae).toBeLessThan(r.test.mae_of_training_mean / 2);
+    expect(r.train.target_mean).toBeGreaterThan(10); // original units (mm), not the standardised scale
+    expect(r.train.target_mean).toBeLessThan(20);
+    expect(r.warnings.map((w) => w.column)).toContain('perimeter_mean');
+    const text = await cli(['--data', 'data/wdbc.csv', '--task', 'regression', '--label', 'radius_mean', '--epochs', '5', '--providers', 'cpu']);
+    expect(text.stdout).toMatch(/held-out R2 -?\d\.\d{4}, MAE [\d.]+, RMSE [\d.]+ \(units of radius_mean; predicting the training mean: MAE [\d.]+\)/);
+  });
 });
