@@ -8,7 +8,9 @@
 import { Worker } from 'node:worker_threads';
 import { createNode } from '../averaging/factory.ts';
 import type { AveragingNode } from '../averaging/node.ts';
-import type { AveragingMessage, LocalLearner, NodeStats } from '../averaging/types.ts';
+import type { AveragingMessage, AveragingTransport, LocalLearner, NodeStats } from '../averaging/types.ts';
+import { attackTransport } from '../sim/attacks/index.ts';
+import { testAttackFromEnv } from '../sim/attacks/test-hook.ts';
 import type { Evaluation, Metrics } from '../engine/index.ts';
 import type { CohortNode } from '../net/node.ts';
 import type { SiteProgress } from '../scenario/lifecycle.ts';
@@ -222,7 +224,7 @@ export class ScenarioRun {
     const m = this.plan.manifest;
     const members = { at: (round: number) => this.host.participantsAt(this.id, round), all: () => this.host.participants(this.id) };
     this.transport = new PeerTransport(this.host.node, this.host.audit, this.id, members, run.startAt, m.averaging.topology, m.averaging.roundMs);
-    this.averaging = createNode(m.averaging.algorithm, this.transport, this.learner, {
+    this.averaging = createNode(m.averaging.algorithm, this.testAdversary(this.transport, ready.params.length), this.learner, {
       scenario: this.id, layoutHash: ready.layoutHash, rounds: m.rounds.max, roundMs: m.averaging.roundMs,
       deadlineMs: m.averaging.deadlineMs ?? Math.round(m.averaging.roundMs * 0.8), codec: m.compression.codec,
       codecOptions: { blockSize: m.compression.blockSize, topkFraction: m.compression.topkFraction },
@@ -236,6 +238,22 @@ export class ScenarioRun {
     if (resumed || lateMs > m.averaging.roundMs) this.averaging.rejoin();
     else this.averaging.start();
     this.scheduleRoundEnd();
+  }
+
+  /**
+   * Test-only adversarial mode (src/sim/attacks/test-hook.ts): with COHORT_TEST_ATTACK set by the test runner on a daemon running from
+   * the sources, every exchange model this peer sends is rewritten by the attack right before it leaves. Never from a manifest;
+   * the compiled build ignores the variable.
+   */
+  private testAdversary(t: AveragingTransport, length: number): AveragingTransport {
+    const d = testAttackFromEnv(process.env, import.meta.url.endsWith('.ts'));
+    if (d.attack === null) {
+      if ('ignored' in d && d.ignored) log.error(d.ignored);
+      return t;
+    }
+    log.warn({ scenario: this.id.slice(0, 12), attack: d.attack }, 'TEST-ONLY adversarial mode: this peer sends attacked models');
+    const m = this.plan.manifest;
+    return attackTransport(t, d.attack, { length, seed: m.training.seed, codecOptions: { blockSize: m.compression.blockSize, topkFraction: m.compression.topkFraction } });
   }
 
   deliver(from: string, msg: AveragingMessage): void {
@@ -352,7 +370,9 @@ export class ScenarioRun {
     await this.keepFinal(model, metrics, localOnly, rounds - 1, scores ? { scores } : {});
     this.status = { ...this.status, round: rounds - 1, metric: metrics[m.task.metric], done: true };
     await this.host.publishProgress(this.id, this.progress(rounds - 1, metrics, { done: true, ...(localOnly !== undefined ? { localOnly } : {}),
-      ...(scores ? { scores } : {}), ...(localOnlyScores ? { localOnlyScores } : {}) }));
+      ...(scores ? { scores } : {}), ...(localOnlyScores ? { localOnlyScores } : {}),
+      // the last suspicion report rides on the final progress too: it replaces the round's, and the views would lose the report
+      ...(await this.suspicion(rounds - 1)) }));
     log.info({ scenario: this.id.slice(0, 12), metric: metrics[m.task.metric], localOnly }, 'scenario finished on this peer');
     await this.stop();
   }

@@ -74,3 +74,39 @@ export function suspicionAudit(s: SignedSuspicion, direction: { sent: string } |
     detail: JSON.stringify(s),
   };
 }
+
+/** One report about a member, as the roster view shows it: who reported, in which scenario, after which round, with what score. */
+export interface SuspicionAbout {
+  readonly by: string;
+  readonly reporter: string;
+  readonly scenario: string;
+  readonly scenarioName: string;
+  readonly round: number;
+  readonly aggregator: SuspicionReport['aggregator'];
+  readonly observed: number;
+  readonly outliers: number;
+  readonly severity: number;
+}
+
+/**
+ * The latest reports each participant carries in a scenario's progress (verified by the coordinator on receipt), regrouped by the
+ * member they name: peer ID -> reports about it, newest round first. `nameOf` turns a peer ID into its roster name.
+ */
+export function suspicionsByMember(scenarios: readonly { id: string; name: string; progress: Readonly<Record<string, { suspicion?: SignedSuspicion }>> }[],
+  nameOf: (peer: string) => string): Map<string, SuspicionAbout[]> {
+  const out = new Map<string, SuspicionAbout[]>();
+  for (const sc of scenarios) {
+    for (const p of Object.values(sc.progress)) {
+      const r = p.suspicion?.report;
+      if (!r) continue;
+      for (const s of r.suspects) {
+        const list = out.get(s.peer) ?? [];
+        list.push({ by: nameOf(r.reporter), reporter: r.reporter, scenario: sc.id, scenarioName: sc.name, round: r.round, aggregator: r.aggregator,
+          observed: s.observed, outliers: s.outliers, severity: s.severity });
+        out.set(s.peer, list);
+      }
+    }
+  }
+  for (const list of out.values()) list.sort((a, b) => b.round - a.round || (a.by < b.by ? -1 : a.by > b.by ? 1 : 0));
+  return out;
+}

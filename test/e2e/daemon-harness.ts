@@ -33,12 +33,13 @@ export async function provisionCluster(extra: SiteSpec[] = [], tweak: (s: SiteSp
   return { dir, sites, procs: [] };
 }
 
-export function startDaemon(c: Cluster, i: number): ChildProcess {
+/** `env`: extra variables for this daemon only (e.g. COHORT_TEST_ATTACK for the test-only adversarial peer, docs/robustness.md). */
+export function startDaemon(c: Cluster, i: number, env: Record<string, string> = {}): ChildProcess {
   const site = c.sites[i]!;
   rmSync(join(site.dir, 'admin.json'), { force: true });
   const log = openSync(join(site.dir, 'daemon.log'), 'a');
   const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'peer', 'start', '--config', site.config], {
-    cwd: ROOT, stdio: ['ignore', 'ignore', log], env: { ...process.env, COHORT_LOG_LEVEL: 'info' },
+    cwd: ROOT, stdio: ['ignore', 'ignore', log], env: { ...process.env, COHORT_LOG_LEVEL: 'info', ...env },
   });
   c.procs[i] = p;
   return p;

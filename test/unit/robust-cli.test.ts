@@ -40,6 +40,26 @@ describe('cohort sim with attacks and robust aggregators', () => {
     expect(alone.stderr).toMatch(/--byzantine goes with --attack/);
   }, 300_000);
 
+  it('bad input, continued: a negative or non-numeric fraction, push-sum / CHOCO / masking with a robust aggregator', async () => {
+    const base = ['sim', 'scenarios/wdbc-radiomics.json', '--peers', '8', '--learner', 'softmax', '--json'];
+    const [negative, word, pushsum, choco, masked] = await Promise.all([
+      cohort([...base, '--attack', 'scaling', '--byzantine', '-0.1']),
+      cohort([...base, '--attack', 'scaling', '--byzantine', 'many']),
+      cohort([...base, '--algorithm', 'pushsum', '--aggregator', 'clipped']),
+      cohort([...base, '--algorithm', 'choco', '--aggregator', 'trimmed-mean']),
+      cohort([...base, '--secure', '--aggregator', 'median']),
+    ]);
+    for (const r of [negative, word, pushsum, choco, masked]) {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stdout).toBe('');   // nothing ran: no silent fallback to plain averaging
+    }
+    expect(negative.stderr).toMatch(/--byzantine -0\.1 is outside \[0, 0\.5\)/);
+    expect(word.stderr).toMatch(/outside \[0, 0\.5\)/);
+    expect(pushsum.stderr).toMatch(/push-sum/);
+    expect(choco.stderr).toMatch(/CHOCO/);
+    expect(masked.stderr).toMatch(/masked/);
+  }, 300_000);
+
   it('prints final over the honest peers and an "attack" block; scaling attackers are named; Gaussian noise wrecks plain averaging only', async () => {
     const m = loadManifest('scenarios/wdbc-radiomics.json');
     const o = { peers: 16, learner: 'softmax' as const, baselines: false, rounds: 20, seed: 1 };

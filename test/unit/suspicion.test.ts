@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { NeighbourScores } from '../../src/averaging/robust.ts';
 import { identityFromSeed } from '../../src/net/identity.ts';
-import { signSuspicion, suspicionAudit, suspicionReport, verifySuspicion } from '../../src/scenario/suspicion.ts';
+import { signSuspicion, suspicionAudit, suspicionReport, suspicionsByMember, verifySuspicion } from '../../src/scenario/suspicion.ts';
 import { AUDIT_KINDS } from '../../src/store/audit.ts';
 import { Rng } from '../../src/util/random.ts';
 
@@ -32,5 +32,23 @@ describe('suspicion reports', () => {
     expect(AUDIT_KINDS).toContain(entry.kind);
     expect(entry.what).toContain(mallory.peerId.toString());
     expect(entry.scenario).toBe('s1');
+  });
+
+  it('the roster view regroups each participant\'s latest report by the member it names, newest round first', async () => {
+    const rng = new Rng(6);
+    const [alice, bob, mallory, eve] = [await identityFromSeed(rng), await identityFromSeed(rng), await identityFromSeed(rng), await identityFromSeed(rng)];
+    const id = (x: typeof alice) => x.peerId.toString();
+    const names = new Map([[id(alice), 'site-a'], [id(bob), 'site-b'], [id(mallory), 'mallory']]);
+    const report = (by: typeof alice, scenario: string, round: number, suspects: { peer: string; observed: number; outliers: number; severity: number }[]) =>
+      signSuspicion({ type: 'suspicion', scenario, reporter: id(by), round, aggregator: 'clipped', suspects }, by);
+    const m = (observed: number) => ({ peer: id(mallory), observed, outliers: observed, severity: 10 });
+    const by = suspicionsByMember([
+      { id: 's1', name: 'wdbc', progress: { [id(alice)]: { suspicion: await report(alice, 's1', 6, [m(7)]) }, [id(bob)]: { suspicion: await report(bob, 's1', 7, [m(8), { peer: id(eve), observed: 8, outliers: 7, severity: 2.5 }]) }, [id(mallory)]: {} } },
+      { id: 's2', name: 'tcga', progress: {} },
+    ], (p) => names.get(p) ?? p);
+    expect([...by.keys()].sort()).toEqual([id(mallory), id(eve)].sort());
+    expect(by.get(id(mallory))!.map((s) => [s.by, s.round, s.outliers, s.observed, s.scenarioName])).toEqual([['site-b', 7, 8, 8, 'wdbc'], ['site-a', 6, 7, 7, 'wdbc']]);
+    expect(by.get(id(eve))![0]).toMatchObject({ by: 'site-b', reporter: id(bob), scenario: 's1', aggregator: 'clipped', severity: 2.5 });
+    expect(by.get(id(alice))).toBeUndefined();
   });
 });

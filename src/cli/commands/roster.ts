@@ -1,8 +1,12 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { CohortError } from '../../util/errors.ts';
 import { loadIdentity } from '../../net/identity.ts';
+import { AdminClient } from '../../peer/client.ts';
+import { peerDirOf } from './store.ts';
+import { suspicionLine, suspicionsAt } from './suspicions.ts';
 import {
   newRosterBody, parseRosterDoc, readRosterFile, Roster, ROLES, signRoster, verifyRoster, writeRosterFile, type Role, type RosterDoc,
 } from '../../net/roster.ts';
@@ -91,19 +95,43 @@ export function registerRoster(program: Command): void {
       if (!ok) throw new CohortError('ROSTER_UNVERIFIED', `roster ${o.file} is not valid: ${verdict.reason ?? 'not newer'}`, 'collect the missing admin signatures with `cohort roster sign`');
     });
 
-  roster.command('show').description('print the members')
-    .requiredOption('--file <file>', 'roster file')
+  roster.command('show').description('print the members; with --peer, also the suspicion reports that peer received about each of them')
+    .option('--file <file>', 'roster file (default with --peer: that peer\'s roster file)')
+    .option('--peer <dir>', 'a running peer (directory or its cohort.json): list the signed suspicion reports it holds about each member')
     .option('--json', 'print the document as JSON')
-    .action(async (o: { file: string; json?: boolean }) => {
-      const doc = readRosterFile(o.file);
+    .action(async (o: { file?: string; peer?: string; json?: boolean }) => {
+      const file = o.file ?? (o.peer ? rosterFileOf(o.peer) : undefined);
+      if (!file) throw new CohortError('CLI_INVALID', 'which roster? give --file or --peer', 'e.g. cohort roster show --file roster.json, or --peer peers/site-a');
+      const doc = readRosterFile(file);
       const v = await verifyRoster(doc);
+      const names = new Map(doc.body.members.map((m) => [m.peerId, m.name]));
+      const suspicions = o.peer ? await suspicionsAt(AdminClient.forPeer(o.peer), (p) => names.get(p) ?? p) : undefined;
       if (o.json) {
-        process.stdout.write(JSON.stringify({ ...doc, verified: v.ok }) + '\n');
+        const members = suspicions ? doc.body.members.map((m) => ({ ...m, suspicions: suspicions.get(m.peerId) ?? [] })) : undefined;
+        process.stdout.write(JSON.stringify({ ...doc, verified: v.ok, ...(members ? { members } : {}) }) + '\n');
         return;
       }
       process.stdout.write(`consortium ${doc.body.consortium}, version ${doc.body.version}, threshold ${doc.body.threshold}, signatures ${v.validSigners.length}/${v.needed}${v.ok ? ' (valid)' : ''}\n`);
-      for (const m of doc.body.members) process.stdout.write(`  ${m.peerId}  ${m.name}  [${m.roles.join(', ')}]\n`);
+      for (const m of doc.body.members) {
+        process.stdout.write(`  ${m.peerId}  ${m.name}  [${m.roles.join(', ')}]\n`);
+        for (const s of suspicions?.get(m.peerId) ?? []) {
+          process.stdout.write(`      ${suspicionLine(s)}\n`);
+        }
+      }
+      if (suspicions) process.stdout.write(suspicions.size ? 'suspicion reports are evidence for the roster admins, not a verdict: eviction is `cohort roster remove` + signatures\n' : 'no suspicion reports held by this peer\n');
     });
+}
+
+/** The roster file a peer's cohort.json names (net.rosterFile, relative to the peer directory). */
+export function rosterFileOf(peer: string): string {
+  const dir = peerDirOf(peer);
+  const cfgFile = join(dir, 'cohort.json');
+  let name = 'roster.json';
+  if (existsSync(cfgFile)) {
+    const cfg = JSON.parse(readFileSync(cfgFile, 'utf8')) as { net?: { rosterFile?: unknown } };
+    if (typeof cfg.net?.rosterFile === 'string') name = cfg.net.rosterFile;
+  }
+  return resolve(dir, name);
 }
 
 /** Editing a signed roster makes the next version; editing an unsigned draft keeps its version. */

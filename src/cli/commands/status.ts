@@ -1,12 +1,13 @@
 /** `cohort status [--peer DIR] [--json]`: the running peer — connections, scenarios, device in use, disk. */
 import type { Command } from 'commander';
 import { AdminClient } from '../../peer/client.ts';
+import { suspicionLine, suspicionsAt } from './suspicions.ts';
 
 interface Status {
   name: string; peerId: string; addrs: string[]; device: string; datasets: string[];
   roster: { consortium: string; version: number; roles: string[] };
   connections: { peer: string; name?: string; addr: string }[];
-  members: { name: string; roles: string[]; connected: boolean; lastHeartbeatSecondsAgo: number | null; load: number | null; device: string | null }[];
+  members: { name: string; peerId: string; roles: string[]; connected: boolean; lastHeartbeatSecondsAgo: number | null; load: number | null; device: string | null }[];
   scenarios: { id: string; name: string; state: string; running: boolean; round?: number; suspicions?: { by: string; round: number; names: string[] }[] }[];
   disk: { freeBytes: number; totalBytes: number };
 }
@@ -16,8 +17,14 @@ export function registerStatus(program: Command): void {
     .option('--peer <dir>', 'peer directory or its cohort.json', process.env.COHORT_PEER ?? '.')
     .option('--json', 'print JSON on stdout')
     .action(async (o: { peer: string; json?: boolean }) => {
-      const s = await AdminClient.forPeer(o.peer).get<Status>('/status');
-      if (o.json) return void process.stdout.write(JSON.stringify(s) + '\n');
+      const api = AdminClient.forPeer(o.peer);
+      const s = await api.get<Status>('/status');
+      // reports this peer holds about each member (and about itself): who reported, after which round, the score (issue 11)
+      const names = new Map([...s.members.map((m) => [m.peerId, m.name] as const), [s.peerId, s.name] as const]);
+      const about = await suspicionsAt(api, (p) => names.get(p) ?? p);
+      if (o.json) {
+        return void process.stdout.write(JSON.stringify({ ...s, members: s.members.map((m) => ({ ...m, suspicions: about.get(m.peerId) ?? [] })), suspicionsAboutSelf: about.get(s.peerId) ?? [] }) + '\n');
+      }
       const gib = (b: number): string => (b / 2 ** 30).toFixed(1);
       process.stdout.write([
         `${s.name}  ${s.peerId}  roles ${s.roster.roles.join(', ')}  (consortium ${s.roster.consortium}, roster v${s.roster.version})`,
@@ -25,7 +32,9 @@ export function registerStatus(program: Command): void {
         `device ${s.device}   disk ${gib(s.disk.freeBytes)} GiB free of ${gib(s.disk.totalBytes)}   datasets ${s.datasets.join(', ') || 'none'}`,
         `connections (${s.connections.length}): ${[...new Set(s.connections.map((c) => c.name ?? c.peer.slice(-8)))].join(', ') || 'none'}`,
         'members:',
-        ...s.members.map((m) => `  ${m.name.padEnd(16)} ${m.connected ? 'connected   ' : 'unreachable '} ${m.lastHeartbeatSecondsAgo === null ? 'no heartbeat yet' : `heartbeat ${m.lastHeartbeatSecondsAgo} s ago, ${m.load ?? 0} running, ${m.device ?? '?'}`}  (${m.roles.join(', ')})`),
+        ...s.members.flatMap((m) => [`  ${m.name.padEnd(16)} ${m.connected ? 'connected   ' : 'unreachable '} ${m.lastHeartbeatSecondsAgo === null ? 'no heartbeat yet' : `heartbeat ${m.lastHeartbeatSecondsAgo} s ago, ${m.load ?? 0} running, ${m.device ?? '?'}`}  (${m.roles.join(', ')})`,
+          ...(about.get(m.peerId) ?? []).map((x) => `    ${suspicionLine(x)}`)]),
+        ...(about.get(s.peerId) ?? []).map((x) => `  this peer is ${suspicionLine(x)}`),
         `scenarios (${s.scenarios.length}):`,
         ...s.scenarios.flatMap((x) => [`  ${x.id.slice(0, 12)} ${x.name.padEnd(28)} ${x.state}${x.running ? `  training, round ${x.round ?? '-'}` : ''}`,
           ...(x.suspicions ?? []).map((r) => `    suspicion report: ${r.by} names ${r.names.join(', ')} (after round ${r.round})`)]),
