@@ -6,7 +6,7 @@
 import { CohortError } from '../util/errors.ts';
 import { Rng } from '../util/random.ts';
 import { selectSamples, type SampleSet } from '../data/samples.ts';
-import { applyStandardiser, fitStandardiser, stratifiedSplit } from '../data/tabular.ts';
+import { applyStandardiser, fitStandardiser, stratifiedSplit, type Standardiser } from '../data/tabular.ts';
 import type { Metrics } from './evaluate.ts';
 import type { ExecutionProviderName } from './providers.ts';
 import type { LossSpec, ModelSpec, OptimizerSpec } from './spec.ts';
@@ -31,7 +31,11 @@ export interface LocalTrainOptions {
   onEpoch?: (epoch: number, loss: number) => void;
 }
 
-export interface LocalTrainResult { trainer: Trainer; train: SampleSet; test: SampleSet; metrics: Metrics; trainLoss: number }
+export interface LocalTrainResult {
+  trainer: Trainer; train: SampleSet; test: SampleSet; metrics: Metrics; trainLoss: number;
+  /** The standardiser fitted for each `standardize` input (what the self-contained export carries: engine/export.ts). */
+  standardisers: Record<string, Standardiser>;
+}
 
 export async function trainLocal(set: SampleSet, o: LocalTrainOptions): Promise<LocalTrainResult> {
   if (set.size === 0) throw new CohortError('EMPTY_DATASET', 'the data set has no samples', 'check the file: it needs at least one data row');
@@ -41,8 +45,10 @@ export async function trainLocal(set: SampleSet, o: LocalTrainOptions): Promise<
   }
   let train = selectSamples(set, ti);
   let test = selectSamples(set, vi);
+  const standardisers: Record<string, Standardiser> = {};
   for (const name of o.standardize ?? []) {
     const s = fitStandardiser(train.inputs[name], train.size);
+    standardisers[name] = s;
     train = { ...train, inputs: { ...train.inputs, [name]: applyStandardiser(train.inputs[name], s) } };
     test = { ...test, inputs: { ...test.inputs, [name]: applyStandardiser(test.inputs[name], s) } };
   }
@@ -54,7 +60,7 @@ export async function trainLocal(set: SampleSet, o: LocalTrainOptions): Promise<
     trainLoss = (await trainer.trainEpoch(train, { rng: epochRng })).loss;
     o.onEpoch?.(e + 1, trainLoss);
   }
-  return { trainer, train, test, metrics: await trainer.evaluate(test), trainLoss };
+  return { trainer, train, test, metrics: await trainer.evaluate(test), trainLoss, standardisers };
 }
 
 function labelSplit(set: SampleSet, testFraction: number, seed: number): { train: number[]; test: number[] } {

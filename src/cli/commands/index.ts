@@ -20,6 +20,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'init', description: 'create the identity key and a commented config for a new peer', load: async () => (await import('./init.ts')).registerInit },
   { name: 'roster', description: 'create, edit, sign and verify the consortium roster', load: async () => (await import('./roster.ts')).registerRoster },
   { name: 'train', description: 'train a model locally on a CSV file or a medical image folder (no network): held-out split, metrics, optional ONNX export', load: async () => (await import('./train.ts')).registerTrain },
+  { name: 'predict', description: 'score a CSV table with a model Cohort exported (raw columns in; probabilities and labels out, one row per subject)', load: async () => (await import('./predict.ts')).registerPredict },
   { name: 'sim', description: 'simulate a scenario on N in-process peers (virtual network: latency, bandwidth, loss, churn) with baselines', load: async () => (await import('./sim.ts')).registerSim },
   { name: 'peer', description: 'run and prepare peer daemons', load: async () => (await import('./peer.ts')).registerPeer },
   { name: 'scenario', description: 'launch, approve and follow training scenarios (talks to the running peer daemon)', load: async () => (await import('./scenario.ts')).registerScenario },

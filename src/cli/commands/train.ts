@@ -33,6 +33,9 @@ import { releaseSessions } from '../../engine/sessions.ts';
 import type { ExecutionProviderName } from '../../engine/providers.ts';
 import type { LossSpec, ModelSpec, OptimizerSpec } from '../../engine/spec.ts';
 import { loadManifest } from '../../scenario/manifest.ts';
+import { describeModelInput } from '../../data/model-input.ts';
+import { selfContainedTabular, type ExportTask } from '../../engine/export.ts';
+import type { TabularSamples } from '../../data/tabular.ts';
 
 interface TrainOpts {
   data: string; label?: string; model?: string; epochs?: string; seed: string; batch?: string; lr?: string; optimizer?: string;
@@ -83,7 +86,7 @@ async function runCsv(o: TrainOpts): Promise<void> {
     split: audit.table.split, providers: providerList(o.providers), threads: int(o.threads, '--threads'),
     fusedSteps: 8, standardize: ['features'], onEpoch,
   }));
-  if (o.export) writeFileSync(o.export, r.trainer.exportOnnx());
+  if (o.export) writeFileSync(o.export, rawTableModel(r, audit.table.samples, { kind: 'classification', label: o.label }));
   const seconds = (performance.now() - t0) / 1000;
   const test = { accuracy: r.metrics.accuracy, auc: r.metrics.auc, balancedAccuracy: r.metrics.balancedAccuracy, loss: r.metrics.loss };
   const result = { model: parsedType(model), provider: r.trainer.provider, epochs, test, seconds: Number(seconds.toFixed(2)),
@@ -191,7 +194,7 @@ async function runSurvivalCsv(o: TrainOpts): Promise<void> {
     model, loss: { type: 'cox' }, optimizer: optimizerFrom(o) ?? { type: 'adam', lr: 0.01 }, epochs, batchSize: int(o.batch ?? '32', '--batch'), seed, split,
     providers: providerList(o.providers), threads: int(o.threads, '--threads'), fusedSteps: 8, standardize: ['features'], onEpoch,
   }));
-  if (o.export) writeFileSync(o.export, r.trainer.exportOnnx());
+  if (o.export) writeFileSync(o.export, rawTableModel(r, t, { kind: 'survival', time: o.time, event: o.event }));
   const seconds = (performance.now() - t0) / 1000;
   const count = (idx: number[]): number => idx.reduce((a, i) => a + events[i]!, 0);
   const test = { c_index: r.metrics.c_index, loss: r.metrics.loss };
@@ -203,6 +206,11 @@ async function runSurvivalCsv(o: TrainOpts): Promise<void> {
   process.stdout.write(`${o.model ? result.model : 'linear Cox model'} on ${r.trainer.provider}: ${epochs} epochs, ${r.train.size} training / ${r.test.size} held-out samples`
     + ` (${result.train.events} / ${result.testEvents} events)\nheld-out C-index ${test.c_index?.toFixed(4) ?? 'n/a (no comparable pairs)'}`
     + ` (${seconds.toFixed(1)} s)${o.export ? `\nwrote ${o.export} (output: risk, the log relative hazard)` : ''}\n`);
+}
+
+/** The self-contained export of a table model (engine/export.ts): raw columns in, the standardiser it was trained with in-graph. */
+function rawTableModel(r: LocalTrainResult, t: Pick<TabularSamples, 'featureNames' | 'classNames' | 'encoding'>, task: ExportTask): Uint8Array {
+  return selfContainedTabular(r.trainer.exportOnnx(), { input: describeModelInput(t, r.standardisers['features']!), task });
 }
 
 /** What a folder's training takes from --preprocess or a scenario manifest (CLI flags override the manifest's). */
