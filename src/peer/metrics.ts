@@ -14,6 +14,9 @@
  *   cohort_models_late_total{scenario,kind}              missed-at-deadline, applied-late, local-update-late
  *   cohort_models_rejected_total{scenario,reason}        models the averaging rule refused (stale round, wrong layout, non-finite ...)
  *   cohort_worker_memory_bytes{scenario}                 training worker heap + ArrayBuffers, as last reported
+ *   cohort_worker_native_memory_bytes{scenario}          the process's resident memory growth since the worker became ready
+ *                                                        (onnxruntime's arena and tensors included), as the watchdog last sampled it
+ *   cohort_worker_memory_budget_bytes{scenario}          the worker's budget (the watchdog stops it above; WORKER_NATIVE_MEMORY)
  *   process_* / nodejs_*                                 prom-client's default process metrics (resident memory, heap, event loop lag)
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -24,11 +27,14 @@ import type { RefusalCount } from './refusals.ts';
 export interface MetricsSource {
   net(): NetMetricsSnapshot;
   refusals(): RefusalCount[];
-  runs(): Iterable<{ id: string; stats?: NodeStats; workerMemoryBytes?: number }>;
+  runs(): Iterable<RunMetrics>;
   name(peer: string): string;
 }
 
 const short = (id: string): string => id.slice(0, 12);
+
+/** One run's figures: averaging counters, the worker's own heap report, and the watchdog's native figure and budget. */
+export interface RunMetrics { id: string; stats?: NodeStats; workerMemoryBytes?: number; nativeMemoryBytes?: number; memoryBudgetBytes?: number }
 
 export class DaemonMetrics {
   readonly registry = new Registry();
@@ -57,7 +63,7 @@ export class DaemonMetrics {
       Object.entries(src.net().byProtocol).flatMap(([protocol, t]) => [[{ protocol, direction: 'in' }, t.bytesIn], [{ protocol, direction: 'out' }, t.bytesOut]] as [Record<string, string>, number][]));
     total('cohort_net_rejections_total', 'messages refused by the net layer', ['where', 'reason'], () =>
       Object.entries(src.net().rejections).map(([k, v]) => { const i = k.indexOf(':'); return [{ where: k.slice(0, i), reason: k.slice(i + 1) }, v]; }));
-    const runs = (): { id: string; stats?: NodeStats; workerMemoryBytes?: number }[] => [...src.runs()];
+    const runs = (): RunMetrics[] => [...src.runs()];
     total('cohort_rounds_total', 'averaging rounds completed by this peer', ['scenario'], () => runs().map((r) => [{ scenario: short(r.id) }, r.stats?.rounds ?? 0]));
     total('cohort_models_late_total', 'models or local updates that missed their round deadline', ['scenario', 'kind'], () => runs().flatMap((r) => [
       [{ scenario: short(r.id), kind: 'missed-at-deadline' }, r.stats?.missedAtDeadline ?? 0],
@@ -70,6 +76,14 @@ export class DaemonMetrics {
       this.reset();
       for (const r of runs()) if (r.workerMemoryBytes !== undefined) this.set({ scenario: short(r.id) }, r.workerMemoryBytes);
     } });
+    const gauge = (name: string, help: string, value: (r: RunMetrics) => number | undefined): void => {
+      new Gauge({ name, help, labelNames: ['scenario'], registers, collect() {
+        this.reset();
+        for (const r of runs()) { const v = value(r); if (v !== undefined) this.set({ scenario: short(r.id) }, v); }
+      } });
+    };
+    gauge('cohort_worker_native_memory_bytes', 'resident memory the process grew since the training worker became ready (onnxruntime arena and tensors included), as the watchdog last sampled it', (r) => r.nativeMemoryBytes);
+    gauge('cohort_worker_memory_budget_bytes', 'the training worker\'s memory budget: above it the watchdog stops the worker (WORKER_NATIVE_MEMORY)', (r) => r.memoryBudgetBytes);
     this.roundSeconds = new Histogram({ name: 'cohort_round_training_seconds', help: 'local training time per round', labelNames: ['scenario'], registers,
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300] });
   }

@@ -156,6 +156,8 @@ export class ScenarioRun {
   private attemptsReset = false;
   private run: { startAt: number } | undefined;
   private heldOut: number | undefined;
+  /** The worker's memory budget and the process's resident memory when it became ready: the native-memory watchdog's input. */
+  private memory: { budgetBytes: number; baselineRss?: number } | undefined;
 
   constructor(private readonly host: RunHost, readonly id: string, private readonly plan: RunnablePlan) {}
 
@@ -175,6 +177,7 @@ export class ScenarioRun {
       } catch { /* the worker reports a model that does not fit the data */ }
       const admission = this.host.cfg.admission;
       const budget = admission.workerHeapMiB > 0 ? admission.workerHeapMiB * 1024 ** 2 : Math.max(512 * 1024 ** 2, 2 * estimate);
+      this.memory = { budgetBytes: budget };
       const init: WorkerInit = { manifest: this.plan.manifest, dataPath: ds.path, dataOptions: ds.options, threads: this.host.cfg.compute.threads, providers: this.host.cfg.compute.providers,
         cancel: this.cancel, memoryBudgetBytes: budget };
       this.client = new WorkerClient(new Worker(WORKER_ENTRY, { workerData: init, resourceLimits: { maxOldGenerationSizeMb: Math.ceil(budget / 1024 ** 2) } }));
@@ -189,7 +192,7 @@ export class ScenarioRun {
         if (!this.stopped) this.host.failed(this.id, failure(code));
       });
       // a worker that dies while loading says why (its heap limit, usually) instead of a bare worker error
-      return this.client.ready.then((r) => { this.workerReady = true; return r; }, (e: unknown) => { throw lastError && e === lastError ? failure() : e; });
+      return this.client.ready.then((r) => { this.workerReady = true; this.memory = { budgetBytes: budget, baselineRss: process.memoryUsage.rss() }; return r; }, (e: unknown) => { throw lastError && e === lastError ? failure() : e; });
     })();
     return this.preparing;
   }
@@ -258,6 +261,17 @@ export class ScenarioRun {
 
   deliver(from: string, msg: AveragingMessage): void {
     this.transport?.deliver(from, msg);
+  }
+
+  /** A live, ready worker's budget and baseline for the native-memory watchdog (src/peer/watchdog.ts); undefined otherwise. */
+  get watched(): { id: string; budgetBytes: number; baselineRss: number } | undefined {
+    const m = this.memory;
+    return m?.baselineRss !== undefined && !this.stopped && !this.exited ? { id: this.id, budgetBytes: m.budgetBytes, baselineRss: m.baselineRss } : undefined;
+  }
+
+  /** The worker's memory budget (bytes), once the worker was created. */
+  get memoryBudgetBytes(): number | undefined {
+    return this.memory?.budgetBytes;
   }
 
   /** The averaging node's counters (rounds, late and rejected models) and the worker's last reported memory, for /metrics. */
