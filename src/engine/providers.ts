@@ -1,7 +1,11 @@
 /**
  * Execution-provider selection. ORT does not fall back by itself (a list ['cuda','cpu'] throws when cuda is missing),
- * so each provider is tried alone, in the configured order, in try/catch; the first that creates the session wins,
- * and the choice (and each refusal) is logged.
+ * so each provider is tried alone, in the configured order, in try/catch; the first that creates the session wins.
+ * What happens when a wanted provider cannot run is a setting, never silent (issue 14.1):
+ *   fallback 'cpu'   (default) try the list in order and end with cpu even when the list omits it; each refusal is logged
+ *                    (warn when the list was chosen by the user, info for the default preference cuda > webgpu > cpu, where
+ *                    a CPU-only machine is the normal case) and returned, so `cohort train --json` / `cohort status` show it;
+ *   fallback 'error' only the first provider of the list is tried; if it cannot run, CohortError('PROVIDER_UNAVAILABLE').
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -12,12 +16,25 @@ import { logger } from '../util/log.ts';
 
 export type ExecutionProviderName = 'cuda' | 'webgpu' | 'cpu';
 export const DEFAULT_PROVIDERS: readonly ExecutionProviderName[] = ['cuda', 'webgpu', 'cpu'];
+export type ProviderFallback = 'cpu' | 'error';
+export const PROVIDER_FALLBACKS: readonly ProviderFallback[] = ['cpu', 'error'];
+
+/** Extra session options a caller may ask for (device-resident outputs, a profile for node placement). */
+export interface SessionExtras {
+  /** Outputs kept on the device (webgpu 'gpu-buffer'); ignored by the cpu and cuda providers (onnxruntime-node exposes no CUDA binding). */
+  deviceOutputs?: readonly string[];
+  /** Write ORT's profile under this prefix (node placement: which provider ran each node; src/engine/placement.ts). */
+  profilePrefix?: string;
+}
 
 const log = logger('engine:providers');
-/** Providers that already failed once in this process: not retried (each failed attempt costs time and log noise). */
-const refused = new Set<ExecutionProviderName>();
+/** Providers that already failed once in this process, with the reason: not retried (each attempt costs time and log noise). */
+const refused = new Map<ExecutionProviderName, string>();
 
-export function sessionOptions(provider: ExecutionProviderName, threads: number): ort.InferenceSession.SessionOptions {
+export function sessionOptions(provider: ExecutionProviderName, threads: number, extras: SessionExtras = {}): ort.InferenceSession.SessionOptions {
+  const profile = extras.profilePrefix ?? process.env.COHORT_ORT_PROFILE;
+  const device = provider === 'webgpu' && extras.deviceOutputs?.length
+    ? { preferredOutputLocation: Object.fromEntries(extras.deviceOutputs.map((n) => [n, 'gpu-buffer' as const])) } : {};
   return {
     executionProviders: [provider],
     intraOpNumThreads: threads,
@@ -26,7 +43,8 @@ export function sessionOptions(provider: ExecutionProviderName, threads: number)
     // Spinning threads on a 2-vCPU machine make timings flip between two speeds 2.5x apart (notes/onnx-train-step.md).
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
     // COHORT_ORT_PROFILE=prefix writes ORT's per-node profile (JSON) of every session: where a step's time goes.
-    ...(process.env.COHORT_ORT_PROFILE ? { enableProfiling: true, profileFilePrefix: process.env.COHORT_ORT_PROFILE } : {}),
+    ...(profile ? { enableProfiling: true, profileFilePrefix: profile } : {}),
+    ...device,
   };
 }
 
@@ -55,33 +73,60 @@ export function quietProbe(p: ExecutionProviderName): string | undefined {
   return undefined;
 }
 
-/** Create a session on the first provider that works. */
-export async function createSession(model: Uint8Array, providers: readonly ExecutionProviderName[], threads: number):
-  Promise<{ session: ort.InferenceSession; provider: ExecutionProviderName }> {
-  const errors: string[] = [];
-  const skipped: string[] = [];
-  for (const p of providers) {
-    if (refused.has(p)) { errors.push(`${p}: unavailable (failed earlier)`); continue; }
-    const why = quietProbe(p);
-    if (why) {
-      refused.add(p);
-      errors.push(`${p}: ${why}`);
-      skipped.push(p);
-      continue;
-    }
-    try {
-      const session = await ort.InferenceSession.create(model, sessionOptions(p, threads));
-      // one line for the providers probed quietly (the first session of the process only: later ones skip them silently)
-      if (skipped.length) log.info({ provider: p, skipped: errors }, `execution provider ${skipped.join(', ')} ${skipped.length > 1 ? 'are' : 'is'} unavailable; falling back to ${p} (${errors.join('; ')})`);
-      return { session, provider: p };
-    } catch (e) {
-      refused.add(p);
-      const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
-      errors.push(`${p}: ${why}`);
-      const next = providers.slice(providers.indexOf(p) + 1);
-      log.warn({ provider: p, error: why }, `execution provider ${p} is unavailable; falling back to ${next[0] ?? 'nothing'}`);
-    }
+/** The session, the provider that runs it, and why each provider before it was refused ("cuda: <reason>"). */
+export interface ProviderSession { session: ort.InferenceSession; provider: ExecutionProviderName; refused: string[] }
+
+const HINTS: Record<ExecutionProviderName, string> = {
+  cuda: 'cuda needs an NVIDIA driver, CUDA 12 + cuDNN 9 and `npm run setup:gpu` (docs/engine.md, GPU); or set the provider fallback to cpu',
+  webgpu: 'webgpu needs a Vulkan driver on Linux (libvulkan.so.1 and a GPU or lavapipe ICD); or set the provider fallback to cpu',
+  cpu: 'the CPU provider is built into onnxruntime-node: reinstall it (npm ci)',
+};
+
+/** Why provider p cannot create this session, or undefined with the session when it can. */
+async function tryProvider(model: Uint8Array, p: ExecutionProviderName, threads: number, extras: SessionExtras):
+  Promise<{ session?: ort.InferenceSession; why?: string }> {
+  if (refused.has(p)) return { why: refused.get(p) };
+  const quiet = quietProbe(p);
+  if (quiet) { refused.set(p, quiet); return { why: quiet }; }
+  try {
+    return { session: await ort.InferenceSession.create(model, sessionOptions(p, threads, extras)) };
+  } catch (e) {
+    const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    refused.set(p, why);
+    return { why };
   }
-  throw new CohortError('NO_EXECUTION_PROVIDER', `no execution provider could run the model (${errors.join('; ')})`,
-    "include 'cpu' in the provider list; for cuda run `npm run setup:gpu` on a machine with CUDA 12");
+}
+
+/** Create a session on the first provider that works, under the fallback policy (see the top of this file). */
+export async function createSession(model: Uint8Array, providers: readonly ExecutionProviderName[], threads: number,
+  fallback: ProviderFallback = 'cpu', extras: SessionExtras = {}): Promise<ProviderSession> {
+  if (!providers.length) throw new CohortError('BAD_PROVIDER', 'the execution provider list is empty', 'name at least one of cuda, webgpu, cpu');
+  const order = fallback === 'error' ? [providers[0]] : [...new Set([...providers, 'cpu' as const])];
+  const errors: string[] = [];
+  for (const p of order) {
+    const { session, why } = await tryProvider(model, p, threads, extras);
+    if (session) {
+      if (errors.length) noteFallback(providers, p, errors);
+      return { session, provider: p, refused: errors };
+    }
+    errors.push(`${p}: ${why}`);
+  }
+  if (fallback === 'error') {
+    throw new CohortError('PROVIDER_UNAVAILABLE', `execution provider ${providers[0]} is unavailable here (${errors.join('; ')}) and the provider fallback is 'error'`,
+      HINTS[providers[0]]);
+  }
+  throw new CohortError('NO_EXECUTION_PROVIDER', `no execution provider could run the model (${errors.join('; ')})`, HINTS.cpu);
+}
+
+/** One log line per (list, provider) per process: a fallback is never silent, and 100 simulated peers make one line, not 100. */
+const noted = new Set<string>();
+function noteFallback(asked: readonly ExecutionProviderName[], used: ExecutionProviderName, errors: string[]): void {
+  const key = `${asked.join(',')}>${used}`;
+  if (noted.has(key)) return;
+  noted.add(key);
+  const skipped = errors.map((e) => e.slice(0, e.indexOf(':')));
+  const msg = `execution provider ${skipped.join(', ')} ${skipped.length > 1 ? 'are' : 'is'} unavailable; falling back to ${used} (${errors.join('; ')})`;
+  const byDefault = asked.length === DEFAULT_PROVIDERS.length && asked.every((p, i) => p === DEFAULT_PROVIDERS[i]);
+  if (byDefault) log.info({ provider: used, skipped: errors }, msg);
+  else log.warn({ provider: used, skipped: errors }, msg);
 }

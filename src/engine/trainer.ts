@@ -27,8 +27,10 @@ import { computeIntervals, computeMetrics, type Evaluation, type Metrics } from 
 import type { BootstrapOptions } from '../util/stats.ts';
 import { hyperNames, stateSlots, stepHyper } from './optimizers.ts';
 import { initialBuffers, initialValues, type BufferDecl, type ParamDecl } from './params.ts';
-import { DEFAULT_PROVIDERS, defaultThreads, type ExecutionProviderName } from './providers.ts';
-import { cachedSession, type CachedSession } from './sessions.ts';
+import { DEFAULT_PROVIDERS, defaultThreads, type ExecutionProviderName, type ProviderFallback } from './providers.ts';
+import { cachedSession, notePlacement, type CachedSession } from './sessions.ts';
+import { cpuFallbackNodes } from './placement.ts';
+import { ResidentWeights } from './device.ts';
 import { parseLossSpec, parseModelSpec, parseOptimizerSpec, type LossSpec, type ModelSpec, type OptimizerSpec,
   type ResolvedLossSpec, type ResolvedModelSpec, type ResolvedOptimizerSpec } from './spec.ts';
 import { buildModel } from './zoo/index.ts';
@@ -45,6 +47,15 @@ export interface TrainConfig {
   batchSize: number;
   seed: number;
   providers?: ExecutionProviderName[];
+  /** When a wanted provider cannot run: 'cpu' (default: fall back down the list, then to cpu, logged) or 'error' (PROVIDER_UNAVAILABLE). */
+  providerFallback?: ProviderFallback;
+  /** Profile each graph's first run to count the nodes each provider ran (graphReports; src/engine/placement.ts). Default false. */
+  measurePlacement?: boolean;
+  /**
+   * Keep params, optimizer state and buffers as the sessions' own tensors between host synchronisations (src/engine/device.ts).
+   * Default: on for webgpu (outputs stay in GPU buffers), off otherwise (cuda: not exposed by onnxruntime-node; cpu: unchanged path).
+   */
+  deviceResident?: boolean;
   threads?: number;
   /** FedProx: adds (mu/2)||x - anchor||^2 to the objective (anchor set by setProximalAnchor). */
   proximalMu?: number;
@@ -71,6 +82,18 @@ export interface DpConfig { clip: number; noiseMultiplier: number; noiseSeed?: n
 
 export interface StepOptions { lr?: number; rng?: Rng; onStep?: (step: number, loss: number) => void }
 
+/** Which provider ran one graph variant (step|B, loop|B|K, eval|B, grad|B, dp|S|clip) and how many of its nodes fell back to CPU. */
+export interface GraphReport {
+  graph: string;
+  provider: ExecutionProviderName;
+  /** Providers refused before it, with the reason. */
+  refused: string[];
+  /** Nodes that ran (measured from ORT's profile; only with measurePlacement). */
+  nodes?: number;
+  /** Nodes ORT placed on CPU although the graph's provider is a GPU one: 0 on cpu; null when not measured (measurePlacement off). */
+  cpuFallbackNodes: number | null;
+}
+
 const log = logger('engine:trainer');
 const announced = new Set<string>();
 
@@ -92,9 +115,15 @@ export class Trainer {
   private readonly dpNoise: (() => number) | null;
   /** DP-SGD steps taken, as accountant phases (consecutive steps with the same rate and noise merged). */
   private readonly phases: DpPhase[] = [];
+  private readonly graphInfo = new Map<string, GraphReport>();
+  /** stepCount at the last host synchronisation of the resident weights. */
+  private syncedSteps = 0;
+  /** Device-resident weights (null: every step copies its outputs into the host vectors). */
+  private readonly resident: ResidentWeights | null;
 
   private constructor(
-    private readonly cfg: Required<Pick<TrainConfig, 'batchSize' | 'seed' | 'threads' | 'fusedSteps' | 'dropLast'>> & { providers: ExecutionProviderName[]; dp?: DpConfig },
+    private readonly cfg: Required<Pick<TrainConfig, 'batchSize' | 'seed' | 'threads' | 'fusedSteps' | 'dropLast' | 'providerFallback' | 'measurePlacement'>>
+      & { providers: ExecutionProviderName[]; dp?: DpConfig; deviceResident?: boolean },
     private readonly plan: Plan,
     private readonly decls: ParamDecl[],
     private readonly bufferDecls: BufferDecl[],
@@ -111,6 +140,11 @@ export class Trainer {
     this.dropoutRng = new Rng(cfg.seed ^ 0x2545f491);
     this.shuffle = new Rng(cfg.seed ^ 0x5bd1e995);
     this.dpNoise = cfg.dp ? (cfg.dp.noiseSeed !== undefined ? seededNormal(cfg.dp.noiseSeed) : cryptoNormal()) : null;
+    this.resident = (cfg.deviceResident ?? provider === 'webgpu') ? new ResidentWeights([
+      { layout: this.layout, feed: N.param, output: N.newParam },
+      { layout: this.stateLayout, feed: (n) => N.state(...splitState(n)), output: (n) => N.newState(...splitState(n)) },
+      { layout: this.bufferLayout, feed: N.buffer, output: N.newBuffer },
+    ]) : null;
   }
 
   static async create(cfg: TrainConfig, example: SampleSet): Promise<Trainer> {
@@ -132,9 +166,11 @@ export class Trainer {
       if (!(cfg.dp.clip > 0) || !Number.isFinite(cfg.dp.clip)) throw dpError(`clip must be a positive number, got ${cfg.dp.clip}`);
       if (!(cfg.dp.noiseMultiplier >= 0) || !Number.isFinite(cfg.dp.noiseMultiplier)) throw dpError(`noiseMultiplier must be >= 0, got ${cfg.dp.noiseMultiplier}`);
     }
-    const full = { batchSize, seed: cfg.seed, threads, fusedSteps, providers, dropLast: cfg.dropLast ?? false, ...(cfg.dp ? { dp: { ...cfg.dp } } : {}) };
-    // Build the train-step session now: it fixes the provider and surfaces graph errors at creation.
-    const first = await cachedSession(`${keyBase}|step|${batchSize}`, () => trainStep(plan, batchSize), providers, threads);
+    const full = { batchSize, seed: cfg.seed, threads, fusedSteps, providers, dropLast: cfg.dropLast ?? false, providerFallback: cfg.providerFallback ?? 'cpu',
+      measurePlacement: cfg.measurePlacement ?? false, ...(cfg.deviceResident !== undefined ? { deviceResident: cfg.deviceResident } : {}), ...(cfg.dp ? { dp: { ...cfg.dp } } : {}) };
+    // Build the train-step session now: it fixes the provider and surfaces graph errors (and an unavailable provider) at creation.
+    const first = await cachedSession(`${keyBase}|step|${batchSize}`, () => trainStep(plan, batchSize),
+      { providers, fallback: full.providerFallback, threads, extras: { measurePlacement: full.measurePlacement } });
     // once per model and provider per process: 100 simulated peers of one model make one line, not 100
     const announce = `${keyBase}|${first.provider}`;
     if (!announced.has(announce)) {
@@ -142,14 +178,23 @@ export class Trainer {
       log.info({ provider: first.provider, model: spec.type, params: decls.reduce((a, d) => a + d.shape.reduce((x, y) => x * y, 1), 0) },
         `training ${spec.type} on ${first.provider}`);
     }
-    return new Trainer(full, plan, decls, buffers, keyBase, first.provider);
+    const t = new Trainer(full, plan, decls, buffers, keyBase, first.provider);
+    t.graphInfo.set(`step|${batchSize}`, t.report(`step|${batchSize}`, first, false));
+    return t;
   }
+
+  /** Which provider ran each graph this trainer used so far, and the CPU fallback of its nodes (issue 14.1). */
+  get graphReports(): GraphReport[] { return [...this.graphInfo.values()].map((r) => ({ ...r, refused: [...r.refused] })); }
+
+  /** True when params/state live in the sessions' tensors between host synchronisations (src/engine/device.ts). */
+  get deviceResident(): boolean { return this.resident !== null; }
 
   getParameters(): Float32Array { return this.params.slice(); }
 
   setParameters(v: Float32Array): void {
     checkVector(this.layout, v, 'setParameters');
     this.params = v.slice();
+    this.resident?.reset();
   }
 
   /** A copy of the buffers (BatchNorm running statistics), layout `bufferLayout`; empty for models without them. */
@@ -158,6 +203,7 @@ export class Trainer {
   setBuffers(v: Float32Array): void {
     checkVector(this.bufferLayout, v, 'setBuffers');
     this.buffers = v.slice();
+    this.resident?.reset();
   }
 
   setProximalAnchor(v: Float32Array | null): void {
@@ -218,6 +264,7 @@ export class Trainer {
         lossSum += loss * size; samples += size;
         opts.onStep?.(this.stepCount, loss);
       }
+      await this.syncHost();
       return { loss: lossSum / Math.max(samples, 1), steps };
     } finally {
       this.busy = false;
@@ -235,7 +282,9 @@ export class Trainer {
     const S = Math.max(dpSlots(B, n), drawn.length);
     const idx = Array.from({ length: S }, (_, k) => drawn[k] ?? 0);
     const mask = Float32Array.from({ length: S }, (_, k) => (k < drawn.length ? 1 : 0));
-    const { session } = await this.session(`dp|${S}|${dp.clip}`, () => dpTrainStep(this.plan, S, dp.clip));
+    const dpVariant = `dp|${S}|${dp.clip}`;
+    const dpSession = await this.session(dpVariant, () => dpTrainStep(this.plan, S, dp.clip));
+    const { session } = dpSession;
     const feeds = batchFeeds(p, [idx], [S], N);
     this.weightFeeds(feeds);
     const h = stepHyper(this.plan.opt, this.stepCount, lr);
@@ -250,7 +299,7 @@ export class Trainer {
       for (let i = 0; i < z.length; i++) z[i] = std * noise();
       feeds[DP.noise(e.name)] = new ort.Tensor('float32', z, e.shape);
     }
-    const out = await session.run(feeds);
+    const out = await this.run(dpVariant, dpSession, feeds);
     const loss = (out.loss.data as Float32Array)[0];
     this.accept(out, [loss]);
     const last = this.phases[this.phases.length - 1];
@@ -267,7 +316,13 @@ export class Trainer {
     }
     this.busy = true;
     try {
-      return await this.runBatchesNow(p, batches, opts);
+      const r = await this.runBatchesNow(p, batches, opts);
+      await this.syncHost();
+      return r;
+    } catch (e) {
+      // the steps accepted before the failure reach the host, as on the copying path (a non-finite loss leaves the last good step)
+      await this.syncHost().catch(() => undefined);
+      throw e;
     } finally {
       this.busy = false;
     }
@@ -291,7 +346,37 @@ export class Trainer {
   }
 
   private session(variant: string, build: () => Uint8Array): Promise<CachedSession> {
-    return cachedSession(`${this.keyBase}|${variant}`, build, this.cfg.providers, this.cfg.threads);
+    const deviceOutputs = this.resident && this.provider === 'webgpu' && !variant.startsWith('eval') && !variant.startsWith('grad')
+      ? this.resident.outputNames() : undefined;
+    return cachedSession(`${this.keyBase}|${variant}`, build, { providers: this.cfg.providers, fallback: this.cfg.providerFallback,
+      threads: this.cfg.threads, extras: { measurePlacement: this.cfg.measurePlacement, ...(deviceOutputs ? { deviceOutputs } : {}) } });
+  }
+
+  /** Run a graph variant and note which provider ran it (and, the first time, its node placement). */
+  private async run(variant: string, c: CachedSession, feeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.OnnxValueMapType> {
+    const out = await c.session.run(feeds);
+    const known = this.graphInfo.get(variant);
+    if (!known || (known.nodes === undefined && (c.profile || c.placement))) this.graphInfo.set(variant, this.report(variant, c, true));
+    return out;
+  }
+
+  /** `afterRun`: the session has run, so its profile (if any) holds the placement (read before a run, it would be empty). */
+  private report(variant: string, c: CachedSession, afterRun: boolean): GraphReport {
+    const placement = afterRun ? notePlacement(c) : c.placement;
+    return { graph: variant, provider: c.provider, refused: [...c.refused], ...(placement ? { nodes: placement.nodes } : {}),
+      cpuFallbackNodes: placement ? cpuFallbackNodes(c.provider, placement) : c.provider === 'cpu' ? 0 : null };
+  }
+
+  /** Host vectors <- resident tensors (end of each training call: averaging, checkpoints and getParameters read the host). */
+  private async syncHost(): Promise<void> {
+    if (!this.resident) return;
+    try {
+      await this.resident.sync([this.params, this.state, this.buffers]);
+      this.syncedSteps = this.stepCount;
+    } catch (e) {
+      this.stepCount = this.syncedSteps; // the host holds the weights of the last synchronisation: count its steps
+      throw e;
+    }
   }
 
   /** Params, state and (FedProx) anchors as feeds: zero-copy views of the flat vectors. */
@@ -301,6 +386,7 @@ export class Trainer {
       const [slot, name] = splitState(e.name);
       feeds[N.state(slot, name)] = new ort.Tensor('float32', view(this.state, e), e.shape);
     }
+    this.resident?.feed(feeds);
     if (this.plan.proximalMu > 0) {
       const a = this.anchor ?? this.params;
       for (const e of this.layout.entries) feeds[N.anchor(e.name)] = new ort.Tensor('float32', view(a, e), e.shape);
@@ -309,13 +395,14 @@ export class Trainer {
 
   private async single(p: Prepared, idx: number[], lr?: number): Promise<number> {
     const B = idx.length;
-    const { session } = await this.session(`step|${B}`, () => trainStep(this.plan, B));
+    const c = await this.session(`step|${B}`, () => trainStep(this.plan, B));
+    const { session } = c;
     const feeds = batchFeeds(p, [idx], [B], N);
     this.weightFeeds(feeds);
     const h = stepHyper(this.plan.opt, this.stepCount, lr);
     for (const name of hyperNames(this.plan.opt)) feeds[N.hyper(name)] = new ort.Tensor('float32', Float32Array.of(h[name]), []);
     if (session.inputNames.includes(N.seed)) feeds[N.seed] = new ort.Tensor('int64', this.seeds(1), []);
-    const out = await session.run(feeds);
+    const out = await this.run(`step|${B}`, c, feeds);
     const loss = (out.loss.data as Float32Array)[0];
     this.accept(out, [loss]);
     return loss;
@@ -323,13 +410,14 @@ export class Trainer {
 
   private async fused(p: Prepared, chunks: number[][], lr?: number): Promise<number[]> {
     const K = chunks.length, B = chunks[0].length;
-    const { session } = await this.session(`loop|${B}|${K}`, () => trainLoop(this.plan, B, K, this.decls, this.bufferDecls));
+    const c = await this.session(`loop|${B}|${K}`, () => trainLoop(this.plan, B, K, this.decls, this.bufferDecls));
+    const { session } = c;
     const feeds = batchFeeds(p, chunks, [K, B], N);
     this.weightFeeds(feeds);
     const hs = chunks.map((_, k) => stepHyper(this.plan.opt, this.stepCount + k, lr));
     for (const name of hyperNames(this.plan.opt)) feeds[N.hyper(name)] = new ort.Tensor('float32', Float32Array.from(hs.map((h) => h[name])), [K]);
     if (session.inputNames.includes(N.seed)) feeds[N.seed] = new ort.Tensor('int64', this.seeds(K), [K]);
-    const out = await session.run(feeds);
+    const out = await this.run(`loop|${B}|${K}`, c, feeds);
     const losses = [...(out.losses.data as Float32Array)];
     const bad = losses.findIndex((l) => !Number.isFinite(l));
     // A chunk that diverged at step k is rejected whole; replay its k good steps one by one so the weights kept are
@@ -343,6 +431,7 @@ export class Trainer {
   private modelFeeds(feeds: Record<string, ort.Tensor>): void {
     for (const e of this.layout.entries) feeds[N.param(e.name)] = new ort.Tensor('float32', view(this.params, e), e.shape);
     for (const e of this.bufferLayout.entries) feeds[N.buffer(e.name)] = new ort.Tensor('float32', view(this.buffers, e), e.shape);
+    this.resident?.feed(feeds);
   }
 
   /** Fresh dropout seeds from the trainer's seeded stream (one per step). */
@@ -360,6 +449,7 @@ export class Trainer {
     const nonFinite = (why: string): CohortError => new CohortError('NON_FINITE_LOSS', `training diverged at step ${this.stepCount + Math.max(bad, 0) + 1}: ${why}`,
       'lower the learning rate, enable gradient clipping (clipNorm), or check the data for NaN/Inf values; the weights of the last good step were kept');
     if (bad >= 0) throw nonFinite(`the loss is ${losses[bad]}`);
+    if (this.resident) { this.resident.take(out); this.stepCount += losses.length; return; }
     const newP = this.layout.entries.map((e) => out[N.newParam(e.name)].data as Float32Array);
     const newS = this.stateLayout.entries.map((e) => { const [slot, name] = splitState(e.name); return out[N.newState(slot, name)].data as Float32Array; });
     const newB = this.bufferLayout.entries.map((e) => out[N.newBuffer(e.name)].data as Float32Array);
@@ -399,10 +489,10 @@ export class Trainer {
     let lossSum = 0;
     for (let i = 0; i < p.size; i += B) {
       const idx = Array.from({ length: Math.min(B, p.size - i) }, (_, k) => i + k);
-      const { session } = await this.session(`eval|${idx.length}`, () => evalGraph(this.plan, idx.length));
+      const c = await this.session(`eval|${idx.length}`, () => evalGraph(this.plan, idx.length));
       const feeds = batchFeeds(p, [idx], [idx.length], N);
       this.modelFeeds(feeds);
-      const out = await session.run(feeds);
+      const out = await this.run(`eval|${idx.length}`, c, feeds);
       lossSum += (out.loss.data as Float32Array)[0] * idx.length;
       probs.push(out.prob.data as Float32Array);
       if (out.markers_prob) markers.push(out.markers_prob.data as Float32Array);
@@ -414,12 +504,13 @@ export class Trainer {
   async lossAndGradient(data: SampleSet): Promise<{ loss: number; gradient: Float32Array }> {
     this.alive();
     const p = this.prepared(data);
-    const { session } = await this.session(`grad|${p.size}`, () => gradientGraph(this.plan, p.size));
+    const c = await this.session(`grad|${p.size}`, () => gradientGraph(this.plan, p.size));
+    const { session } = c;
     const feeds = batchFeeds(p, [Array.from({ length: p.size }, (_, i) => i)], [p.size], N);
     this.modelFeeds(feeds);
     // a fixed dropout seed: repeated calls at the same parameters see the same function (finite-difference checks)
     if (session.inputNames.includes(N.seed)) feeds[N.seed] = new ort.Tensor('int64', BigInt64Array.of(0n), []);
-    const out = await session.run(feeds);
+    const out = await this.run(`grad|${p.size}`, c, feeds);
     const gradient = new Float32Array(this.layout.length);
     for (const e of this.layout.entries) gradient.set(out[`g_${e.name}`].data as Float32Array, e.offset);
     return { loss: (out.loss.data as Float32Array)[0], gradient };
@@ -452,6 +543,8 @@ export class Trainer {
     this.state = c.state.slice(0, this.stateLayout.length);
     this.buffers = c.state.slice(this.stateLayout.length);
     this.stepCount = c.step;
+    this.syncedSteps = c.step;
+    this.resident?.reset();
   }
 
   /** Sessions are shared process-wide (see releaseSessions in sessions.ts); this only drops the trainer's own state. */
