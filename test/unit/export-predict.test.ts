@@ -1,10 +1,20 @@
 /**
  * Export (issue 14.4, issue 13.2): every zoo model exported with a symbolic batch reloads in a plain onnxruntime-node
- * session and predicts at batch 1 and 3 what Cohort's own eval graph predicts for the same samples.
+ * session and predicts at batch 1 and 3 what Cohort's own eval graph predicts for the same samples. The self-contained
+ * table model (raw columns in, standardiser / imputation / one-hot in-graph, labels out) predicts raw rows as Cohort's own
+ * evaluation does on the same rows: WDBC, a table with categorical and missing cells (an unseen category too), a Cox model.
  */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { Trainer, releaseSessions, type ModelSpec, type LossSpec } from '../../src/engine/index.ts';
+import { trainLocal } from '../../src/engine/local.ts';
+import { readCohortMetadata, selfContainedTabular, type ExportTask } from '../../src/engine/export.ts';
+import { describeModelInput, sourceColumns } from '../../src/data/model-input.ts';
+import { applyStandardiser, encodeRows, readTable, tableToSamples, type Table, type TabularSamples } from '../../src/data/tabular.ts';
+import { predictTable, scoreAgainstTruth } from '../../src/cli/commands/predict.ts';
 import { Rng } from '../../src/util/random.ts';
 import type { SampleSet } from '../../src/data/samples.ts';
 import { ellipses, tabular } from './engine-fixtures.ts';
@@ -75,4 +85,140 @@ describe('export with a symbolic batch: every zoo model at batch 1 and 3', () =>
       }
     });
   }
+});
+
+/** Train briefly on a table and export the self-contained model; Cohort's own predictions for `other` (encoded as training was). */
+async function trainAndExport(table: Table, t: TabularSamples, task: ExportTask, model: ModelSpec, loss?: LossSpec) {
+  const r = await trainLocal(t.set, { model, loss, optimizer: { type: 'adam', lr: 0.01 }, epochs: 5, batchSize: 16, seed: 2, providers: ['cpu'],
+    standardize: ['features'], ...(task.kind === 'survival' ? { split: halves(t.set.size) } : { testFraction: 0.25 }) });
+  const s = r.standardisers['features']!;
+  const bytes = selfContainedTabular(r.trainer.exportOnnx(), { input: describeModelInput(t, s), task });
+  /** What Cohort itself predicts for a table: the reader's encoding fitted on `table`, the training standardiser, the eval graph. */
+  const cohort = async (other: Table) => {
+    const labelCol = task.label ? other.columns.find((c) => c.name === task.label) : undefined;
+    const col = (name: string | undefined) => other.columns.find((c) => c.name === name)!;
+    const survival = task.kind === 'survival' ? { time: col(task.time), event: col(task.event) } : undefined;
+    const enc = encodeRows(other, t.encoding, labelCol, [], 1, labelCol ? t.classNames : undefined, survival);
+    const set = { ...enc.set, inputs: { features: applyStandardiser(enc.set.inputs.features, s) } };
+    return { set, prob: (await r.trainer.predict(set)).prob, metrics: labelCol ? await r.trainer.evaluate(set) : undefined };
+  };
+  return { bytes, cohort, trainer: r.trainer, table };
+}
+
+function halves(n: number): { train: number[]; test: number[] } {
+  const all = [...Array(n).keys()];
+  return { train: all.filter((i) => i % 4), test: all.filter((i) => !(i % 4)) };
+}
+
+function worstDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let w = 0;
+  for (let i = 0; i < a.length; i++) w = Math.max(w, Math.abs(a[i] - b[i]));
+  return w;
+}
+
+describe('self-contained table export: raw rows in, the same predictions as Cohort', () => {
+  it('WDBC: cohort predict and a plain onnxruntime-node script on raw rows give the accuracy of Cohort\'s own evaluation', async () => {
+    const table = readTable('data/wdbc.csv');
+    const t = tableToSamples(table, { label: 'diagnosis' });
+    const m = await trainAndExport(table, t, { kind: 'classification', label: 'diagnosis' }, { type: 'mlp', hidden: [16], classes: 2 });
+    const own = await m.cohort(table);
+    const meta = readCohortMetadata(m.bytes, 'wdbc model');
+    expect(meta.inputs.features).toEqual(t.featureNames);
+    expect(meta.inputs.categories).toEqual([]);
+    expect(meta.classes).toEqual(['benign', 'malignant']);
+    expect(meta.task).toEqual({ kind: 'classification', label: 'diagnosis' });
+    expect(meta.outputs).toEqual(['prob', 'label', 'class']);
+    // cohort predict's path
+    const p = await predictTable(m.bytes, meta, table);
+    expect(p.ignored).toEqual(['id']);
+    expect(worstDiff(p.scores, own.prob)).toBeLessThan(1e-5);
+    const scored = scoreAgainstTruth(p, meta, table);
+    expect(scored.labelled).toBe(569);
+    expect(scored.accuracy).toBe(own.metrics!.accuracy);
+    expect(scored.auc).toBeCloseTo(own.metrics!.auc!, 6);
+    expect(own.metrics!.accuracy).toBeGreaterThan(0.9); // a model that learned: equality above is not two chance levels
+    // the ten-line script of docs/engine.md: only onnxruntime-node and the CSV text
+    const dir = mkdtempSync(join(tmpdir(), 'cohort-export-'));
+    try {
+      writeFileSync(join(dir, 'm.onnx'), m.bytes);
+      const [head, ...rows] = readFileSync('data/wdbc.csv', 'utf8').trim().split(/\r?\n/).map((l) => l.split(','));
+      const cols = head.map((_, j) => j).filter((j) => !['id', 'diagnosis'].includes(head[j]));
+      const x = Float32Array.from(rows.flatMap((r) => cols.map((j) => Number(r[j]))));
+      const session = await ort.InferenceSession.create(join(dir, 'm.onnx'));
+      const out = await session.run({ features: new ort.Tensor('float32', x, [rows.length, cols.length]) });
+      const hits = (out.class.data as string[]).filter((c, i) => c === rows[i][head.indexOf('diagnosis')]).length;
+      expect(hits / rows.length).toBe(own.metrics!.accuracy);
+      await session.release();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    await m.trainer.dispose();
+  });
+
+  it('categorical and missing cells: one-hot, unseen categories and mean imputation in-graph match the reader', async () => {
+    const rng = new Rng(5);
+    const stages = ['I', 'II', 'III'];
+    const lines = ['patient_id,age,sex,stage,marker,outcome'];
+    for (let i = 0; i < 160; i++) {
+      const stage = stages[rng.int(3)];
+      const age = 40 + 30 * rng.next();
+      const marker = rng.normal();
+      const risk = (stage === 'III' ? 1.5 : stage === 'II' ? 0.5 : -1) + marker + (age - 55) / 20;
+      const cell = (v: string): string => (rng.next() < 0.08 ? (rng.next() < 0.5 ? '' : 'NA') : v);
+      lines.push(`s${i},${cell(age.toFixed(1))},${cell(rng.next() < 0.5 ? 'F' : 'M')},${cell(stage)},${cell(marker.toFixed(3))},${risk > 0 ? 'poor' : 'good'}`);
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'cohort-export-'));
+    try {
+      writeFileSync(join(dir, 'train.csv'), lines.join('\n') + '\n');
+      // a new site: an unseen stage, missing cells of every kind, columns in another order, an extra column
+      writeFileSync(join(dir, 'new.csv'), ['stage,extra,marker,sex,age,outcome', 'IV,1,0.5,F,60,poor', ',2,,M,,good', 'II,3,NA,,71.5,poor',
+        'I,4,-1.2,F,45,good', 'III,5,2.0,M,NA,poor'].join('\n') + '\n');
+      const table = readTable(join(dir, 'train.csv'));
+      const t = tableToSamples(table, { label: 'outcome' });
+      expect(t.encoding.columns.map((c) => c.kind)).toEqual(['numeric', 'categorical', 'categorical', 'numeric']);
+      const m = await trainAndExport(table, t, { kind: 'classification', label: 'outcome' }, { type: 'mlp', hidden: [8], classes: 2 });
+      const meta = readCohortMetadata(m.bytes, 'table model');
+      expect(meta.inputs).toEqual({ features: ['age', 'marker'], categories: ['sex', 'stage'] });
+      expect(sourceColumns({ ...describeModelInput(t, { mean: new Float32Array(t.featureNames.length), std: new Float32Array(t.featureNames.length) }), encoding: undefined }))
+        .toEqual(t.encoding.columns); // the encoding follows from the feature names too
+      for (const file of ['train.csv', 'new.csv']) {
+        const tb = readTable(join(dir, file));
+        const p = await predictTable(m.bytes, meta, tb);
+        const own = await m.cohort(tb);
+        expect(worstDiff(p.scores, own.prob), file).toBeLessThan(1e-5);
+        expect(scoreAgainstTruth(p, meta, tb).accuracy).toBe(own.metrics!.accuracy);
+        if (file === 'new.csv') expect(p.ignored).toEqual(['extra']);
+      }
+      await m.trainer.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a Cox model exports its risk score from raw columns (TCGA-BRCA)', async () => {
+    const table = readTable('data/tcga-brca.csv');
+    const t = tableToSamples(table, { survival: { time: 'time_days', event: 'event' }, ignore: ['pid', 'region', 'split'] });
+    const m = await trainAndExport(table, t, { kind: 'survival', time: 'time_days', event: 'event' }, { type: 'mlp', hidden: [], classes: 1 }, { type: 'cox' });
+    const meta = readCohortMetadata(m.bytes, 'cox model');
+    expect(meta.outputs).toEqual(['risk']);
+    const p = await predictTable(m.bytes, meta, table);
+    expect(p.labels).toBeUndefined();
+    expect(worstDiff(p.scores, (await m.cohort(table)).prob)).toBeLessThan(1e-4);
+    expect(scoreAgainstTruth(p, meta, table).c_index).toBeGreaterThan(0.5);
+    await m.trainer.dispose();
+  });
+
+  it('refuses what is not a Cohort model, with clear errors', async () => {
+    expect(() => readCohortMetadata(readFileSync('data/wdbc.csv'), 'data/wdbc.csv')).toThrow(/data\/wdbc.csv is not an ONNX model/);
+    const t = await Trainer.create({ model: { type: 'mlp', hidden: [4], classes: 2 }, optimizer: { type: 'sgd' }, batchSize: 4, seed: 1, providers: ['cpu'] }, tabular(8, 3, 1));
+    let err: unknown;
+    try { readCohortMetadata(t.exportOnnx(), 'plain.onnx'); } catch (e) { err = e; }
+    expect((err as { code?: string }).code).toBe('NOT_COHORT_MODEL');
+    expect(String((err as Error).message)).toMatch(/plain.onnx is an ONNX model without Cohort's metadata/);
+    // a description that does not fit the model is refused at export, not discovered at prediction time
+    expect(() => selfContainedTabular(t.exportOnnx(), { input: { mean: [0, 0], std: [1, 1], featureNames: ['a', 'b'], classes: ['x', 'y'] },
+      task: { kind: 'classification' } })).toThrow(/reads 3 features, the description names 2/);
+    await t.dispose();
+  });
 });
