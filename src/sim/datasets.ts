@@ -3,6 +3,9 @@
  *   source "path/to/file.csv" + label column   the data layer's tabular reader (src/data/tabular.ts: ids dropped, categories one-hot,
  *                                              labels -> class indices in sorted order)
  *   source "path/to/file.csv" + survival       the same reader with targets time + event (a survival task: task.time / task.event)
+ *   source "path/to/file.csv" + regression     the same reader, targets.label = the label column's value (task.kind regression)
+ *   CSV sources drop identifier-like columns (src/data/table-audit.ts: named id/pid/patient_id/..., or a distinct integer or
+ *   text per row) and the columns in data.selector.ignore.
  *   source "synthetic:blobs"                   Gaussian class blobs (preprocessing: { samples, features, classes, separation })
  *   source "synthetic:petct"                   SYNTHETIC 2D PET/CT phantoms, one site per scanner profile, fixed train/test cases
  *                                              per site (preprocessing: the image config + synthetic: { sites, train, test, seed })
@@ -14,7 +17,8 @@
 import { concatSamples, type SampleSet } from '../data/samples.ts';
 import { parsePreprocessConfig, preprocessCases, type PreprocessCase } from '../data/preprocess.ts';
 import { synthCase } from '../data/synth.ts';
-import { fitStandardiser, readTable, standardiseSet, tableToSamples } from '../data/tabular.ts';
+import { fitStandardiser, readTable, standardiseSet, tableToRegression, tableToSamples } from '../data/tabular.ts';
+import { idLikeColumns } from '../data/table-audit.ts';
 import { CohortError } from '../util/errors.ts';
 import { Rng } from '../util/random.ts';
 
@@ -36,12 +40,15 @@ export interface SurvivalColumns { readonly time: string; readonly event: string
 /** A natural split: one peer per distinct value of `by`; `train` marks the rows of a fixed training part (the rest is test). */
 export interface SiteSplit { readonly by: string; readonly train?: { readonly column: string; readonly value: string } }
 
-export interface LoadOptions { readonly survival?: SurvivalColumns; readonly split?: SiteSplit }
+/** regression: the label is a number to predict (targets.label holds its value, not a class index). */
+export interface LoadOptions { readonly survival?: SurvivalColumns; readonly split?: SiteSplit; readonly regression?: boolean }
 
 export interface DataSelector {
   readonly source?: string;
   readonly label?: string;
   readonly dataset?: string;
+  /** Columns never used as features (identifier-like columns are dropped without being named here). */
+  readonly ignore?: readonly string[];
 }
 
 export function loadSimData(selector: DataSelector, preprocessing: Readonly<Record<string, unknown>>, seed: number, o: LoadOptions = {}): LoadedData {
@@ -58,15 +65,21 @@ export function loadSimData(selector: DataSelector, preprocessing: Readonly<Reco
     if (o.survival || o.split) throw new CohortError('SIM_DATA_SOURCE', 'synthetic data has no survival columns or sites', 'use a CSV source');
     return synthetic(source.slice(10), preprocessing, seed);
   }
-  return csv(source, selector.label ?? 'label', o);
+  return csv(source, selector.label ?? 'label', o, selector.ignore ?? []);
 }
 
-function csv(path: string, label: string, o: LoadOptions): LoadedData {
+/** A CSV through the data layer: identifier-like columns (src/data/table-audit.ts), the site columns and `userIgnore` left out. */
+function csv(path: string, label: string, o: LoadOptions, userIgnore: readonly string[]): LoadedData {
   const table = readTable(path);
-  const ignore = o.split ? [...new Set([o.split.by, ...(o.split.train ? [o.split.train.column] : [])])] : [];
-  const t = tableToSamples(table, o.survival ? { survival: o.survival, ignore } : { label, ignore });
+  const siteColumns = o.split ? [o.split.by, ...(o.split.train ? [o.split.train.column] : [])] : [];
+  const targets = o.survival ? [o.survival.time, o.survival.event] : [label];
+  const ids = idLikeColumns(table, new Set([...targets, ...siteColumns, ...userIgnore])).map((c) => c.name);
+  const ignore = [...new Set([...siteColumns, ...userIgnore, ...ids])];
+  const t = o.survival ? tableToSamples(table, { survival: o.survival, ignore })
+    : o.regression ? tableToRegression(table, { target: label, ignore }) : tableToSamples(table, { label, ignore });
   if (!o.survival && !t.set.targets['label']) throw new CohortError('SIM_DATA_LABEL', `${path} has no label column "${label}"`, 'set data.selector.label');
-  const base = { set: t.set, classes: t.classes, classNames: t.classNames, featureNames: t.featureNames, identifiers: t.identifiers };
+  const identifiers = [...new Set([...ids, ...t.identifiers])];
+  const base = { set: t.set, classes: t.classes, classNames: t.classNames, featureNames: t.featureNames, identifiers };
   if (!o.split) return base;
   const column = (name: string): readonly (string | number | null)[] => table.columns.find((c) => c.name === name)!.values;
   const siteOf = column(o.split.by);
