@@ -1,13 +1,16 @@
 /**
- * `cohort audit [--peer DIR] [--scenario ID] [--json]`: what left this peer — to whom, what, size, sha256 — and every approval.
+ * `cohort audit [--peer DIR] [--scenario ID] [--json]`: what left this peer — to whom, what, size, sha256 — and every approval;
+ * from the running daemon, or from the store of a stopped peer (read-only; `offline: true` in the JSON).
  * `cohort audit --verify [--json]`: walks the whole chain against the signed head (the running daemon's, or the store of a
  * stopped peer): `{"intact","entries","missing_after","damaged_ranges",...}`; exit 1 when not intact.
  */
 import type { Command } from 'commander';
+import { readRosterFile } from '../../net/roster.ts';
 import { AdminClient } from '../../peer/client.ts';
 import { AuditLog, type AuditEntry, type AuditVerdict } from '../../store/audit.ts';
 import { openStore } from '../../store/db.ts';
 import { isCohortError } from '../../util/errors.ts';
+import { rosterFileOf } from './roster.ts';
 import { peerDirOf, readAnchor } from './store.ts';
 
 /** The verdict from the running daemon, or, when none runs, from the store itself (opened read-only). */
@@ -23,6 +26,44 @@ async function verdict(peer: string): Promise<AuditVerdict> {
     return await (await AuditLog.open(store, { anchor: readAnchor(dir), readOnly: true })).verify();
   } finally {
     await store.close();
+  }
+}
+
+interface Listing { verify: AuditVerdict; total?: number; entries: AuditEntry[]; damaged_ranges?: { from: number; to: number }[]; offline?: boolean }
+
+/**
+ * The entries from the running daemon, or, when none runs, from the store itself (opened read-only, as --verify does): the log is
+ * the hospital's record and must stay readable with the daemon down. A scenario may be named by a prefix of its id.
+ */
+async function listing(peer: string, q: { scenario?: string; limit: number }): Promise<Listing> {
+  try {
+    const query = new URLSearchParams({ ...(q.scenario ? { scenario: q.scenario } : {}), limit: String(q.limit) });
+    return await AdminClient.forPeer(peer).get<Listing>(`/audit?${query.toString()}`);
+  } catch (e) {
+    if (!isCohortError(e) || e.code !== 'DAEMON_NOT_RUNNING') throw e;
+  }
+  const dir = peerDirOf(peer);
+  const store = await openStore(dir, { create: false });
+  try {
+    const log = await AuditLog.open(store, { anchor: readAnchor(dir), readOnly: true });
+    const all = (await log.list()).filter((e) => !q.scenario || (e.scenario ?? '').startsWith(q.scenario));
+    return { verify: await log.verify(), total: all.length, entries: q.limit > 0 ? all.slice(-q.limit) : all, offline: true };
+  } finally {
+    await store.close();
+  }
+}
+
+/** Roster names for the human listing: the daemon's status, or the peer's roster file when it is stopped. */
+async function memberNames(peer: string, offline: boolean | undefined): Promise<Map<string, string>> {
+  if (!offline) {
+    const status = await AdminClient.forPeer(peer).get<{ members: { name: string; peerId: string }[] }>('/status');
+    return new Map(status.members.map((m) => [m.peerId, m.name]));
+  }
+  try {
+    const doc = readRosterFile(rosterFileOf(peer));
+    return new Map(doc.body.members.map((m) => [m.peerId, m.name]));
+  } catch {
+    return new Map();
   }
 }
 
@@ -46,11 +87,10 @@ export function registerAudit(program: Command): void {
     .option('--verify', 'walk the whole chain against the signed head: intact, or intact up to N with M entries missing after it')
     .action(async (o: { peer: string; scenario?: string; limit: string; json?: boolean; verify?: boolean }) => {
       if (o.verify) return printVerdict(await verdict(o.peer), o.json);
-      const q = new URLSearchParams({ ...(o.scenario ? { scenario: o.scenario } : {}), limit: String(Number(o.limit) || 0) });
-      const r = await AdminClient.forPeer(o.peer).get<{ verify: AuditVerdict; total?: number; entries: AuditEntry[]; damaged_ranges?: { from: number; to: number }[] }>(`/audit?${q.toString()}`);
+      const r = await listing(o.peer, { scenario: o.scenario, limit: Number(o.limit) || 0 });
       if (o.json) return void process.stdout.write(JSON.stringify(r) + '\n');
-      const status = await AdminClient.forPeer(o.peer).get<{ members: { name: string; peerId: string }[] }>('/status');
-      const names = new Map(status.members.map((m) => [m.peerId, m.name]));
+      if (r.offline) process.stderr.write('cohort: the daemon is not running: read from its store (read-only)\n');
+      const names = await memberNames(o.peer, r.offline);
       const who = (to: string): string => names.get(to) ?? to;
       const lines = r.entries.map((e) => `${String(e.seq).padStart(6)} ${e.at} ${e.kind.padEnd(14)} ${who(e.to).length > 40 ? `…${who(e.to).slice(-39)}` : who(e.to).padEnd(40)} ${e.bytes !== undefined ? `${e.bytes} B`.padStart(10) : ''.padStart(10)} ${e.sha256 ? e.sha256.slice(0, 16) : ''.padEnd(16)} ${e.what}${e.detail ? ` — ${e.detail}` : ''}`);
       const damaged = [...(r.damaged_ranges ?? []), ...(r.verify.damaged_ranges ?? [])].map((d) => `${d.from}..${d.to}`);

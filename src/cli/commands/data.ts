@@ -93,6 +93,8 @@ export function registerData(program: Command): void {
           () => Object.entries(info).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join('\n'));
         return;
       }
+      // a path that does not exist is a typo or a missing file, not a dataset id: say so instead of "no dataset registered"
+      if (/[\\/]|\.(csv|tsv|nii|nii\.gz|png|dcm)$/i.test(target)) throw new CohortError('FILE_NOT_FOUND', `no file or folder ${target}`, 'check the path; a registered dataset is named by its id (cohort data list)');
       const rec = await withRegistry(peerDir(o), (r) => r.require(target));
       const { catalogueEntry } = await import('../../data/catalogue.ts');
       const doc = { ...rec, catalogue: catalogueEntry(rec) };

@@ -14,18 +14,25 @@ function configOf(peerOrConfig: string): string {
   return existsSync(p) && statSync(p).isDirectory() ? join(p, 'cohort.json') : p;
 }
 
+/** The dashboard's address, from the admin API's port file in the peer directory. */
+function dashboardUrl(dir: string): string | null {
+  try { return `http://127.0.0.1:${(JSON.parse(readFileSync(join(dir, 'admin.json'), 'utf8')) as { port: number }).port}/ui`; } catch { return null; }
+}
+
 export function registerPeer(program: Command): void {
   const peer = program.command('peer').description('run and prepare peer daemons');
   peer.command('start')
     .description('run the peer daemon (foreground); admin API on 127.0.0.1 with a token in the peer directory')
     .option('--peer <dir>', 'the peer directory (its cohort.json)', process.env.COHORT_PEER)
     .option('--config <file>', 'the peer\'s cohort.json (instead of --peer)')
-    .action(async (o: { config?: string; peer?: string }) => {
+    .option('--json', 'print one JSON line on stdout once ready: {event, name, peerId, addrs, dashboard}')
+    .action(async (o: { config?: string; peer?: string; json?: boolean }) => {
       const file = o.config ?? (o.peer ? configOf(o.peer) : undefined);
       if (!file) throw new CohortError('BAD_OPTION', 'peer start needs --peer DIR (or --config FILE)', 'e.g. cohort peer start --peer peers/site-a');
       const { Daemon } = await import('../../peer/daemon.ts');
       const daemon = await Daemon.start(configOf(file));
-      process.stdout.write(`${JSON.stringify({ event: 'ready', name: daemon.cfg.name, peerId: daemon.self, addrs: daemon.node.multiaddrs() })}\n`);
+      const ready = { event: 'ready', name: daemon.cfg.name, peerId: daemon.self, addrs: daemon.node.multiaddrs(), dashboard: dashboardUrl(daemon.cfg.dir) };
+      process.stdout.write(o.json ? `${JSON.stringify(ready)}\n` : `${ready.name} ready: ${ready.peerId}\n  listening on ${ready.addrs.join(' ')}\n  dashboard ${ready.dashboard ?? '(admin API not up)'}\n`);
       await new Promise<void>((done) => {
         const stop = (signal: string): void => {
           process.stderr.write(`cohort: ${signal}: stopping ${daemon.cfg.name}\n`);
