@@ -8,7 +8,7 @@ import { Rng } from '../util/random.ts';
 import { selectSamples, type SampleSet } from '../data/samples.ts';
 import { applyStandardiser, fitStandardiser, stratifiedSplit, type Standardiser } from '../data/tabular.ts';
 import type { Metrics } from './evaluate.ts';
-import type { ExecutionProviderName } from './providers.ts';
+import type { ExecutionProviderName, ProviderFallback } from './providers.ts';
 import type { LossSpec, ModelSpec, OptimizerSpec } from './spec.ts';
 import { Trainer } from './trainer.ts';
 
@@ -24,6 +24,10 @@ export interface LocalTrainOptions {
   /** Sample indices of the two parts, when the caller splits (e.g. by subject); otherwise stratified by `label`. */
   split?: { train: number[]; test: number[] };
   providers?: ExecutionProviderName[];
+  /** When a wanted provider cannot run: fall back to cpu (logged) or fail (src/engine/providers.ts). */
+  providerFallback?: ProviderFallback;
+  /** Count the nodes each provider ran (Trainer.graphReports). */
+  measurePlacement?: boolean;
   threads?: number;
   fusedSteps?: number;
   /** Standardise these inputs (feature vectors) with statistics of the training part. */
@@ -53,7 +57,7 @@ export async function trainLocal(set: SampleSet, o: LocalTrainOptions): Promise<
     test = { ...test, inputs: { ...test.inputs, [name]: applyStandardiser(test.inputs[name], s) } };
   }
   const trainer = await Trainer.create({ model: o.model, loss: o.loss, optimizer: o.optimizer, batchSize: o.batchSize, seed: o.seed,
-    providers: o.providers, threads: o.threads, fusedSteps: o.fusedSteps }, train);
+    providers: o.providers, providerFallback: o.providerFallback, measurePlacement: o.measurePlacement, threads: o.threads, fusedSteps: o.fusedSteps }, train);
   let trainLoss = Number.NaN;
   const epochRng = new Rng(o.seed).fork();
   for (let e = 0; e < o.epochs; e++) {

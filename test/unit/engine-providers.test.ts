@@ -2,6 +2,7 @@
  * Issue 14.1/14.2: provider selection that never fails silently, node placement from ORT's profile, and the device-resident
  * weights' host-side logic (run on the cpu provider, where the resident tensors are host tensors: same results as the copying path).
  */
+import { execFile } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Trainer, releaseSessions, type TrainConfig } from '../../src/engine/index.ts';
 import { createSession, quietProbe } from '../../src/engine/providers.ts';
@@ -141,5 +142,30 @@ describe('device-resident weights (host-side logic on the cpu provider)', () => 
     expect(a.t.steps).toBeLessThanOrEqual(b.t.steps);
     const fresh = await run(false, 1e30);
     expect(fresh.t.steps).toBe(b.t.steps);
+  });
+});
+
+describe('cohort train --json reports providers per graph', () => {
+  const cli = (args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'train', '--data', 'data/wdbc.csv', '--label', 'diagnosis', '--epochs', '1', '--json', ...args],
+      { env: { ...process.env, COHORT_LOG_LEVEL: 'warn' }, maxBuffer: 1 << 24 }, (e, stdout, stderr) => resolve({ code: e ? Number(e.code) : 0, stdout, stderr }));
+  });
+
+  it.skipIf(!noCuda)("--providers cuda --provider-fallback error exits 2 naming the provider; with cpu fallback each graph says cpu, why, and 0 CPU-fallback nodes", async () => {
+    const bad = await cli(['--providers', 'cuda', '--provider-fallback', 'error']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/execution provider cuda is unavailable here/);
+    const ok = await cli(['--providers', 'cuda']);
+    expect(ok.code).toBe(0);
+    // an explicit list that falls back is a warning (visible at the default warn level), never silent
+    expect(ok.stderr).toMatch(/execution provider cuda is unavailable; falling back to cpu/);
+    const r = JSON.parse(ok.stdout) as { provider: string; graphs: { graph: string; provider: string; nodes: number; cpuFallbackNodes: number; refused: string[] }[] };
+    expect(r.provider).toBe('cpu');
+    expect(r.graphs.map((g) => g.graph)).toEqual(expect.arrayContaining(['step|32', 'loop|32|8', 'eval|32']));
+    for (const g of r.graphs) {
+      expect(g).toMatchObject({ provider: 'cpu', cpuFallbackNodes: 0 });
+      expect(g.nodes).toBeGreaterThan(0);
+      expect(g.refused[0]).toMatch(/^cuda: /);
+    }
   });
 });

@@ -1,11 +1,11 @@
 /**
  * `cohort train --data FILE.csv --label COLUMN [--task classification|regression] [--ignore COL,...] [--model mlp|SPEC.json]
  *   [--epochs N] [--seed S] [--batch B] [--lr X]
- *   [--optimizer sgd|adam|adamw] [--providers cuda,webgpu,cpu] [--threads T] [--export model.onnx] [--json]`
+ *   [--optimizer sgd|adam|adamw] [--providers cuda,webgpu,cpu] [--provider-fallback cpu|error] [--threads T] [--export model.onnx] [--json]`
  * `cohort train --data FILE.csv --time COLUMN --event COLUMN [--model SPEC.json] [--epochs N] ...` (survival: a linear Cox model)
  * `cohort train --data FOLDER [--preprocess CONFIG.json | --scenario SCENARIO.json] [--model SPEC.json] [--label COL] ...`
  * Local training only (the baseline a site can run on its own), progress bar, held-out metrics. --json prints one JSON
- * document on stdout ({model, provider, epochs, test, seconds, ...}).
+ * document on stdout ({model, provider, graphs: [{graph, provider, refused, nodes, cpuFallbackNodes}], epochs, test, seconds, ...}).
  *   CSV: seeded stratified held-out split, standardisation fitted on the training part, accuracy/AUC. The table is audited
  *   first (src/data/table-audit.ts): identifier-like columns dropped with a note, --ignore honoured, the feature list printed
  *   (stderr; `features` in --json), missing values counted per column, single columns that separate the label almost
@@ -30,7 +30,7 @@ import { preprocessFolder, splitBySubject } from '../../data/preprocess.ts';
 import { trainLocal, type LocalTrainOptions, type LocalTrainResult } from '../../engine/local.ts';
 import { adaptTargets, checkModelFitsSamples, defaultImageModel, imageTask, withClasses } from '../../engine/local-images.ts';
 import { releaseSessions } from '../../engine/sessions.ts';
-import type { ExecutionProviderName } from '../../engine/providers.ts';
+import { PROVIDER_FALLBACKS, type ExecutionProviderName, type ProviderFallback } from '../../engine/providers.ts';
 import type { LossSpec, ModelSpec, OptimizerSpec } from '../../engine/spec.ts';
 import { loadManifest } from '../../scenario/manifest.ts';
 import { describeModelInput } from '../../data/model-input.ts';
@@ -39,7 +39,7 @@ import type { TabularSamples } from '../../data/tabular.ts';
 
 interface TrainOpts {
   data: string; label?: string; model?: string; epochs?: string; seed: string; batch?: string; lr?: string; optimizer?: string;
-  providers: string; threads: string; export?: string; json?: boolean; testFraction?: string; preprocess?: string; scenario?: string;
+  providers: string; providerFallback?: string; threads: string; export?: string; json?: boolean; testFraction?: string; preprocess?: string; scenario?: string;
   time?: string; event?: string; ignore?: string; task?: string;
 }
 
@@ -62,6 +62,7 @@ export function registerTrain(program: Command): void {
     .option('--lr <x>', 'learning rate (default: the optimizer\'s)')
     .option('--optimizer <name>', 'sgd | adam | adamw (default adam, or the scenario\'s)')
     .option('--providers <list>', 'execution providers to try in order', 'cuda,webgpu,cpu')
+    .option('--provider-fallback <cpu|error>', 'when a listed provider cannot run: fall back to cpu (logged) or stop with an error', 'cpu')
     .option('--threads <t>', 'CPU threads for onnxruntime', '2')
     .option('--test-fraction <f>', 'held-out fraction (CSV: stratified rows, default 0.2; folders: subjects, default 0.25 or the scenario\'s holdout)')
     .option('--export <file.onnx>', 'write the trained model as a portable ONNX file')
@@ -83,13 +84,13 @@ async function runCsv(o: TrainOpts): Promise<void> {
   const epochs = int(o.epochs ?? '40', '--epochs');
   const r = await withBar(epochs, o.json, (onEpoch) => trainLocal(set, {
     model, optimizer: optimizerFrom(o) ?? { type: 'adam' }, epochs, batchSize: int(o.batch ?? '32', '--batch'), seed: int(o.seed, '--seed'),
-    split: audit.table.split, providers: providerList(o.providers), threads: int(o.threads, '--threads'),
+    split: audit.table.split, ...providerOptions(o), threads: int(o.threads, '--threads'),
     fusedSteps: 8, standardize: ['features'], onEpoch,
   }));
   if (o.export) writeFileSync(o.export, rawTableModel(r, audit.table.samples, { kind: 'classification', label: o.label }));
   const seconds = (performance.now() - t0) / 1000;
   const test = { accuracy: r.metrics.accuracy, auc: r.metrics.auc, balancedAccuracy: r.metrics.balancedAccuracy, loss: r.metrics.loss };
-  const result = { model: parsedType(model), provider: r.trainer.provider, epochs, test, seconds: Number(seconds.toFixed(2)),
+  const result = { model: parsedType(model), provider: r.trainer.provider, graphs: r.trainer.graphReports, epochs, test, seconds: Number(seconds.toFixed(2)),
     train: { samples: r.train.size, loss: r.trainLoss }, testSamples: r.test.size, classes: classNames, ...auditJson(audit.table),
     ...(o.export ? { exported: o.export } : {}) };
   await release(r);
@@ -141,7 +142,7 @@ async function runRegressionCsv(o: TrainOpts, a: TableAudit, t0: number): Promis
   const epochs = int(o.epochs ?? '40', '--epochs');
   const r = await withBar(epochs, o.json, (onEpoch) => trainLocal(set, {
     model, loss: { type: 'mse' }, optimizer: optimizerFrom(o) ?? { type: 'adam' }, epochs, batchSize: int(o.batch ?? '32', '--batch'),
-    seed: int(o.seed, '--seed'), split: a.split, providers: providerList(o.providers), threads: int(o.threads, '--threads'),
+    seed: int(o.seed, '--seed'), split: a.split, ...providerOptions(o), threads: int(o.threads, '--threads'),
     fusedSteps: 8, standardize: ['features'], onEpoch,
   }));
   const pred = (await r.trainer.predict(r.test)).prob.map((v) => v * scale.std + scale.mean);
@@ -149,7 +150,7 @@ async function runRegressionCsv(o: TrainOpts, a: TableAudit, t0: number): Promis
   const seconds = (performance.now() - t0) / 1000;
   const test = { r2: r2(pred, truth), mae: meanAbsoluteError(pred, truth), rmse: rootMeanSquaredError(pred, truth),
     mae_of_training_mean: meanAbsoluteError(new Float32Array(truth.length).fill(scale.mean), truth) };
-  const result = { model: parsedType(model), task: 'regression', target: o.label, provider: r.trainer.provider, epochs, test,
+  const result = { model: parsedType(model), task: 'regression', target: o.label, provider: r.trainer.provider, graphs: r.trainer.graphReports, epochs, test,
     seconds: Number(seconds.toFixed(2)), train: { samples: r.train.size, loss: r.trainLoss, target_mean: scale.mean, target_std: scale.std },
     testSamples: r.test.size, ...auditJson(a) };
   await release(r);
@@ -192,13 +193,13 @@ async function runSurvivalCsv(o: TrainOpts): Promise<void> {
   const epochs = int(o.epochs ?? '40', '--epochs');
   const r = await withBar(epochs, o.json, (onEpoch) => trainLocal(t.set, {
     model, loss: { type: 'cox' }, optimizer: optimizerFrom(o) ?? { type: 'adam', lr: 0.01 }, epochs, batchSize: int(o.batch ?? '32', '--batch'), seed, split,
-    providers: providerList(o.providers), threads: int(o.threads, '--threads'), fusedSteps: 8, standardize: ['features'], onEpoch,
+    ...providerOptions(o), threads: int(o.threads, '--threads'), fusedSteps: 8, standardize: ['features'], onEpoch,
   }));
   if (o.export) writeFileSync(o.export, rawTableModel(r, t, { kind: 'survival', time: o.time, event: o.event }));
   const seconds = (performance.now() - t0) / 1000;
   const count = (idx: number[]): number => idx.reduce((a, i) => a + events[i]!, 0);
   const test = { c_index: r.metrics.c_index, loss: r.metrics.loss };
-  const result = { model: parsedType(model), task: 'survival', provider: r.trainer.provider, epochs, test, seconds: Number(seconds.toFixed(2)),
+  const result = { model: parsedType(model), task: 'survival', provider: r.trainer.provider, graphs: r.trainer.graphReports, epochs, test, seconds: Number(seconds.toFixed(2)),
     train: { samples: r.train.size, events: count(split.train), loss: r.trainLoss }, testSamples: r.test.size, testEvents: count(split.test),
     features: t.encoding.columns.map((c) => c.name), inputs: t.featureNames.length, identifiers, ignored: ignore, dropped: [...t.dropped], ...(o.export ? { exported: o.export } : {}) };
   await release(r);
@@ -239,7 +240,7 @@ async function runImages(o: TrainOpts): Promise<void> {
   const subjectsIn = (idx: number[]): number => new Set(idx.map((i) => sampleCase[i])).size;
   const split = opts.split ?? { train: [], test: [] };
   const test = Object.fromEntries(Object.entries(r.metrics).filter(([, v]) => v !== undefined && Number.isFinite(v)));
-  const result = { model: parsedType(opts.model), provider: r.trainer.provider, epochs: opts.epochs, test, seconds: Number(seconds.toFixed(2)),
+  const result = { model: parsedType(opts.model), provider: r.trainer.provider, graphs: r.trainer.graphReports, epochs: opts.epochs, test, seconds: Number(seconds.toFixed(2)),
     task: imageTask(opts.model), train: { samples: r.train.size, subjects: subjectsIn(split.train), loss: r.trainLoss },
     testSamples: r.test.size, testSubjects: subjectsIn(split.test),
     inputs: Object.fromEntries(Object.entries(set.inputs).map(([k, v]) => [k, [...v.shape]])), ...(o.export ? { exported: o.export } : {}) };
@@ -261,7 +262,7 @@ function prepareImages(o: TrainOpts): { opts: LocalTrainOptions; set: SampleSet;
   const split = splitBySubject(pre, o.testFraction ? num(o.testFraction, '--test-fraction') : setup.holdout ?? 0.25, seed);
   const opts: LocalTrainOptions = { model, loss: setup.loss, optimizer: optimizerFrom(o) ?? setup.optimizer ?? { type: 'adam', lr: 0.003 },
     epochs: int(o.epochs ?? '30', '--epochs'), batchSize: o.batch ? int(o.batch, '--batch') : setup.batchSize ?? 4, seed, split,
-    providers: providerList(o.providers), threads: int(o.threads, '--threads') };
+    ...providerOptions(o), threads: int(o.threads, '--threads') };
   return { opts, set: adaptTargets(pre.set, model), sampleCase: pre.sampleCase };
 }
 
@@ -324,6 +325,17 @@ function modelSpec(arg: string, classes?: number): ModelSpec {
   const type = (raw as { type?: unknown } | null)?.type;
   if (classes !== undefined && raw && typeof raw === 'object' && !('classes' in raw) && ['mlp', 'cnn2d', 'cnn3d', 'multimodal'].includes(String(type))) raw = { ...raw, classes };
   return raw as ModelSpec;
+}
+
+/** Provider list, fallback policy, and node-placement measurement when a GPU provider is listed (docs/engine.md, GPU). */
+function providerOptions(o: TrainOpts): { providers: ExecutionProviderName[]; providerFallback: ProviderFallback; measurePlacement: boolean } {
+  const providers = providerList(o.providers);
+  const fallback = o.providerFallback ?? 'cpu';
+  if (!PROVIDER_FALLBACKS.includes(fallback as ProviderFallback)) {
+    throw new CohortError('BAD_ARGUMENT', `--provider-fallback must be one of ${PROVIDER_FALLBACKS.join(', ')}, got '${fallback}'`,
+      'cpu: run on the CPU when a listed provider cannot (logged); error: stop instead');
+  }
+  return { providers, providerFallback: fallback as ProviderFallback, measurePlacement: providers.some((p) => p !== 'cpu') };
 }
 
 function providerList(s: string): ExecutionProviderName[] {
