@@ -109,17 +109,18 @@ export function registerScenario(program: Command): void {
     .requiredOption('--template <name>', `template: ${templates().join(', ')}`)
     .option('--name <name>', 'the new scenario\'s name (lower-case letters, digits, dashes)')
     .option('--out <file>', 'write here (default: print on stdout)')
-    .action(async (o: { template: string; name?: string; out?: string }) => {
+    .option('--json', 'print JSON on stdout: {template, out, manifest}')
+    .action(async (o: { template: string; name?: string; out?: string; json?: boolean }) => {
       const file = join(SCENARIOS_DIR, `${o.template.replace(/\.json$/, '')}.json`);
       if (!/^[a-z0-9-]+(\.json)?$/.test(o.template) || !existsSync(file)) throw new CohortError('UNKNOWN_TEMPLATE', `no template "${o.template}"`, `templates: ${templates().join(', ')}`);
       const m = { ...readManifest(file), ...(o.name ? { name: o.name } : {}) };
       const { parseManifest } = await import('../../scenario/manifest.ts');
       parseManifest(m, o.name ? `--name ${o.name}` : file);
       const text = JSON.stringify(m, null, 2) + '\n';
-      if (!o.out) return void process.stdout.write(text);
-      if (existsSync(o.out)) throw new CohortError('FILE_EXISTS', `${o.out} already exists`, 'choose another --out');
-      writeFileSync(o.out, text);
-      process.stdout.write(`wrote ${o.out} from template ${o.template}; check it with \`cohort scenario validate ${o.out}\`\n`);
+      if (o.out && existsSync(o.out)) throw new CohortError('FILE_EXISTS', `${o.out} already exists`, 'choose another --out');
+      if (o.out) writeFileSync(o.out, text);
+      if (o.json) return void process.stdout.write(JSON.stringify({ template: o.template, out: o.out ?? null, manifest: m }) + '\n');
+      process.stdout.write(o.out ? `wrote ${o.out} from template ${o.template}; check it with \`cohort scenario validate ${o.out}\`\n` : text);
     });
   peerOption(sc.command('check').description('would this peer take part? its admission decision and cost estimate for a manifest, offline').argument('<file>', 'scenario manifest (JSON)'))
     .option('--author <peer>', 'the launcher (peer ID or roster name; default: this peer)')
