@@ -191,6 +191,8 @@ export interface AuditOptions {
   readonly task: AuditTask;
   /** Columns the user leaves out (--ignore). */
   readonly ignore?: readonly string[];
+  /** Columns left out without a note (e.g. the site column of a natural split). */
+  readonly exclude?: readonly string[];
   readonly testFraction: number;
   readonly seed: number;
   readonly classNames?: readonly string[];
@@ -218,8 +220,9 @@ export function auditTable(table: Table, o: AuditOptions): TableAudit {
     throw new CohortError('BAD_ARGUMENT', `--ignore names the label column '${o.label}'`, 'the label is never a feature; drop it from --ignore');
   }
   if (o.task === 'classification') checkClassLabel(table, o.label);
-  const ids = idLikeColumns(table, new Set([o.label, ...ignored]));
-  const ignore = [...ignored, ...ids.map((c) => c.name)];
+  const exclude = o.exclude ?? [];
+  const ids = idLikeColumns(table, new Set([o.label, ...ignored, ...exclude]));
+  const ignore = [...new Set([...ignored, ...exclude, ...ids.map((c) => c.name)])];
   const samples = o.task === 'regression'
     ? tableToRegression(table, { target: o.label, ignore })
     : tableToSamples(table, { label: o.label, ignore, ...(o.classNames ? { classNames: o.classNames } : {}) });
@@ -236,7 +239,12 @@ function auditNotes(s: TabularSamples, ids: readonly IdLikeColumn[], ignored: re
   warnings: readonly LeakageWarning[]): string[] {
   const notes: string[] = [];
   if (ids.length) {
-    notes.push(`note: dropped identifier-like column(s): ${ids.map((c) => `${c.name} (${c.reason === 'name' ? 'its name' : 'a distinct value in every row'})`).join(', ')}`);
+    const why = (reason: IdLikeColumn['reason'], text: string): string[] => {
+      const names = ids.filter((c) => c.reason === reason).map((c) => c.name);
+      return names.length ? [`${text}: ${names.join(', ')}`] : [];
+    };
+    notes.push(`note: dropped identifier-like column(s): ${ids.map((c) => c.name).join(', ')}`
+      + ` (${[...why('name', 'by name'), ...why('unique', 'a distinct value in every row')].join('; ')})`);
   }
   if (ignored.length) notes.push(`note: ignored column(s) (--ignore): ${ignored.join(', ')}`);
   const other = s.dropped.filter((d) => !ids.some((c) => c.name === d));

@@ -25,8 +25,11 @@ const jsonValue: z.ZodType<unknown> = z.lazy(() =>
 
 export const taskSchema = z.object({
   kind: z.enum(['classification', 'segmentation', 'regression', 'multitask', 'survival']),
-  /** The metric that decides convergence, reports and the stopping rule (higher is better, except loss). c_index: survival only. */
-  metric: z.enum(['accuracy', 'balancedAccuracy', 'auc', 'dice', 'iou', 'loss', 'c_index']),
+  /**
+   * The metric that decides convergence, reports and the stopping rule (higher is better, except loss). c_index: survival only;
+   * r2 (coefficient of determination of the predicted value): regression only (the loss is then `mse`, the model has one output).
+   */
+  metric: z.enum(['accuracy', 'balancedAccuracy', 'auc', 'dice', 'iou', 'loss', 'c_index', 'r2']),
   classes: z.number().int().min(1).optional(),
   /** Survival: the follow-up time column and the event column (1 = event observed, 0 = censored); the loss is then `cox`. */
   time: z.string().min(1).max(200).optional(),
@@ -36,6 +39,8 @@ export const taskSchema = z.object({
   if (survival && (!t.time || !t.event)) ctx.addIssue({ code: 'custom', message: 'a survival task names its time and event columns (task.time, task.event)' });
   if (!survival && (t.time || t.event)) ctx.addIssue({ code: 'custom', message: 'task.time and task.event belong to survival tasks' });
   if (survival !== (t.metric === 'c_index') && t.metric !== 'loss') ctx.addIssue({ code: 'custom', message: `metric ${t.metric} does not fit a ${t.kind} task (survival: c_index or loss)` });
+  const regression = t.kind === 'regression';
+  if (regression !== (t.metric === 'r2') && t.metric !== 'loss' && !survival) ctx.addIssue({ code: 'custom', message: `metric ${t.metric} does not fit a ${t.kind} task (regression: r2 or loss)` });
 });
 
 export const dataSchema = z.object({
@@ -48,6 +53,9 @@ export const dataSchema = z.object({
     /** Simulation only: a file path (CSV) or a generator name (synthetic:...). */
     source: z.string().max(1000).optional(),
     label: z.string().max(200).optional(),
+    /** Columns never used as features (besides identifier-like ones, which the data layer drops by itself). Honoured by the
+     *  simulator (`cohort sim`); real peers do not read it yet. */
+    ignore: z.array(z.string().min(1).max(200)).max(1000).optional(),
     /** The label's classes in index order, the same at every site: a site that sees only some classes (label skew) still
      *  encodes class k as classNames[k]. */
     classNames: z.array(z.string().min(1).max(200)).min(2).max(1000).optional(),

@@ -79,7 +79,7 @@ function csv(path: string, label: string, o: LoadOptions, userIgnore: readonly s
     : o.regression ? tableToRegression(table, { target: label, ignore }) : tableToSamples(table, { label, ignore });
   if (!o.survival && !t.set.targets['label']) throw new CohortError('SIM_DATA_LABEL', `${path} has no label column "${label}"`, 'set data.selector.label');
   const identifiers = [...new Set([...ids, ...t.identifiers])];
-  const base = { set: t.set, classes: t.classes, classNames: t.classNames, featureNames: t.featureNames, identifiers };
+  const base = { set: o.regression ? regressionTargets(t.set) : t.set, classes: t.classes, classNames: t.classNames, featureNames: t.featureNames, identifiers };
   if (!o.split) return base;
   const column = (name: string): readonly (string | number | null)[] => table.columns.find((c) => c.name === name)!.values;
   const siteOf = column(o.split.by);
@@ -96,6 +96,23 @@ function csv(path: string, label: string, o: LoadOptions, userIgnore: readonly s
       'the train column must mark some rows as training and leave the others for testing');
   }
   return { ...base, sites, inTrain };
+}
+
+/**
+ * Regression in the simulator: the target z-scored with the whole table's mean and standard deviation (so one learning rate suits
+ * any unit; R2, the task's metric, does not change under this scaling; the test rows do enter the mean and sd, a simulator
+ * shortcut that `cohort train --task regression` avoids), and `stratum` = the target's quintile, which the train/test split and
+ * the partition stratify by (a continuous value has no classes to stratify by).
+ */
+function regressionTargets(set: SampleSet): SampleSet {
+  const y = set.targets['label']!.data;
+  const n = y.length;
+  const mean = y.reduce((a, b) => a + b, 0) / Math.max(1, n);
+  const sd = Math.sqrt(y.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, n - 1)) || 1;
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => y[a]! - y[b]!);
+  const stratum = new Float32Array(n);
+  order.forEach((i, rank) => { stratum[i] = Math.min(4, Math.floor((5 * rank) / n)); });
+  return { ...set, targets: { ...set.targets, label: { shape: [], data: y.map((v) => (v - mean) / sd) }, stratum: { shape: [], data: stratum } } };
 }
 
 function num(v: unknown, fallback: number): number {

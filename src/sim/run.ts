@@ -232,12 +232,14 @@ interface SimData {
 /** Pooled data -> held-out test set and per-peer training parts (random partition, or one peer per site). */
 function simData(m: SimScenario, o: SimOverrides, seed: number, partition: PartitionSpec): SimData {
   const survival = m.task.kind === 'survival';
-  const key = survival ? 'event' : 'label';
+  const regression = m.task.kind === 'regression';
+  // regression: split and partition by the target's quintile (datasets.ts), a continuous value has no classes
+  const key = survival ? 'event' : regression ? 'stratum' : 'label';
   if (survival && (!m.task.time || !m.task.event)) {
     throw new CohortError('SIM_SURVIVAL_COLUMNS', 'a survival task needs task.time and task.event', 'name the follow-up time column and the event (1/0) column');
   }
   const split = m.data.split;
-  const data = loadSimData(m.data.selector, m.data.preprocessing, seed, { survival: survival ? { time: m.task.time!, event: m.task.event! } : undefined, split });
+  const data = loadSimData(m.data.selector, m.data.preprocessing, seed, { survival: survival ? { time: m.task.time!, event: m.task.event! } : undefined, split, regression });
   const standardize = m.data.preprocessing['standardize'] === true;
   if (!split || !data.sites) {
     const s = stratifiedSplit(data.set, key, m.data.holdout, seed);

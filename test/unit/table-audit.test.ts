@@ -64,7 +64,7 @@ describe('table audit', () => {
     expect(a.warnings[0]!.statistic).toBe('auc');
     expect(a.warnings[0]!.value).toBeGreaterThanOrEqual(0.98);
     expect(a.split.train.length + a.split.test.length).toBe(569);
-    expect(a.notes.join('\n')).toMatch(/dropped identifier-like column\(s\): pid \(its name\), enrolment \(a distinct value in every row\)/);
+    expect(a.notes.join('\n')).toMatch(/dropped identifier-like column\(s\): pid, enrolment \(by name: pid; a distinct value in every row: enrolment\)/);
     expect(a.notes.join('\n')).toMatch(/warning: column 'review_score' alone predicts the label/);
     const b = auditTable(t, { label: 'diagnosis', task: 'classification', ignore: ['review_score'], testFraction: 0.2, seed: 1 });
     expect(b.features).not.toContain('review_score');

@@ -48,7 +48,7 @@ describe('cohort train', () => {
   // issue 13.4, honest tables. wdbc-leaky.csv: WDBC with pid, enrolment (distinct integer per row), review_score (label + noise).
   it('names the identifier columns it drops and the column that leaks the label; --ignore removes it', async () => {
     const human = await cli(['--data', 'test/fixtures/data/wdbc-leaky.csv', '--label', 'diagnosis', '--epochs', '5', '--providers', 'cpu']);
-    expect(human.stderr).toMatch(/note: dropped identifier-like column\(s\): pid \(its name\), enrolment \(a distinct value in every row\)/);
+    expect(human.stderr).toMatch(/note: dropped identifier-like column\(s\): pid, enrolment \(by name: pid; a distinct value in every row: enrolment\)/);
     expect(human.stderr).toMatch(/features \(8 column\(s\), 8 input\(s\)\): radius_mean, .*, review_score/);
     expect(human.stderr).toMatch(/note: imputed missing values .*: smoothness_mean 9/);
     expect(human.stderr).toMatch(/warning: column 'review_score' alone predicts the label almost perfectly .*--ignore review_score/);

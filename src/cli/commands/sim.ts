@@ -11,16 +11,17 @@
  * (docs/privacy.md).
  * Scenarios that split the data by a site column (data.split) add "per_site":[{"site","train","test","metric","local_only","fedavg",
  * "centralised"}] after "baselines".
- * `cohort sim --data FILE.csv (--label COL | --time COL --event COL) [--site-column COL] [--peers N] ...` runs any table without a
- * manifest (src/scenario/table-scenario.ts: default model and split, identifier-like columns dropped with a note on stderr);
+ * `cohort sim --data FILE.csv (--label COL [--task regression] | --time COL --event COL) [--site-column COL] [--ignore COL,...]
+ * [--peers N] ...` runs any table without a manifest (src/scenario/table-scenario.ts: default model and split; the table audit's
+ * notes on stderr: identifier-like columns dropped, ignored columns, imputed counts, the feature list, leakage warnings);
  * its JSON always has "per_site" (with --site-column one entry per site and its own test set, otherwise one per peer on the
- * pooled test set).
+ * pooled test set) and, last, "table": {"features","identifiers","ignored","imputed","warnings"}.
  */
 import type { Command } from 'commander';
 import { ALGORITHMS, type AlgorithmName } from '../../averaging/node.ts';
 import { CODEC_NAMES, type CodecName } from '../../averaging/compression.ts';
 import { loadManifest, type ScenarioManifest } from '../../scenario/manifest.ts';
-import { tableScenario } from '../../scenario/table-scenario.ts';
+import { tableScenario, type TableAuditSummary } from '../../scenario/table-scenario.ts';
 import { writeCurvePlots } from '../../sim/plots.ts';
 import { runScenarioSim, type CurvePoint, type LearnerKind, type SimReport } from '../../sim/run.ts';
 import { CohortError } from '../../util/errors.ts';
@@ -32,15 +33,15 @@ interface SimFlags {
   peers?: string; algorithm?: string; alpha?: string; churn?: string; seed?: string; rounds?: string; codec?: string;
   learner?: string; baselines?: boolean; json?: boolean; details?: boolean; plot?: string; libp2p?: boolean; roundMs?: string;
   deadlineMs?: string; latencyMs?: string; attack?: string; byzantine?: string; aggregator?: string; averagingOnly?: boolean;
-  data?: string; label?: string; time?: string; event?: string; siteColumn?: string;
+  data?: string; label?: string; time?: string; event?: string; siteColumn?: string; ignore?: string; task?: string;
   dpEpsilon?: string; secure?: boolean;
 }
 
-/** The scenario file, or a manifest built from --data (the table's notes go to stderr). */
-function scenarioFor(file: string | undefined, f: SimFlags): { m: ScenarioManifest; fromTable: boolean } {
+/** The scenario file, or a manifest built from --data (the table's notes go to stderr; its audit goes into --json). */
+function scenarioFor(file: string | undefined, f: SimFlags): { m: ScenarioManifest; fromTable: boolean; audit?: TableAuditSummary } {
   if (f.data === undefined) {
-    if (f.label !== undefined || f.time !== undefined || f.event !== undefined || f.siteColumn !== undefined) {
-      throw new CohortError('BAD_FLAG', '--label, --time, --event and --site-column go with --data FILE.csv', 'add --data, or drop them (a scenario file names its own columns)');
+    if (f.label !== undefined || f.time !== undefined || f.event !== undefined || f.siteColumn !== undefined || f.ignore !== undefined || f.task !== undefined) {
+      throw new CohortError('BAD_FLAG', '--label, --time, --event, --site-column, --ignore and --task go with --data FILE.csv', 'add --data, or drop them (a scenario file names its own columns)');
     }
     if (file === undefined) throw new CohortError('MISSING_ARGUMENT', 'cohort sim needs a scenario file or --data FILE.csv', 'e.g. cohort sim scenarios/tcga-brca.json, or cohort sim --data my.csv --label outcome');
     return { m: loadManifest(file), fromTable: false };
@@ -48,9 +49,14 @@ function scenarioFor(file: string | undefined, f: SimFlags): { m: ScenarioManife
   if (file !== undefined) throw new CohortError('BAD_FLAG', `give a scenario file (${file}) or --data, not both`, 'drop one of them');
   const peers = number('peers', f.peers, (n) => Number.isInteger(n) && n >= 2 && n <= 10_000, 'give an integer >= 2');
   const seed = number('seed', f.seed, (n) => Number.isInteger(n) && n >= 0, 'give a non-negative integer');
-  const t = tableScenario({ data: f.data, label: f.label, time: f.time, event: f.event, siteColumn: f.siteColumn, peers, seed });
-  for (const n of t.notes) process.stderr.write(`note: ${n}\n`);
-  return { m: t.manifest, fromTable: true };
+  if (f.task !== undefined && f.task !== 'classification' && f.task !== 'regression') {
+    throw new CohortError('BAD_FLAG', `unknown --task "${f.task}"`, f.task === 'survival' ? 'survival tables take --time COL --event COL' : 'use classification or regression');
+  }
+  const ignore = (f.ignore ?? '').split(',').map((c) => c.trim()).filter(Boolean);
+  const t = tableScenario({ data: f.data, label: f.label, time: f.time, event: f.event, siteColumn: f.siteColumn, peers, seed, ignore,
+    task: f.task as 'classification' | 'regression' | undefined });
+  for (const n of t.notes) process.stderr.write(`${n}\n`);
+  return { m: t.manifest, fromTable: true, audit: t.audit };
 }
 
 function number(flag: string, v: string | undefined, check: (n: number) => boolean, hint: string): number | undefined {
@@ -103,11 +109,13 @@ export function registerSim(program: Command): void {
     .option('--label <column>', 'with --data: the class column (classification)')
     .option('--time <column>', 'with --data: the follow-up time column (survival, with --event)')
     .option('--event <column>', 'with --data: the event column, 1 = event observed, 0 = censored (survival)')
+    .option('--task <kind>', 'with --data --label: classification (default) or regression (a numeric label, metric r2)')
+    .option('--ignore <columns>', 'with --data: comma-separated columns to leave out of the features (besides identifier-like ones)')
     .option('--site-column <column>', 'with --data: one peer per value of this column (natural split) instead of --peers')
     .option('--secure', 'secure (masked) averaging: no neighbour sees a peer\'s model, only the weighted sum (dpsgd)')
     .option('--dp-epsilon <e>', 'DP-SGD to this sample-level epsilon (delta and clip from privacy.dp, else 1e-5 and 1); inf: no DP')
     .action(async (file: string | undefined, f: SimFlags) => {
-      const { m, fromTable } = scenarioFor(file, f);
+      const { m, fromTable, audit } = scenarioFor(file, f);
       const peers = number('peers', f.peers, (n) => Number.isInteger(n) && n >= 2 && n <= 10_000, 'give an integer >= 2');
       const alpha = number('alpha', f.alpha, (n) => n > 0, 'give a positive number, e.g. 0.5');
       const churn = number('churn', f.churn, (n) => n >= 0 && n < 1, 'give a fraction in [0, 1), e.g. 0.3');
@@ -155,7 +163,7 @@ export function registerSim(program: Command): void {
         process.stderr.write(`wrote ${files.join(', ')}\n`);
       }
       if (f.json) {
-        const out = reports.map((r) => publicJson(r, Boolean(f.details)));
+        const out = reports.map((r) => ({ ...publicJson(r, Boolean(f.details)), ...(audit ? { table: audit } : {}) }));
         process.stdout.write(JSON.stringify(out.length === 1 ? out[0] : out) + '\n');
         return;
       }
