@@ -71,18 +71,45 @@ export function encodeFrame(value: unknown): Uint8Array {
   return out;
 }
 
-/** Send honouring backpressure: wait for drain whenever the stream's write buffer is full. */
+/**
+ * Until the stream can take more data (at once if it can). Not `stream.onDrain()`: in @libp2p/utils 7.4.1 (the newest) its promise
+ * is made once and never reset, so after the first drain every later call resolves at once and a sender queues its whole body.
+ * Measured on a 64 MiB send before this: 63.8 MiB sat in the stream's write buffer and 1 of 64 waits was real; the sender's idle
+ * timer then saw every chunk "sent" at once and nothing during the long flush in close(), so a slow (loaded) flush tripped it.
+ * Waiting for the next 'drain' event (or the stream's end) is what onDrain means.
+ */
+export function waitForDrain(stream: Stream, signal?: AbortSignal): Promise<void> {
+  if (!stream.writableNeedsDrain) return Promise.resolve();
+  signal?.throwIfAborted();
+  return new Promise<void>((resolve, reject) => {
+    const settle = (err?: unknown): void => {
+      stream.removeEventListener('drain', onDrain);
+      stream.removeEventListener('close', onClose);
+      signal?.removeEventListener('abort', onAbort);
+      if (err === undefined) resolve();
+      else reject(err instanceof Error ? err : new Error(String(err)));
+    };
+    const onDrain = (): void => settle();
+    const onClose = (evt: Event): void => settle((evt as Event & { error?: Error }).error ?? new CohortError('STREAM_CLOSED', 'the stream closed while a send waited for it to drain', 'the peer may have stopped; retry later'));
+    const onAbort = (): void => settle(signal?.reason ?? new Error('aborted'));
+    stream.addEventListener('drain', onDrain);
+    stream.addEventListener('close', onClose);
+    signal?.addEventListener('abort', onAbort);
+  });
+}
+
+/** Send honouring backpressure: after each chunk, wait until the stream drains if it is full (at most ~one chunk queued). */
 export async function sendAll(stream: Stream, data: Uint8Array, chunkBytes: number, onChunk?: (n: number) => void, signal?: AbortSignal): Promise<void> {
   for (let off = 0; off < data.byteLength; off += chunkBytes) {
     signal?.throwIfAborted();
     const chunk = data.subarray(off, Math.min(off + chunkBytes, data.byteLength));
-    if (!stream.send(chunk)) await stream.onDrain({ signal });
+    if (!stream.send(chunk)) await waitForDrain(stream, signal);
     onChunk?.(chunk.byteLength);
   }
 }
 
 export async function sendFrame(stream: Stream, value: unknown, signal?: AbortSignal): Promise<void> {
-  if (!stream.send(encodeFrame(value))) await stream.onDrain({ signal });
+  if (!stream.send(encodeFrame(value))) await waitForDrain(stream, signal);
 }
 
 /** A timer that aborts `controller` unless touched within ms; for "no progress for N ms" timeouts. */
