@@ -201,7 +201,7 @@ async function runSurvivalCsv(o: TrainOpts): Promise<void> {
   const test = { c_index: r.metrics.c_index, loss: r.metrics.loss };
   const result = { model: parsedType(model), task: 'survival', provider: r.trainer.provider, graphs: r.trainer.graphReports, epochs, test, seconds: Number(seconds.toFixed(2)),
     train: { samples: r.train.size, events: count(split.train), loss: r.trainLoss }, testSamples: r.test.size, testEvents: count(split.test),
-    features: t.encoding.columns.map((c) => c.name), inputs: t.featureNames.length, identifiers, ignored: ignore, dropped: [...t.dropped], ...(o.export ? { exported: o.export } : {}) };
+    features: t.encoding.columns.map((c) => c.name), inputs: t.featureNames.length, identifiers, ignored: ignore, dropped: [...new Set([...identifiers, ...t.dropped])], ...(o.export ? { exported: o.export } : {}) };
   await release(r);
   if (o.json) { process.stdout.write(JSON.stringify(result) + '\n'); return; }
   process.stdout.write(`${o.model ? result.model : 'linear Cox model'} on ${r.trainer.provider}: ${epochs} epochs, ${r.train.size} training / ${r.test.size} held-out samples`
