@@ -32,10 +32,25 @@ const headerSchema = z.discriminatedUnion('kind', [
   }),
   z.object({ kind: z.literal('ack'), ...header, shareId: z.string().max(200) }),
   z.object({ kind: z.literal('pull'), ...header, nonce: z.string().min(8).max(64) }),
+  z.object({ kind: z.literal('stats'), ...header, body: z.enum(['stats', 'agreed', 'suppressed']) }),
 ]);
 
-function headerOf(msg: AveragingMessage): Record<string, unknown> {
-  if (msg.kind !== 'model') return { ...msg };
+/**
+ * Not an averaging message: the pre-round exchange of preprocessing statistics (src/peer/stats-exchange.ts) on the same
+ * /cohort/model/1 path (participant rule, audit). `body` says what the JSON payload is: a site's sufficient statistics, the
+ * agreed standardiser (the answer to a late peer), or nothing (a site below the small-count rule).
+ */
+export interface StatsMessage {
+  readonly kind: 'stats';
+  readonly scenario: string;
+  readonly round: number;
+  readonly layoutHash: string;
+  readonly body: 'stats' | 'agreed' | 'suppressed';
+  readonly payload: Uint8Array;
+}
+
+function headerOf(msg: AveragingMessage | StatsMessage): Record<string, unknown> {
+  if (msg.kind !== 'model' && msg.kind !== 'stats') return { ...msg };
   const { payload: _payload, ...rest } = msg;
   return rest;
 }
@@ -43,9 +58,9 @@ function headerOf(msg: AveragingMessage): Record<string, unknown> {
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-export function encodeMessage(msg: AveragingMessage): Uint8Array {
+export function encodeMessage(msg: AveragingMessage | StatsMessage): Uint8Array {
   const head = enc.encode(JSON.stringify(headerOf(msg)));
-  const payload = msg.kind === 'model' ? msg.payload : new Uint8Array(0);
+  const payload = msg.kind === 'model' || msg.kind === 'stats' ? msg.payload : new Uint8Array(0);
   const out = new Uint8Array(4 + head.byteLength + payload.byteLength);
   new DataView(out.buffer).setUint32(0, head.byteLength, true);
   out.set(head, 4);
@@ -59,7 +74,15 @@ export function wireSize(msg: AveragingMessage): number {
   return 4 + head + (msg.kind === 'model' ? msg.payload.byteLength : 0);
 }
 
+/** An averaging message; a statistics message here is refused as malformed (it belongs to decodeWire's callers). */
 export function decodeMessage(bytes: Uint8Array): AveragingMessage {
+  const m = decodeWire(bytes);
+  if (m.kind === 'stats') throw new CohortError('MALFORMED_MESSAGE', 'a statistics message is not an averaging message', 'the sender runs an incompatible Cohort version');
+  return m;
+}
+
+/** Any message of the /cohort/model/1 body: an averaging message or a statistics message. */
+export function decodeWire(bytes: Uint8Array): AveragingMessage | StatsMessage {
   const bad = (why: string) =>
     new CohortError('MALFORMED_MESSAGE', `averaging message is malformed: ${why}`, 'the sender runs an incompatible Cohort version');
   if (bytes.byteLength < 4) throw bad('shorter than its length prefix');
@@ -74,7 +97,7 @@ export function decodeMessage(bytes: Uint8Array): AveragingMessage {
   const parsed = headerSchema.safeParse(json);
   if (!parsed.success) throw bad(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
   const h = parsed.data;
-  if (h.kind !== 'model') return h;
+  if (h.kind !== 'model' && h.kind !== 'stats') return h;
   return { ...h, payload: bytes.slice(4 + len) };
 }
 

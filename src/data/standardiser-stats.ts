@@ -4,15 +4,15 @@
  *   standardizeMode(preprocessing)         -> 'consortium' | 'site' | 'none'   (manifest data.preprocessing.standardize)
  *   siteStats(train, { minCount })          -> SiteStats: rows, per input and feature [count, sum, sum of squares] (NaN ignored),
  *                                              per-class counts; small counts suppressed (null), a site below minCount rows -> null
- *   combineStats([a, b, ...])               -> SiteStats: plain sums, in the order given (callers sort, so every peer adds alike)
+ *   combineStats([a, b, ...])               -> SiteStats: plain sums, added in an order fixed by content (any input order: same bits)
  *   agreeStandardiser(total, meta)          -> AgreedStandardiser: per-input mean and (n-1) std as numbers, and its sha256 `hash`
  *   applyAgreed(set, agreed)                -> the set z-scored with it (NaN -> 0: mean imputation, like src/data/tabular.ts)
  *   exportStandardiser(agreed)              -> { mean, std, featureNames, classes } for the self-contained export (engine/export.ts)
  *
  * Why sums and not a fitted mean/std per site: [n, sum, sumsq] are additive, so the consortium's mean and variance are exact (the
  * pooled-data fit, up to float rounding), and additive vectors are what masked secure summation (src/averaging/secure) adds up.
- * JSON carries float64 exactly, so peers that add the same contributions in the same order get bit-identical standardisers and
- * the same hash: the hash is how a report shows that every participant trained on one input scale.
+ * JSON carries float64 exactly, and contributions are added in an order fixed by their content, so peers that hold the same
+ * contributions get bit-identical standardisers and the same hash: the hash is how a report shows that every participant trained on one input scale.
  */
 import { z } from 'zod';
 import type { SampleSet, SampleTensor } from './samples.ts';
@@ -108,8 +108,12 @@ function inputStats(t: SampleTensor, size: number, min: number): InputStats {
   return { n, sum, sumsq };
 }
 
-/** Plain sums of the sites' statistics, in the order given (the same order gives the same bits). */
-export function combineStats(list: readonly SiteStats[]): SiteStats {
+/**
+ * Plain sums of the sites' statistics. They are added in an order fixed by their content (sha256 of each one's canonical JSON), not
+ * the order given: float addition is not associative, and this way every peer, and the simulator, gets the same bits.
+ */
+export function combineStats(given: readonly SiteStats[]): SiteStats {
+  const list = given.map((s) => ({ s, key: sha256Hex(canonicalJson(s)) })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map((x) => x.s);
   const first = list[0];
   if (!first) throw new CohortError('NO_STATISTICS', 'no site contributed statistics for the standardiser', 'every site was below the small-count rule, or none answered');
   const inputs: Record<string, InputStats> = {};

@@ -10,7 +10,7 @@
 import { existsSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { peerIdFromString } from '@libp2p/peer-id';
-import { decodeMessage } from '../averaging/message.ts';
+import { decodeWire } from '../averaging/message.ts';
 import { makeHeader, type ModelHeader } from '../net/model-exchange.ts';
 import { createIdentity, loadIdentity, type Identity } from '../net/identity.ts';
 import { startNodeFromConfig, type CohortNode } from '../net/node.ts';
@@ -108,9 +108,11 @@ export class Daemon {
         const run = this.runs.get(h.scenarioId);
         const verdict = this.admitModel(h.scenarioId, from.toString(), false);
         if (!run || !verdict.ok) return verdict;
-        run.deliver(from.toString(), decodeMessage(bytes));
+        const msg = decodeWire(bytes);
+        run.deliver(from.toString(), msg);
         const name = this.node.roster.current.member(from)?.name ?? from.toString();
-        void this.audit.transfer({ kind: 'model-received', scenario: h.scenarioId, round: h.round, peer: from.toString(), what: `round ${h.round} model from ${name}`, bytes: h.byteLength, sha256: h.sha256 }).catch(() => undefined);
+        const what = msg.kind === 'stats' ? `preprocessing ${msg.body === 'agreed' ? 'standardiser' : 'statistics'} from ${name}` : `round ${h.round} model from ${name}`;
+        void this.audit.transfer({ kind: 'model-received', scenario: h.scenarioId, round: h.round, peer: from.toString(), what, bytes: h.byteLength, sha256: h.sha256 }).catch(() => undefined);
         return { ok: true };
       },
     });

@@ -22,6 +22,7 @@ const ProgressSchema = z.object({
   heldOut: z.number().int().nonnegative().optional(), lastTrainedRound: z.number().int().min(-1).optional(),
   roundsTrained: z.number().int().nonnegative().optional(),
   suspicion: SignedSuspicionSchema.optional(),
+  standardiser: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   scores: ScoresSchema.optional(), localOnlyScores: ScoresSchema.optional(),
 }).strict();
 const RunSchema = z.object({

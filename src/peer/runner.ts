@@ -30,6 +30,9 @@ import type { RunnablePlan } from './plan.ts';
 import { PeerTransport } from './transport.ts';
 import { roundsToRun } from '../scenario/participants.ts';
 import type { WorkerInit, WorkerReply, WorkerRequest } from './worker.ts';
+import type { StatsMessage } from '../averaging/message.ts';
+import type { AgreedStandardiser } from '../data/standardiser-stats.ts';
+import { readStandardiser, saveStandardiser, StatsExchange } from './stats-exchange.ts';
 import { estimateScenario, localShapes, MEMORY_EXIT_CODE } from './admission.ts';
 
 const log = logger('peer:runner');
@@ -210,6 +213,8 @@ export class ScenarioRun {
     log.info({ scenario: this.id.slice(0, 12), attempt: attempts + 1 }, 'starting this peer\'s run');
     const ready = await this.prepare();
     if (this.stopped || !this.client) return;
+    await this.scaleInputs(ready, run.startAt);
+    if (this.stopped) return;
     const lateMs = Date.now() - run.startAt;
     log.info({ scenario: this.id.slice(0, 12), provider: ready.provider, samples: ready.sampleCount, lateMs }, 'training worker ready');
     if (lateMs > 0) log.warn({ scenario: this.id.slice(0, 12), lateMs }, 'training worker became ready after round 0 started: this peer joins late (raise launch.startDelayMs)');
@@ -259,8 +264,45 @@ export class ScenarioRun {
     return attackTransport(t, d.attack, { length, seed: m.training.seed, codecOptions: { blockSize: m.compression.blockSize, topkFraction: m.compression.topkFraction } });
   }
 
-  deliver(from: string, msg: AveragingMessage): void {
+  deliver(from: string, msg: AveragingMessage | StatsMessage): void {
+    if (msg.kind === 'stats') return this.exchange.receive(from, msg);
     this.transport?.deliver(from, msg);
+  }
+
+  /** The standardiser this peer's inputs are scaled with (consortium or site); undefined with standardize off. */
+  standardiser: AgreedStandardiser | undefined;
+  private exchangeInstance: StatsExchange | undefined;
+  /** Made on first use: statistics can arrive from a participant before this peer's worker is ready. */
+  private get exchange(): StatsExchange {
+    return this.exchangeInstance ??= new StatsExchange({ node: this.host.node, audit: this.host.audit, scenario: this.id,
+      contributors: () => this.host.participantsAt(this.id, 0), participants: () => this.host.participants(this.id) });
+  }
+
+  /**
+   * Inputs on the manifest's scale before round 0 (issue 13.1): "consortium": the standardiser kept from an earlier start of this
+   * run, or one agreed now with the other participants (src/peer/stats-exchange.ts); "site": the worker's own. Kept in the store.
+   */
+  private async scaleInputs(ready: Ready, startAt: number): Promise<void> {
+    const scale = ready.inputScale;
+    if (scale.mode === 'none') return;
+    if (scale.mode === 'site') {
+      this.standardiser = scale.standardiser;
+      if (scale.standardiser) await saveStandardiser(this.host.store, this.id, scale.standardiser);
+      return;
+    }
+    const kept = await readStandardiser(this.host.store, this.id).catch(() => undefined);
+    const m = this.plan.manifest;
+    const agreed = kept ?? await this.exchange.agree(scale.stats ?? null, { layoutHash: ready.layoutHash, startAt, deadlineMs: Math.max(5000, m.averaging.roundMs), meta: scale.meta });
+    // back after a restart: late participants still get the standardiser from this peer
+    if (kept) this.exchange.serve(kept, ready.layoutHash);
+    else await saveStandardiser(this.host.store, this.id, agreed);
+    await this.applyStandardiser(agreed);
+  }
+
+  private async applyStandardiser(s: AgreedStandardiser): Promise<void> {
+    const r = await this.client!.call({ op: 'standardise', standardiser: s });
+    if (r.op !== 'standardised') throw new CohortError('WORKER_ERROR', `unexpected worker reply ${r.op}`);
+    this.standardiser = s;
   }
 
   /** A live, ready worker's budget and baseline for the native-memory watchdog (src/peer/watchdog.ts); undefined otherwise. */
@@ -345,7 +387,8 @@ export class ScenarioRun {
     const loss = this.learner?.lastLoss;
     const metric = metrics[this.plan.manifest.task.metric];
     return { round, seq: ++this.seq, roundsTrained: this.roundsTrained, ...(Number.isFinite(loss) ? { loss } : {}), ...(metric !== undefined && Number.isFinite(metric) ? { metric } : {}),
-      metricName: this.plan.manifest.task.metric, bytesSent: this.bytesSent, ...(this.heldOut !== undefined ? { heldOut: this.heldOut } : {}), ...extra };
+      metricName: this.plan.manifest.task.metric, bytesSent: this.bytesSent, ...(this.heldOut !== undefined ? { heldOut: this.heldOut } : {}),
+      ...(this.standardiser ? { standardiser: this.standardiser.hash } : {}), ...extra };
   }
 
   private async evaluate(model: Float32Array): Promise<Metrics> {
@@ -398,7 +441,8 @@ export class ScenarioRun {
     const ready = await this.prepare();
     await this.host.store.checkpoints.put(`final/${this.id}/model.onnx`, onnx.bytes);
     await this.host.store.checkpoints.put(`final/${this.id}/params`, new Uint8Array(model.buffer.slice(model.byteOffset, model.byteOffset + model.byteLength)));
-    await this.host.store.scenarios.put(`final/${this.id}`, { metrics, localOnly, round, layoutHash: ready.layoutHash, at: new Date().toISOString(), ...extra });
+    await this.host.store.scenarios.put(`final/${this.id}`, { metrics, localOnly, round, layoutHash: ready.layoutHash, at: new Date().toISOString(),
+      ...(this.standardiser ? { standardiser: { mode: this.standardiser.mode, hash: this.standardiser.hash } } : {}), ...extra });
   }
 
   /**
@@ -408,6 +452,15 @@ export class ScenarioRun {
   async catchUp(fetch: (layoutHash: string, length: number) => Promise<Float32Array | undefined>, finalRound: number): Promise<boolean> {
     const ready = await this.prepare();
     if (this.stopped || !this.client) return false;
+    if (ready.inputScale.mode === 'consortium') {
+      const s = await readStandardiser(this.host.store, this.id).catch(() => undefined);
+      // not done: fetching the standardiser from a participant after the end (only the one kept from this peer's own start)
+      if (!s) {
+        log.warn({ scenario: this.id.slice(0, 12) }, 'back after the end without the consortium standardiser: the final model cannot be evaluated on its input scale here');
+        return false;
+      }
+      await this.applyStandardiser(s);
+    } else this.standardiser = ready.inputScale.standardiser;
     const resumed = await loadRound(this.host.store, this.id).catch(() => undefined);
     const lastTrainedRound = resumed?.state.round ?? -1;
     const model = await fetch(ready.layoutHash, ready.params.length);
@@ -427,6 +480,7 @@ export class ScenarioRun {
     clearTimeout(this.roundTimer);
     this.averaging?.leave();
     this.transport?.close();
+    this.exchangeInstance?.close();
     const client = this.client;
     if (!client || this.exited) return;
     // terminating a worker while onnxruntime runs in it aborts the whole process (Napi::Error): the worker stops training after

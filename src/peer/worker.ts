@@ -12,7 +12,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Trainer, type Evaluation, type Metrics, type TrainConfig } from '../engine/index.ts';
 import { selectSamples, type SampleSet } from '../data/samples.ts';
 import { statSync } from 'node:fs';
-import { applyStandardiser, fitStandardiser, readTable, readTabular, stratifiedSplit, tableToSamples } from '../data/tabular.ts';
+import { readTable, readTabular, stratifiedSplit, tableToSamples } from '../data/tabular.ts';
+import { agreeStandardiser, applyAgreed, combineStats, minCountOf, siteStats, standardizeMode, type AgreedStandardiser, type SiteStats, type StandardiserMeta, type StandardizeMode } from '../data/standardiser-stats.ts';
 import { CohortError } from '../util/errors.ts';
 import { preprocessFolder, splitBySubject } from '../data/preprocess.ts';
 import { Rng } from '../util/random.ts';
@@ -41,11 +42,14 @@ export type WorkerRequest =
   | { rid: number; op: 'export'; params: Float32Array }
   | { rid: number; op: 'checkpoint'; params: Float32Array }
   | { rid: number; op: 'restore'; bytes: Uint8Array }
+  /** Consortium standardisation: z-score the training and held-out parts with the standardiser the participants agreed. */
+  | { rid: number; op: 'standardise'; standardiser: AgreedStandardiser }
   /** Leave after the request in flight (the daemon stops a run this way: no onnxruntime call is cut off). */
   | { rid: number; op: 'exit' };
 
 export type WorkerReply =
-  | { rid: 0; op: 'ready'; layoutHash: string; sampleCount: number; testCount: number; provider: string; params: Float32Array }
+  | { rid: 0; op: 'ready'; layoutHash: string; sampleCount: number; testCount: number; provider: string; params: Float32Array; inputScale: InputScale }
+  | { rid: number; op: 'standardised'; hash: string }
   | { rid: number; op: 'trained'; params: Float32Array; loss: number; steps: number; memoryBytes?: number }
   | { rid: number; op: 'metrics'; metrics: Metrics; evaluation?: Evaluation }
   | { rid: number; op: 'bytes'; bytes: Uint8Array }
@@ -54,23 +58,37 @@ export type WorkerReply =
 
 interface Site { train: SampleSet; test: SampleSet; trainer: Trainer; cfg: TrainConfig }
 
-/** This site's data, split into a training part and a held-out part, standardised with the training part's statistics only. */
-function loadSite(init: WorkerInit): { train: SampleSet; test: SampleSet } {
-  const m = init.manifest;
-  const { set, split } = statSync(init.dataPath).isDirectory() ? imageSite(init) : tabularSite(init);
-  let train = selectSamples(set, split.train);
-  let test = selectSamples(set, split.test);
-  if (m.data.preprocessing.standardize === true) {
-    for (const name of Object.keys(train.inputs)) {
-      const s = fitStandardiser(train.inputs[name]!, train.size);
-      train = { ...train, inputs: { ...train.inputs, [name]: applyStandardiser(train.inputs[name]!, s) } };
-      test = { ...test, inputs: { ...test.inputs, [name]: applyStandardiser(test.inputs[name]!, s) } };
-    }
-  }
-  return { train, test };
+/**
+ * How this site's inputs are scaled (data.preprocessing.standardize): "consortium": the training part's sufficient statistics go
+ * to the runner (null below the small-count rule) and the data stays raw until the agreed standardiser comes ('standardise');
+ * "site": standardised here with this site's own standardiser (explicit per-site harmonisation); "none": raw.
+ */
+export interface InputScale {
+  readonly mode: StandardizeMode;
+  readonly stats?: SiteStats | null;
+  readonly meta?: StandardiserMeta;
+  /** "site": the standardiser applied here (its hash goes into the report). */
+  readonly standardiser?: AgreedStandardiser;
 }
 
-interface SplitSite { set: SampleSet; split: { train: number[]; test: number[] } }
+/** This site's data, split into a training part and a held-out part; scaled per the manifest (InputScale). */
+function loadSite(init: WorkerInit): { train: SampleSet; test: SampleSet; scale: InputScale } {
+  const m = init.manifest;
+  const mode = standardizeMode(m.data.preprocessing);
+  const { set, split, names } = statSync(init.dataPath).isDirectory() ? imageSite(init) : tabularSite(init);
+  const train = selectSamples(set, split.train);
+  const test = selectSamples(set, split.test);
+  const meta: StandardiserMeta = { ...(names?.featureNames.length ? { featureNames: names.featureNames } : {}), ...(names?.classNames.length ? { classNames: names.classNames } : {}) };
+  // per-class counts only with the manifest's class list: then class k is the same class at every site
+  const classes = m.data.selector.classNames?.length;
+  if (mode === 'consortium') return { train, test, scale: { mode, stats: siteStats(train, { minCount: minCountOf(m.data.preprocessing), ...(classes ? { classes } : {}) }), meta } };
+  if (mode === 'none') return { train, test, scale: { mode } };
+  // a site's own statistics never leave it here, so no small-count rule applies
+  const own = agreeStandardiser(combineStats([siteStats(train, { minCount: 0 })!]), { ...meta, mode: 'site' });
+  return { train: applyAgreed(train, own), test: applyAgreed(test, own), scale: { mode, standardiser: own } };
+}
+
+interface SplitSite { set: SampleSet; split: { train: number[]; test: number[] }; names?: { featureNames: readonly string[]; classNames: readonly string[] } }
 
 /** A CSV: one row is one patient, so a stratified split by row is a split by patient. */
 function tabularSite(init: WorkerInit): SplitSite {
@@ -79,11 +97,12 @@ function tabularSite(init: WorkerInit): SplitSite {
   const label = (init.dataOptions.label as string | undefined) ?? m.data.selector.label ?? 'label';
   // the manifest's class list keeps class k the same class at every site, and lets a site with one class take part
   const classNames = m.data.selector.classNames;
-  const { set } = readTabular(init.dataPath, classNames ? { label, classNames } : { label });
+  const t = readTabular(init.dataPath, classNames ? { label, classNames } : { label });
+  const set = t.set;
   const split = set.targets.label
     ? stratifiedSplit(set.targets.label.data, m.data.holdout, m.training.seed)
     : randomSplit(set.size, m.data.holdout, m.training.seed);
-  return { set, split };
+  return { set, split, names: { featureNames: t.featureNames, classNames: t.classNames } };
 }
 
 /**
@@ -105,9 +124,9 @@ function survivalSite(init: WorkerInit): SplitSite {
     const train: number[] = [];
     const test: number[] = [];
     t.rowIndex.forEach((r, i) => (String(col.values[r]) === split.train!.value ? train : test).push(i));
-    if (train.length && test.length) return { set: t.set, split: { train, test } };
+    if (train.length && test.length) return { set: t.set, split: { train, test }, names: { featureNames: t.featureNames, classNames: [] } };
   }
-  return { set: t.set, split: stratifiedSplit(t.set.targets.event!.data, m.data.holdout, m.training.seed) };
+  return { set: t.set, split: stratifiedSplit(t.set.targets.event!.data, m.data.holdout, m.training.seed), names: { featureNames: t.featureNames, classNames: [] } };
 }
 
 /** A medical folder (images, masks, clinical CSV) through the data layer's preprocessing (the manifest's data.preprocessing). */
@@ -137,6 +156,8 @@ function trainConfig(init: WorkerInit): TrainConfig {
 }
 
 let cancelFlag: Int32Array | undefined;
+/** The hash of the consortium standardiser applied to this worker's data (applied once). */
+let standardisedWith: string | undefined;
 let memoryBudget = Number.POSITIVE_INFINITY;
 const cancelled = (): boolean => cancelFlag !== undefined && Atomics.load(cancelFlag, 0) === 1;
 
@@ -202,6 +223,15 @@ async function handle(site: Site, init: WorkerInit, req: WorkerRequest): Promise
     case 'restore':
       t.restore(req.bytes);
       return { rid: req.rid, op: 'restored', params: t.getParameters() };
+    case 'standardise':
+      // once, on the raw parts: the runner sends the agreed standardiser before the first round (a restart makes a new worker)
+      if (standardisedWith && standardisedWith !== req.standardiser.hash) throw new CohortError('STANDARDISER_TWICE', 'this worker\'s data is already standardised with another standardiser');
+      if (!standardisedWith) {
+        site.train = applyAgreed(site.train, req.standardiser);
+        site.test = applyAgreed(site.test, req.standardiser);
+        standardisedWith = req.standardiser.hash;
+      }
+      return { rid: req.rid, op: 'standardised', hash: req.standardiser.hash };
     case 'exit':
       process.exit(0);
   }
@@ -220,15 +250,18 @@ async function main(): Promise<void> {
   if (init.cancel) cancelFlag = new Int32Array(init.cancel);
   if (init.memoryBudgetBytes) memoryBudget = init.memoryBudgetBytes;
   let site: Site;
+  let inputScale: InputScale;
   try {
-    const { train, test } = loadSite(init);
+    const loaded = loadSite(init);
+    const { train, test } = loaded;
+    inputScale = loaded.scale;
     const cfg = trainConfig(init);
     site = { train, test, cfg, trainer: await Trainer.create(cfg, train) };
   } catch (e) {
     port.postMessage({ rid: 0, op: 'error', message: (e as Error).message, code: (e as { code?: string }).code });
     return;
   }
-  const ready: WorkerReply = { rid: 0, op: 'ready', layoutHash: site.trainer.layout.hash, sampleCount: site.train.size, testCount: site.test.size, provider: site.trainer.provider, params: site.trainer.getParameters() };
+  const ready: WorkerReply = { rid: 0, op: 'ready', layoutHash: site.trainer.layout.hash, sampleCount: site.train.size, testCount: site.test.size, provider: site.trainer.provider, params: site.trainer.getParameters(), inputScale };
   port.postMessage(ready, transferList(ready));
   // one request at a time: the Trainer is not re-entrant
   let chain = Promise.resolve();

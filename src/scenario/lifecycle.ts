@@ -43,6 +43,9 @@ export interface SiteProgress {
   readonly roundsTrained?: number;
   /** Robust aggregation: this participant's latest signed suspicion report on its neighbours (scenario/suspicion.ts). */
   readonly suspicion?: SignedSuspicion;
+  /** sha256 of the standardiser this participant's inputs were scaled with (src/data/standardiser-stats.ts): one value across
+   *  the participants when the scenario standardises consortium-wide. */
+  readonly standardiser?: string;
   /** The final model's metrics on the held-out data with 95% intervals (engine/evaluate.ts: computeIntervals), computed at the site. */
   readonly scores?: Readonly<Record<string, ScoreInterval>>;
   /** The local-only baseline's, likewise. */

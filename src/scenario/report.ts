@@ -42,6 +42,8 @@ export interface SiteResult {
   local_only_scores: Readonly<Record<string, ScoreInterval>> | null;
   /** Trained up to the last round (done, not back after the end): a participant in the final model. */
   trained_to_end: boolean;
+  /** sha256 of the standardiser the site's inputs were scaled with (the same at every site when consortium-wide). */
+  standardiser: string | null;
 }
 
 /** Per-site results of the run's participants only (progress from anyone else never enters a view: src/peer/gossip.ts). */
@@ -52,7 +54,7 @@ export function siteResults(r: Pick<ReportInput, 'view' | 'names'>): SiteResult[
     rounds: (p.lastTrainedRound ?? p.round) + 1, bytes_sent: p.bytesSent ?? 0, done: Boolean(p.done), held_out: p.heldOut ?? null,
     last_trained_round: p.lastTrainedRound ?? null, failed: p.failed ? `${p.failed.code}: ${p.failed.message}` : null,
     rounds_trained: p.roundsTrained ?? null, scores: p.scores ?? null, local_only_scores: p.localOnlyScores ?? null,
-    trained_to_end: trainedToEnd(p),
+    trained_to_end: trainedToEnd(p), standardiser: p.standardiser ?? null,
   })).sort((a, b) => a.name.localeCompare(b.name));
 }
 

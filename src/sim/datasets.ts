@@ -11,8 +11,8 @@
  *                                              per site (preprocessing: the image config + synthetic: { sites, train, test, seed })
  * Produces a SampleSet { inputs: { features: [F] }, targets: { label: [] } } (survival: { time: [], event: [] }). With a natural
  * split (data.split: { by: COLUMN, train?: { column, value } }) each sample also carries its site (the value of COLUMN) and,
- * with `train`, whether it belongs to the fixed training part; those columns are not features. preprocessing
- * { standardize: true } is applied after the train/test split (statistics of the pooled training part only).
+ * with `train`, whether it belongs to the fixed training part; those columns are not features. preprocessing.standardize is
+ * applied after the split by src/sim/run.ts: "consortium" (or true) with consortiumStandardiser below, the real peers' functions.
  */
 import { concatSamples, type SampleSet } from '../data/samples.ts';
 import { parsePreprocessConfig, preprocessCases, type PreprocessCase } from '../data/preprocess.ts';
@@ -20,6 +20,7 @@ import { synthCase } from '../data/synth.ts';
 import { fitStandardiser, readTable, standardiseSet, tableToRegression, tableToSamples } from '../data/tabular.ts';
 import { idLikeColumns } from '../data/table-audit.ts';
 import { CohortError } from '../util/errors.ts';
+import { agreeStandardiser, combineStats, siteStats, type AgreedStandardiser, type StandardiserMeta } from '../data/standardiser-stats.ts';
 import { Rng } from '../util/random.ts';
 
 export interface LoadedData {
@@ -195,4 +196,19 @@ export function standardiseSplit(train: SampleSet, test: SampleSet): { train: Sa
     te = standardiseSet(te, s, name);
   }
   return { train: tr, test: te };
+}
+
+/**
+ * The consortium standardiser of the simulated sites, exactly as real peers agree it (src/peer/stats-exchange.ts): each site's
+ * training statistics (siteStats, small counts suppressed), added in site order (combineStats), turned into one standardiser.
+ * `suppressed`: sites below the small-count rule, left out as a real site would leave itself out.
+ */
+export function consortiumStandardiser(parts: readonly SampleSet[], o: { minCount?: number; meta?: StandardiserMeta } = {}): { standardiser: AgreedStandardiser; suppressed: number } {
+  const stats = parts.map((p) => siteStats(p, o.minCount !== undefined ? { minCount: o.minCount } : {}));
+  const present = stats.filter((x) => x !== null);
+  if (!present.length) {
+    throw new CohortError('NO_STATISTICS', `every one of the ${parts.length} simulated sites has fewer training rows than the small-count rule allows to share`,
+      'use fewer peers, lower data.preprocessing.minCount, or data.preprocessing.standardize "site"');
+  }
+  return { standardiser: agreeStandardiser(combineStats(present), { ...o.meta, mode: 'consortium' }), suppressed: parts.length - present.length };
 }

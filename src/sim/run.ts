@@ -18,7 +18,8 @@ import type { LossSpec, ModelSpec, OptimizerSpec } from '../engine/spec.ts';
 import { CohortError } from '../util/errors.ts';
 import { logger } from '../util/log.ts';
 import { Rng } from '../util/random.ts';
-import { loadSimData, standardiseSplit, type DataSelector, type SiteSplit } from './datasets.ts';
+import { consortiumStandardiser, loadSimData, type DataSelector, type SiteSplit } from './datasets.ts';
+import { agreeStandardiser, applyAgreed, combineStats, minCountOf, siteStats, standardizeMode, type StandardiserMeta } from '../data/standardiser-stats.ts';
 import { SoftmaxLearner } from './learners.ts';
 import type { Topology } from './network.ts';
 import { partitionSamples, siteSplit, stratifiedSplit, type PartitionSpec } from './partition.ts';
@@ -190,6 +191,8 @@ export interface SimReport {
   readonly privacy?: PrivacyReport;
   /** Runs with --attack: the adversaries, what the honest peers refused, and whom their neighbour scores name. */
   readonly attack?: AttackReport;
+  /** data.preprocessing.standardize: the standardiser every simulated site used (one hash for "consortium"), as real peers agree it. */
+  readonly standardiser?: SimStandardiser;
   readonly details: {
     readonly scenario: string;
     readonly learner: LearnerKind;
@@ -227,7 +230,11 @@ interface SimData {
   readonly classes: number;
   /** Natural split: site names (peer order) and each site's own test set. */
   readonly sites?: { readonly names: string[]; readonly tests: SampleSet[] };
+  /** data.preprocessing.standardize: the consortium standardiser's hash (or each site's, "site"), and sites left out of it. */
+  readonly standardiser?: SimStandardiser;
 }
+
+export interface SimStandardiser { readonly mode: 'consortium' | 'site'; readonly hashes: string[]; readonly suppressed_sites: number }
 
 /** Pooled data -> held-out test set and per-peer training parts (random partition, or one peer per site). */
 function simData(m: SimScenario, o: SimOverrides, seed: number, partition: PartitionSpec): SimData {
@@ -240,11 +247,21 @@ function simData(m: SimScenario, o: SimOverrides, seed: number, partition: Parti
   }
   const split = m.data.split;
   const data = loadSimData(m.data.selector, m.data.preprocessing, seed, { survival: survival ? { time: m.task.time!, event: m.task.event! } : undefined, split, regression });
-  const standardize = m.data.preprocessing['standardize'] === true;
+  const mode = standardizeMode(m.data.preprocessing);
+  const meta: StandardiserMeta = { ...(data.featureNames.length ? { featureNames: data.featureNames } : {}), ...(data.classNames.length ? { classNames: data.classNames } : {}) };
+  const minCount = minCountOf(m.data.preprocessing);
   if (!split || !data.sites) {
     const s = stratifiedSplit(data.set, key, m.data.holdout, seed);
-    const { train, test } = standardize ? standardiseSplit(s.train, s.test) : s;
-    return { parts: partitionSamples(train, key, o.peers ?? m.simulation.peers, partition, seed), train, test, classes: data.classes };
+    const raw = partitionSamples(s.train, key, o.peers ?? m.simulation.peers, partition, seed);
+    if (mode === 'none') return { parts: raw, train: s.train, test: s.test, classes: data.classes };
+    if (mode === 'site') {
+      throw new CohortError('SIM_SITE_STANDARDISE', 'data.preprocessing.standardize "site" needs sites with their own test parts (data.split) in the simulator',
+        'use "consortium", or a natural split by a site column (data.split.by)');
+    }
+    // the real peers' path: each site's statistics, added up, one standardiser for every site and the held-out part
+    const { standardiser: agreed, suppressed } = consortiumStandardiser(raw, { minCount, meta });
+    return { parts: raw.map((p) => applyAgreed(p, agreed)), train: applyAgreed(s.train, agreed), test: applyAgreed(s.test, agreed), classes: data.classes,
+      standardiser: { mode, hashes: [agreed.hash], suppressed_sites: suppressed } };
   }
   const s = siteSplit(data.sites, data.set.targets[key]!.data, { inTrain: data.inTrain, holdout: m.data.holdout, seed });
   if (o.peers !== undefined && o.peers !== s.names.length) {
@@ -254,12 +271,23 @@ function simData(m: SimScenario, o: SimOverrides, seed: number, partition: Parti
   if (o.partition || o.alpha !== undefined) {
     throw new CohortError('SIM_PEERS_SITES', `the data is split by "${split.by}": a partition (--alpha) does not apply`, 'drop --alpha, or drop data.split for a random partition');
   }
-  // z-scores with the pooled training statistics (simulator only: real sites would agree on them, e.g. by secure aggregation)
-  const all = standardize ? standardiseSplit(selectSamples(data.set, s.train.flat()), data.set).test : data.set;
-  const parts = s.train.map((idx) => selectSamples(all, idx));
-  const tests = s.test.map((idx) => selectSamples(all, idx));
-  const test = selectSamples(all, s.test.flat().sort((a, b) => a - b));
-  return { parts, train: concatSamples(parts), test, classes: data.classes, sites: { names: s.names, tests } };
+  const rawParts = s.train.map((idx) => selectSamples(data.set, idx));
+  const rawTests = s.test.map((idx) => selectSamples(data.set, idx));
+  const scaled = scaleSites(mode, rawParts, rawTests, { minCount, meta });
+  const test = concatSamples(scaled.tests);
+  return { parts: scaled.parts, train: concatSamples(scaled.parts), test, classes: data.classes, sites: { names: s.names, tests: scaled.tests },
+    ...(scaled.standardiser ? { standardiser: scaled.standardiser } : {}) };
+}
+
+/** Natural split: "consortium": one standardiser from all sites' training parts; "site": each site its own (harmonisation). */
+function scaleSites(mode: 'consortium' | 'site' | 'none', parts: SampleSet[], tests: SampleSet[], o: { minCount?: number; meta: StandardiserMeta }): { parts: SampleSet[]; tests: SampleSet[]; standardiser?: SimStandardiser } {
+  if (mode === 'none') return { parts, tests };
+  if (mode === 'consortium') {
+    const { standardiser: agreed, suppressed } = consortiumStandardiser(parts, o);
+    return { parts: parts.map((p) => applyAgreed(p, agreed)), tests: tests.map((t) => applyAgreed(t, agreed)), standardiser: { mode, hashes: [agreed.hash], suppressed_sites: suppressed } };
+  }
+  const own = parts.map((p) => agreeStandardiser(combineStats([siteStats(p, { minCount: 0 })!]), { ...o.meta, mode: 'site' }));
+  return { parts: parts.map((p, k) => applyAgreed(p, own[k]!)), tests: tests.map((t, k) => applyAgreed(t, own[k]!)), standardiser: { mode, hashes: own.map((x) => x.hash), suppressed_sites: 0 } };
 }
 
 export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks: SimHooks = {}): Promise<SimReport> {
@@ -355,6 +383,7 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
         local_updates_late: res.late.localUpdatesLate,
       } } : {}),
       ...(privacy ? { privacy: privacyReport(privacy, learners) } : {}),
+      ...(data.standardiser ? { standardiser: data.standardiser } : {}),
       ...(adversary && 'nodes' in res ? { attack: attackReport(adversary, (res as { nodes: readonly AveragingNode[] }).nodes, aggregator) } : {}),
       details: {
         scenario: m.name, learner: learnerKind, codec, partition, churn, seed, parameters: task.parameters,

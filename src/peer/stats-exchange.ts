@@ -1,0 +1,193 @@
+/**
+ * The pre-round exchange that agrees one standardiser for a scenario (issue 13.1), before round 0's training.
+ *
+ * Choice: an exact exchange among the run's participants (every one's statistics to every one, one decider), not a push-sum average. Participant sets are small (hospitals), the
+ * statistics are a few numbers per feature, and exactness is the point: every peer must end up with the *same* standardiser (the
+ * same hash in every report, one standardiser for the export), which push-sum only approaches. Messages travel on the model path
+ * (/cohort/model/1), so the participant rule (src/peer/daemon.ts admitModel) and the audit log apply to them as to models.
+ *
+ *   exchange.agree(own, meta)   send own statistics (or "suppressed", below the small-count rule) to every participant, resending
+ *                               until acknowledged. One participant decides, the first round-0 participant by peer ID: when
+ *                               every round-0 participant's statistics are in, or at the deadline (startAt + deadlineMs, the same
+ *                               on every peer) with the ones present; it sends the standardiser to all, and they adopt it. One
+ *                               decider means one standardiser even when a contribution arrives just at the deadline. A peer
+ *                               starting after the deadline only adopts. If the decider stays silent for a second deadline, each
+ *                               peer combines what it received (all hold the same statistics then, unless messages were lost).
+ *   exchange.receive(from, msg) from the daemon's model handler, through ScenarioRun.deliver.
+ *   readStandardiser(store, id) the standardiser a peer trained with (store key final/<id>/standardiser), for export and reports.
+ * After agreeing, a peer's resends carry the agreed standardiser instead of its statistics, so that a late participant adopts
+ * the standardiser the others trained with instead of computing a different one.
+ *
+ * Secure summation (src/averaging/secure) would plug in at combine(): each site's [n, sum, sumsq] vector masked pairwise, so that
+ * peers see only the sum. The sums are additive for that reason; the masking is not wired here yet (docs/data.md).
+ */
+import { peerIdFromString } from '@libp2p/peer-id';
+import { encodeMessage, type StatsMessage } from '../averaging/message.ts';
+import { agreeStandardiser, combineStats, decodeJson, encodeJson, parseAgreed, SiteStatsSchema, type AgreedStandardiser, type SiteStats, type StandardiserMeta } from '../data/standardiser-stats.ts';
+import { makeHeader } from '../net/model-exchange.ts';
+import type { CohortNode } from '../net/node.ts';
+import type { AuditLog } from '../store/audit.ts';
+import type { Store } from '../store/db.ts';
+import { CohortError } from '../util/errors.ts';
+import { logger } from '../util/log.ts';
+
+const log = logger('peer:stats');
+
+export interface StatsExchangeHost {
+  readonly node: CohortNode;
+  readonly audit: AuditLog;
+  readonly scenario: string;
+  /** Whose statistics make the standardiser: the participants of round 0 (late admissions adopt it). */
+  contributors(): readonly string[];
+  /** Everyone in the run (every one of them gets this peer's statistics, then the agreed standardiser). */
+  participants(): readonly string[];
+}
+
+export interface AgreeOptions {
+  readonly layoutHash: string;
+  /** The run's agreed start (wall-clock ms, the same on every peer). */
+  readonly startAt: number;
+  /** Stop waiting for missing participants this long after the start (then agree on the contributions present). */
+  readonly deadlineMs: number;
+  readonly meta?: StandardiserMeta;
+}
+
+export class StatsExchange {
+  private readonly received = new Map<string, SiteStats | null>();
+  /** Standardisers other participants sent, by sender: the decider's is adopted (a late peer takes any). */
+  private readonly agreedBy = new Map<string, AgreedStandardiser>();
+  private agreed: AgreedStandardiser | undefined;
+  private readonly acked = new Set<string>();
+  private closed = false;
+  private wake: (() => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly host: StatsExchangeHost) {}
+
+  private get self(): string {
+    return this.host.node.peerId.toString();
+  }
+
+  /** A statistics message from a participant (the daemon checked the participant rule). Bad content is logged and dropped. */
+  receive(from: string, msg: StatsMessage): void {
+    try {
+      if (msg.body === 'agreed') {
+        if (!this.agreedBy.has(from)) this.agreedBy.set(from, parseAgreed(decodeJson(msg.payload)));
+      } else {
+        this.received.set(from, msg.body === 'suppressed' ? null : SiteStatsSchema.parse(decodeJson(msg.payload)) as SiteStats);
+        // a participant that is late (its earlier sends to it were refused): resend at once, it now carries the agreed standardiser
+        if (this.agreed && this.acked.delete(from)) this.kick();
+      }
+      this.wake?.();
+    } catch (e) {
+      log.warn({ scenario: this.host.scenario.slice(0, 12), from, err: (e as Error).message }, 'statistics message refused');
+    }
+  }
+
+  /** Agree the scenario's standardiser with the other participants (see the module comment). */
+  async agree(own: SiteStats | null, o: AgreeOptions): Promise<AgreedStandardiser> {
+    this.received.set(this.self, own);
+    // the deadline is on the run's clock, the same for every peer; one decides (the first contributor by peer ID), the others
+    // adopt its standardiser, so that a contribution arriving just at the deadline cannot split the consortium in two
+    const deadline = o.startAt + o.deadlineMs;
+    const late = Date.now() > deadline;
+    const decider = [...this.host.contributors()].sort()[0];
+    const leads = !late && decider === this.self;
+    // a silent leader: after a second deadline the others decide alike from what they all received (its absence included)
+    const end = leads ? deadline : Math.max(Date.now(), deadline) + o.deadlineMs;
+    this.sendLoop(own, o.layoutHash);
+    while (!this.closed) {
+      const done = this.agreedBy.get(decider ?? '') ?? (late ? this.agreedBy.values().next().value : undefined) ?? (leads ? this.complete(o.meta) : undefined);
+      if (done) return this.settle(done);
+      const left = end - Date.now();
+      if (left <= 0) break;
+      await new Promise<void>((r) => { this.wake = r; setTimeout(r, Math.min(left, 250)); });
+    }
+    if (this.closed) throw new CohortError('CANCELLED', 'the run stopped before the standardiser was agreed');
+    const missing = this.host.contributors().filter((p) => !this.received.has(p));
+    log.warn({ scenario: this.host.scenario.slice(0, 12), missing: missing.length, leads, late }, leads
+      ? 'standardiser: not every participant sent statistics by the deadline; agreeing on the ones present'
+      : 'standardiser: no agreed standardiser came from the deciding participant; agreeing on the statistics present');
+    return this.settle(this.combine(o.meta));
+  }
+
+  /** Every round-0 participant's statistics are in: the standardiser, identical on every peer that has the same ones. */
+  private complete(meta: StandardiserMeta | undefined): AgreedStandardiser | undefined {
+    return this.host.contributors().every((p) => this.received.has(p)) ? this.combine(meta) : undefined;
+  }
+
+  private combine(meta: StandardiserMeta | undefined): AgreedStandardiser {
+    const ids = this.host.contributors().filter((p) => this.received.get(p)).sort();
+    if (!ids.length) {
+      throw new CohortError('STANDARDISER_NOT_AGREED', 'no participant contributed statistics for the consortium standardiser (all below the small-count rule, or none answered)',
+        'use data.preprocessing.standardize "site" or false, or more training rows per site');
+    }
+    return agreeStandardiser(combineStats(ids.map((p) => this.received.get(p)!)), { ...meta, mode: 'consortium' });
+  }
+
+  private settle(s: AgreedStandardiser): AgreedStandardiser {
+    this.agreed = s;
+    // from now on every participant gets the standardiser itself (once, acknowledged), including those that had our statistics
+    this.acked.clear();
+    this.kick();
+    log.info({ scenario: this.host.scenario.slice(0, 12), hash: s.hash.slice(0, 12), sites: s.sites, rows: s.rows }, 'standardiser agreed');
+    return s;
+  }
+
+  /** Resend to every participant that has not acknowledged yet, backing off from 0.5 s to 8 s, until all have or the run stops. */
+  private sendLoop(own: SiteStats | null, layoutHash: string, delay = 500): void {
+    if (this.closed) return;
+    const pending = this.host.participants().filter((p) => p !== this.self && !this.acked.has(p));
+    void Promise.all(pending.map((to) => this.sendTo(to, own, layoutHash))).then(() => {
+      if (this.closed || this.host.participants().every((p) => p === this.self || this.acked.has(p))) return;
+      this.timer = setTimeout(() => this.sendLoop(own, layoutHash, Math.min(8000, delay * 2)), delay);
+    });
+    this.kick = () => { clearTimeout(this.timer); this.timer = setTimeout(() => this.sendLoop(own, layoutHash), 0); };
+  }
+
+  private kick: () => void = () => undefined;
+
+  private async sendTo(to: string, own: SiteStats | null, layoutHash: string): Promise<void> {
+    const agreed = this.agreed;
+    const body: StatsMessage['body'] = agreed ? 'agreed' : own ? 'stats' : 'suppressed';
+    const payload = agreed ? encodeJson(agreed) : own ? encodeJson(own) : new Uint8Array(0);
+    const msg: StatsMessage = { kind: 'stats', scenario: this.host.scenario, round: 0, layoutHash, body, payload };
+    const bytes = encodeMessage(msg);
+    const header = makeHeader({ scenarioId: this.host.scenario, round: 0, sender: this.self, layoutHash, dtype: 'bytes', compression: 'none' }, bytes);
+    const what = body === 'agreed' ? 'agreed standardiser (aggregate statistics)' : body === 'stats' ? 'preprocessing statistics (counts, sums, sums of squares)' : 'preprocessing statistics suppressed (small count)';
+    try {
+      await this.host.audit.transfer({ kind: 'model-sent', scenario: this.host.scenario, round: 0, peer: to, what, bytes: bytes.byteLength, sha256: header.sha256 });
+      const ack = await this.host.node.models.send(peerIdFromString(to), header, bytes);
+      if (ack.ok) this.acked.add(to);
+    } catch (e) {
+      log.debug({ to, err: (e as Error).message }, 'statistics not delivered; will resend');
+    }
+  }
+
+  /** A standardiser kept from an earlier start of the run: give it to participants that ask (late ones), agree nothing anew. */
+  serve(s: AgreedStandardiser, layoutHash: string): void {
+    this.agreed = s;
+    this.sendLoop(null, layoutHash);
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.wake?.();
+  }
+}
+
+// ---------------------------------------------------------------- where the agreed standardiser is kept
+
+/** Store key (checkpoints sublevel), next to final/<id>/params: written when agreed, so a restart reuses it and export finds it. */
+export const standardiserKey = (scenario: string): string => `final/${scenario}/standardiser`;
+
+export async function saveStandardiser(store: Store, scenario: string, s: AgreedStandardiser): Promise<void> {
+  await store.checkpoints.put(standardiserKey(scenario), encodeJson(s));
+}
+
+/** The standardiser this peer trained the scenario with (consortium or site), checked against its hash; undefined if none. */
+export async function readStandardiser(store: Store, scenario: string): Promise<AgreedStandardiser | undefined> {
+  const bytes = await store.checkpoints.get(standardiserKey(scenario));
+  return bytes ? parseAgreed(decodeJson(bytes)) : undefined;
+}
