@@ -3,6 +3,8 @@
  * Every subcommand talks to the running peer daemon through its admin API (`--peer DIR|CONFIG`, default $COHORT_PEER or .),
  * except `check FILE` (the peer's admission decision and cost estimate worked out offline: src/peer/admission.ts), `validate FILE`
  * (schema, run plan and manifest hash) and `new --template NAME` (a manifest from scenarios/), which need no daemon.
+ * `launch` warns (stderr) when the launcher's own peer will not take part (its approval policy or data); `export` writes the report
+ * in any case and exits 2 (NO_FINAL_MODEL) when this peer holds no final model; the site table shows held-out n and 95% intervals.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -11,7 +13,7 @@ import type { Command } from 'commander';
 import { AdminClient } from '../../peer/client.ts';
 import type { ScenarioView } from '../../scenario/lifecycle.ts';
 import type { Standing } from '../../scenario/participants.ts';
-import { convergenceSvg, metricsJson, reportMarkdown, siteResults, type ReportInput } from '../../scenario/report.ts';
+import { answersOf, convergenceSvg, finalParticipants, metricsJson, reportMarkdown, siteResults, withInterval, type ReportInput, type SiteResult } from '../../scenario/report.ts';
 import { CohortError } from '../../util/errors.ts';
 
 export interface Detail {
@@ -41,14 +43,29 @@ function readManifest(file: string): Record<string, unknown> {
   }
 }
 
+/** The other scores a site reported beside its metric (classification: AUC and balanced accuracy), with their intervals. */
+function besideMetric(s: SiteResult, metric: string): string {
+  const label: Record<string, string> = { auc: 'AUC', balancedAccuracy: 'bal.acc' };
+  return Object.keys(label).filter((k) => k !== metric && s.scores?.[k]).map((k) => `  ${label[k]} ${withInterval(s.scores![k]!.value, s.scores![k])}`).join('');
+}
+
 export function siteTable(d: Detail): string {
   const rows = siteResults(d).map((s) => {
     const p = d.view.progress[s.peerId];
-    return `  ${s.name.padEnd(12)} round ${String(s.rounds - 1).padStart(3)}  loss ${p?.loss?.toFixed(4) ?? '  –   '}  ${(p?.metricName ?? 'metric').padEnd(8)} ${s.metric?.toFixed(3) ?? '  – '}  ${s.local_only !== null ? `local-only ${s.local_only.toFixed(3)}  ` : ''}${(s.bytes_sent / 1024).toFixed(0).padStart(6)} KiB${s.done ? '  done' : ''}`;
+    const metric = p?.metricName ?? 'metric';
+    return `  ${s.name.padEnd(12)} round ${String(s.rounds - 1).padStart(3)}  loss ${p?.loss?.toFixed(4) ?? '  –   '}  ${metric.padEnd(8)} ${withInterval(s.metric, s.scores?.[metric]).padEnd(5)}` +
+      `${besideMetric(s, metric)}  n ${s.held_out ?? '–'}  ${s.local_only !== null ? `local-only ${withInterval(s.local_only, s.local_only_scores?.[metric])}  ` : ''}${(s.bytes_sent / 1024).toFixed(0).padStart(6)} KiB${s.done ? '  done' : ''}`;
   });
   const name = (p: string): string => d.names[p] ?? p.slice(-8);
   const extra: string[] = [];
-  if (d.participants?.length) extra.push(`  participants: ${d.participants.map(name).sort().join(', ')}`);
+  // once the run is over, participants are the peers that trained to the end; the rest of the plan is named apart
+  const ended = ['finished', 'failed', 'cancelled'].includes(d.view.state);
+  const shown = ended && d.view.run ? finalParticipants(d.view) : d.participants ?? [];
+  if (shown.length) extra.push(`  participants: ${shown.map(name).sort().join(', ')}`);
+  const notToEnd = ended ? (d.participants ?? []).filter((p) => !shown.includes(p)) : [];
+  if (notToEnd.length) extra.push(`  in the run plan, not trained to the end: ${notToEnd.map(name).sort().join(', ')}`);
+  const answers = answersOf(d);
+  if (answers.late.length) extra.push(`  approved late: ${answers.late.map((l) => `${l.name} (${l.admitted_from_round === null ? 'not admitted' : `admitted from round ${l.admitted_from_round}`})`).join(', ')}`);
   if (d.standing?.dropped.length) extra.push(`  dropped (silent): ${d.standing.dropped.map((x) => `${name(x.peer)} after round ${x.lastRound}`).join(', ')}`);
   if (d.standing?.failed.length) extra.push(`  failed: ${d.standing.failed.map((p) => `${name(p)} (${d.view.progress[p]?.failed?.code ?? '?'}: ${d.view.progress[p]?.failed?.message ?? ''})`).join(', ')}`);
   const trained = Object.entries(d.view.progress).filter(([, p]) => p.roundsTrained !== undefined);
@@ -58,7 +75,8 @@ export function siteTable(d: Detail): string {
   const reports = Object.entries(d.view.progress).filter(([, x]) => x.suspicion);
   if (reports.length) extra.push(`  suspicion reports: ${reports.map(([p, x]) => `${name(p)} names ${x.suspicion!.report.suspects.map((s) => `${name(s.peer)} (${s.outliers}/${s.observed} ${x.suspicion!.report.aggregator === 'clipped' ? 'clipped' : 'trimmed'})`).join(', ')} after round ${x.suspicion!.report.round}`).join('; ')}`);
   if (d.refused?.length) extra.push(`  refused: ${d.refused.map((r) => `${r.name ?? r.peer.slice(-8)} ${r.channel} ${r.reason} x${r.count}`).join('; ')}`);
-  return [`${d.id.slice(0, 12)} ${String(d.manifest.name)}: ${d.view.state}${d.view.reason ? ` (${d.view.reason})` : ''}, approvals ${Object.keys(d.view.approvals).length}, participants ${d.participants?.length ?? d.view.run?.participants.length ?? 0}`, ...rows, ...extra].join('\n');
+  const approvals = `approvals ${answers.in_time.length} in time${answers.late.length ? `, ${answers.late.length} late` : ''}`;
+  return [`${d.id.slice(0, 12)} ${String(d.manifest.name)}: ${d.view.state}${d.view.reason ? ` (${d.view.reason})` : ''}, ${approvals}, participants ${shown.length}`, ...rows, ...extra].join('\n');
 }
 
 /**
@@ -77,6 +95,31 @@ export async function followScenario(c: AdminClient, id: string, opts: { json: b
   }
 }
 
+function noFinalModel(peer: string, why: string, participants: readonly string[]): CohortError {
+  return new CohortError('NO_FINAL_MODEL', `${peer} holds no final model of this scenario. ${why} The report (report.md, metrics.json, convergence.svg) was written without it.`,
+    participants.length ? `export the model at a peer that trained to the end (${participants.join(', ')}): cohort scenario export ID --out DIR --peer <its folder>` : 'no peer trained to the end of this scenario');
+}
+
+/**
+ * Before a launch: will this peer (the launcher's own) take part? Its approval policy and data decide it as they would on receipt
+ * (src/peer/admission.ts: evaluateManifest). A warning, never a refusal: a researcher may launch for others on purpose.
+ */
+async function selfParticipation(peer: string, manifest: Record<string, unknown>): Promise<{ decision: string; warning?: string } | undefined> {
+  try {
+    const { evaluateManifest } = await import('../../peer/admission.ts');
+    const dir = resolve(peer);
+    const config = existsSync(dir) && statSync(dir).isDirectory() ? join(dir, 'cohort.json') : dir;
+    const r = await evaluateManifest(config, manifest);
+    if (r.decision === 'approve') return { decision: r.decision };
+    const why = r.reasons.join('; ');
+    return { decision: r.decision, warning: r.decision === 'manual'
+      ? `this peer (${r.peer}) will not take part unless its operator approves before the run starts (${why}): cohort scenario approve ID; otherwise it will hold no final model of its own`
+      : `this peer (${r.peer}) will not take part (${why}); it will hold no final model: export one from a participant` };
+  } catch {
+    return undefined; // the config cannot be read here (a remote --peer): the daemon still decides as usual
+  }
+}
+
 export function registerScenario(program: Command): void {
   const sc = program.command('scenario').description('launch, approve and follow training scenarios (talks to the running peer daemon)');
   peerOption(sc.command('launch').description('sign a manifest with this peer\'s key and announce it (researchers only)').argument('<file>', 'scenario manifest (JSON)'))
@@ -87,8 +130,11 @@ export function registerScenario(program: Command): void {
       const manifest = readManifest(file);
       const launch = { ...(manifest.launch as Record<string, unknown> | undefined), ...(o.minPeers ? { minPeers: Number(o.minPeers) } : {}), ...(o.run ? { run: o.run } : {}) };
       const c = client(o);
-      const { id } = await c.post<{ id: string }>('/scenarios', { manifest: Object.keys(launch).length ? { ...manifest, launch } : manifest });
-      if (!o.follow) return out(o, { id }, () => `launched ${id}`);
+      const signed = Object.keys(launch).length ? { ...manifest, launch } : manifest;
+      const { id } = await c.post<{ id: string }>('/scenarios', { manifest: signed });
+      const self = await selfParticipation(o.peer, signed);
+      if (self?.warning) process.stderr.write(`cohort: warning: ${self.warning.replace('approve ID', `approve ${id.slice(0, 12)}`)}\n`);
+      if (!o.follow) return out(o, { id, ...(self ? { this_peer: self } : {}) }, () => `launched ${id}`);
       // the site table is the command's result: stdout (with --json only the final document is printed)
       if (!o.json) process.stdout.write(`launched ${id}\n`);
       const d = await followScenario(c, id, { json: Boolean(o.json), to: process.stdout });
@@ -154,17 +200,19 @@ export function registerScenario(program: Command): void {
       const d = await client(o).get<Detail & { history: ReportInput['history']; modelOnnxBase64?: string; exportedBy: string; synthetic?: boolean }>(`/scenarios/${id}/export`);
       const dir = resolve(o.out);
       mkdirSync(dir, { recursive: true });
-      const input: ReportInput = d;
+      const input: ReportInput = { ...d, finalModel: Boolean(d.modelOnnxBase64) };
       const files: string[] = [];
       if (d.modelOnnxBase64) {
         writeFileSync(join(dir, 'model.onnx'), Buffer.from(d.modelOnnxBase64, 'base64'));
         files.push('model.onnx');
       }
-      writeFileSync(join(dir, 'metrics.json'), JSON.stringify(metricsJson(input), null, 2) + '\n');
+      const metrics = metricsJson(input);
+      writeFileSync(join(dir, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
       writeFileSync(join(dir, 'convergence.svg'), convergenceSvg(input));
       writeFileSync(join(dir, 'report.md'), reportMarkdown(input));
       files.push('metrics.json', 'convergence.svg', 'report.md');
-      if (!d.modelOnnxBase64) process.stderr.write('cohort: this peer holds no final model for the scenario (it did not train, or the run has not finished)\n');
-      out(o, { dir, files }, () => `wrote ${files.map((f) => join(dir, f)).join(', ')}`);
+      out(o, { dir, files, final_model: input.finalModel }, () => `wrote ${files.map((f) => join(dir, f)).join(', ')}`);
+      // the report is written (it says why), but an export without the model is not what was asked for: exit non-zero
+      if (!d.modelOnnxBase64) throw noFinalModel(d.exportedBy, String(metrics.no_final_model ?? ''), finalParticipants(d.view).map((p) => d.names[p] ?? p).sort());
     });
 }
