@@ -4,6 +4,7 @@
  * Cohort code. One place builds it, for `cohort train --export` and for a scenario's final model.
  *
  *   selfContainedTabular(modelBytes, { input, task, provenance? })   wrap Trainer.exportOnnx()'s graph (input `features`, z-scored)
+ *   selfContainedImage(modelBytes, { intensity, task, ... })          an image model: the per-image intensity transform in-graph
  *   readCohortMetadata(bytes, file)                                  the metadata back (clear errors: not ONNX, not a Cohort model)
  *
  * The wrapped graph:
@@ -15,10 +16,16 @@
  *   outputs  prob   float [N, C] (softmax) or [N, 1] (one sigmoid logit)   | risk [N, 1] for a Cox model
  *            label  int64 [N]  ArgMax over classes, or prob > 0.5 for one logit (what Cohort's evaluation counts)
  *            class  string [N] the class name of label
+ * An image model (input `image`, the preprocessed volume [N, C, (z,) y, x] BEFORE intensity normalisation) gets each channel's
+ * intensity transform in-graph where it depends on that image alone and is exact in ONNX: window, suv, zscore (per image and
+ * channel, as src/data/preprocess.ts computes it), none. Percentile normalisation needs a sort: that channel is fed normalised
+ * (metadata cohort.image says which). Resampling and cropping stay in the data layer. A segmentation model adds `mask` (int64
+ * [N, 1, ...]: the argmax class, or prob > 0.5); a classifier adds `label` and `class` as above.
  */
 import onnx from 'onnx-proto';
 import { CohortError } from '../util/errors.ts';
 import { sourceColumns, type ModelInputDescription, type SourceColumn } from '../data/model-input.ts';
+import type { IntensityConfig } from '../data/preprocess.ts';
 
 const P = onnx.onnx;
 const A = P.AttributeProto.AttributeType;
@@ -65,6 +72,19 @@ export interface CohortModelMetadata {
   readonly participants?: readonly string[];
   readonly rounds?: number;
   readonly metric?: ExportProvenance['metric'];
+  /** Image models: the volume input, its channels (modalities) and what the graph does to each channel's intensities. */
+  readonly image?: ImageInputMetadata;
+}
+
+export interface ImageInputMetadata {
+  readonly input: string;
+  /** Per sample: [C, (z,) y, x]. */
+  readonly shape: readonly number[];
+  readonly modalities: readonly string[];
+  /** Per channel: the data layer's intensity config, and whether the graph applies it (false: feed that channel normalised). */
+  readonly intensity: ReadonlyArray<{ readonly modality: string; readonly config: IntensityConfig; readonly inGraph: boolean }>;
+  /** The data layer's preprocessing config (resampling, size, crop) that produced the volume. */
+  readonly preprocessing?: unknown;
 }
 
 /** Nodes and initializers appended to a decoded model, with fresh names that cannot collide with the trained graph's. */
@@ -136,15 +156,97 @@ export function selfContainedTabular(modelBytes: Uint8Array, o: TabularExportOpt
   graph.initializer.push(...a.initializers);
   graph.input = [tensorInfo('features', FLOAT, numeric.length), ...(categorical.length ? [tensorInfo('categories', STRING, categorical.length)] : [])];
   if (categorical.length) model.opsetImport.push({ domain: 'ai.onnx.ml', version: 2 });
-  const meta: CohortModelMetadata = {
+  return finish(model, {
     version: COHORT_VERSION, task: o.task, inputs: { features: numeric, categories: categorical }, columns: cols,
     featureNames: [...o.input.featureNames], classes: [...o.input.classes], outputs, preprocessing: describePreprocessing(categorical.length > 0),
     ...o.provenance,
-  };
+  }, 'raw columns in (see metadata cohort.inputs)');
+}
+
+/** metadata_props (JSON values under cohort.*) and a one-line docString, then the bytes. */
+function finish(model: onnx.onnx.ModelProto, meta: CohortModelMetadata, inputs: string): Uint8Array {
   model.metadataProps = Object.entries(meta).filter(([, v]) => v !== undefined)
     .map(([k, v]) => ({ key: META_PREFIX + k, value: typeof v === 'string' ? v : JSON.stringify(v) }));
-  model.docString = `Cohort ${COHORT_VERSION} ${o.task.kind} model: raw columns in (see metadata cohort.inputs), ${outputs.join(', ')} out.`;
+  model.docString = `Cohort ${COHORT_VERSION} ${meta.task.kind} model: ${inputs}, ${meta.outputs.join(', ')} out.`;
   return P.ModelProto.encode(model).finish();
+}
+
+export interface ImageExportOptions {
+  /** One intensity config per channel of the `image` input, in channel order (the modalities of the preprocessing config). */
+  readonly intensity: readonly IntensityConfig[];
+  readonly modalities: readonly string[];
+  readonly task: ExportTask;
+  /** Class names in index order for a classifier ([] for segmentation). */
+  readonly classes: readonly string[];
+  readonly preprocessing?: unknown;
+  readonly provenance?: ExportProvenance;
+}
+
+/** Wrap an image model: each channel's intensity normalisation in-graph where exact, labels or a mask out, metadata. */
+export function selfContainedImage(modelBytes: Uint8Array, o: ImageExportOptions): Uint8Array {
+  const model = P.ModelProto.decode(modelBytes);
+  const graph = model.graph as onnx.onnx.GraphProto;
+  const inner = graph.input.find((v) => v.name === 'image');
+  const dims = (inner?.type?.tensorType?.shape?.dim ?? []).map((d) => Number(d.dimValue ?? 0));
+  if (!inner || dims.length < 4 || dims[1] !== o.intensity.length || o.modalities.length !== o.intensity.length) {
+    throw new CohortError('EXPORT_NOT_IMAGE', `the model reads ${graph.input.map((v) => v.name).join(', ')}; the image export needs an input 'image' with one channel per intensity config (${o.intensity.length})`,
+      'pass the preprocessing config the model was trained with');
+  }
+  const a = new Appender();
+  const normalised = a.name('image_normalised');
+  for (const n of graph.node) n.input = (n.input ?? []).map((i) => (i === 'image' ? normalised : i));
+  const spatial = dims.slice(2).map((_, k) => k + 2);
+  const channels = o.intensity.map((cfg, c) => intensityNode(a, a.node('Slice', ['image', a.ints('c0', [c]), a.ints('c1', [c + 1]), a.ints('ax', [1])]), cfg, spatial));
+  a.node(channels.length === 1 ? 'Identity' : 'Concat', channels, channels.length === 1 ? [] : [intAttr('axis', 1)], normalised);
+  const outputs = o.task.kind === 'segmentation' ? appendMask(a, graph) : appendLabels(a, graph, { ...o, input: { mean: [], std: [], featureNames: [], classes: o.classes } });
+  graph.node = [...a.nodes.filter((n) => !isHead(n)), ...graph.node, ...a.nodes.filter(isHead)];
+  graph.initializer.push(...a.initializers);
+  const image: ImageInputMetadata = { input: 'image', shape: dims.slice(1), modalities: [...o.modalities],
+    intensity: o.intensity.map((config, c) => ({ modality: o.modalities[c], config, inGraph: config.method !== 'percentile' })),
+    ...(o.preprocessing !== undefined ? { preprocessing: o.preprocessing } : {}) };
+  return finish(model, { version: COHORT_VERSION, task: o.task, inputs: { features: [], categories: [] }, columns: [], featureNames: [],
+    classes: [...o.classes], outputs, image, preprocessing: `image [N, ${dims.slice(1).join(', ')}]: the resampled, cropped volume; per channel `
+      + image.intensity.map((i) => `${i.modality}: ${i.inGraph ? `${i.config.method} in-graph` : `${i.config.method} NOT in-graph (feed it normalised)`}`).join('; '),
+  ...o.provenance }, 'image volume in (see metadata cohort.image)');
+}
+
+/** One channel [N, 1, ...] through its intensity transform, as normaliseIntensity in src/data/preprocess.ts computes it. */
+function intensityNode(a: Appender, x: string, cfg: IntensityConfig, spatial: readonly number[]): string {
+  const f = (v: number): string => a.floats('k', [v]);
+  switch (cfg.method) {
+    case 'window': return a.node('Clip', [a.node('Div', [a.node('Sub', [x, f(cfg.level - cfg.width / 2)]), f(cfg.width)]), f(0), f(1)]);
+    case 'suv': return a.node('Div', [a.node('Clip', [x, f(0), f(cfg.max)]), f(cfg.max)]);
+    case 'zscore': {
+      // per image and channel over all voxels; population variance floored at 1e-12 (two passes: no float32 cancellation)
+      const axes = a.ints('axes', [...spatial]);
+      const d = a.node('Sub', [x, a.node('ReduceMean', [x, axes], [intAttr('keepdims', 1)])]);
+      const sd = a.node('Sqrt', [a.node('Max', [a.node('ReduceMean', [a.node('Mul', [d, d]), axes], [intAttr('keepdims', 1)]), f(1e-12)])]);
+      return a.node('Div', [d, sd]);
+    }
+    default: return a.node('Identity', [x]); // none; percentile is fed normalised (needs a per-image sort)
+  }
+}
+
+/** A segmentation model's mask: the argmax class per voxel (softmax), or prob > 0.5 (one sigmoid channel); int64 [N, 1, ...]. */
+function appendMask(a: Appender, graph: onnx.onnx.GraphProto): string[] {
+  const prob = graph.output.find((v) => v.name === 'prob');
+  const dims = prob?.type?.tensorType?.shape?.dim ?? [];
+  if (!prob || dims.length < 3) throw new CohortError('EXPORT_NOT_SEGMENTATION', 'the model has no prob output [N, C, ...]', 'export a segmentation model with task kind "segmentation"');
+  const C = Number(dims[1].dimValue ?? 0);
+  const head = headNode(a);
+  if (C > 1) head('ArgMax', ['prob'], [intAttr('axis', 1), intAttr('keepdims', 1)], 'mask');
+  else head('Cast', [head('Greater', ['prob', a.floats('half', [0.5])])], [intAttr('to', INT64)], 'mask');
+  graph.output.push({ name: 'mask', type: { tensorType: { elemType: INT64, shape: { dim: [dims[0], { dimValue: 1 }, ...dims.slice(2)] } } } });
+  return [...graph.output.map((v) => v.name ?? '')];
+}
+
+/** Adds a node that runs after the trained network (its name marks it for the tail of the node list). */
+function headNode(a: Appender): (op: string, inputs: string[], attrs?: onnx.onnx.IAttributeProto[], out?: string) => string {
+  return (op, inputs, attrs = [], out) => {
+    const r = a.node(op, inputs, attrs, out);
+    a.nodes[a.nodes.length - 1].name = `${HEAD}${a.nodes.length}`;
+    return r;
+  };
 }
 
 function describePreprocessing(categorical: boolean): string {
@@ -174,7 +276,7 @@ function encodeAndStandardise(a: Appender, cols: readonly SourceColumn[], d: Mod
 }
 
 /** label and class outputs after prob (classification); a survival or regression model keeps its outputs as they are. */
-function appendLabels(a: Appender, graph: onnx.onnx.GraphProto, o: TabularExportOptions): string[] {
+function appendLabels(a: Appender, graph: onnx.onnx.GraphProto, o: Pick<TabularExportOptions, 'input' | 'task'>): string[] {
   const names = graph.output.map((v) => v.name ?? '');
   if (o.task.kind !== 'classification') return names;
   const prob = graph.output.find((v) => v.name === 'prob');
@@ -184,11 +286,7 @@ function appendLabels(a: Appender, graph: onnx.onnx.GraphProto, o: TabularExport
   if (classes.length !== Math.max(C, 2)) {
     throw new CohortError('BAD_MODEL_INPUT', `the model has ${C} output(s), the description names ${classes.length} classes`, 'pass the class names the model was trained with');
   }
-  const head = (op: string, inputs: string[], attrs: onnx.onnx.IAttributeProto[] = [], out?: string): string => {
-    const r = a.node(op, inputs, attrs, out);
-    a.nodes[a.nodes.length - 1].name = `${HEAD}${a.nodes.length}`;
-    return r;
-  };
+  const head = headNode(a);
   if (C > 1) head('ArgMax', ['prob'], [intAttr('axis', 1), intAttr('keepdims', 0)], 'label');
   else head('Squeeze', [head('Cast', [head('Greater', ['prob', a.floats('half', [0.5])])], [intAttr('to', INT64)]), a.ints('axis', [1])], [], 'label');
   head('Gather', [a.strings('classes', classes), 'label'], [intAttr('axis', 0)], 'class');
@@ -227,5 +325,6 @@ export function readCohortMetadata(bytes: Uint8Array, file: string): CohortModel
     outputs: json('outputs') as string[], preprocessing: props.get(`${META_PREFIX}preprocessing`) ?? '',
     scenario: json('scenario') as CohortModelMetadata['scenario'], participants: json('participants') as string[] | undefined,
     rounds: json('rounds') as number | undefined, metric: json('metric') as CohortModelMetadata['metric'],
+    image: json('image') as ImageInputMetadata | undefined,
   };
 }

@@ -11,7 +11,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { Trainer, releaseSessions, type ModelSpec, type LossSpec } from '../../src/engine/index.ts';
 import { trainLocal } from '../../src/engine/local.ts';
-import { readCohortMetadata, selfContainedTabular, type ExportTask } from '../../src/engine/export.ts';
+import { readCohortMetadata, selfContainedImage, selfContainedTabular, type ExportTask } from '../../src/engine/export.ts';
+import { preprocessFolder, type IntensityConfig } from '../../src/data/preprocess.ts';
+import { writeSynthSite } from '../../src/data/synth.ts';
 import { describeModelInput, sourceColumns } from '../../src/data/model-input.ts';
 import { applyStandardiser, encodeRows, readTable, tableToSamples, type Table, type TabularSamples } from '../../src/data/tabular.ts';
 import { predictTable, scoreAgainstTruth } from '../../src/cli/commands/predict.ts';
@@ -220,5 +222,42 @@ describe('self-contained table export: raw rows in, the same predictions as Coho
     expect(() => selfContainedTabular(t.exportOnnx(), { input: { mean: [0, 0], std: [1, 1], featureNames: ['a', 'b'], classes: ['x', 'y'] },
       task: { kind: 'classification' } })).toThrow(/reads 3 features, the description names 2/);
     await t.dispose();
+  });
+});
+
+describe('image export: the intensity transform in-graph', () => {
+  it('window, suv and per-image z-score: raw volumes in, Cohort\'s probabilities and the mask out', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cohort-export-img-'));
+    try {
+      const site = join(dir, 'site');
+      writeSynthSite(site, { site: 1, cases: 4, seed: 2 });
+      const none: IntensityConfig = { method: 'none' };
+      const variants: Array<[IntensityConfig, IntensityConfig]> = [[{ method: 'suv', max: 20 }, { method: 'window', level: 40, width: 400 }],
+        [{ method: 'zscore' }, { method: 'zscore' }]];
+      for (const [pt, ct] of variants) {
+        const cfg = { modalities: ['PT', 'CT'], size: [16, 16], crop: 'mask' as const };
+        const norm = preprocessFolder(site, { ...cfg, intensity: { PT: pt, CT: ct } }, 1).set;
+        const raw = preprocessFolder(site, { ...cfg, intensity: { PT: none, CT: none } }, 1).set;
+        expect(worstDiff(raw.inputs.image.data, norm.inputs.image.data)).toBeGreaterThan(0.5); // the transform matters
+        const t = await Trainer.create({ model: { type: 'unet2d', base: 2, depth: 1 }, optimizer: { type: 'adam', lr: 0.01 }, batchSize: 2, seed: 1, providers: ['cpu'] }, norm);
+        await t.trainEpoch(norm);
+        const want = (await t.predict(norm)).prob;
+        const bytes = selfContainedImage(t.exportOnnx(), { intensity: [pt, ct], modalities: ['PT', 'CT'], task: { kind: 'segmentation' }, classes: [] });
+        const meta = readCohortMetadata(bytes, 'unet');
+        expect(meta.image?.intensity.map((i) => i.inGraph)).toEqual([true, true]);
+        expect(meta.outputs).toEqual(['prob', 'mask']);
+        const s = await ort.InferenceSession.create(bytes);
+        const out = await s.run({ image: new ort.Tensor('float32', raw.inputs.image.data, [raw.size, ...raw.inputs.image.shape]) });
+        const prob = out.prob.data as Float32Array;
+        expect(worstDiff(prob, want), `${pt.method}/${ct.method}`).toBeLessThan(1e-4);
+        const mask = out.mask.data as BigInt64Array;
+        expect(mask.length).toBe(want.length);
+        expect([...mask].every((m, i) => m === (prob[i] > 0.5 ? 1n : 0n))).toBe(true);
+        await s.release();
+        await t.dispose();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
