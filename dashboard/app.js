@@ -19,6 +19,8 @@ const s = (tag, attrs = {}, ...children) => h(tag, { ...attrs, svg: true }, ...c
 const kib = (b) => (b >= 1048576 ? `${(b / 1048576).toFixed(1)} MiB` : `${(b / 1024).toFixed(1)} KiB`);
 const short = (id) => (id ? id.slice(0, 12) : '');
 const fmt = (x, d = 3) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(d) : '–');
+// a site's metric with the 95% interval it computed on its held-out data, and that data's size (src/scenario/report.ts: withInterval)
+const withCi = (x, s, n) => `${fmt(x)}${s && typeof x === 'number' ? ` [${fmt(s.lo)}, ${fmt(s.hi)}]` : ''}${n ? ` n=${n}` : ''}`;
 
 async function api(path, opts = {}) {
   const r = await fetch(path, {
@@ -142,15 +144,17 @@ function renderDetail(d) {
   if (!d) { detail.replaceChildren(h('p', { class: 'muted' }, 'Choose a scenario to see its rounds, approvals and downloads.')); return; }
   const name = (p) => d.names[p] ?? short(p);
   const peers = Object.keys(d.names).sort((a, b) => name(a).localeCompare(name(b)));
-  const answer = (p) => d.view.approvals[p] ? ['approved', d.view.approvals[p]] : d.view.rejections[p] ? ['rejected', d.view.rejections[p]] : d.view.declines[p] ? ['declined', d.view.declines[p]] : ['pending', null];
+  // an approval after the run plan was made is late: admitted from a later round, or not taking part at all
+  const late = (p) => d.view.run && !d.view.run.participants.includes(p);
+  const answer = (p) => d.view.approvals[p] ? [late(p) ? 'approved late' : 'approved', d.view.approvals[p]] : d.view.rejections[p] ? ['rejected', d.view.rejections[p]] : d.view.declines[p] ? ['declined', d.view.declines[p]] : ['pending', null];
   const approvals = h('table', { 'data-testid': 'approvals' }, h('thead', {}, h('tr', {}, ['peer', 'decision', 'reason', 'at', 'trains', 'round', 'metric', 'local-only', 'sent'].map((t) => h('th', {}, t)))),
     h('tbody', {}, peers.map((p) => {
       const [what, a] = answer(p);
       const pr = d.view.progress[p];
       return h('tr', { 'data-testid': 'approval-row', 'data-peer': name(p) }, h('td', {}, name(p)), h('td', { class: `decision ${what}`, 'data-testid': 'decision' }, what),
         h('td', { class: 'reason' }, a?.reason ?? ''), h('td', { class: 'muted' }, a?.at ? a.at.slice(11, 19) : ''),
-        h('td', {}, d.participants.includes(p) ? 'yes' : ''), h('td', { class: 'num' }, pr ? pr.round : ''), h('td', { class: 'num' }, fmt(pr?.metric)),
-        h('td', { class: 'num' }, fmt(pr?.localOnly)), h('td', { class: 'num' }, pr?.bytesSent ? kib(pr.bytesSent) : ''));
+        h('td', {}, d.participants.includes(p) ? 'yes' : ''), h('td', { class: 'num' }, pr ? pr.round : ''), h('td', { class: 'num' }, withCi(pr?.metric, pr?.scores?.[pr?.metricName], pr?.heldOut)),
+        h('td', { class: 'num' }, withCi(pr?.localOnly, pr?.localOnlyScores?.[pr?.metricName])), h('td', { class: 'num' }, pr?.bytesSent ? kib(pr.bytesSent) : ''));
     })));
   const metricName = Object.values(d.view.progress).find((p) => p.metricName)?.metricName ?? 'metric';
   const m = seriesByRound(d.history, d.names, 'metric');

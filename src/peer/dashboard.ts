@@ -213,7 +213,8 @@ export function dashboardRoutes(d: Daemon): Route[] {
       const entry = id ? d.book.get(id) : undefined;
       if (!id || !entry) return send(ctx.res, 404, 'application/json', JSON.stringify({ error: 'NOT_FOUND', message: 'no such scenario' }));
       const names = Object.fromEntries(d.node.roster.current.members.map((m) => [m.peerId, m.name]));
-      const md = reportMarkdown({ id, manifest: entry.signed.manifest, view: entry.view, names, history: await d.book.history(id), authorName: names[entry.signed.author], launchedAt: entry.signed.launchedAt, exportedBy: d.cfg.name });
+      const finalModel = Boolean(await d.store.checkpoints.get(`final/${id}/model.onnx`));
+      const md = reportMarkdown({ id, manifest: entry.signed.manifest, view: entry.view, names, history: await d.book.history(id), authorName: names[entry.signed.author], launchedAt: entry.signed.launchedAt, exportedBy: d.cfg.name, finalModel });
       send(ctx.res, 200, 'text/markdown; charset=utf-8', md, { 'content-disposition': `attachment; filename="cohort-${id.slice(0, 12)}-report.md"` });
     } },
   ];

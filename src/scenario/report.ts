@@ -211,6 +211,7 @@ function noModelReason(r: ReportInput): string {
   const ask = others.length ? ` A participant that trained to the end (${others.join(', ')}) can export it.` : '';
   if (!['finished', 'failed', 'cancelled'].includes(r.view.state)) return `The scenario is ${r.view.state}: the final model exists once it has finished.${ask}`;
   if (p?.failed) return `Its run failed (${p.failed.code}: ${p.failed.message}).${ask}`;
+  if (self && finalParticipants(r.view).includes(self)) return 'It trained to the end, but its final model is not stored yet (the run has only just ended here): export again shortly.';
   const late = a.late.find((l) => l.name === r.exportedBy);
   if (late) return `Its approval came after the run plan was made${late.admitted_from_round === null ? ' and was not admitted, so it trained in no round' : ` (admitted from round ${late.admitted_from_round}) and it did not finish`}.${ask}`;
   if (a.declined.some((d) => d.name === r.exportedBy)) return `It declined the scenario and trained in no round.${ask}`;

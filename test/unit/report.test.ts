@@ -101,6 +101,7 @@ describe('a peer without a final model', () => {
   it('a peer that never approved, and one still running, get their own reason', () => {
     expect(reportMarkdown(input({ exportedBy: 'site-r', finalModel: false }))).toContain('It never approved the scenario, so it trained in no round.');
     expect(reportMarkdown(input({ exportedBy: 'site-f', finalModel: false }))).toContain('It declined the scenario');
+    expect(reportMarkdown(input({ exportedBy: 'site-c', finalModel: false }))).toContain('its final model is not stored yet');
     const running = { ...view(), state: 'running' as const };
     expect(reportMarkdown(input({ view: running, exportedBy: 'site-b', finalModel: false }))).toContain('The scenario is running: the final model exists once it has finished.');
   });
