@@ -6,6 +6,9 @@
  * in the graph) and writes one row per subject: the subject id (an id column when the table has one, else the row number),
  * the class probabilities and the label. With the label column present it also reports accuracy and AUC (classification) or
  * the C-index (survival, with time and event columns). --json prints {n, model, predictions, ignored, accuracy?, auc?, ...}.
+ * A folder (image model): the data layer's preprocessing from the model's metadata (resampling, size, crop; no augmentation, one
+ * crop per subject) WITHOUT the intensity steps the graph applies; the volume shape is checked against the metadata; one row per
+ * subject: class probabilities and label, or a segmentation's foreground voxels (and Dice against the masks when the folder has them).
  */
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
@@ -13,7 +16,8 @@ import * as ort from 'onnxruntime-node';
 import { CohortError } from '../../util/errors.ts';
 import { isIdentifierColumn, readTable, type Column, type Table } from '../../data/tabular.ts';
 import { readCohortMetadata, type CohortModelMetadata } from '../../engine/export.ts';
-import { accuracy, concordanceIndex, rocAuc } from '../../engine/metrics.ts';
+import { accuracy, concordanceIndex, meanDice, rocAuc } from '../../engine/metrics.ts';
+import { preprocessFolder } from '../../data/preprocess.ts';
 
 interface PredictOpts { model: string; data: string; out: string; json?: boolean }
 
@@ -42,9 +46,10 @@ async function runPredict(o: PredictOpts): Promise<void> {
   if (!existsSync(o.model)) throw new CohortError('MODEL_NOT_FOUND', `no such model file: ${o.model}`, 'pass the model.onnx written by cohort train --export or cohort scenario export');
   const bytes = readFileSync(o.model);
   const meta = readCohortMetadata(bytes, o.model);
-  if (statSync(o.data, { throwIfNoEntry: false })?.isDirectory()) {
-    throw new CohortError('NOT_SUPPORTED', `${o.data} is a folder: cohort predict scores tables (CSV/TSV) in this version`,
-      'image models are exported without their preprocessing yet; run model.onnx on preprocessed volumes (docs/engine.md, export)');
+  if (statSync(o.data, { throwIfNoEntry: false })?.isDirectory()) return runPredictFolder(o, bytes, meta);
+  if (meta.image) {
+    throw new CohortError('IMAGE_MODEL', `${o.model} is an image model (input ${meta.image.input} [${meta.image.shape.join(', ')}]); ${o.data} is a table`,
+      'pass a medical folder (ROOT/<subject>/<modality>/...) with --data');
   }
   const table = readTable(o.data);
   const p = await predictTable(bytes, meta, table);
@@ -147,4 +152,63 @@ export function scoreAgainstTruth(p: Prediction, meta: CohortModelMetadata, tabl
       rows.map((i) => ev(event.values[i]) as number)) };
   }
   return {};
+}
+
+/** An image model on a medical folder: preprocessed as in training, minus the intensity steps the graph does itself. */
+async function runPredictFolder(o: PredictOpts, bytes: Uint8Array, meta: CohortModelMetadata): Promise<void> {
+  const image = meta.image;
+  if (!image) {
+    throw new CohortError('TABLE_MODEL', `${o.model} reads table columns (${meta.inputs.features.length + meta.inputs.categories.length}); ${o.data} is a folder`, 'pass a CSV/TSV table with --data');
+  }
+  if (!image.preprocessing || typeof image.preprocessing !== 'object') {
+    throw new CohortError('BAD_MODEL_METADATA', `${o.model} does not say how its images were preprocessed`, 're-export it with cohort train --export');
+  }
+  const intensity = Object.fromEntries(image.intensity.map((i) => [i.modality, i.inGraph ? { method: 'none' } : i.config]));
+  const pre = preprocessFolder(o.data, { ...(image.preprocessing as Record<string, unknown>), intensity, augment: undefined, patches: undefined }, 1);
+  const vol = pre.set.inputs['image'];
+  if (!vol || vol.shape.join() !== image.shape.join()) {
+    throw new CohortError('SHAPE_MISMATCH', `${o.data} gives volumes [${vol?.shape.join(', ') ?? '?'}], the model reads [${image.shape.join(', ')}]`,
+      `the folder needs the modalities ${image.modalities.join(', ')}`);
+  }
+  const session = await ort.InferenceSession.create(bytes);
+  let out: ort.InferenceSession.OnnxValueMapType;
+  try {
+    const feeds = Object.fromEntries(session.inputNames.map((n) => {
+      const t = pre.set.inputs[n];
+      if (!t) throw new CohortError('MISSING_INPUT', `the model reads '${n}', which ${o.data} does not provide`, 'add the clinical CSV the model was trained with');
+      return [n, new ort.Tensor('float32', t.data, [pre.set.size, ...t.shape])];
+    }));
+    out = await session.run(feeds);
+  } finally {
+    await session.release();
+  }
+  const subjects = Array.from(pre.sampleCase, (c) => pre.subjects[c]);
+  const prob = out['prob'].data as Float32Array;
+  let csv: string;
+  let scores: Record<string, number> = {};
+  if (out['mask']) {
+    const mask = out['mask'].data as BigInt64Array;
+    const per = mask.length / pre.set.size;
+    const fg = subjects.map((_, i) => mask.subarray(i * per, (i + 1) * per).reduce((a, m) => a + Number(m > 0n), 0));
+    csv = ['subject,foreground_voxels,foreground_fraction', ...subjects.map((s, i) => `${csvCell(s)},${fg[i]},${fg[i] / per}`)].join('\n') + '\n';
+    const truth = pre.set.targets['mask'];
+    if (truth && out['prob'].dims[1] === 1) scores = { labelled: pre.set.size, dice: meanDice(prob, truth.data, per) };
+  } else {
+    const width = out['prob'].dims[1] ?? 1;
+    const labels = Int32Array.from(out['label'].data as BigInt64Array, Number);
+    const p: Prediction = { subjects, scores: prob, width, labels, ignored: [] };
+    csv = predictionsCsv(p, meta);
+    const truth = pre.set.targets['label'];
+    if (truth) {
+      const rows = [...truth.data.keys()].filter((i) => Number.isFinite(truth.data[i]));
+      const t = Float32Array.from(rows, (i) => truth.data[i]);
+      scores = { labelled: rows.length, accuracy: accuracy(Float32Array.from(rows, (i) => labels[i]), t) };
+      if (meta.classes.length === 2) scores.auc = rocAuc(Float32Array.from(rows, (i) => prob[i * width + width - 1]), t);
+    }
+  }
+  writeFileSync(o.out, csv);
+  const summary = { n: pre.set.size, model: modelSummary(meta), predictions: o.out, ...scores };
+  if (o.json) { process.stdout.write(JSON.stringify(summary) + '\n'); return; }
+  const shown = Object.entries(scores).filter(([k]) => k !== 'labelled').map(([k, v]) => `${k} ${v.toFixed(4)}`);
+  process.stdout.write(`wrote ${pre.set.size} predictions to ${o.out}${shown.length ? ` (${shown.join(', ')})` : ''}\n`);
 }
