@@ -89,6 +89,15 @@ describe('table audit', () => {
     label.forEach((y, i) => { onehot[i * 2 + (y === 1 ? 0 : 1)] = 1; });
     const set2 = { size: n, inputs: { features: { shape: [2], data: onehot } }, targets: { label: { shape: [], data: label } } };
     expect(leakageWarnings(set2, ['site=A', 'site=B'], 'classification', first).map((w) => w.column)).toEqual(['site']);
+    // three classes: a few-valued code that decides the class (purity 1) is named; a weak one is not
+    const y3 = Float32Array.from({ length: n }, (_, i) => i % 3);
+    const code = Float32Array.from(y3, (c) => 10 + 5 * c);
+    const weak = Float32Array.from({ length: n }, (_, i) => (i * 7) % 4);
+    const both = new Float32Array(n * 2);
+    for (let i = 0; i < n; i++) { both[2 * i] = code[i]!; both[2 * i + 1] = weak[i]!; }
+    const set3 = { size: n, inputs: { features: { shape: [2], data: both } }, targets: { label: { shape: [], data: y3 } } };
+    const all = Array.from({ length: n }, (_, i) => i);
+    expect(leakageWarnings(set3, ['code', 'weak'], 'classification', all).map((w) => [w.column, w.statistic, w.value])).toEqual([['code', 'purity', 1]]);
   });
 
   it('regression: the target is a number, rows without it are left out, a near-copy is named', () => {
