@@ -54,7 +54,7 @@ describe('training worker input scale', () => {
       expect(await ask(w, { rid: 4, op: 'standardise', standardiser: agreed })).toMatchObject({ op: 'standardised' });
       const other = agreeStandardiser(combineStats([{ ...scale.stats!, rows: scale.stats!.rows + 1 }]), scale.meta);
       expect(await ask(w, { rid: 5, op: 'standardise', standardiser: other })).toMatchObject({ op: 'error', code: 'STANDARDISER_TWICE' });
-      let p = params;
+      let p: Float32Array = params;
       for (let e = 0; e < 3; e++) {
         const t = await ask(w, { rid: 10 + e, op: 'train', params: p.slice() });
         if (t.op !== 'trained') throw new Error(JSON.stringify(t));
