@@ -128,11 +128,15 @@ export function convergenceSvg(r: ReportInput): string {
 
 const fmt = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(3));
 
-/** "0.941 [0.730, 0.990]": a value with its 95% interval, three decimals throughout. */
+/** "0.941 [0.730, 0.990]": a value with its 95% interval, three decimals throughout; † marks a degenerate bootstrap interval. */
 export function withInterval(value: number | null | undefined, s: ScoreInterval | undefined): string {
   if (value === null || value === undefined) return '–';
-  return s && Number.isFinite(s.lo) && Number.isFinite(s.hi) ? `${fmt(value)} [${fmt(s.lo)}, ${fmt(s.hi)}]` : fmt(value);
+  if (!s || !Number.isFinite(s.lo) || !Number.isFinite(s.hi)) return fmt(value);
+  return `${fmt(value)} [${fmt(s.lo)}, ${fmt(s.hi)}]${degenerate(s) ? '†' : ''}`;
 }
+
+/** A bootstrap interval of zero width: every resample scored the same (a perfect score stays perfect on any resample). */
+const degenerate = (s: ScoreInterval): boolean => s.method === 'bootstrap' && s.lo === s.hi;
 
 const SCORE_LABELS: Readonly<Record<string, string>> = { accuracy: 'accuracy', auc: 'AUC', balancedAccuracy: 'balanced accuracy', dice: 'Dice', c_index: 'C-index' };
 
@@ -165,6 +169,8 @@ export function reportMarkdown(r: ReportInput): string {
     `Model ${m.model?.type ?? '?'}, averaging ${m.averaging?.algorithm ?? '?'}, ${m.rounds?.max ?? '?'} rounds, decentralised (no server); no patient data left any site — only model parameters, each transfer recorded in the sender's audit log.`,
     '',
     ...siteTable(metricName(r), sites),
+    ...(sites.some((x) => [...Object.values(x.scores ?? {}), ...Object.values(x.local_only_scores ?? {})].some(degenerate))
+      ? ['', '† Zero-width bootstrap interval: every resample of the held-out set scored the same (typically a perfect score on a small set); it does not mean the value is certain — read it with the held-out n.'] : []),
     '',
     'Each site measured the metrics on its own held-out data (n above; one sample moves a site\'s metric by 1/n) and computed the 95% intervals there ' +
       '(accuracy: Wilson score interval; AUC, balanced accuracy, Dice, C-index: percentile bootstrap, 1000 resamples of the held-out samples, seeded); ' +

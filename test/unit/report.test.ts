@@ -73,6 +73,11 @@ describe('site table', () => {
     expect(md).toContain('| site-b | 0.941 [0.730, 0.990] | 0.990 [0.950, 1.000] | 0.930 [0.850, 1.000] | 1.000 [0.816, 1.000] | 17 | 5 | 0 |');
     expect(md).toContain('| site-c | 1.000 [0.816, 1.000] |');
     expect(md).toContain('| site-d | 0.900 | – | – | – | 20 | 3 | 0 |');
+    expect(md).not.toContain('Zero-width bootstrap interval');
+    const perfect = { ...view(), progress: { ...view().progress, c: { ...view().progress.c!, scores: { auc: { value: 1, lo: 1, hi: 1, method: 'bootstrap' as const } } } } };
+    const md2 = reportMarkdown(input({ view: perfect }));
+    expect(md2).toContain('| site-c | 1.000 | 1.000 [1.000, 1.000]† |');
+    expect(md2).toContain('† Zero-width bootstrap interval');
     expect(withInterval(0.5, undefined)).toBe('0.500');
     expect(withInterval(null, undefined)).toBe('–');
   });
