@@ -4,13 +4,15 @@
  * daemon's coordinator on receipt (a forged one is dropped there), so this only regroups what GET /scenarios/:id returns.
  */
 import type { AdminClient } from '../../peer/client.ts';
-import { suspicionsByMember, type SignedSuspicion, type SuspicionAbout } from '../../scenario/suspicion.ts';
+// types only at load: the grouping (and zod behind it) is imported when a report is asked for, so `cohort status --help` stays light
+import type { SignedSuspicion, SuspicionAbout } from '../../scenario/suspicion.ts';
 
 interface ScenarioDetail { id: string; manifest: { name: string }; view: { progress: Record<string, { suspicion?: SignedSuspicion }> } }
 
 export async function suspicionsAt(api: AdminClient, nameOf: (peer: string) => string): Promise<Map<string, SuspicionAbout[]>> {
   const list = await api.get<{ id: string }[]>('/scenarios');
   const details = await Promise.all(list.map((x) => api.get<ScenarioDetail>(`/scenarios/${x.id}`)));
+  const { suspicionsByMember } = await import('../../scenario/suspicion.ts');
   return suspicionsByMember(details.map((d) => ({ id: d.id, name: d.manifest.name, progress: d.view.progress })), nameOf);
 }
 
