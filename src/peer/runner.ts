@@ -436,7 +436,12 @@ export class ScenarioRun {
 
   /** The final model as ONNX (for export) and as the raw parameter vector (for participants that come back after the end). */
   private async keepFinal(model: Float32Array, metrics: Metrics, localOnly: number | undefined, round: number, extra: Record<string, unknown> = {}): Promise<void> {
-    const onnx = await this.client!.call({ op: 'export', params: model.slice() });
+    const m = this.plan.manifest;
+    const value = metrics[m.task.metric];
+    // what the exported model's metadata says about where it came from (src/engine/export.ts)
+    const provenance = { scenario: { id: this.id, hash: this.id, name: m.name }, participants: [...this.host.participants(this.id)], rounds: round + 1,
+      metric: { name: m.task.metric, ...(value !== undefined && Number.isFinite(value) ? { value } : {}) } };
+    const onnx = await this.client!.call({ op: 'export', params: model.slice(), provenance });
     if (onnx.op !== 'bytes') return;
     const ready = await this.prepare();
     await this.host.store.checkpoints.put(`final/${this.id}/model.onnx`, onnx.bytes);

@@ -18,6 +18,11 @@ import { CohortError } from '../util/errors.ts';
 import { preprocessFolder, splitBySubject } from '../data/preprocess.ts';
 import { Rng } from '../util/random.ts';
 import type { ScenarioManifest } from '../scenario/manifest.ts';
+import { exportStandardiser } from '../data/standardiser-stats.ts';
+import type { Encoding } from '../data/tabular.ts';
+import { parsePreprocessConfig } from '../data/preprocess.ts';
+import { selfContainedImage, selfContainedTabular, type ExportProvenance, type ExportTask } from '../engine/export.ts';
+import { logger } from '../util/log.ts';
 
 export interface WorkerInit {
   readonly manifest: ScenarioManifest;
@@ -39,7 +44,8 @@ export type WorkerRequest =
   /** `intervals`: also the held-out n and 95% intervals (a seeded bootstrap: asked for the final model, not every round). */
   | { rid: number; op: 'evaluate'; params: Float32Array; intervals?: boolean }
   | { rid: number; op: 'localOnly'; rounds: number; intervals?: boolean }
-  | { rid: number; op: 'export'; params: Float32Array }
+  /** `provenance`: the scenario, participants, rounds and metric written into the model's metadata (engine/export.ts). */
+  | { rid: number; op: 'export'; params: Float32Array; provenance?: ExportProvenance }
   | { rid: number; op: 'checkpoint'; params: Float32Array }
   | { rid: number; op: 'restore'; bytes: Uint8Array }
   /** Consortium standardisation: z-score the training and held-out parts with the standardiser the participants agreed. */
@@ -76,6 +82,7 @@ function loadSite(init: WorkerInit): { train: SampleSet; test: SampleSet; scale:
   const m = init.manifest;
   const mode = standardizeMode(m.data.preprocessing);
   const { set, split, names } = statSync(init.dataPath).isDirectory() ? imageSite(init) : tabularSite(init);
+  if (names?.encoding) exportInput = { featureNames: names.featureNames, classNames: names.classNames, encoding: names.encoding };
   const train = selectSamples(set, split.train);
   const test = selectSamples(set, split.test);
   const meta: StandardiserMeta = { ...(names?.featureNames.length ? { featureNames: names.featureNames } : {}), ...(names?.classNames.length ? { classNames: names.classNames } : {}) };
@@ -85,10 +92,49 @@ function loadSite(init: WorkerInit): { train: SampleSet; test: SampleSet; scale:
   if (mode === 'none') return { train, test, scale: { mode } };
   // a site's own statistics never leave it here, so no small-count rule applies
   const own = agreeStandardiser(combineStats([siteStats(train, { minCount: 0 })!]), { ...meta, mode: 'site' });
+  if (exportInput) exportInput = { ...exportInput, standardiser: own };
   return { train: applyAgreed(train, own), test: applyAgreed(test, own), scale: { mode, standardiser: own } };
 }
 
-interface SplitSite { set: SampleSet; split: { train: number[]; test: number[] }; names?: { featureNames: readonly string[]; classNames: readonly string[] } }
+/** A table site's input for the self-contained export: the reader's encoding and the standardiser its data was scaled with. */
+interface ExportInput { featureNames: readonly string[]; classNames: readonly string[]; encoding: Encoding; standardiser?: AgreedStandardiser }
+let exportInput: ExportInput | undefined;
+
+/**
+ * The final model as a hospital gets it (src/engine/export.ts): a table model from raw columns (this site's standardiser, or the
+ * consortium's, in-graph), an image model from raw intensities where its transform is exact in-graph; labels out; metadata. Should
+ * wrapping fail, the plain export is kept (with a warning) rather than no final model at all.
+ */
+function portableModel(bytes: Uint8Array, init: WorkerInit, provenance: ExportProvenance | undefined): Uint8Array {
+  const m = init.manifest;
+  const task = exportTask(init);
+  try {
+    if (exportInput) {
+      const F = exportInput.featureNames.length;
+      const s = exportInput.standardiser ? exportStandardiser(exportInput.standardiser) : { mean: new Float32Array(F), std: new Float32Array(F).fill(1) };
+      return selfContainedTabular(bytes, { input: { mean: s.mean, std: s.std, featureNames: exportInput.featureNames, classes: exportInput.classNames,
+        encoding: exportInput.encoding }, task, provenance });
+    }
+    if (standardizeMode(m.data.preprocessing) !== 'none') return bytes; // a standardiser on image inputs is not (yet) carried in-graph
+    const cfg = parsePreprocessConfig(m.data.preprocessing);
+    return selfContainedImage(bytes, { intensity: cfg.modalities.map((mod) => cfg.intensity[mod] ?? { method: 'zscore' }), modalities: cfg.modalities, task,
+      classes: task.kind === 'classification' ? [...(m.data.selector.classNames ?? [])] : [], preprocessing: m.data.preprocessing, provenance });
+  } catch (e) {
+    logger('peer:worker').warn({ err: (e as Error).message }, 'the self-contained export failed; keeping the plain model (standardised inputs)');
+    return bytes;
+  }
+}
+
+function exportTask(init: WorkerInit): ExportTask {
+  const m = init.manifest;
+  const task = m.task as { kind: string; time?: string; event?: string };
+  if (task.kind === 'survival') return { kind: 'survival', ...(task.time ? { time: task.time } : {}), ...(task.event ? { event: task.event } : {}) };
+  if (task.kind === 'segmentation' || task.kind === 'multitask') return { kind: 'segmentation' };
+  if (task.kind === 'regression') return { kind: 'regression' };
+  return { kind: 'classification', label: (init.dataOptions.label as string | undefined) ?? m.data.selector.label ?? 'label' };
+}
+
+interface SplitSite { set: SampleSet; split: { train: number[]; test: number[] }; names?: { featureNames: readonly string[]; classNames: readonly string[]; encoding?: Encoding } }
 
 /** A CSV: one row is one patient, so a stratified split by row is a split by patient. */
 function tabularSite(init: WorkerInit): SplitSite {
@@ -102,7 +148,7 @@ function tabularSite(init: WorkerInit): SplitSite {
   const split = set.targets.label
     ? stratifiedSplit(set.targets.label.data, m.data.holdout, m.training.seed)
     : randomSplit(set.size, m.data.holdout, m.training.seed);
-  return { set, split, names: { featureNames: t.featureNames, classNames: t.classNames } };
+  return { set, split, names: { featureNames: t.featureNames, classNames: t.classNames, encoding: t.encoding } };
 }
 
 /**
@@ -124,9 +170,9 @@ function survivalSite(init: WorkerInit): SplitSite {
     const train: number[] = [];
     const test: number[] = [];
     t.rowIndex.forEach((r, i) => (String(col.values[r]) === split.train!.value ? train : test).push(i));
-    if (train.length && test.length) return { set: t.set, split: { train, test }, names: { featureNames: t.featureNames, classNames: [] } };
+    if (train.length && test.length) return { set: t.set, split: { train, test }, names: { featureNames: t.featureNames, classNames: [], encoding: t.encoding } };
   }
-  return { set: t.set, split: stratifiedSplit(t.set.targets.event!.data, m.data.holdout, m.training.seed), names: { featureNames: t.featureNames, classNames: [] } };
+  return { set: t.set, split: stratifiedSplit(t.set.targets.event!.data, m.data.holdout, m.training.seed), names: { featureNames: t.featureNames, classNames: [], encoding: t.encoding } };
 }
 
 /** A medical folder (images, masks, clinical CSV) through the data layer's preprocessing (the manifest's data.preprocessing). */
@@ -216,7 +262,7 @@ async function handle(site: Site, init: WorkerInit, req: WorkerRequest): Promise
     }
     case 'export':
       t.setParameters(req.params);
-      return { rid: req.rid, op: 'bytes', bytes: t.exportOnnx() };
+      return { rid: req.rid, op: 'bytes', bytes: portableModel(t.exportOnnx(), init, req.provenance) };
     case 'checkpoint':
       t.setParameters(req.params);
       return { rid: req.rid, op: 'bytes', bytes: t.checkpoint() };
@@ -230,6 +276,7 @@ async function handle(site: Site, init: WorkerInit, req: WorkerRequest): Promise
         site.train = applyAgreed(site.train, req.standardiser);
         site.test = applyAgreed(site.test, req.standardiser);
         standardisedWith = req.standardiser.hash;
+        if (exportInput) exportInput = { ...exportInput, standardiser: req.standardiser };
       }
       return { rid: req.rid, op: 'standardised', hash: req.standardiser.hash };
     case 'exit':

@@ -1,0 +1,68 @@
+// The scenario export path (issue 13.2): the real training worker thread's 'export' wraps the final model into the self-contained
+// one: a peer's model.onnx reads RAW table rows (the consortium's agreed standardiser in-graph), outputs labels, and carries the
+// scenario, participants, rounds and metric in its metadata; on the held-out rows it scores what the worker's own evaluation scores.
+import { Worker } from 'node:worker_threads';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { agreeStandardiser, combineStats } from '../../src/data/standardiser-stats.ts';
+import { readTable, readTabular, stratifiedSplit, type Table } from '../../src/data/tabular.ts';
+import { readCohortMetadata } from '../../src/engine/export.ts';
+import { predictTable, scoreAgainstTruth } from '../../src/cli/commands/predict.ts';
+import { loadManifest, type ScenarioManifest } from '../../src/scenario/manifest.ts';
+import type { WorkerInit, WorkerReply } from '../../src/peer/worker.ts';
+
+const ROOT = join(import.meta.dirname, '../..');
+
+function ask(w: Worker, req: Record<string, unknown>): Promise<WorkerReply> {
+  return new Promise((resolve) => {
+    const on = (r: WorkerReply): void => { if (r.rid === req.rid) { w.off('message', on); resolve(r); } };
+    w.on('message', on);
+    w.postMessage(req);
+  });
+}
+
+/** The rows of a table at the given indices (same columns). */
+function rowsOf(t: Table, rows: readonly number[]): Table {
+  return { ...t, rows: rows.length, columns: t.columns.map((c) => ({ ...c, values: rows.map((r) => c.values[r]) })) };
+}
+
+describe('scenario export from the training worker', () => {
+  it('"consortium": model.onnx reads raw rows and scores the worker\'s held-out accuracy; provenance in the metadata', async () => {
+    const base = loadManifest(join(ROOT, 'scenarios/wdbc-radiomics.json'));
+    const manifest: ScenarioManifest = { ...base, data: { ...base.data, preprocessing: { standardize: 'consortium' } } };
+    const init: WorkerInit = { manifest, dataPath: join(ROOT, 'data/wdbc.csv'), dataOptions: {}, threads: 1, providers: ['cpu'] };
+    const w = new Worker(new URL('../../src/peer/worker-boot.mjs', import.meta.url), { workerData: init });
+    try {
+      const ready = await new Promise<WorkerReply>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+      if (ready.op !== 'ready') throw new Error(JSON.stringify(ready));
+      const scale = ready.inputScale;
+      const agreed = agreeStandardiser(combineStats([scale.stats!]), scale.meta);
+      expect(await ask(w, { rid: 1, op: 'standardise', standardiser: agreed })).toMatchObject({ op: 'standardised' });
+      let p: Float32Array = ready.params.slice();
+      for (let e = 0; e < 3; e++) {
+        const t = await ask(w, { rid: 10 + e, op: 'train', params: p.slice() });
+        if (t.op !== 'trained') throw new Error(JSON.stringify(t));
+        p = t.params;
+      }
+      const own = await ask(w, { rid: 20, op: 'evaluate', params: p.slice() });
+      if (own.op !== 'metrics') throw new Error('no metrics');
+      const provenance = { scenario: { id: 'abc123', hash: 'abc123', name: manifest.name }, participants: ['peerA', 'peerB'], rounds: 3,
+        metric: { name: 'accuracy', value: own.metrics.accuracy } };
+      const out = await ask(w, { rid: 21, op: 'export', params: p.slice(), provenance });
+      if (out.op !== 'bytes') throw new Error(JSON.stringify(out));
+      const meta = readCohortMetadata(out.bytes, 'model.onnx');
+      expect(meta).toMatchObject({ task: { kind: 'classification', label: 'diagnosis' }, classes: ['benign', 'malignant'], ...provenance });
+      expect(meta.inputs.features).toHaveLength(30);
+      // the worker's held-out rows (its split: the manifest's class list, holdout and seed), raw, through the exported model
+      const labels = readTabular(join(ROOT, 'data/wdbc.csv'), { label: 'diagnosis', classNames: ['benign', 'malignant'] });
+      const held = stratifiedSplit(labels.set.targets.label!.data, manifest.data.holdout, manifest.training.seed).test.map((i) => labels.rowIndex[i]);
+      const table = rowsOf(readTable(join(ROOT, 'data/wdbc.csv')), held);
+      const scored = scoreAgainstTruth(await predictTable(out.bytes, meta, table), meta, table);
+      expect(scored.labelled).toBe(ready.testCount);
+      expect(scored.accuracy).toBe(own.metrics.accuracy);
+      expect(own.metrics.accuracy).toBeGreaterThan(0.9);
+    } finally {
+      await w.terminate();
+    }
+  }, 180_000);
+});
