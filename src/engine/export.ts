@@ -282,7 +282,8 @@ function appendLabels(a: Appender, graph: onnx.onnx.GraphProto, o: Pick<TabularE
   const prob = graph.output.find((v) => v.name === 'prob');
   const C = Number(prob?.type?.tensorType?.shape?.dim?.[1]?.dimValue ?? 0);
   if (!prob || C < 1) throw new CohortError('EXPORT_NOT_CLASSIFIER', 'the model has no prob output [N, C]', 'export a classifier with task kind "classification"');
-  const classes = o.input.classes;
+  // without class names (an image classifier whose labels carry none), the class index is the name
+  const classes = o.input.classes.length ? o.input.classes : Array.from({ length: Math.max(C, 2) }, (_, k) => String(k));
   if (classes.length !== Math.max(C, 2)) {
     throw new CohortError('BAD_MODEL_INPUT', `the model has ${C} output(s), the description names ${classes.length} classes`, 'pass the class names the model was trained with');
   }

@@ -26,7 +26,7 @@ import { readTable, readTabular, stratifiedSplit, tableToSamples } from '../../d
 import { auditTable, idLikeColumns, type AuditTask, type TableAudit } from '../../data/table-audit.ts';
 import { meanAbsoluteError, r2, rootMeanSquaredError } from '../../engine/metrics.ts';
 import { scanFolder } from '../../data/folder.ts';
-import { preprocessFolder, splitBySubject } from '../../data/preprocess.ts';
+import { parsePreprocessConfig, preprocessFolder, splitBySubject } from '../../data/preprocess.ts';
 import { trainLocal, type LocalTrainOptions, type LocalTrainResult } from '../../engine/local.ts';
 import { adaptTargets, checkModelFitsSamples, defaultImageModel, imageTask, withClasses } from '../../engine/local-images.ts';
 import { releaseSessions } from '../../engine/sessions.ts';
@@ -34,7 +34,7 @@ import { PROVIDER_FALLBACKS, type ExecutionProviderName, type ProviderFallback }
 import type { LossSpec, ModelSpec, OptimizerSpec } from '../../engine/spec.ts';
 import { loadManifest } from '../../scenario/manifest.ts';
 import { describeModelInput } from '../../data/model-input.ts';
-import { selfContainedTabular, type ExportTask } from '../../engine/export.ts';
+import { selfContainedImage, selfContainedTabular, type ExportTask } from '../../engine/export.ts';
 import type { TabularSamples } from '../../data/tabular.ts';
 
 interface TrainOpts {
@@ -214,6 +214,14 @@ function rawTableModel(r: LocalTrainResult, t: Pick<TabularSamples, 'featureName
   return selfContainedTabular(r.trainer.exportOnnx(), { input: describeModelInput(t, r.standardisers['features']!), task });
 }
 
+/** The image export (engine/export.ts): each channel's intensity normalisation in-graph where exact, labels or a mask out. */
+function imageModel(r: LocalTrainResult, config: Record<string, unknown>, model: ModelSpec, classes: readonly string[]): Uint8Array {
+  const cfg = parsePreprocessConfig(config);
+  const task = imageTask(model) === 'classification' ? { kind: 'classification' as const, ...(cfg.label ? { label: cfg.label } : {}) } : { kind: 'segmentation' as const };
+  return selfContainedImage(r.trainer.exportOnnx(), { intensity: cfg.modalities.map((m) => cfg.intensity[m] ?? { method: 'zscore' }), modalities: cfg.modalities,
+    task, classes: task.kind === 'classification' ? classes : [], preprocessing: config });
+}
+
 /** What a folder's training takes from --preprocess or a scenario manifest (CLI flags override the manifest's). */
 interface ImageSetup { config: Record<string, unknown>; model?: ModelSpec; loss?: LossSpec; optimizer?: OptimizerSpec; batchSize?: number; holdout?: number }
 
@@ -233,9 +241,9 @@ function imageSetup(o: TrainOpts): ImageSetup {
 
 async function runImages(o: TrainOpts): Promise<void> {
   const t0 = performance.now();
-  const { opts, set, sampleCase } = prepareImages(o);
+  const { opts, set, sampleCase, config, classes } = prepareImages(o);
   const r = await withBar(opts.epochs, o.json, (onEpoch) => trainLocal(set, { ...opts, onEpoch }));
-  if (o.export) writeFileSync(o.export, r.trainer.exportOnnx());
+  if (o.export) writeFileSync(o.export, imageModel(r, config, opts.model, classes));
   const seconds = (performance.now() - t0) / 1000;
   const subjectsIn = (idx: number[]): number => new Set(idx.map((i) => sampleCase[i])).size;
   const split = opts.split ?? { train: [], test: [] };
@@ -252,7 +260,7 @@ async function runImages(o: TrainOpts): Promise<void> {
 }
 
 /** Folder -> preprocessed set, model checked against its sample shape, split by subject, training options. */
-function prepareImages(o: TrainOpts): { opts: LocalTrainOptions; set: SampleSet; sampleCase: Int32Array } {
+function prepareImages(o: TrainOpts): { opts: LocalTrainOptions; set: SampleSet; sampleCase: Int32Array; config: Record<string, unknown>; classes: string[] } {
   checkMedicalFolder(o.data);
   const setup = imageSetup(o);
   const seed = int(o.seed, '--seed');
@@ -263,7 +271,7 @@ function prepareImages(o: TrainOpts): { opts: LocalTrainOptions; set: SampleSet;
   const opts: LocalTrainOptions = { model, loss: setup.loss, optimizer: optimizerFrom(o) ?? setup.optimizer ?? { type: 'adam', lr: 0.003 },
     epochs: int(o.epochs ?? '30', '--epochs'), batchSize: o.batch ? int(o.batch, '--batch') : setup.batchSize ?? 4, seed, split,
     ...providerOptions(o), threads: int(o.threads, '--threads') };
-  return { opts, set: adaptTargets(pre.set, model), sampleCase: pre.sampleCase };
+  return { opts, set: adaptTargets(pre.set, model), sampleCase: pre.sampleCase, config: setup.config, classes: Object.keys(pre.stats.labelBalance ?? {}) };
 }
 
 /** A folder that is no medical folder fails here, before the preprocessing config is even looked at. */
