@@ -108,6 +108,11 @@ export function adaptiveRadius(distances: readonly number[], weights: readonly n
   return distances[order[k]!]!;
 }
 
+/**
+ * The lower median (the smaller middle value for an even count), on purpose: on a ring a peer has two neighbours, and the mean of
+ * the two middle values would let one attacker set half of the floor (measured: honest accuracy 0.63 instead of 0.90 under
+ * scaling on the ring, WDBC, 16 peers). The lower median of two is the nearer neighbour.
+ */
 function medianOf(v: readonly number[]): number {
   const s = [...v].sort((a, b) => a - b);
   return s[Math.floor((s.length - 1) / 2)]!;
@@ -268,7 +273,10 @@ export class RobustMixer {
       const sorted = [...this.recent].sort((a, b) => a - b);
       cap = guard * sorted[Math.floor((sorted.length - 1) / 2)]!;
     }
-    for (const d of ds) { this.recent.push(d); if (this.recent.length > WINDOW) this.recent.shift(); }
+    // a zero distance (identical models: every peer starts from the same initial parameters) says nothing about the scale of
+    // honest disagreement; in the window it dragged the median to 0 and so the cap to 0, and each peer mixed nothing at all for
+    // the two or three rounds until the zeros were outvoted (measured: 100% of neighbours clipped to zero in mixes 1-2)
+    for (const d of ds) { if (!(d > 0)) continue; this.recent.push(d); if (this.recent.length > WINDOW) this.recent.shift(); }
     const t = Math.min(tau, cap);
     // nothing to compare with yet (one model, empty window): no clipping
     return Number.isFinite(t) ? t : Math.max(...ds, 0);

@@ -50,6 +50,25 @@ describe('robust statistics', () => {
     expect(m.lastRadius).toBe(2);
   });
 
+  it('identical models at the start do not shrink the radius of the next rounds to zero (the guard window keeps only real distances)', () => {
+    const m = new RobustMixer({ aggregator: 'clipped' });
+    const zero = new Float32Array(2);
+    const peers = ['a', 'b', 'c', 'd', 'e', 'f'];
+    // round 0: everyone still holds the common initial model
+    m.clipScales(zero, peers.map((peer) => ({ peer, v: zero, w: 1 / 7 })));
+    // round 1: honest models spread 1..1.5 from this peer; with zeros in the window the cap was 2 x 0 and every neighbour was
+    // clipped to nothing (no averaging at all)
+    const spread = peers.map((peer, k) => ({ peer, v: Float32Array.from([1 + k * 0.1, 0]), w: 1 / 7 }));
+    const { tau, scales } = m.clipScales(zero, spread);
+    expect(tau).toBeGreaterThanOrEqual(1.4);
+    expect(Math.min(...scales.values())).toBeGreaterThan(0.9);
+    // round 2: the window (six real distances) now caps the radius at twice their median: a scaled model is still clipped hard
+    const next = m.clipScales(zero, [...spread.slice(1), { peer: 'a', v: Float32Array.from([1000, 0]), w: 1 / 7 }]);
+    expect(next.tau).toBeLessThanOrEqual(2 * 1.2 + 1e-6);
+    expect(next.scales.get('a')!).toBeLessThan(0.003);
+    expect(next.scales.get('b')!).toBe(1);
+  });
+
   it('graphs: dumbbell is two cliques and one bridge; the expander degree grows like log n', () => {
     const g = dumbbellGraph(8);
     expect(g[0]).toEqual([1, 2, 3]);
