@@ -122,6 +122,11 @@ export async function createCohortNode(init: CohortNodeInit): Promise<CohortNode
     }) } : {}),
     connectionGater: rosterGater(() => rosterStore.current, metrics, (peer, where) => refused({ peer, where, reason: removedPeers.has(peer) ? 'removed' : 'not-on-roster' })),
     connectionManager: { inboundConnectionThreshold: net.limits.inboundConnectionsPerHostPerSecond },
+    // libp2p pings every connection each 10 s and, by default, aborts it when a ping takes over max(5 s, 1.2 x the average):
+    // on a loaded machine a ping queued behind a 64 MiB model (or a busy receiving thread) takes longer, and the abort killed
+    // the transfer with "The operation was aborted due to timeout" (seen at load ~28). A connection is not declared dead sooner
+    // than a transfer on it would be by our own idle timeout (timeouts.idleMs); dead peers are still found, just not faster.
+    connectionMonitor: { pingTimeout: { minTimeout: net.timeouts.idleMs, maxTimeout: Math.max(60_000, net.timeouts.idleMs) } },
     peerDiscovery: [...(net.bootstrap.length > 0 ? [bootstrap({ list: net.bootstrap })] : []), ...(net.mdns ? [mdns()] : [])],
     services,
   });

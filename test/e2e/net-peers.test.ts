@@ -1,4 +1,5 @@
 // Real libp2p peers on 127.0.0.1 in one process: gossip, 64 MiB models (plain and pnet), admission, roster updates.
+import { createCipheriv } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKey } from '@libp2p/pnet';
 import { makeConsortium, startLocalNodes, connectAll, waitForMesh } from '../../src/net/local-consortium.ts';
@@ -7,7 +8,6 @@ import { noisePatchState } from '../../src/net/noise-fast.ts';
 import { tcpBatchState } from '../../src/net/tcp-writes.ts';
 import { signRoster, type RosterDoc } from '../../src/net/roster.ts';
 import type { CohortNode } from '../../src/net/node.ts';
-import { Rng } from '../../src/util/random.ts';
 
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -20,11 +20,18 @@ async function until(cond: () => boolean, what: string, timeoutMs = 10_000): Pro
   }
 }
 
+/**
+ * Seeded incompressible bytes: an AES-128-CTR keystream (native). A word-by-word JavaScript RNG took 11 s for 64 MiB at load ~29
+ * and blocked this process's event loop, which also runs the libp2p nodes: right after a dial, the receiving node's 10 s upgrade and
+ * protocol-negotiation timers fired late and closed the connection ("Unexpected EOF ... while reading 0/1 bytes").
+ */
 function randomBytes(n: number, seed: number): Uint8Array {
-  const rng = new Rng(seed);
+  const key = Buffer.alloc(16);
+  key.writeUInt32BE(seed >>> 0, 0);
+  const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
   const out = new Uint8Array(n);
-  const words = new Uint32Array(out.buffer);
-  for (let i = 0; i < words.length; i++) words[i] = rng.int(0x100000000);
+  const chunk = Buffer.alloc(Math.min(n, 4 * MiB));
+  for (let off = 0; off < n; off += chunk.length) out.set(cipher.update(chunk).subarray(0, Math.min(chunk.length, n - off)), off);
   return out;
 }
 
@@ -88,8 +95,8 @@ describe('private network (pnet)', () => {
     const [a, b] = await startLocalNodes(c, { psk, only: [0, 1] });
     const [stranger] = await startLocalNodes(c, { psk: newPsk(), only: [2] });
     try {
-      await a!.dial(b!.multiaddrs()[0]!);
       const bytes = randomBytes(64 * MiB, 2);
+      await a!.dial(b!.multiaddrs()[0]!);
       let hash = '';
       b!.models.onModel({ receive: (_h, body) => { hash = sha256Hex(body); } });
       const header = makeHeader({ scenarioId: 'p', round: 1, sender: a!.peerId.toString(), layoutHash: 'L', dtype: 'float32' }, bytes);
