@@ -89,9 +89,11 @@ describe('cohort train --time/--event', () => {
     expect(r.dropped).toEqual(['patient_id']);
     const s = await ort.InferenceSession.create(readFileSync(file));
     expect(s.outputNames).toEqual(['risk']);
-    // features: x1, x2, x3, hospital=A/B/C (standardised inside training; the export takes the raw standardised vector)
-    const hi = await s.run({ features: new ort.Tensor('float32', Float32Array.from([2, -2, 0, 0, 0, 0]), [1, 6]) });
-    const lo = await s.run({ features: new ort.Tensor('float32', Float32Array.from([-2, 2, 0, 0, 0, 0]), [1, 6]) });
+    // the self-contained export reads raw columns: numeric x1, x2, x3 and the categorical hospital (standardiser and one-hot in-graph)
+    expect(s.inputNames).toEqual(['features', 'categories']);
+    const hospital = new ort.Tensor('string', ['A'], [1, 1]);
+    const hi = await s.run({ features: new ort.Tensor('float32', Float32Array.from([2, -2, 0]), [1, 3]), categories: hospital });
+    const lo = await s.run({ features: new ort.Tensor('float32', Float32Array.from([-2, 2, 0]), [1, 3]), categories: hospital });
     expect((hi.risk.data as Float32Array)[0]).toBeGreaterThan((lo.risk.data as Float32Array)[0]);
     await s.release();
   });
