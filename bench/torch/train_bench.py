@@ -48,7 +48,10 @@ class CNN(nn.Module):
         pool = (nn.MaxPool2d if nd == 2 else nn.MaxPool3d) if spec.get("pool", "max") == "max" else (nn.AvgPool2d if nd == 2 else nn.AvgPool3d)
         k = spec.get("kernel", 3)
         for out in spec.get("channels", [16, 32]):
-            layers += [conv_nd(nd)(c, out, k, padding=k // 2), norm_layer(spec.get("norm", "none"), out, nd), nn.ReLU(), pool(2)]
+            # the zoo's order (src/engine/zoo/index.ts cnnFeatures): max pool before ReLU (equal values, ReLU on 1/4 of them),
+            # average pool after it; both sides of the comparison do the same work
+            act = [pool(2), nn.ReLU()] if spec.get("pool", "max") == "max" else [nn.ReLU(), pool(2)]
+            layers += [conv_nd(nd)(c, out, k, padding=k // 2), norm_layer(spec.get("norm", "none"), out, nd), *act]
             c = out
         self.features = nn.Sequential(*layers)
         head, d = [], c
