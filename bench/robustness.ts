@@ -18,7 +18,8 @@
  *   tcga     Fed-TCGA-BRCA natural split (6 regions: 10% and 20% are both one Byzantine region), complete graph, 50 rounds,
  *            3 seeds: no attacker and 5 attacks x {mean, clipped}. A seed whose honest training diverged (NaN loss, refused by the
  *            engine) is counted in `diverged` and left out of the means.
- * Knobs: COHORT_BENCH_TASKS=wdbc16,wdbc100,tcga  COHORT_BENCH_SEEDS=N  COHORT_BENCH_ROUNDS=R; --quick: 1 seed, 5 rounds, few cases.
+ * Knobs: COHORT_BENCH_TASKS=wdbc16,wdbc100,tcga  COHORT_BENCH_SEEDS=N  COHORT_BENCH_ROUNDS=R  COHORT_BENCH_ONLY=none,expander10 (a subset:
+ * the no-attacker rows, the 10%-on-the-expander rows); --quick: 1 seed, 5 rounds, few cases.
  * Writes bench/results/robustness.json (by the CLI) and bench/results/robustness-*.svg.
  */
 import { writeFileSync } from 'node:fs';
@@ -90,7 +91,11 @@ function cases(quick: boolean): Case[] {
       for (const attack of ['sign-flip', 'scaling', 'gaussian', 'alie', 'label-flip'] as const) out.push({ ...base, aggregator, attack, fraction: 0.1 });
     }
   }
-  return out;
+  // COHORT_BENCH_ONLY=none,expander10: a subset of the cases above (the no-attacker rows; the 10%-on-the-expander rows), for a
+  // rerun that fits a loaded machine; the JSON's config says which subset ran
+  const only = process.env['COHORT_BENCH_ONLY']?.split(',');
+  if (!only) return out;
+  return out.filter((c) => (only.includes('none') && c.attack === 'none') || (only.includes('expander10') && c.topology === 'expander' && c.fraction === 0.1));
 }
 
 const suite: BenchSuite = {
@@ -149,7 +154,8 @@ const suite: BenchSuite = {
     writePlots(rows, opts.resultsDir);
     return {
       suite: 'robustness', rows, targets,
-      config: { wall_s: Math.round((Date.now() - started) / 1000), cpus: cpus().length, load1_min: Math.min(...load), load1_max: Math.max(...load), quick: opts.quick },
+      config: { wall_s: Math.round((Date.now() - started) / 1000), cpus: cpus().length, load1_min: Math.min(...load), load1_max: Math.max(...load), quick: opts.quick,
+        tasks: process.env['COHORT_BENCH_TASKS'] ?? 'wdbc16,wdbc100,tcga', only: process.env['COHORT_BENCH_ONLY'] ?? 'all' },
     };
   },
 };
