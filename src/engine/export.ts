@@ -198,14 +198,15 @@ export function selfContainedImage(modelBytes: Uint8Array, o: ImageExportOptions
   const spatial = dims.slice(2).map((_, k) => k + 2);
   const channels = o.intensity.map((cfg, c) => intensityNode(a, a.node('Slice', ['image', a.ints('c0', [c]), a.ints('c1', [c + 1]), a.ints('ax', [1])]), cfg, spatial));
   a.node(channels.length === 1 ? 'Identity' : 'Concat', channels, channels.length === 1 ? [] : [intAttr('axis', 1)], normalised);
-  const outputs = o.task.kind === 'segmentation' ? appendMask(a, graph) : appendLabels(a, graph, { ...o, input: { mean: [], std: [], featureNames: [], classes: o.classes } });
+  const classes = o.task.kind === 'classification' ? classNamesFor(graph, o.classes) : [];
+  const outputs = o.task.kind === 'segmentation' ? appendMask(a, graph) : appendLabels(a, graph, { ...o, input: { mean: [], std: [], featureNames: [], classes } });
   graph.node = [...a.nodes.filter((n) => !isHead(n)), ...graph.node, ...a.nodes.filter(isHead)];
   graph.initializer.push(...a.initializers);
   const image: ImageInputMetadata = { input: 'image', shape: dims.slice(1), modalities: [...o.modalities],
     intensity: o.intensity.map((config, c) => ({ modality: o.modalities[c], config, inGraph: config.method !== 'percentile' })),
     ...(o.preprocessing !== undefined ? { preprocessing: o.preprocessing } : {}) };
   return finish(model, { version: COHORT_VERSION, task: o.task, inputs: { features: [], categories: [] }, columns: [], featureNames: [],
-    classes: [...o.classes], outputs, image, preprocessing: `image [N, ${dims.slice(1).join(', ')}]: the resampled, cropped volume; per channel `
+    classes: [...classes], outputs, image, preprocessing: `image [N, ${dims.slice(1).join(', ')}]: the resampled, cropped volume; per channel `
       + image.intensity.map((i) => `${i.modality}: ${i.inGraph ? `${i.config.method} in-graph` : `${i.config.method} NOT in-graph (feed it normalised)`}`).join('; '),
   ...o.provenance }, 'image volume in (see metadata cohort.image)');
 }
@@ -282,8 +283,7 @@ function appendLabels(a: Appender, graph: onnx.onnx.GraphProto, o: Pick<TabularE
   const prob = graph.output.find((v) => v.name === 'prob');
   const C = Number(prob?.type?.tensorType?.shape?.dim?.[1]?.dimValue ?? 0);
   if (!prob || C < 1) throw new CohortError('EXPORT_NOT_CLASSIFIER', 'the model has no prob output [N, C]', 'export a classifier with task kind "classification"');
-  // without class names (an image classifier whose labels carry none), the class index is the name
-  const classes = o.input.classes.length ? o.input.classes : Array.from({ length: Math.max(C, 2) }, (_, k) => String(k));
+  const classes = classNamesFor(graph, o.input.classes);
   if (classes.length !== Math.max(C, 2)) {
     throw new CohortError('BAD_MODEL_INPUT', `the model has ${C} output(s), the description names ${classes.length} classes`, 'pass the class names the model was trained with');
   }
@@ -295,6 +295,13 @@ function appendLabels(a: Appender, graph: onnx.onnx.GraphProto, o: Pick<TabularE
   graph.output.push({ name: 'label', type: { tensorType: { elemType: INT64, shape: { dim } } } },
     { name: 'class', type: { tensorType: { elemType: STRING, shape: { dim } } } });
   return [...names, 'label', 'class'];
+}
+
+/** The class names a classifier's labels map to: as given, or (an image classifier whose labels carry no names) the class indices. */
+function classNamesFor(graph: onnx.onnx.GraphProto, given: readonly string[]): readonly string[] {
+  if (given.length) return given;
+  const C = Number(graph.output.find((v) => v.name === 'prob')?.type?.tensorType?.shape?.dim?.[1]?.dimValue ?? 0);
+  return Array.from({ length: Math.max(C, 2) }, (_, k) => String(k));
 }
 
 /** The Cohort metadata of an ONNX file; clear errors for a file that is no ONNX model or a model Cohort did not export. */

@@ -226,7 +226,7 @@ describe('self-contained table export: raw rows in, the same predictions as Coho
 });
 
 describe('image export: the intensity transform in-graph', () => {
-  it('window, suv and per-image z-score: raw volumes in, Cohort\'s probabilities and the mask out', async () => {
+  it('window, suv and per-image z-score: raw volumes in, Cohort\'s probabilities and the mask (U-Net) or label (CNN) out', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cohort-export-img-'));
     try {
       const site = join(dir, 'site');
@@ -256,6 +256,27 @@ describe('image export: the intensity transform in-graph', () => {
         await s.release();
         await t.dispose();
       }
+      // a classifier on the same raw volumes: label and class from the in-graph intensities
+      const cfg = { modalities: ['PT', 'CT'], size: [16, 16], crop: 'mask' as const, label: 'outcome', mask: false };
+      const [pt, ct] = variants[0];
+      const site2 = join(dir, 'site2');
+      writeSynthSite(site2, { site: 2, cases: 10, seed: 3 });
+      const norm = preprocessFolder(site2, { ...cfg, intensity: { PT: pt, CT: ct } }, 1);
+      const raw = preprocessFolder(site2, { ...cfg, intensity: { PT: none, CT: none } }, 1).set;
+      const classes = Object.keys(norm.stats.labelBalance ?? {});
+      expect(classes.length).toBe(2);
+      const t = await Trainer.create({ model: { type: 'cnn2d', channels: [4], classes: 2 }, optimizer: { type: 'adam', lr: 0.01 }, batchSize: 2, seed: 1, providers: ['cpu'] }, norm.set);
+      const want = (await t.predict(norm.set)).prob;
+      const bytes = selfContainedImage(t.exportOnnx(), { intensity: [pt, ct], modalities: ['PT', 'CT'], task: { kind: 'classification', label: 'outcome' }, classes });
+      expect(readCohortMetadata(bytes, 'cnn').classes).toEqual(classes);
+      const s = await ort.InferenceSession.create(bytes);
+      const out = await s.run({ image: new ort.Tensor('float32', raw.inputs.image.data, [raw.size, ...raw.inputs.image.shape]) });
+      expect(worstDiff(out.prob.data as Float32Array, want)).toBeLessThan(1e-4);
+      const argmax = [...Array(raw.size).keys()].map((i) => (want[2 * i + 1] > want[2 * i] ? 1 : 0));
+      expect([...(out.label.data as BigInt64Array)].map(Number)).toEqual(argmax);
+      expect(out.class.data).toEqual(argmax.map((k) => classes[k]));
+      await s.release();
+      await t.dispose();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
