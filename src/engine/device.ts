@@ -46,6 +46,9 @@ export class ResidentWeights {
       for (const e of g.layout.entries) {
         const t = out[g.output(e.name)];
         if (!t) throw new CohortError('DEVICE_STATE', `step output ${g.output(e.name)} is missing`, 'the train-step graph and the trainer disagree: report this as a bug');
+        const old = this.tensors.get(g.feed(e.name));
+        // the previous step's device buffers were this step's inputs and are free now (ORT allocated them: dispose, or they leak)
+        if (old && old !== t && old.location === 'gpu-buffer') old.dispose();
         this.tensors.set(g.feed(e.name), t);
       }
     }
