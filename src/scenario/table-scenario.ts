@@ -86,7 +86,7 @@ export function tableScenario(o: TableScenarioOptions): TableScenario {
     data: {
       selector: { kind: 'tabular', source: o.data, ...(survival ? {} : { label: o.label }), ...(survival || regression ? {} : { classNames: [...t.classNames] }),
         ...(audit.ignored.length ? { ignore: audit.ignored } : {}) },
-      preprocessing: { standardize: true },
+      preprocessing: { standardize: 'consortium' },
       holdout: 0.2,
       ...(o.siteColumn ? { split: { by: o.siteColumn } } : {}),
     },
