@@ -5,7 +5,8 @@
  * `process.memoryUsage()` inside the worker is the whole process's. What does measure them is the process's resident memory:
  * the watchdog, on the main thread, samples RSS and attributes to each worker what the process grew since that worker became
  * ready (its fixed start-up cost, the isolate, the TypeScript loader and onnxruntime's code, ~126 MiB from the sources, is left
- * out: it does not depend on the scenario). Over the worker's budget, the daemon fails that run (WORKER_NATIVE_MEMORY) and stops
+ * out: it does not depend on the scenario). Memory the process gives back after that (a previous worker still leaving when this one
+ * became ready, say) lowers the baseline: growth is counted from the lowest resident memory seen since. Over the worker's budget, the daemon fails that run (WORKER_NATIVE_MEMORY) and stops
  * its worker the safe way (after the current step: terminating a thread inside an onnxruntime call aborts the process).
  *
  * Several workers at once: the growth since worker i became ready belongs to i and the workers that became ready after it, so it
@@ -56,6 +57,8 @@ export class MemoryWatchdog {
   private last: ReadonlyMap<string, number> = new Map();
   /** Workers already stopped by the watchdog: not stopped twice while their memory goes back. */
   private readonly tripped = new Set<string>();
+  /** Per worker, the lowest resident memory seen since it became ready (memory given back by others does not hide its growth). */
+  private readonly lowest = new Map<string, number>();
 
   constructor(
     private readonly workers: () => Iterable<WatchedWorker>,
@@ -79,10 +82,18 @@ export class MemoryWatchdog {
   }
 
   sample(): void {
-    const watched = [...this.workers()].filter((w) => !this.tripped.has(w.id));
-    const verdict = attribute(this.rss(), watched);
+    const rss = this.rss();
+    const live = [...this.workers()];
+    const watched = live.filter((w) => !this.tripped.has(w.id)).map((w) => {
+      const baselineRss = Math.min(this.lowest.get(w.id) ?? w.baselineRss, w.baselineRss, rss);
+      this.lowest.set(w.id, baselineRss);
+      return { ...w, baselineRss };
+    });
+    const verdict = attribute(rss, watched);
     this.last = verdict.used;
-    for (const id of this.tripped) if (!watched.some((w) => w.id === id)) this.tripped.delete(id);
+    for (const id of [...this.tripped, ...this.lowest.keys()]) {
+      if (!live.some((w) => w.id === id)) { this.tripped.delete(id); this.lowest.delete(id); }
+    }
     if (!verdict.over) return;
     const { id, usedBytes, budgetBytes } = verdict.over;
     this.tripped.add(id);

@@ -22,6 +22,23 @@ describe('native-memory watchdog attribution', () => {
     expect(attribute(610 * MiB, [old, { ...big, baselineRss: 400 * MiB }]).over).toEqual({ id: 'big', usedBytes: 410 * MiB, budgetBytes: 400 * MiB });
   });
 
+  it('memory the process gives back after a worker became ready lowers its baseline (growth is not hidden)', () => {
+    let rss = 900 * MiB;   // a previous worker is still leaving when this one becomes ready
+    const stopped: string[] = [];
+    const dog = new MemoryWatchdog(() => [{ id: 'a', budgetBytes: 100 * MiB, baselineRss: 900 * MiB }], (id) => stopped.push(id), () => rss);
+    dog.sample();
+    rss = 400 * MiB;       // it left
+    dog.sample();
+    expect(dog.usedBytes('a')).toBe(0);
+    rss = 480 * MiB;       // this worker grows by 80 MiB: within 100
+    dog.sample();
+    expect(dog.usedBytes('a')).toBe(80 * MiB);
+    expect(stopped).toEqual([]);
+    rss = 520 * MiB;       // 120 MiB since the low point: over, though still far below the first baseline
+    dog.sample();
+    expect(stopped).toEqual(['a']);
+  });
+
   it('stops a worker once, and reports the last figures', () => {
     let rss = 100 * MiB;
     const stopped: string[] = [];
