@@ -15,6 +15,7 @@ import { ALGORITHMS } from '../averaging/node.ts';
 import { CODEC_NAMES } from '../averaging/compression.ts';
 import { AGGREGATORS, aggregatorConflict, type AggregatorName } from '../averaging/robust.ts';
 import { CohortError } from '../util/errors.ts';
+import { minCountOf, standardizeMode } from '../data/standardiser-stats.ts';
 
 export const MANIFEST_VERSION = 1;
 
@@ -227,6 +228,9 @@ export function parseManifest(raw: unknown, source = 'manifest'): ScenarioManife
   if (robust) throw new CohortError('BAD_MANIFEST', `${source}: ${robust.message}`, robust.hint);
   const why = privacyConflict(m);
   if (why) throw new CohortError('BAD_MANIFEST', `${source}: inconsistent privacy settings: ${why.message}`, why.hint);
+  // the input scale: refused here, at launch and validate, rather than in every peer's worker
+  standardizeMode(m.data.preprocessing);
+  minCountOf(m.data.preprocessing);
   return m;
 }
 

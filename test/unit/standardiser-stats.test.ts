@@ -3,7 +3,9 @@
  * are counted per feature, small counts never leave a site, the hash pins the standardiser, and the simulator builds it with the
  * same functions from its sites' training parts.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { parseManifest } from '../../src/scenario/manifest.ts';
 import type { SampleSet } from '../../src/data/samples.ts';
 import {
   agreeStandardiser, applyAgreed, combineStats, exportStandardiser, minCountOf, parseAgreed, siteStats, standardizeMode, SMALL_COUNT,
@@ -116,5 +118,9 @@ describe('standardiser statistics', () => {
     expect(minCountOf({})).toBe(10);
     expect(minCountOf({ minCount: 5 })).toBe(5);
     expect(() => minCountOf({ minCount: 0 })).toThrow(expect.objectContaining({ code: 'BAD_MANIFEST' }));
+    // refused when the manifest is read (launch, validate), not only in every peer's worker
+    const m = JSON.parse(readFileSync('scenarios/wdbc-radiomics.json', 'utf8')) as { data: Record<string, unknown> };
+    expect(parseManifest(m).data.preprocessing['standardize']).toBe('consortium');
+    expect(() => parseManifest({ ...m, data: { ...m.data, preprocessing: { standardize: 'global' } } })).toThrow(expect.objectContaining({ code: 'BAD_MANIFEST' }));
   });
 });
