@@ -17,7 +17,7 @@ import { sha256Hex } from '../util/hash.ts';
 import { decide, privacyDecline } from '../scenario/approval.ts';
 import { approvalsFor, delta, TERMINAL, type ScenarioView } from '../scenario/lifecycle.ts';
 import { signScenario, verifyScenario, type SignedScenario } from '../scenario/signing.ts';
-import { clockRound, endOf, participantsOf, roundsToRun, signAnswer, verifyAnswer, verifyRunPlan } from '../scenario/participants.ts';
+import { clockRound, endOf, participantsOf, roundsToRun, signAnswer, standing, verifyAnswer, verifyRunPlan, type EndRule } from '../scenario/participants.ts';
 import { redact } from '../util/redact.ts';
 import type { Refusals } from './refusals.ts';
 import type { Identity } from '../net/identity.ts';
@@ -33,6 +33,8 @@ import { meanSeries, stopRoundFor } from '../scenario/stopping.ts';
 import { suspicionAudit, verifySuspicion } from '../scenario/suspicion.ts';
 
 const log = logger('peer:coordinator');
+/** Heartbeats between two anti-entropy republishes (REPUBLISH_EVERY in daemon.ts). */
+const ANTI_ENTROPY_BEATS = 3;
 
 export interface RejectedAnnouncement { readonly id: string; readonly author: string; readonly reason: string; readonly at: string }
 
@@ -354,6 +356,24 @@ export class Coordinator {
     for (const { signed, view } of this.book.list()) if (view.state === 'running') await this.judgeEnd(signed.id);
   }
 
+  /** When this peer started: until it has heard the others again, what it knows of a run it was away from is stale. */
+  private readonly startedAt = Date.now();
+
+  /**
+   * A `failed` verdict that counts silent participants (dropped, not known to have failed) as not finished is only as good as
+   * this peer's view, and `failed` outranks `finished` for ever. A peer back from being away (killed during the run, restarted
+   * after its end) first hears the others' "done" one by one through anti-entropy: judged in between, it saw too few done and
+   * failed the scenario on its own, then never took the final model (the intermittent catch-up e2e). Such a verdict is left to
+   * the launcher while the launcher is heard, and taken by anyone only once this peer has been up for the silence window plus
+   * two anti-entropy periods (the launcher too: its verdict is gossiped to everyone).
+   */
+  private mayBeStale(view: ScenarioView, rule: EndRule, author: string, roundMs: number): boolean {
+    if (standing(view, rule).dropped.length === 0) return false;
+    const launcherHeard = author !== this.self && Date.now() - (this.heartbeats.get(author)?.at ?? 0) < 3 * this.cfg.heartbeatMs;
+    const settleMs = (rule.dropAfterRounds + 1) * roundMs + 2 * ANTI_ENTROPY_BEATS * this.cfg.heartbeatMs;
+    return launcherHeard || Date.now() - this.startedAt < settleMs;
+  }
+
   private roundNow(id: string): number {
     const entry = this.book.get(id);
     if (!entry?.view.run) return -1;
@@ -368,11 +388,12 @@ export class Coordinator {
     const entry = this.book.get(id);
     if (!entry?.view.run || entry.view.state !== 'running' || this.ending.has(id)) return;
     const plan = runPlanOf(entry.signed.manifest);
-    const end = endOf(entry.view, {
+    const rule: EndRule = {
       clockRound: this.roundNow(id), dropAfterRounds: plan.launch.dropAfterRounds, minPeers: plan.launch.minPeers,
       rounds: roundsToRun(plan.manifest.rounds.max, entry.view.stopAt),
-    });
-    if (!end) return;
+    };
+    const end = endOf(entry.view, rule);
+    if (!end || (end.state === 'failed' && this.mayBeStale(entry.view, rule, entry.signed.author, plan.manifest.averaging.roundMs))) return;
     this.ending.add(id);
     const d = delta.state(id, end.state, end.reason);
     try {

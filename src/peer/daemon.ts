@@ -200,10 +200,14 @@ export class Daemon {
   /** This peer took part but came back after the end: adopt the final model from a participant that finished. */
   private async catchUp(id: string): Promise<void> {
     const entry = this.book.get(id);
-    if (!entry?.view.run || this.runs.has(id) || await this.store.scenarios.get(`final/${id}`)) return;
-    const run = new ScenarioRun(this.runHost(), id, runPlanOf(entry.signed.manifest));
-    this.runs.set(id, run);
+    if (!entry?.view.run || this.runs.has(id)) return;
     const holders = participantsOf(entry.view).filter((p) => p !== this.self && entry.view.progress[p]?.done);
+    // nobody known to hold the final model yet: the heartbeat retries, without a training worker started for nothing
+    if (holders.length === 0) return;
+    const run = new ScenarioRun(this.runHost(), id, runPlanOf(entry.signed.manifest));
+    // claimed before the first await: the heartbeat and the view changes that ask for a catch-up start no second one (each
+    // started a worker: three at once were seen on a loaded machine)
+    this.runs.set(id, run);
     const fetch = async (layoutHash: string, length: number): Promise<Float32Array | undefined> => {
       for (const p of holders) {
         try {
@@ -219,6 +223,7 @@ export class Daemon {
     };
     const finalRound = Math.max(...Object.values(entry.view.progress).filter((p) => p.done).map((p) => p.round));
     try {
+      if (await this.store.scenarios.get(`final/${id}`)) return;
       if (!(await run.catchUp(fetch, finalRound))) log.warn({ scenario: id.slice(0, 12) }, 'no participant could give the final model yet; will retry');
     } finally {
       this.runs.delete(id);
