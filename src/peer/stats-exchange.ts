@@ -75,8 +75,11 @@ export class StatsExchange {
         if (!this.agreedBy.has(from)) this.agreedBy.set(from, parseAgreed(decodeJson(msg.payload)));
       } else {
         this.received.set(from, msg.body === 'suppressed' ? null : SiteStatsSchema.parse(decodeJson(msg.payload)) as SiteStats);
-        // a participant that is late (its earlier sends to it were refused): resend at once, it now carries the agreed standardiser
-        if (this.agreed && this.acked.delete(from)) this.kick();
+        // a late participant (refused our sends before, restarted, or admitted after round 0): it gets the agreed standardiser now
+        if (this.agreed) {
+          this.acked.delete(from);
+          this.kick();
+        }
       }
       this.wake?.();
     } catch (e) {

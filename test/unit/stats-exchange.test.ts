@@ -39,7 +39,7 @@ afterAll(async () => {
 interface Peer { id: string; exchange: StatsExchange; store: Store; audit: AuditLog; open: boolean }
 
 /** One peer as the daemon wires it: the model handler hands statistics messages to the run's exchange (only once it is "begun"). */
-async function peers(n: number, seed: number): Promise<Peer[]> {
+async function peers(n: number, seed: number, members?: { contributors: string[]; participants: string[] }): Promise<Peer[]> {
   const c = await makeConsortium(n, seed);
   const started = await startLocalNodes(c);
   nodes.push(...started);
@@ -51,7 +51,7 @@ async function peers(n: number, seed: number): Promise<Peer[]> {
     const store = await openStore(dir, { create: true });
     stores.push(store);
     const audit = await AuditLog.open(store);
-    const exchange = new StatsExchange({ node, audit, scenario: SCENARIO, contributors: () => ids, participants: () => ids });
+    const exchange = new StatsExchange({ node, audit, scenario: SCENARIO, contributors: () => members?.contributors ?? ids, participants: () => members?.participants ?? ids });
     const peer: Peer = { id: node.peerId.toString(), exchange, store, audit, open: true };
     node.models.onModel({
       receive: (_h, bytes, from) => {
@@ -100,6 +100,23 @@ describe('standardiser exchange over libp2p on loopback', () => {
     expect(sent.join()).toContain('preprocessing statistics');
     for (const p of ps) p.exchange.close();
   }, 120_000);
+
+  it('a peer admitted after round 0 contributes nothing but adopts the standardiser the others agreed', async () => {
+    const members = { contributors: [] as string[], participants: [] as string[] };
+    const ps = await peers(4, 99, members);
+    const [first, admitted] = [ps.slice(0, 3), ps[3]!];
+    members.contributors.push(...first.map((p) => p.id));
+    members.participants.push(...first.map((p) => p.id));
+    const opts = { layoutHash: 'layout', startAt: Date.now(), deadlineMs: 1500, meta };
+    const agreed = await Promise.all(first.map((p, k) => p.exchange.agree(siteStats(parts[k]!), opts)));
+    expect(new Set(agreed.map((a) => a.hash)).size).toBe(1);
+    await new Promise((r) => setTimeout(r, 1600));   // past the deadline, as a peer admitted from a later round
+    members.participants.push(admitted.id);          // the launcher's plan amendment
+    const late = await admitted.exchange.agree(siteStats(parts[3]!), opts);
+    expect(late.hash).toBe(agreed[0]!.hash);
+    expect(late.sites).toBe(3);
+    for (const p of ps) p.exchange.close();
+  }, 60_000);
 
   it('a deciding peer that never answers: after a second deadline the others agree alike on what they all received', async () => {
     const ps = (await peers(3, 77)).sort((a, b) => (a.id < b.id ? -1 : 1));
