@@ -16,6 +16,8 @@
  *   outputs  prob   float [N, C] (softmax) or [N, 1] (one sigmoid logit)   | risk [N, 1] for a Cox model
  *            label  int64 [N]  ArgMax over classes, or prob > 0.5 for one logit (what Cohort's evaluation counts)
  *            class  string [N] the class name of label
+ *            value  float [N, 1] a regression model's prediction in the target's units: prob (the z-scored target it learnt) * std
+ *                   + mean, with the target's training mean and sd (metadata cohort.target)
  * An image model (input `image`, the preprocessed volume [N, C, (z,) y, x] BEFORE intensity normalisation) gets each channel's
  * intensity transform in-graph where it depends on that image alone and is exact in ONNX: window, suv, zscore (per image and
  * channel, as src/data/preprocess.ts computes it), none. Percentile normalisation needs a sort: that channel is fed normalised
@@ -55,7 +57,12 @@ export interface TabularExportOptions {
   readonly input: ModelInputDescription;
   readonly task: ExportTask;
   readonly provenance?: ExportProvenance;
+  /** Regression: the target's training mean and sd; the model learnt the z-scored target, the export outputs y * std + mean. */
+  readonly target?: TargetScale;
 }
+
+/** A regression target's scale (the mean and sample sd it was z-scored with for training). */
+export interface TargetScale { readonly mean: number; readonly std: number }
 
 /** The metadata a Cohort model carries, as readCohortMetadata returns it. */
 export interface CohortModelMetadata {
@@ -72,6 +79,8 @@ export interface CohortModelMetadata {
   readonly participants?: readonly string[];
   readonly rounds?: number;
   readonly metric?: ExportProvenance['metric'];
+  /** Regression: the target scale the graph multiplies back (output `value` is in the target's units). */
+  readonly target?: TargetScale;
   /** Image models: the volume input, its channels (modalities) and what the graph does to each channel's intensities. */
   readonly image?: ImageInputMetadata;
 }
@@ -151,7 +160,7 @@ export function selfContainedTabular(modelBytes: Uint8Array, o: TabularExportOpt
   const z = a.name('features_z');
   for (const n of graph.node) n.input = (n.input ?? []).map((i) => (i === 'features' ? z : i));
   encodeAndStandardise(a, cols, o.input, z);
-  const outputs = appendLabels(a, graph, o);
+  const outputs = o.task.kind === 'regression' ? appendValue(a, graph, o.target) : appendLabels(a, graph, o);
   graph.node = [...a.nodes.filter((n) => !isHead(n)), ...graph.node, ...a.nodes.filter(isHead)];
   graph.initializer.push(...a.initializers);
   graph.input = [tensorInfo('features', FLOAT, numeric.length), ...(categorical.length ? [tensorInfo('categories', STRING, categorical.length)] : [])];
@@ -159,7 +168,7 @@ export function selfContainedTabular(modelBytes: Uint8Array, o: TabularExportOpt
   return finish(model, {
     version: COHORT_VERSION, task: o.task, inputs: { features: numeric, categories: categorical }, columns: cols,
     featureNames: [...o.input.featureNames], classes: [...o.input.classes], outputs, preprocessing: describePreprocessing(categorical.length > 0),
-    ...o.provenance,
+    ...(o.target ? { target: { mean: o.target.mean, std: o.target.std } } : {}), ...o.provenance,
   }, 'raw columns in (see metadata cohort.inputs)');
 }
 
@@ -276,6 +285,24 @@ function encodeAndStandardise(a: Appender, cols: readonly SourceColumn[], d: Mod
   a.node('Where', [a.node('IsNaN', [zs]), a.floats('zero', [0]), zs], [], out);
 }
 
+/**
+ * A regression model's `value` [N, 1] = prob * std + mean: the network learnt the z-scored target (so one learning rate suits any
+ * unit), a hospital wants the target's own units. `prob` stays (the z-scored prediction). Without a scale the export is refused:
+ * a bare z-score would be read as a value.
+ */
+function appendValue(a: Appender, graph: onnx.onnx.GraphProto, target: TargetScale | undefined): string[] {
+  const prob = graph.output.find((v) => v.name === 'prob');
+  const dims = prob?.type?.tensorType?.shape?.dim ?? [];
+  if (!prob || dims.length !== 2 || Number(dims[1]?.dimValue ?? 0) !== 1) throw new CohortError('EXPORT_NOT_REGRESSION', 'the model has no prob output [N, 1]', 'a regression model has one output (mse loss)');
+  if (!target || !Number.isFinite(target.mean) || !(target.std > 0)) {
+    throw new CohortError('EXPORT_NO_TARGET_SCALE', 'a regression export needs the target\'s training mean and sd', 'pass the target scale the model was trained with');
+  }
+  const head = headNode(a);
+  head('Add', [head('Mul', ['prob', a.floats('target_std', [target.std])]), a.floats('target_mean', [target.mean])], [], 'value');
+  graph.output.push({ name: 'value', type: { tensorType: { elemType: FLOAT, shape: { dim: [{ dimParam: 'N' }, { dimValue: 1 }] } } } });
+  return [...graph.output.map((v) => v.name ?? '')];
+}
+
 /** label and class outputs after prob (classification); a survival or regression model keeps its outputs as they are. */
 function appendLabels(a: Appender, graph: onnx.onnx.GraphProto, o: Pick<TabularExportOptions, 'input' | 'task'>): string[] {
   const names = graph.output.map((v) => v.name ?? '');
@@ -333,6 +360,6 @@ export function readCohortMetadata(bytes: Uint8Array, file: string): CohortModel
     outputs: json('outputs') as string[], preprocessing: props.get(`${META_PREFIX}preprocessing`) ?? '',
     scenario: json('scenario') as CohortModelMetadata['scenario'], participants: json('participants') as string[] | undefined,
     rounds: json('rounds') as number | undefined, metric: json('metric') as CohortModelMetadata['metric'],
-    image: json('image') as ImageInputMetadata | undefined,
+    image: json('image') as ImageInputMetadata | undefined, target: json('target') as TargetScale | undefined,
   };
 }

@@ -12,7 +12,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Trainer, type Evaluation, type Metrics, type TrainConfig } from '../engine/index.ts';
 import { selectSamples, type SampleSet } from '../data/samples.ts';
 import { statSync } from 'node:fs';
-import { readTable, readTabular, stratifiedSplit, tableToSamples } from '../data/tabular.ts';
+import { readTable, stratifiedSplit } from '../data/tabular.ts';
+import { scaleTarget, siteTable, targetQuintiles, targetScaleOf, withTargetInput, type TargetScale } from '../data/site-table.ts';
 import { agreeStandardiser, applyAgreed, combineStats, minCountOf, siteStats, standardizeMode, type AgreedStandardiser, type SiteStats, type StandardiserMeta, type StandardizeMode } from '../data/standardiser-stats.ts';
 import { CohortError } from '../util/errors.ts';
 import { preprocessFolder, splitBySubject } from '../data/preprocess.ts';
@@ -88,16 +89,48 @@ function loadSite(init: WorkerInit): { train: SampleSet; test: SampleSet; scale:
   const meta: StandardiserMeta = { ...(names?.featureNames.length ? { featureNames: names.featureNames } : {}), ...(names?.classNames.length ? { classNames: names.classNames } : {}) };
   // per-class counts only with the manifest's class list: then class k is the same class at every site
   const classes = m.data.selector.classNames?.length;
-  if (mode === 'consortium') return { train, test, scale: { mode, stats: siteStats(train, { minCount: minCountOf(m.data.preprocessing), ...(classes ? { classes } : {}) }), meta } };
-  if (mode === 'none') return { train, test, scale: { mode } };
+  // regression: the target's statistics go with the features' (site-table.ts withTargetInput), so its scale is agreed too
+  const regression = m.task.kind === 'regression';
+  const forStats = regression ? withTargetInput(train) : train;
+  if (mode === 'consortium') return { train, test, scale: { mode, stats: siteStats(forStats, { minCount: minCountOf(m.data.preprocessing), ...(classes ? { classes } : {}) }), meta } };
   // a site's own statistics never leave it here, so no small-count rule applies
-  const own = agreeStandardiser(combineStats([siteStats(train, { minCount: 0 })!]), { ...meta, mode: 'site' });
+  const own = agreeStandardiser(combineStats([siteStats(forStats, { minCount: 0 })!]), { ...meta, mode: 'site' });
+  if (mode === 'none') {
+    // raw inputs, but a regression target still needs one scale for the learning rate: the site's own (it does not leave the site)
+    if (!regression) return { train, test, scale: { mode } };
+    setTargetScale(targetScaleOf(own));
+    return { train: scaleTarget(train, targetScale!), test: scaleTarget(test, targetScale!), scale: { mode } };
+  }
   if (exportInput) exportInput = { ...exportInput, standardiser: own };
-  return { train: applyAgreed(train, own), test: applyAgreed(test, own), scale: { mode, standardiser: own } };
+  return { ...applyScale({ train, test }, own), scale: { mode, standardiser: own } };
+}
+
+/** The regression target's mean and sd this worker trains with (undefined: not a regression): metrics and export go back to units. */
+let targetScale: TargetScale | undefined;
+function setTargetScale(s: TargetScale): void {
+  targetScale = s;
+  if (exportInput) exportInput = { ...exportInput, target: s };
+}
+
+/** Inputs z-scored with the standardiser; a regression target too, with the target statistics it carries. */
+function applyScale(parts: { train: SampleSet; test: SampleSet }, s: AgreedStandardiser): { train: SampleSet; test: SampleSet } {
+  let train = applyAgreed(parts.train, s), test = applyAgreed(parts.test, s);
+  if (workerRegression) {
+    setTargetScale(targetScaleOf(s));
+    train = scaleTarget(train, targetScale!); test = scaleTarget(test, targetScale!);
+  }
+  return { train, test };
+}
+let workerRegression = false;
+
+/** Regression metrics in the target's own units: the model predicts the z-scored target, so MAE and RMSE scale by its sd (R2 does not change). */
+function inTargetUnits(metrics: Metrics): Metrics {
+  if (!targetScale) return metrics;
+  return { ...metrics, ...(metrics.mae !== undefined ? { mae: metrics.mae * targetScale.std } : {}), ...(metrics.rmse !== undefined ? { rmse: metrics.rmse * targetScale.std } : {}) };
 }
 
 /** A table site's input for the self-contained export: the reader's encoding and the standardiser its data was scaled with. */
-interface ExportInput { featureNames: readonly string[]; classNames: readonly string[]; encoding: Encoding; standardiser?: AgreedStandardiser }
+interface ExportInput { featureNames: readonly string[]; classNames: readonly string[]; encoding: Encoding; standardiser?: AgreedStandardiser; target?: TargetScale }
 let exportInput: ExportInput | undefined;
 
 /**
@@ -113,7 +146,7 @@ function portableModel(bytes: Uint8Array, init: WorkerInit, provenance: ExportPr
       const F = exportInput.featureNames.length;
       const s = exportInput.standardiser ? exportStandardiser(exportInput.standardiser) : { mean: new Float32Array(F), std: new Float32Array(F).fill(1) };
       return selfContainedTabular(bytes, { input: { mean: s.mean, std: s.std, featureNames: exportInput.featureNames, classes: exportInput.classNames,
-        encoding: exportInput.encoding }, task, provenance });
+        encoding: exportInput.encoding }, task, provenance, ...(exportInput.target ? { target: exportInput.target } : {}) });
     }
     if (standardizeMode(m.data.preprocessing) !== 'none') return bytes; // a standardiser on image inputs is not (yet) carried in-graph
     const cfg = parsePreprocessConfig(m.data.preprocessing);
@@ -130,7 +163,7 @@ function exportTask(init: WorkerInit): ExportTask {
   const task = m.task as { kind: string; time?: string; event?: string };
   if (task.kind === 'survival') return { kind: 'survival', ...(task.time ? { time: task.time } : {}), ...(task.event ? { event: task.event } : {}) };
   if (task.kind === 'segmentation' || task.kind === 'multitask') return { kind: 'segmentation' };
-  if (task.kind === 'regression') return { kind: 'regression' };
+  if (task.kind === 'regression') return { kind: 'regression', label: (init.dataOptions.label as string | undefined) ?? m.data.selector.label ?? 'label' };
   return { kind: 'classification', label: (init.dataOptions.label as string | undefined) ?? m.data.selector.label ?? 'label' };
 }
 
@@ -141,12 +174,16 @@ function tabularSite(init: WorkerInit): SplitSite {
   const m = init.manifest;
   if (m.task.kind === 'survival') return survivalSite(init);
   const label = (init.dataOptions.label as string | undefined) ?? m.data.selector.label ?? 'label';
-  // the manifest's class list keeps class k the same class at every site, and lets a site with one class take part
+  const regression = m.task.kind === 'regression';
+  workerRegression = regression;
+  // as the simulator reads it (src/data/site-table.ts): identifier-like and data.selector.ignore columns are not features; the
+  // manifest's class list keeps class k the same class at every site, and lets a site with one class take part
   const classNames = m.data.selector.classNames;
-  const t = readTabular(init.dataPath, classNames ? { label, classNames } : { label });
+  const t = siteTable(readTable(init.dataPath), { label, ignore: m.data.selector.ignore ?? [], ...(regression ? { regression } : {}), ...(classNames ? { classNames } : {}) }).samples;
   const set = t.set;
+  // regression: stratified by the target's quintile, as the simulator splits (a number has no classes)
   const split = set.targets.label
-    ? stratifiedSplit(set.targets.label.data, m.data.holdout, m.training.seed)
+    ? stratifiedSplit(regression ? targetQuintiles(set.targets.label.data) : set.targets.label.data, m.data.holdout, m.training.seed)
     : randomSplit(set.size, m.data.holdout, m.training.seed);
   return { set, split, names: { featureNames: t.featureNames, classNames: t.classNames, encoding: t.encoding } };
 }
@@ -161,9 +198,9 @@ function survivalSite(init: WorkerInit): SplitSite {
   const task = m.task as { time?: string; event?: string };
   if (!task.time || !task.event) throw new CohortError('BAD_MANIFEST', 'a survival task needs task.time and task.event', 'name the follow-up time and event columns');
   const split = m.data.split;
-  const ignore = split ? [...new Set([split.by, ...(split.train ? [split.train.column] : [])])] : [];
+  const siteColumns = split ? [...new Set([split.by, ...(split.train ? [split.train.column] : [])])] : [];
   const table = readTable(init.dataPath);
-  const t = tableToSamples(table, { survival: { time: task.time, event: task.event }, ignore });
+  const t = siteTable(table, { survival: { time: task.time, event: task.event }, siteColumns, ignore: m.data.selector.ignore ?? [] }).samples;
   if (split?.train) {
     const col = table.columns.find((c) => c.name === split.train!.column);
     if (!col) throw new CohortError('NO_SPLIT_COLUMN', `this site's table has no column "${split.train.column}" for the train/test split`, 'add the column, or remove data.split.train from the manifest');
@@ -235,8 +272,9 @@ async function localWork(site: Site, m: ScenarioManifest, trainer = site.trainer
 
 /** The metrics of `trainer` on the held-out part; with `intervals`, its n and 95% intervals too (seeded by the manifest). */
 async function evaluateOn(trainer: Trainer, test: SampleSet, m: ScenarioManifest, intervals?: boolean): Promise<{ metrics: Metrics; evaluation?: Evaluation }> {
-  if (!intervals) return { metrics: await trainer.evaluate(test) };
-  return trainer.evaluateWithIntervals(test, { seed: m.training.seed, resamples: 1000 });
+  if (!intervals) return { metrics: inTargetUnits(await trainer.evaluate(test)) };
+  const r = await trainer.evaluateWithIntervals(test, { seed: m.training.seed, resamples: 1000 });
+  return { ...r, metrics: inTargetUnits(r.metrics) };
 }
 
 async function handle(site: Site, init: WorkerInit, req: WorkerRequest): Promise<WorkerReply> {
@@ -273,8 +311,7 @@ async function handle(site: Site, init: WorkerInit, req: WorkerRequest): Promise
       // once, on the raw parts: the runner sends the agreed standardiser before the first round (a restart makes a new worker)
       if (standardisedWith && standardisedWith !== req.standardiser.hash) throw new CohortError('STANDARDISER_TWICE', 'this worker\'s data is already standardised with another standardiser');
       if (!standardisedWith) {
-        site.train = applyAgreed(site.train, req.standardiser);
-        site.test = applyAgreed(site.test, req.standardiser);
+        ({ train: site.train, test: site.test } = applyScale(site, req.standardiser));
         standardisedWith = req.standardiser.hash;
         if (exportInput) exportInput = { ...exportInput, standardiser: req.standardiser };
       }

@@ -4,8 +4,8 @@
  *                                              labels -> class indices in sorted order)
  *   source "path/to/file.csv" + survival       the same reader with targets time + event (a survival task: task.time / task.event)
  *   source "path/to/file.csv" + regression     the same reader, targets.label = the label column's value (task.kind regression)
- *   CSV sources drop identifier-like columns (src/data/table-audit.ts: named id/pid/patient_id/..., or a distinct integer or
- *   text per row) and the columns in data.selector.ignore.
+ *   CSV sources are read by src/data/site-table.ts, as real peers read theirs: identifier-like columns (named id/pid/..., or a
+ *   distinct integer or text per row) and the columns in data.selector.ignore are not features.
  *   source "synthetic:blobs"                   Gaussian class blobs (preprocessing: { samples, features, classes, separation })
  *   source "synthetic:petct"                   SYNTHETIC 2D PET/CT phantoms, one site per scanner profile, fixed train/test cases
  *                                              per site (preprocessing: the image config + synthetic: { sites, train, test, seed })
@@ -17,8 +17,8 @@
 import { concatSamples, type SampleSet } from '../data/samples.ts';
 import { parsePreprocessConfig, preprocessCases, type PreprocessCase } from '../data/preprocess.ts';
 import { synthCase } from '../data/synth.ts';
-import { fitStandardiser, readTable, standardiseSet, tableToRegression, tableToSamples } from '../data/tabular.ts';
-import { idLikeColumns } from '../data/table-audit.ts';
+import { fitStandardiser, readTable, standardiseSet } from '../data/tabular.ts';
+import { siteTable, targetQuintiles } from '../data/site-table.ts';
 import { CohortError } from '../util/errors.ts';
 import { agreeStandardiser, combineStats, siteStats, type AgreedStandardiser, type StandardiserMeta } from '../data/standardiser-stats.ts';
 import { Rng } from '../util/random.ts';
@@ -73,13 +73,10 @@ export function loadSimData(selector: DataSelector, preprocessing: Readonly<Reco
 function csv(path: string, label: string, o: LoadOptions, userIgnore: readonly string[]): LoadedData {
   const table = readTable(path);
   const siteColumns = o.split ? [o.split.by, ...(o.split.train ? [o.split.train.column] : [])] : [];
-  const targets = o.survival ? [o.survival.time, o.survival.event] : [label];
-  const ids = idLikeColumns(table, new Set([...targets, ...siteColumns, ...userIgnore])).map((c) => c.name);
-  const ignore = [...new Set([...siteColumns, ...userIgnore, ...ids])];
-  const t = o.survival ? tableToSamples(table, { survival: o.survival, ignore })
-    : o.regression ? tableToRegression(table, { target: label, ignore }) : tableToSamples(table, { label, ignore });
+  // the real peers' reader (src/data/site-table.ts): the same columns in the simulator as on a hospital's peer
+  const { samples: t, identifiers } = siteTable(table, { label, ignore: userIgnore, siteColumns,
+    ...(o.survival ? { survival: o.survival } : {}), ...(o.regression ? { regression: true } : {}) });
   if (!o.survival && !t.set.targets['label']) throw new CohortError('SIM_DATA_LABEL', `${path} has no label column "${label}"`, 'set data.selector.label');
-  const identifiers = [...new Set([...ids, ...t.identifiers])];
   const base = { set: o.regression ? regressionTargets(t.set) : t.set, classes: t.classes, classNames: t.classNames, featureNames: t.featureNames, identifiers };
   if (!o.split) return base;
   const column = (name: string): readonly (string | number | null)[] => table.columns.find((c) => c.name === name)!.values;
@@ -110,9 +107,7 @@ function regressionTargets(set: SampleSet): SampleSet {
   const n = y.length;
   const mean = y.reduce((a, b) => a + b, 0) / Math.max(1, n);
   const sd = Math.sqrt(y.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, n - 1)) || 1;
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => y[a]! - y[b]!);
-  const stratum = new Float32Array(n);
-  order.forEach((i, rank) => { stratum[i] = Math.min(4, Math.floor((5 * rank) / n)); });
+  const stratum = targetQuintiles(y);
   return { ...set, targets: { ...set.targets, label: { shape: [], data: y.map((v) => (v - mean) / sd) }, stratum: { shape: [], data: stratum } } };
 }
 

@@ -5,7 +5,7 @@
  * a note), runs the model in plain onnxruntime-node on the RAW columns (the standardiser, imputation and one-hot encoding are
  * in the graph) and writes one row per subject: the subject id (an id column when the table has one, else the row number),
  * the class probabilities and the label. With the label column present it also reports accuracy and AUC (classification) or
- * the C-index (survival, with time and event columns). --json prints {n, model, predictions, ignored, accuracy?, auc?, ...}.
+ * the C-index (survival, with time and event columns), or R2, MAE and RMSE in the target's units (regression: output `value`). --json prints {n, model, predictions, ignored, accuracy?, auc?, ...}.
  * A folder (image model): the data layer's preprocessing from the model's metadata (resampling, size, crop; no augmentation, one
  * crop per subject) WITHOUT the intensity steps the graph applies; the volume shape is checked against the metadata; one row per
  * subject: class probabilities and label, or a segmentation's foreground voxels (and Dice against the masks when the folder has them).
@@ -16,7 +16,7 @@ import * as ort from 'onnxruntime-node';
 import { CohortError } from '../../util/errors.ts';
 import { isIdentifierColumn, readTable, type Column, type Table } from '../../data/tabular.ts';
 import { readCohortMetadata, type CohortModelMetadata } from '../../engine/export.ts';
-import { accuracy, concordanceIndex, meanDice, rocAuc } from '../../engine/metrics.ts';
+import { accuracy, concordanceIndex, meanAbsoluteError, meanDice, r2, rocAuc, rootMeanSquaredError } from '../../engine/metrics.ts';
 import { preprocessFolder } from '../../data/preprocess.ts';
 
 interface PredictOpts { model: string; data: string; out: string; json?: boolean }
@@ -57,7 +57,7 @@ async function runPredict(o: PredictOpts): Promise<void> {
   const summary = { n: p.subjects.length, model: modelSummary(meta), predictions: o.out, ignored: p.ignored, ...scoreAgainstTruth(p, meta, table) };
   if (o.json) { process.stdout.write(JSON.stringify(summary) + '\n'); return; }
   if (p.ignored.length) process.stderr.write(`note: ignored column(s) the model does not read: ${p.ignored.join(', ')}\n`);
-  const scores = Object.entries(summary).filter(([k]) => ['accuracy', 'auc', 'c_index'].includes(k)).map(([k, v]) => `${k} ${(v as number).toFixed(4)}`);
+  const scores = Object.entries(summary).filter(([k]) => ['accuracy', 'auc', 'c_index', 'r2', 'mae', 'rmse'].includes(k)).map(([k, v]) => `${k} ${(v as number).toFixed(4)}`);
   process.stdout.write(`wrote ${p.subjects.length} predictions to ${o.out}`
     + `${scores.length ? ` (${scores.join(', ')} on ${String((summary as { labelled?: number }).labelled)} labelled rows)` : ''}\n`);
 }
@@ -100,7 +100,8 @@ export async function predictTable(bytes: Uint8Array, meta: CohortModelMetadata,
   const session = await ort.InferenceSession.create(bytes);
   try {
     const out = await session.run(feeds);
-    const scoreOut = out['prob'] ?? out['risk'];
+    // regression: `value` is the prediction in the target's units (prob is its z-score)
+    const scoreOut = out['value'] ?? out['prob'] ?? out['risk'];
     if (!scoreOut) throw new CohortError('BAD_MODEL', 'the model has neither a prob nor a risk output', 're-export it with cohort');
     const labels = out['label'] ? Int32Array.from(out['label'].data as BigInt64Array, Number) : undefined;
     return { subjects: subjectIds(table), scores: scoreOut.data as Float32Array, width: scoreOut.dims[1] ?? 1, labels, ignored };
@@ -120,7 +121,8 @@ const csvCell = (s: string): string => (/[",\n\r]/.test(s) ? `"${s.replace(/"/g,
 /** subject, one probability column per class (prob_<class>), label; or subject, risk. */
 export function predictionsCsv(p: Prediction, meta: CohortModelMetadata): string {
   const classes = meta.classes;
-  const probNames = p.width === classes.length ? classes.map((c) => `prob_${c}`) : p.labels ? [`prob_${classes[classes.length - 1]}`] : ['risk'];
+  const probNames = meta.task.kind === 'regression' ? [`predicted_${meta.task.label ?? 'value'}`]
+    : p.width === classes.length ? classes.map((c) => `prob_${c}`) : p.labels ? [`prob_${classes[classes.length - 1]}`] : ['risk'];
   const lines = [['subject', ...probNames, ...(p.labels ? ['label'] : [])].map(csvCell).join(',')];
   p.subjects.forEach((s, i) => {
     const probs = Array.from(p.scores.subarray(i * p.width, (i + 1) * p.width), (v) => String(v));
@@ -133,6 +135,12 @@ export function predictionsCsv(p: Prediction, meta: CohortModelMetadata): string
 export function scoreAgainstTruth(p: Prediction, meta: CohortModelMetadata, table: Table): Record<string, number> {
   const col = (name: string | undefined): Column | undefined => table.columns.find((c) => c.name === name);
   const label = col(meta.task.label);
+  if (meta.task.kind === 'regression') {
+    const rows = label ? [...Array(table.rows).keys()].filter((i) => typeof label.values[i] === 'number') : [];
+    if (!rows.length) return {};
+    const pred = Float32Array.from(rows, (i) => p.scores[i * p.width]), truth = Float32Array.from(rows, (i) => label!.values[i] as number);
+    return { labelled: rows.length, r2: r2(pred, truth), mae: meanAbsoluteError(pred, truth), rmse: rootMeanSquaredError(pred, truth) };
+  }
   if (label && p.labels) {
     const index = new Map(meta.classes.map((c, k) => [c, k]));
     const rows = [...Array(table.rows).keys()].filter((i) => label.values[i] !== null && index.has(String(label.values[i])));

@@ -11,7 +11,8 @@
  *   (stderr; `features` in --json), missing values counted per column, single columns that separate the label almost
  *   perfectly named as likely leakage (`warnings`), and a label with too many distinct values refused as classes (exit 2).
  *   CSV regression (--task regression): the target standardised with training-part statistics for training, MSE loss,
- *   held-out R2, MAE and RMSE in the target's own units beside the MAE of always predicting the training mean.
+ *   held-out R2, MAE and RMSE in the target's own units beside the MAE of always predicting the training mean; --export
+ *   writes the self-contained model with the rescale in-graph (output `value` in the target's units).
  *   CSV survival (--time, --event): split stratified by the event, Cox partial likelihood (Breslow ties), held-out C-index.
  *   Medical folder (ROOT/<subject>/<modality>/..., see docs/data.md): the data layer's preprocessing (from --preprocess, or a
  *   scenario manifest's data.preprocessing + model + loss + optimizer), held-out split by subject, Dice/IoU for segmentation,
@@ -34,7 +35,7 @@ import { PROVIDER_FALLBACKS, type ExecutionProviderName, type ProviderFallback }
 import type { LossSpec, ModelSpec, OptimizerSpec } from '../../engine/spec.ts';
 import { loadManifest } from '../../scenario/manifest.ts';
 import { describeModelInput } from '../../data/model-input.ts';
-import { selfContainedImage, selfContainedTabular, type ExportTask } from '../../engine/export.ts';
+import { selfContainedImage, selfContainedTabular, type ExportTask, type TargetScale } from '../../engine/export.ts';
 import type { TabularSamples } from '../../data/tabular.ts';
 
 interface TrainOpts {
@@ -132,9 +133,6 @@ function auditJson(a: TableAudit): Record<string, unknown> {
  * mean and standard deviation (so the default learning rate suits any unit); metrics are computed back in the target's units.
  */
 async function runRegressionCsv(o: TrainOpts, a: TableAudit, t0: number): Promise<void> {
-  if (o.export) {
-    throw new CohortError('NOT_SUPPORTED', '--export with --task regression is not supported yet', 'the graph would output the standardised target; train without --export');
-  }
   const target = a.samples.set.targets['label']!.data;
   const scale = meanStd(a.split.train.map((i) => target[i]!));
   const set = { ...a.samples.set, targets: { label: { shape: [], data: target.map((v) => (v - scale.mean) / scale.std) } } };
@@ -145,6 +143,8 @@ async function runRegressionCsv(o: TrainOpts, a: TableAudit, t0: number): Promis
     seed: int(o.seed, '--seed'), split: a.split, ...providerOptions(o), threads: int(o.threads, '--threads'),
     fusedSteps: 8, standardize: ['features'], onEpoch,
   }));
+  // the export multiplies the z-scored prediction back in-graph (output `value`, metadata cohort.target)
+  if (o.export) writeFileSync(o.export, rawTableModel(r, a.samples, { kind: 'regression', label: o.label }, scale));
   const pred = (await r.trainer.predict(r.test)).prob.map((v) => v * scale.std + scale.mean);
   const truth = Float32Array.from(a.split.test, (i) => target[i]!);
   const seconds = (performance.now() - t0) / 1000;
@@ -152,7 +152,7 @@ async function runRegressionCsv(o: TrainOpts, a: TableAudit, t0: number): Promis
     mae_of_training_mean: meanAbsoluteError(new Float32Array(truth.length).fill(scale.mean), truth) };
   const result = { model: parsedType(model), task: 'regression', target: o.label, provider: r.trainer.provider, graphs: r.trainer.graphReports, epochs, test,
     seconds: Number(seconds.toFixed(2)), train: { samples: r.train.size, loss: r.trainLoss, target_mean: scale.mean, target_std: scale.std },
-    testSamples: r.test.size, ...auditJson(a) };
+    testSamples: r.test.size, ...auditJson(a), ...(o.export ? { exported: o.export } : {}) };
   await release(r);
   if (o.json) { process.stdout.write(JSON.stringify(result) + '\n'); return; }
   const f = (v: number): string => (Number.isFinite(v) ? v.toPrecision(4) : 'n/a');
@@ -210,8 +210,8 @@ async function runSurvivalCsv(o: TrainOpts): Promise<void> {
 }
 
 /** The self-contained export of a table model (engine/export.ts): raw columns in, the standardiser it was trained with in-graph. */
-function rawTableModel(r: LocalTrainResult, t: Pick<TabularSamples, 'featureNames' | 'classNames' | 'encoding'>, task: ExportTask): Uint8Array {
-  return selfContainedTabular(r.trainer.exportOnnx(), { input: describeModelInput(t, r.standardisers['features']!), task });
+function rawTableModel(r: LocalTrainResult, t: Pick<TabularSamples, 'featureNames' | 'classNames' | 'encoding'>, task: ExportTask, target?: TargetScale): Uint8Array {
+  return selfContainedTabular(r.trainer.exportOnnx(), { input: describeModelInput(t, r.standardisers['features']!), task, ...(target ? { target } : {}) });
 }
 
 /** The image export (engine/export.ts): each channel's intensity normalisation in-graph where exact, labels or a mask out. */
