@@ -112,5 +112,17 @@ describe('the launcher\'s own peer approves too late to take part', () => {
     expect(existsSync(join(outB, 'model.onnx'))).toBe(true);
     expect(readFileSync(join(outB, 'report.md'), 'utf8')).toContain('Files: model.onnx');
     expect((JSON.parse(readFileSync(join(outB, 'metrics.json'), 'utf8')) as MetricsJson).final_model).toBe(true);
+
+    // that model.onnx reads raw rows (issue 13.2): on site-a's table, which never trained it, `cohort predict` scores within the
+    // participants' stated intervals, and the file names its scenario and participants
+    const pred = cli(['predict', '--model', join(outB, 'model.onnx'), '--data', join(c.sites[A]!.dir, 'data', 'wdbc.csv'), '--out', join(c.dir, 'predict-a.csv'), '--json']);
+    expect(pred.code, pred.stderr).toBe(0);
+    const p = JSON.parse(pred.stdout) as { n: number; labelled: number; accuracy: number; model: { scenario: { id: string }; participants: string[]; rounds: number } };
+    expect(p.model.scenario.id).toBe(id);
+    expect(p.model.participants.sort()).toEqual([peerId(1), peerId(2), peerId(3)].sort());
+    expect(p.labelled).toBe(p.n);
+    const stated = mA.sites.map((s) => s.scores!.accuracy!);
+    expect(p.accuracy).toBeGreaterThanOrEqual(Math.min(...stated.map((a) => a.lo)));
+    expect(p.accuracy).toBeLessThanOrEqual(Math.max(...stated.map((a) => a.hi)));
   }, 420_000);
 });
