@@ -5,13 +5,15 @@
  * For each zoo model (MLP, CNN, U-Net 2D, U-Net 3D): the same initial weights (same seed) and the same batches on the provider and
  * on cpu; the loss curves must agree at every step within |l_gpu - l_cpu| <= REL * |l_cpu| + ABS (float32 kernels differ in
  * summation order, and cuDNN may use TF32 for convolutions, hence 2%); samples/s for both and the speed-up. Then 16 peers on the
- * provider in one process (shared sessions), ring averaging after each local step, to show one GPU carries a 16-peer simulation.
+ * provider: the project's simulator (`cohort sim scenarios/wdbc-epidemic.json --peers 16`, COHORT_SIM_PROVIDERS, fallback 'error')
+ * and 16 CNN trainers in one process (shared sessions, ring averaging after each local step: conv kernels on the GPU).
  * Exit 1 on a disagreement or an error, 0 otherwise; every figure printed comes from this run.
  */
 import { Trainer, releaseSessions, type ModelSpec, type TrainConfig } from '../src/engine/index.ts';
 import type { ExecutionProviderName } from '../src/engine/providers.ts';
 import type { SampleSet } from '../src/data/samples.ts';
 import { Rng } from '../src/util/random.ts';
+import { execFile } from 'node:child_process';
 
 const REL = 2e-2;
 const ABS = 1e-4;
@@ -107,12 +109,30 @@ async function sixteenPeers(provider: ExecutionProviderName, quick: boolean): Pr
   return ok;
 }
 
+/** The project's simulator, 16 peers, every engine session on `provider` (a provider that cannot run is an error there). */
+function simulator(provider: ExecutionProviderName, quick: boolean): Promise<boolean> {
+  const rounds = quick ? 2 : 5;
+  const args = ['--import', 'tsx', 'src/cli/main.ts', 'sim', 'scenarios/wdbc-epidemic.json', '--peers', '16', '--rounds', String(rounds), '--no-baselines', '--json'];
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    execFile(process.execPath, args, { env: { ...process.env, COHORT_SIM_PROVIDERS: provider, COHORT_LOG_LEVEL: 'warn' }, maxBuffer: 1 << 26 }, (e, stdout, stderr) => {
+      const seconds = (performance.now() - t0) / 1000;
+      let mean = Number.NaN;
+      try { mean = (JSON.parse(stdout) as { final: { mean: number } }).final.mean; } catch { /* reported below */ }
+      const ok = !e && Number.isFinite(mean);
+      console.log(`${ok ? 'ok  ' : 'FAIL'} cohort sim wdbc-epidemic, 16 peers on ${provider}: ${rounds} rounds in ${seconds.toFixed(1)} s`
+        + (ok ? `, final accuracy mean ${mean.toFixed(4)}` : `: ${stderr.trim().split('\n').pop() ?? 'no output'}`));
+      resolve(ok);
+    });
+  });
+}
+
 async function main(): Promise<void> {
   const arg = (k: string): string | undefined => { const i = process.argv.indexOf(k); return i > 0 ? process.argv[i + 1] : undefined; };
   const provider = (arg('--provider') ?? 'cuda') as ExecutionProviderName;
   const quick = process.argv.includes('--quick');
   console.log(`gpu-check: ${provider} against cpu, tolerance |l_${provider} - l_cpu| <= ${REL} |l_cpu| + ${ABS} at every step${quick ? ' (quick sizes)' : ''}`);
-  const ok = (await compare(provider, quick)) && (await sixteenPeers(provider, quick));
+  const ok = (await compare(provider, quick)) && (await sixteenPeers(provider, quick)) && (await simulator(provider, quick));
   await releaseSessions();
   console.log(ok ? 'gpu-check: PASS' : 'gpu-check: FAIL');
   process.exit(ok ? 0 : 1);

@@ -48,6 +48,22 @@ export function sessionOptions(provider: ExecutionProviderName, threads: number,
   };
 }
 
+/**
+ * Providers named by an environment variable (comma list), for runs that have no provider option of their own (the simulator:
+ * COHORT_SIM_PROVIDERS=cuda runs all simulated peers on one GPU). Named explicitly, a provider that cannot run is an error;
+ * unset, `dflt` with the cpu fallback.
+ */
+export function providersFromEnv(variable: string, dflt: readonly ExecutionProviderName[]): { providers: ExecutionProviderName[]; providerFallback: ProviderFallback } {
+  const raw = process.env[variable];
+  if (!raw) return { providers: [...dflt], providerFallback: 'cpu' };
+  const names = raw.split(',').map((p) => p.trim()).filter(Boolean);
+  const bad = names.find((p) => !(DEFAULT_PROVIDERS as readonly string[]).includes(p));
+  if (bad || !names.length) {
+    throw new CohortError('BAD_PROVIDER', `${variable}: unknown execution provider '${bad ?? raw}'`, `use a comma-separated list of ${DEFAULT_PROVIDERS.join(', ')}`);
+  }
+  return { providers: names as ExecutionProviderName[], providerFallback: 'error' };
+}
+
 export function defaultThreads(): number {
   const env = Number(process.env.COHORT_THREADS);
   return Number.isInteger(env) && env > 0 ? env : 2;

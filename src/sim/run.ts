@@ -470,7 +470,10 @@ function stoppingRule(m: SimScenario, higherBetter: boolean): ((p: RoundProbe) =
 
 async function engineTask(m: SimScenario, test: SampleSet, example: SampleSet, seed: number, privacy?: SimPrivacy, rounds = m.rounds.max): Promise<Task> {
   const { TrainerLearner } = await import('./trainer-learner.ts');
-  const cfg = { model: m.model, loss: m.loss, optimizer: m.optimizer, batchSize: m.training.batchSize, seed, proximalMu: m.training.proximalMu, threads: 1, providers: ['cpu' as const] };
+  const { providersFromEnv } = await import('../engine/providers.ts');
+  const cfg = { model: m.model, loss: m.loss, optimizer: m.optimizer, batchSize: m.training.batchSize, seed, proximalMu: m.training.proximalMu, threads: 1,
+    // cpu unless COHORT_SIM_PROVIDERS names others (npm run gpu-check: 16 simulated peers on one GPU)
+    ...providersFromEnv('COHORT_SIM_PROVIDERS', ['cpu']) };
   const work = { steps: m.training.localSteps, epochs: m.training.localEpochs };
   const evaluator = await TrainerLearner.create(cfg, example, work);
   const metric = m.task.metric;

@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Trainer, releaseSessions, type TrainConfig } from '../../src/engine/index.ts';
-import { createSession, quietProbe } from '../../src/engine/providers.ts';
+import { createSession, providersFromEnv, quietProbe } from '../../src/engine/providers.ts';
 import { cpuFallbackNodes, placementFromProfile } from '../../src/engine/placement.ts';
 import { GraphBuilder } from '../../src/engine/graph/index.ts';
 import { CohortError } from '../../src/util/errors.ts';
@@ -42,6 +42,20 @@ describe('provider fallback policy', () => {
     expect(s.provider).toBe('cpu');
     expect(s.refused).toEqual([expect.stringMatching(/^cuda: the CUDA provider is not installed/)]);
     await s.session.release();
+  });
+
+  it('providers from an environment variable (the simulator): unset -> the default with cpu fallback; named -> fallback error; unknown -> BAD_PROVIDER', () => {
+    const v = 'COHORT_TEST_PROVIDERS';
+    try {
+      delete process.env[v];
+      expect(providersFromEnv(v, ['cpu'])).toEqual({ providers: ['cpu'], providerFallback: 'cpu' });
+      process.env[v] = 'cuda, cpu';
+      expect(providersFromEnv(v, ['cpu'])).toEqual({ providers: ['cuda', 'cpu'], providerFallback: 'error' });
+      process.env[v] = 'cuda,tpu';
+      expect(() => providersFromEnv(v, ['cpu'])).toThrow(/COHORT_TEST_PROVIDERS: unknown execution provider 'tpu'/);
+    } finally {
+      delete process.env[v];
+    }
   });
 
   it('an empty provider list is a clear error', async () => {

@@ -29,6 +29,7 @@ describe('npm run gpu-check', () => {
     for (const m of ['mlp', 'cnn2d', 'unet2d', 'unet3d']) expect(r.stdout).toMatch(new RegExp(`^ok {3}${m} +losses cpu \\[`, 'm'));
     expect(r.stdout).toMatch(/^ok {3}16 peers \(cnn2d, ring averaging\) on cpu: 2 rounds/m);
     expect(r.stdout).toMatch(/speed-up \d+\.\d+x/);
+    expect(r.stdout).toMatch(/^ok {3}cohort sim wdbc-epidemic, 16 peers on cpu: 2 rounds in [\d.]+ s, final accuracy mean 0\.\d+/m);
     expect(r.stdout.trim().split('\n').pop()).toBe('gpu-check: PASS');
   });
 });
