@@ -7,7 +7,8 @@
  * Screenshots go to test/artifacts/ (git-ignored). Skipped, with the reason printed, only when no chromium is installed
  * (.ci/run installs it with apt-get).
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -25,6 +26,20 @@ let browser: Browser;
 const port = (i: number): number => (JSON.parse(readFileSync(join(c.sites[i]!.dir, 'admin.json'), 'utf8')) as { port: number }).port;
 const token = (i: number): string => readFileSync(join(c.sites[i]!.dir, 'admin.token'), 'utf8').trim();
 const base = (i: number): string => `http://127.0.0.1:${port(i)}`;
+
+/** `cohort scenario launch FILE --follow [--json] --peer SITE` as a real process; resolves with what it printed where, once it ends. */
+function launchFollowing(i: number, manifest: Record<string, unknown>, json: boolean): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const file = join(c.dir, `${String(manifest.name)}.json`);
+  writeFileSync(file, JSON.stringify(manifest));
+  const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'scenario', 'launch', file, '--follow', '--peer', c.sites[i]!.dir, ...(json ? ['--json'] : [])],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, COHORT_LOG_LEVEL: 'info' } });
+  let stdout = '', stderr = '';
+  p.stdout.setEncoding('utf8').on('data', (x: string) => { stdout += x; });
+  p.stderr.setEncoding('utf8').on('data', (x: string) => { stderr += x; });
+  followers.push(p);
+  return new Promise((done) => p.once('exit', (code) => done({ code, stdout, stderr })));
+}
+const followers: ChildProcess[] = [];
 const shot = (page: Page, name: string): Promise<Buffer> => page.screenshot({ path: join(ARTIFACTS, `dashboard-${name}.png`), fullPage: true });
 
 describe.skipIf(!CHROMIUM)('dashboard', () => {
@@ -37,6 +52,7 @@ describe.skipIf(!CHROMIUM)('dashboard', () => {
   }, 180_000);
 
   afterAll(async () => {
+    for (const p of followers) if (p.exitCode === null) p.kill('SIGTERM');
     await browser?.close();
     if (!c) return;
     await stopCluster(c);
@@ -69,12 +85,14 @@ describe.skipIf(!CHROMIUM)('dashboard', () => {
   });
 
   it('site-d\'s operator signs in, sees the four sites, approves by hand, rejects with a reason in HTML; the scenario finishes', async () => {
-    const runId = (await client(c, A).post<{ id: string }>('/scenarios', { manifest: wdbcManifest({ name: 'wdbc-dashboard', rounds: 4, roundMs: 4000, launch: { minPeers: 4, approvalWindowMs: 120_000, startDelayMs: 10_000 } }) })).id;
-    const rejectId = (await client(c, B).post<{ id: string }>('/scenarios', { manifest: wdbcManifest({ name: 'wdbc-dashboard-rejected', launch: { minPeers: 4, approvalWindowMs: 30_000 } }) })).id;
-    await waitFor('site-d hears both', async () => {
-      const ids = (await client(c, D).get<{ id: string }[]>('/scenarios')).map((s) => s.id);
-      return ids.includes(runId) && ids.includes(rejectId);
-    }, 60_000);
+    // both are launched with `cohort scenario launch --follow` (issue 12.6: the result on stdout, logs on stderr): the run with
+    // --json (one document at the end), the one site-d rejects in words (the site table on stdout as it changes; it cannot reach
+    // four approvals, so its launcher marks it failed once it has not started within 90 s, and the follow ends)
+    const runFollow = launchFollowing(A, wdbcManifest({ name: 'wdbc-dashboard', rounds: 4, roundMs: 4000, launch: { minPeers: 4, approvalWindowMs: 120_000, startDelayMs: 10_000 } }), true);
+    const rejectFollow = launchFollowing(B, wdbcManifest({ name: 'wdbc-dashboard-rejected', launch: { minPeers: 4, approvalWindowMs: 30_000, startWithinMs: 90_000 } }), false);
+    const idOf = async (name: string): Promise<string | false> => (await client(c, D).get<{ id: string; name: string }[]>('/scenarios')).find((s) => s.name === name)?.id ?? false;
+    const runId = await waitFor('site-d hears the run', () => idOf('wdbc-dashboard'), 90_000);
+    const rejectId = await waitFor('site-d hears the other', () => idOf('wdbc-dashboard-rejected'), 90_000);
 
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const external: string[] = [];
@@ -149,6 +167,18 @@ describe.skipIf(!CHROMIUM)('dashboard', () => {
     const mine = await client(c, D).get<{ entries: { kind: string; what: string }[] }>(`/audit?scenario=${runId}`);
     expect(mine.entries.some((e) => e.kind === 'approval' && e.what === 'approve (operator)')).toBe(true);
     await shot(page, 'audit');
+
+    // the CLIs that followed both scenarios: results on stdout only, nothing of the site table on stderr
+    const run = await runFollow;
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ id: runId, state: 'finished', sites: expect.any(Array) });
+    const rejected = await rejectFollow;
+    expect(rejected.code, rejected.stderr).toBe(0);
+    expect(rejected.stdout).toContain(`launched ${rejectId}`);
+    expect(rejected.stdout).toMatch(new RegExp(`^${rejectId.slice(0, 12)} wdbc-dashboard-rejected: `, 'm'));
+    expect(rejected.stdout).toMatch(/scenario (failed|cancelled)\n$/);
+    expect(rejected.stderr).not.toMatch(/wdbc-dashboard-rejected: |^\s+site-[a-d]\s+round/m);
+    expect(run.stderr).not.toMatch(/wdbc-dashboard: |^\s+site-[a-d]\s+round/m);
 
     const missing = await page.goto(`${base(D)}/ui/scenario/abcdef012345`);
     expect(missing?.status()).toBe(404);
