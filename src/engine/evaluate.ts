@@ -86,7 +86,15 @@ export function computeIntervals(plan: Plan, p: Prepared, prob: Float32Array, ma
     return { n, scores };
   }
   if (info.kind === 'classify') {
-    if (plan.loss.spec.type === 'mse' || n === 0) return { n, scores };
+    if (n === 0) return { n, scores };
+    if (plan.loss.spec.type === 'mse') {
+      // regression: R2 and MAE resampled by sample, in the units of the target given (a caller that scaled it scales MAE back)
+      const y = findTarget(p.source, 'label').data;
+      if (prob.length !== y.length) return { n, scores };
+      boot('r2', r2(prob, y), (i) => r2(pick(prob, i), pick(y, i)));
+      boot('mae', meanAbsoluteError(prob, y), (i) => meanAbsoluteError(pick(prob, i), pick(y, i)));
+      return { n, scores };
+    }
     const label = findTarget(p.source, 'label').data;
     const C = info.classes;
     const pred = C === 1 ? prob.map((v) => (v > 0.5 ? 1 : 0)) : argmaxRows(prob, C);

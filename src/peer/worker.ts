@@ -274,7 +274,11 @@ async function localWork(site: Site, m: ScenarioManifest, trainer = site.trainer
 async function evaluateOn(trainer: Trainer, test: SampleSet, m: ScenarioManifest, intervals?: boolean): Promise<{ metrics: Metrics; evaluation?: Evaluation }> {
   if (!intervals) return { metrics: inTargetUnits(await trainer.evaluate(test)) };
   const r = await trainer.evaluateWithIntervals(test, { seed: m.training.seed, resamples: 1000 });
-  return { ...r, metrics: inTargetUnits(r.metrics) };
+  const mae = r.evaluation?.scores['mae'];
+  const evaluation = r.evaluation && mae && targetScale
+    ? { ...r.evaluation, scores: { ...r.evaluation.scores, mae: { ...mae, value: mae.value * targetScale.std, lo: mae.lo * targetScale.std, hi: mae.hi * targetScale.std } } }
+    : r.evaluation;
+  return { ...r, metrics: inTargetUnits(r.metrics), ...(evaluation ? { evaluation } : {}) };
 }
 
 async function handle(site: Site, init: WorkerInit, req: WorkerRequest): Promise<WorkerReply> {

@@ -71,6 +71,13 @@ describe('training worker tables', () => {
       const ev = await ask(w, { rid: 40, op: 'evaluate', params: p.slice(), intervals: true });
       if (ev.op !== 'metrics') throw new Error(JSON.stringify(ev));
       expect(ev.metrics.r2).toBeGreaterThan(0.5);
+      // the report's intervals: bootstrap R2, and MAE in the target's units like the metric
+      const { r2, mae: maeCi } = ev.evaluation!.scores;
+      expect(r2!.value).toBeCloseTo(ev.metrics.r2!, 6);
+      expect(maeCi!.value).toBeCloseTo(ev.metrics.mae!, 6);
+      expect(maeCi!.lo).toBeLessThanOrEqual(maeCi!.value);
+      expect(maeCi!.hi).toBeGreaterThanOrEqual(maeCi!.value);
+      expect(ev.evaluation!.n).toBe(ready.testCount);
       const exp = await ask(w, { rid: 41, op: 'export', params: p.slice() });
       if (exp.op !== 'bytes') throw new Error(JSON.stringify(exp));
       const meta = readCohortMetadata(exp.bytes, 'worker export');

@@ -1,0 +1,103 @@
+/**
+ * Issue 13's Done-when on real peers: a scenario's exported model predicts the raw rows of a site that did not take part with the
+ * accuracy the report states, and every participant trained on the same standardiser. Three peer daemons (site-b, c, d: separate
+ * processes, real libp2p, LevelDB, ONNX training) run a short WDBC scenario with the consortium standardiser; site-a is in the
+ * roster but never starts, so its rows (35% of WDBC, half of them malignant: a case mix no participant has) reach no peer.
+ * `cohort scenario export` on site-b writes model.onnx; `cohort predict` scores site-a's raw CSV with it.
+ *
+ * The interval compared against: the report states each participant's accuracy on its own held-out rows with a Wilson interval.
+ * Those rows, like site-a's, were never trained on and went through the same agreed standardiser, so together they are the
+ * report's estimate of the final model's accuracy on patients it has not seen; pooled (hits summed over sites, n summed), their
+ * Wilson interval is the narrowest honest statement the report supports about a new site. Per-site intervals (n = 17..28) would
+ * be wider and easier to hit. The pooled interval is one for the mean accuracy and ignores site-a's own sampling noise (n ~ 199),
+ * so the check is, if anything, strict.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
+import { readCohortMetadata } from '../../src/engine/export.ts';
+import { wilsonInterval, type ScoreInterval } from '../../src/util/stats.ts';
+import { cli, client, disposeCluster, provisionCluster, startDaemon, waitConnected, waitFor, wdbcManifest, type Cluster } from './daemon-harness.ts';
+
+interface Detail { id: string; view: ScenarioView }
+interface SiteJson { name: string; held_out: number | null; metric: number | null; standardiser: string | null; scores: Record<string, ScoreInterval> | null }
+interface MetricsJson { final_model: boolean; participants: string[]; sites: SiteJson[] }
+
+const A = 0, B = 1;
+const PARTICIPANTS = [1, 2, 3];
+let c: Cluster;
+
+beforeAll(async () => {
+  c = await provisionCluster();
+  for (const i of PARTICIPANTS) startDaemon(c, i);
+  await waitConnected(c, PARTICIPANTS);
+}, 150_000);
+
+afterAll(async () => {
+  await disposeCluster(c);
+});
+
+const peerId = (i: number): string => c.sites[i]!.peerId;
+const detail = (i: number, id: string): Promise<Detail> => client(c, i).get<Detail>(`/scenarios/${id}`);
+
+describe('a scenario\'s model on a site that did not take part', () => {
+  it('predicts site-a\'s raw rows within the report\'s interval; every participant used the same standardiser', async () => {
+    // few rounds, long enough for a loaded machine; the start delay covers the workers' start
+    const base = wdbcManifest({ name: 'wdbc-new-site', rounds: 4, roundMs: 5000, launch: { minPeers: 3, approvalWindowMs: 0, startDelayMs: 12_000 } });
+    const data = base.data as Record<string, unknown>;
+    const manifest = { ...base, data: { ...data, preprocessing: { ...(data.preprocessing as object), standardize: 'consortium' } } };
+    const file = join(c.dir, 'new-site.json');
+    writeFileSync(file, JSON.stringify(manifest));
+    const launch = cli(['scenario', 'launch', file, '--json', '--peer', c.sites[B]!.dir]);
+    expect(launch.code, launch.stderr).toBe(0);
+    const { id } = JSON.parse(launch.stdout) as { id: string };
+
+    const views = await Promise.all(PARTICIPANTS.map((i) => waitFor(`finished at ${c.sites[i]!.name}`, async () => {
+      const d = await detail(i, id);
+      return d.view.state === 'finished' ? d.view : false;
+    }, 240_000)));
+    expect([...(views[0]!.run?.participants ?? [])].sort()).toEqual(PARTICIPANTS.map(peerId).sort());
+    expect(views[0]!.run?.participants).not.toContain(peerId(A));
+
+    // the same standardiser everywhere: each peer's own record of the hash it trained with (its progress), and the report's
+    const own = PARTICIPANTS.map((i, k) => views[k]!.progress[peerId(i)]?.standardiser);
+    expect(own[0]).toMatch(/^[0-9a-f]{64}$/);
+    expect(new Set(own).size).toBe(1);
+
+    const out = join(c.dir, 'export-b');
+    const exp = cli(['scenario', 'export', id.slice(0, 12), '--out', out, '--peer', c.sites[B]!.dir]);
+    expect(exp.code, exp.stderr).toBe(0);
+    const model = join(out, 'model.onnx');
+    expect(existsSync(model)).toBe(true);
+    const m = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as MetricsJson;
+    expect(m.final_model).toBe(true);
+    expect(m.participants).toEqual(['site-b', 'site-c', 'site-d']);
+    expect(m.sites.map((s) => s.standardiser)).toEqual([own[0], own[0], own[0]]);
+    const meta = readCohortMetadata(readFileSync(model), model);
+    expect(meta.inputs.features).toHaveLength(30);   // raw columns in: the id column is no feature
+    expect(meta.scenario?.id).toBe(id);
+
+    // the report's pooled held-out accuracy and its Wilson interval (hits recovered exactly from value x n, as the report computed them)
+    let hits = 0, n = 0;
+    for (const s of m.sites) {
+      const acc = s.scores!.accuracy!;
+      const k = Math.round(acc.value * s.held_out!);
+      expect(Math.abs(acc.value - k / s.held_out!)).toBeLessThan(1e-9);
+      hits += k; n += s.held_out!;
+    }
+    const pooled = wilsonInterval(hits, n);
+
+    // site-a's raw rows, never seen by any peer: the model alone (plain onnxruntime inside cohort predict) scores them
+    const siteA = join(c.sites[A]!.dir, 'data', 'wdbc.csv');
+    const p = cli(['predict', '--model', model, '--data', siteA, '--out', join(c.dir, 'site-a-predictions.csv'), '--json']);
+    expect(p.code, p.stderr).toBe(0);
+    const r = JSON.parse(p.stdout) as { n: number; labelled: number; accuracy: number; auc: number };
+    expect(r.labelled).toBe(r.n);
+    expect(r.n).toBeGreaterThan(150);
+    process.stdout.write(`site-a (not a participant): accuracy ${r.accuracy.toFixed(4)} (AUC ${r.auc.toFixed(4)}) on n=${r.n}; `
+      + `report, pooled held-out: ${(hits / n).toFixed(4)} [${pooled.lo.toFixed(4)}, ${pooled.hi.toFixed(4)}] on n=${n}\n`);
+    expect(r.accuracy).toBeGreaterThanOrEqual(pooled.lo);
+    expect(r.accuracy).toBeLessThanOrEqual(pooled.hi);
+  }, 480_000);
+});
