@@ -19,10 +19,9 @@
  *            value  float [N, 1] a regression model's prediction in the target's units: prob (the z-scored target it learnt) * std
  *                   + mean, with the target's training mean and sd (metadata cohort.target)
  * An image model (input `image`, the preprocessed volume [N, C, (z,) y, x] BEFORE intensity normalisation) gets each channel's
- * intensity transform in-graph where it depends on that image alone and is exact in ONNX: window, suv, zscore (per image and
- * channel, as src/data/preprocess.ts computes it), none. Percentile normalisation needs a sort: that channel is fed normalised
- * (metadata cohort.image says which). Resampling and cropping stay in the data layer. A segmentation model adds `mask` (int64
- * [N, 1, ...]: the argmax class, or prob > 0.5); a classifier adds `label` and `class` as above.
+ * intensity transform in-graph, as src/data/preprocess.ts computes it from that image alone: window, suv, zscore and percentile
+ * (per image and channel; the percentiles from a TopK sort of the voxels), none. Resampling and cropping stay in the data layer.
+ * A segmentation model adds `mask` (int64 [N, 1, ...]: the argmax class, or prob > 0.5); a classifier adds `label` and `class`.
  */
 import onnx from 'onnx-proto';
 import { CohortError } from '../util/errors.ts';
@@ -205,14 +204,15 @@ export function selfContainedImage(modelBytes: Uint8Array, o: ImageExportOptions
   const normalised = a.name('image_normalised');
   for (const n of graph.node) n.input = (n.input ?? []).map((i) => (i === 'image' ? normalised : i));
   const spatial = dims.slice(2).map((_, k) => k + 2);
-  const channels = o.intensity.map((cfg, c) => intensityNode(a, a.node('Slice', ['image', a.ints('c0', [c]), a.ints('c1', [c + 1]), a.ints('ax', [1])]), cfg, spatial));
+  const voxels = dims.slice(2).reduce((x, y) => x * y, 1);
+  const channels = o.intensity.map((cfg, c) => intensityNode(a, a.node('Slice', ['image', a.ints('c0', [c]), a.ints('c1', [c + 1]), a.ints('ax', [1])]), cfg, spatial, voxels));
   a.node(channels.length === 1 ? 'Identity' : 'Concat', channels, channels.length === 1 ? [] : [intAttr('axis', 1)], normalised);
   const classes = o.task.kind === 'classification' ? classNamesFor(graph, o.classes) : [];
   const outputs = o.task.kind === 'segmentation' ? appendMask(a, graph) : appendLabels(a, graph, { ...o, input: { mean: [], std: [], featureNames: [], classes } });
   graph.node = [...a.nodes.filter((n) => !isHead(n)), ...graph.node, ...a.nodes.filter(isHead)];
   graph.initializer.push(...a.initializers);
   const image: ImageInputMetadata = { input: 'image', shape: dims.slice(1), modalities: [...o.modalities],
-    intensity: o.intensity.map((config, c) => ({ modality: o.modalities[c], config, inGraph: config.method !== 'percentile' })),
+    intensity: o.intensity.map((config, c) => ({ modality: o.modalities[c], config, inGraph: true })),
     ...(o.preprocessing !== undefined ? { preprocessing: o.preprocessing } : {}) };
   return finish(model, { version: COHORT_VERSION, task: o.task, inputs: { features: [], categories: [] }, columns: [], featureNames: [],
     classes: [...classes], outputs, image, preprocessing: `image [N, ${dims.slice(1).join(', ')}]: the resampled, cropped volume; per channel `
@@ -221,7 +221,7 @@ export function selfContainedImage(modelBytes: Uint8Array, o: ImageExportOptions
 }
 
 /** One channel [N, 1, ...] through its intensity transform, as normaliseIntensity in src/data/preprocess.ts computes it. */
-function intensityNode(a: Appender, x: string, cfg: IntensityConfig, spatial: readonly number[]): string {
+function intensityNode(a: Appender, x: string, cfg: IntensityConfig, spatial: readonly number[], voxels: number): string {
   const f = (v: number): string => a.floats('k', [v]);
   switch (cfg.method) {
     case 'window': return a.node('Clip', [a.node('Div', [a.node('Sub', [x, f(cfg.level - cfg.width / 2)]), f(cfg.width)]), f(0), f(1)]);
@@ -233,8 +233,33 @@ function intensityNode(a: Appender, x: string, cfg: IntensityConfig, spatial: re
       const sd = a.node('Sqrt', [a.node('Max', [a.node('ReduceMean', [a.node('Mul', [d, d]), axes], [intAttr('keepdims', 1)]), f(1e-12)])]);
       return a.node('Div', [d, sd]);
     }
-    default: return a.node('Identity', [x]); // none; percentile is fed normalised (needs a per-image sort)
+    case 'percentile': return percentileNode(a, x, cfg.low / 100, cfg.high / 100, spatial, voxels);
+    default: return a.node('Identity', [x]); // none
   }
+}
+
+/**
+ * Percentile normalisation per image and channel, as normaliseIntensity: the voxels sorted (TopK over all of them, ascending), the
+ * low and high percentiles interpolated between neighbours as radiomics.ts `percentile` does, clamp, scale to [0, 1] (width 1 when
+ * the two percentiles coincide).
+ */
+function percentileNode(a: Appender, x: string, low: number, high: number, spatial: readonly number[], voxels: number): string {
+  const flat = a.node('Flatten', [x], [intAttr('axis', 1)]); // [N, V]
+  const sorted = a.nodes.length;
+  a.node('TopK', [flat, a.ints('k', [voxels])], [intAttr('axis', 1), intAttr('largest', 0), intAttr('sorted', 1)]);
+  a.nodes[sorted].output = [a.nodes[sorted].output![0], a.name('topk_index')];
+  const values = a.nodes[sorted].output![0];
+  const at = (q: number): string => {
+    const pos = (voxels - 1) * q, lo = Math.floor(pos), hi = Math.ceil(pos);
+    const v = (k: number): string => a.node('Gather', [values, a.ints('at', [k])], [intAttr('axis', 1)]); // [N, 1]
+    const vlo = v(lo);
+    const p = lo === hi ? vlo : a.node('Add', [vlo, a.node('Mul', [a.node('Sub', [v(hi), vlo]), a.floats('frac', [pos - lo])])]);
+    return a.node('Unsqueeze', [p, a.ints('axes', spatial.map((_, k) => k + 2))]); // [N, 1, 1, ...]
+  };
+  const lo = at(low), hi = at(high);
+  const width = a.node('Sub', [hi, lo]);
+  const w = a.node('Where', [a.node('Greater', [hi, lo]), width, a.floats('one', [1])]);
+  return a.node('Div', [a.node('Sub', [a.node('Min', [a.node('Max', [x, lo]), hi]), lo]), w]);
 }
 
 /** A segmentation model's mask: the argmax class per voxel (softmax), or prob > 0.5 (one sigmoid channel); int64 [N, 1, ...]. */

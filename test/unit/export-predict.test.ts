@@ -226,14 +226,14 @@ describe('self-contained table export: raw rows in, the same predictions as Coho
 });
 
 describe('image export: the intensity transform in-graph', () => {
-  it('window, suv and per-image z-score: raw volumes in, Cohort\'s probabilities and the mask (U-Net) or label (CNN) out', async () => {
+  it('window, suv, per-image z-score and percentile: raw volumes in, Cohort\'s probabilities and the mask (U-Net) or label (CNN) out', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cohort-export-img-'));
     try {
       const site = join(dir, 'site');
       writeSynthSite(site, { site: 1, cases: 4, seed: 2 });
       const none: IntensityConfig = { method: 'none' };
       const variants: Array<[IntensityConfig, IntensityConfig]> = [[{ method: 'suv', max: 20 }, { method: 'window', level: 40, width: 400 }],
-        [{ method: 'zscore' }, { method: 'zscore' }]];
+        [{ method: 'zscore' }, { method: 'zscore' }], [{ method: 'percentile', low: 0.5, high: 99.5 }, { method: 'percentile', low: 5, high: 95 }]];
       for (const [pt, ct] of variants) {
         const cfg = { modalities: ['PT', 'CT'], size: [16, 16], crop: 'mask' as const };
         const norm = preprocessFolder(site, { ...cfg, intensity: { PT: pt, CT: ct } }, 1).set;
