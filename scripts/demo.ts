@@ -74,7 +74,7 @@ async function stopAll(procs: readonly ChildProcess[]): Promise<void> {
 const scenarioFile = resolve(args.scenario ?? 'scenarios/wdbc-radiomics.json');
 say('Cohort demo: four hospital peers on loopback, no central server. Data stays at each site; only model parameters move.');
 const sites = await provisionSites(args.peers ?? 'peers', EXAMPLE_SITES);
-say(`provisioned ${sites.map((s) => s.name).join(', ')} (identities, signed roster, WDBC partitions in peers/*/data)`);
+say(`provisioned ${sites.map((s) => s.name).join(', ')} (identities, signed roster, WDBC partitions in ${args.peers ?? 'peers'}/*/data)`);
 const procs = sites.map(startPeer);
 let exitCode = 0;
 try {
