@@ -15,6 +15,7 @@ import type { ReceivedGossip } from '../net/pubsub.ts';
 import type { AuditLog } from '../store/audit.ts';
 import { sha256Hex } from '../util/hash.ts';
 import { decide, privacyDecline } from '../scenario/approval.ts';
+import { dpOf, privacyUnsupported, type PeerLedger } from '../privacy/peer-ledger.ts';
 import { approvalsFor, delta, TERMINAL, type ScenarioView } from '../scenario/lifecycle.ts';
 import { signScenario, verifyScenario, type SignedScenario } from '../scenario/signing.ts';
 import { clockRound, endOf, participantsOf, roundsToRun, signAnswer, standing, verifyAnswer, verifyRunPlan, type EndRule } from '../scenario/participants.ts';
@@ -64,6 +65,8 @@ export class Coordinator {
     private readonly audit: AuditLog,
     private readonly data: LocalData,
     private readonly refusals: Refusals,
+    /** The lifetime privacy budget per dataset (src/privacy/peer-ledger.ts); absent in tests that build a bare coordinator. */
+    readonly ledger?: PeerLedger,
   ) {
     this.self = identity.peerId.toString();
   }
@@ -117,12 +120,21 @@ export class Coordinator {
         throw new CohortError('ADMISSION_DECLINED', `this peer's admission policy refuses the scenario: ${verdict.reasons.join('; ')}`, 'raise the limits in the admission section of cohort.json (docs/daemon.md), or reject the scenario');
       }
     }
+    // the lifetime privacy budget (docs/privacy.md): the scenario's epsilon is reserved on its dataset before the approval leaves
+    if (decision === 'approve') await this.reservePrivacy(id, entry.signed.manifest);
     const ans = await signAnswer(id, decision, { hash: entry.signed.id, at: new Date().toISOString(), ...(reason ? { reason: redact(reason) } : {}) }, this.identity);
     await this.audit.append({ kind: decision === 'approve' ? 'approval' : 'rejection', to: 'local', what: `${decision} ${rule ? `(auto: ${rule})` : '(operator)'}`, scenario: id, sha256: entry.signed.id, ...(reason ? { detail: reason } : {}) });
     const d = decision === 'approve' ? delta.approve(id, this.self, ans) : delta.reject(id, this.self, ans);
     const view = await this.applyAndPublish(d, `${decision} of the scenario`);
     if (decision === 'approve') this.onApproved(id);
     return view;
+  }
+
+  /** Reserve a DP scenario's epsilon on its dataset (PRIVACY_BUDGET when the lifetime budget would be exceeded). */
+  private async reservePrivacy(id: string, manifest: Record<string, unknown>): Promise<void> {
+    const dp = dpOf(manifest);
+    if (!dp || !this.ledger) return;
+    await this.ledger.reserve(runPlanOf(manifest).dataset, id, dp.epsilon, dp.delta);
   }
 
   async cancel(id: string, reason = 'cancelled by the launcher'): Promise<ScenarioView> {
@@ -323,13 +335,21 @@ export class Coordinator {
       log.warn({ scenario: signed.id.slice(0, 12), reasons: verdict.reasons }, 'scenario declined by the admission policy');
       return void (await this.decline(signed.id, `admission: ${verdict.reasons.join('; ')}`, verdict));
     }
-    // privacy (docs/privacy.md): this peer's policy first (its reason), then settings the daemon cannot honour yet (masking and
-    // DP-SGD run in the simulator only): declined rather than run unprotected
-    const privacyWhy = privacyDecline(this.cfg.approval, signed.manifest)
-      ?? (signed.manifest.privacy !== undefined ? 'secure averaging and DP-SGD run in the simulator only in this version: declined rather than run without them' : null);
+    // privacy (docs/privacy.md): this peer's policy first (its reason, the lifetime budget with the ledger's spent epsilon), then
+    // settings the daemon cannot honour: declined rather than run unprotected
+    const privacyWhy = privacyDecline(this.cfg.approval, signed.manifest, (await this.ledger?.spent(dataset)) ?? 0)
+      ?? privacyUnsupported(signed.manifest);
     if (privacyWhy) return void (await this.decline(signed.id, `privacy: ${privacyWhy}`));
     const d = decide(this.cfg.approval, signed, this.node.roster.current);
-    if (d.auto) await this.answer(signed.id, 'approve', undefined, d.rule);
+    if (d.auto) {
+      try {
+        await this.answer(signed.id, 'approve', undefined, d.rule);
+      } catch (e) {
+        // another scenario reserved the budget meanwhile: declined with the ledger's reason
+        if (e instanceof CohortError && e.code === 'PRIVACY_BUDGET') return void (await this.decline(signed.id, `privacy: ${e.message}`));
+        throw e;
+      }
+    }
     else log.info({ scenario: signed.id.slice(0, 12), name: signed.manifest.name }, 'scenario waits for the operator: cohort scenario approve|reject');
   }
 

@@ -35,6 +35,7 @@ import { ScenarioRun } from './runner.ts';
 import { DaemonMetrics } from './metrics.ts';
 import { MemoryWatchdog, type WatchedWorker } from './watchdog.ts';
 import { liveLinks } from './topology.ts';
+import { PeerLedger } from '../privacy/peer-ledger.ts';
 
 const log = logger('peer:daemon');
 const REPUBLISH_EVERY = 3;
@@ -85,7 +86,8 @@ export class Daemon {
       const book = await ScenarioBook.load(store);
       const data = new LocalData(cfg, new DatasetRegistry(store.datasets));
       const refusals = new Refusals();
-      const coordinator = new Coordinator(cfg, identity, node, book, audit, data, refusals);
+      const ledger = new PeerLedger(store.meta, cfg.approval.privacy.lifetimeEpsilon, audit);
+      const coordinator = new Coordinator(cfg, identity, node, book, audit, data, refusals, ledger);
       const d = new Daemon(cfg, identity, store, audit, node, book, coordinator, data, refusals);
       await d.wire();
       return d;
@@ -280,6 +282,7 @@ export class Daemon {
       identity: this.identity,
       publishProgress: async (id: string, p: SiteProgress) => {
         await this.coordinator.applyAndPublish(delta.progress(id, this.self, p), `progress round ${p.round}`);
+        if (p.done) await this.settlePrivacy(id);
         if (p.done) this.release(id);
       },
       failed: (id: string, e: unknown) => this.runFailed(id, e),
@@ -289,6 +292,15 @@ export class Daemon {
       refused: (id: string, peer: string, reason: string) => this.refusals.record({ scenario: id, peer, channel: 'model', reason }),
       roundTrained: (id: string, seconds: number) => this.metrics.roundTrained(id, seconds),
     };
+  }
+
+  /** This peer's run of a DP scenario ended: the ledger records the epsilon its worker's accountant says was spent. */
+  private async settlePrivacy(id: string): Promise<void> {
+    const entry = this.book.get(id);
+    const spent = this.runs.get(id)?.epsilonSpent;
+    if (!entry || spent === undefined || !this.coordinator.ledger) return;
+    await this.coordinator.ledger.settle(runPlanOf(entry.signed.manifest).dataset, id, spent)
+      .catch((e: unknown) => log.error({ scenario: id.slice(0, 12), err: e }, 'privacy ledger: settling the spent epsilon failed (the reservation stands)'));
   }
 
   /** A finished or failed run frees its slot; a waiting scenario may take it. */
@@ -369,6 +381,7 @@ export class Daemon {
       device: this.deviceInUse(),
       disk: { freeBytes: disk.bavail * disk.bsize, totalBytes: disk.blocks * disk.bsize },
       datasets: await this.data.names(),
+      privacy: await this.coordinator.ledger?.summary(await this.data.names()) ?? [],
       refused: this.refusals.list().map((r) => ({ ...r, name: this.node.roster.current.member(r.peer)?.name ?? null })),
     };
   }

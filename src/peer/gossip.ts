@@ -23,6 +23,9 @@ const ProgressSchema = z.object({
   roundsTrained: z.number().int().nonnegative().optional(),
   suspicion: SignedSuspicionSchema.optional(),
   standardiser: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  epsilon: z.number().nonnegative().optional(),
+  secure: z.object(Object.fromEntries(['maskedSent', 'recovered', 'roundsWithRecovery', 'roundsNotMixed', 'sharesReleased', 'sharesRefused', 'maskedRefused', 'refusedSetup']
+    .map((k) => [k, z.number().int().nonnegative()]))).strict().optional(),
   scores: ScoresSchema.optional(), localOnlyScores: ScoresSchema.optional(),
 }).strict();
 const RunSchema = z.object({

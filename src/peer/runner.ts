@@ -13,7 +13,7 @@ import { attackTransport } from '../sim/attacks/index.ts';
 import { testAttackFromEnv } from '../sim/attacks/test-hook.ts';
 import type { Evaluation, Metrics } from '../engine/index.ts';
 import type { CohortNode } from '../net/node.ts';
-import type { SiteProgress } from '../scenario/lifecycle.ts';
+import type { SecureProgress, SiteProgress } from '../scenario/lifecycle.ts';
 import type { AuditLog } from '../store/audit.ts';
 import { signSuspicion, suspicionAudit, suspicionReport, type SignedSuspicion } from '../scenario/suspicion.ts';
 import type { Identity } from '../net/identity.ts';
@@ -28,6 +28,8 @@ const WORKER_ENTRY = new URL(import.meta.url.endsWith('.ts') ? './worker-boot.mj
 import type { LocalData } from './datasets.ts';
 import type { RunnablePlan } from './plan.ts';
 import { PeerTransport } from './transport.ts';
+import { NetSecureSession } from '../averaging/secure/net-session.ts';
+import type { SecureDpsgdNode, SecureStats } from '../averaging/secure/node.ts';
 import { roundsToRun } from '../scenario/participants.ts';
 import type { WorkerInit, WorkerReply, WorkerRequest } from './worker.ts';
 import type { StatsMessage } from '../averaging/message.ts';
@@ -100,6 +102,8 @@ class WorkerLearner implements LocalLearner {
   /** The worker's heap + ArrayBuffers after its last training call (for /metrics). */
   memoryBytes: number | undefined;
   onTrained: (seconds: number) => void = () => undefined;
+  /** DP-SGD: the epsilon this peer's worker has spent so far (its accountant over the steps taken); undefined without DP. */
+  epsilon: number | undefined;
   async train(): Promise<{ loss: number; steps: number }> {
     const t0 = performance.now();
     const r = await this.client.call({ op: 'train', params: this.params.slice() });
@@ -108,6 +112,7 @@ class WorkerLearner implements LocalLearner {
     this.lastLoss = r.loss;
     this.trained++;
     this.memoryBytes = r.memoryBytes;
+    if (r.epsilon !== undefined) this.epsilon = r.epsilon;
     this.onTrained((performance.now() - t0) / 1000);
     return { loss: r.loss, steps: r.steps };
   }
@@ -232,20 +237,52 @@ export class ScenarioRun {
     const m = this.plan.manifest;
     const members = { at: (round: number) => this.host.participantsAt(this.id, round), all: () => this.host.participants(this.id) };
     this.transport = new PeerTransport(this.host.node, this.host.audit, this.id, members, run.startAt, m.averaging.topology, m.averaging.roundMs);
-    this.averaging = createNode(m.averaging.algorithm, this.testAdversary(this.transport, ready.params.length), this.learner, {
+    const secure = m.privacy?.secure ? this.secureSession(ready.layoutHash, Boolean(resumed)) : undefined;
+    const wire = this.testAdversary(this.transport, ready.params.length);
+    this.averaging = createNode(m.averaging.algorithm, secure ? secure.wrap(wire) : wire, this.learner, {
       scenario: this.id, layoutHash: ready.layoutHash, rounds: m.rounds.max, roundMs: m.averaging.roundMs,
       deadlineMs: m.averaging.deadlineMs ?? Math.round(m.averaging.roundMs * 0.8), codec: m.compression.codec,
       codecOptions: { blockSize: m.compression.blockSize, topkFraction: m.compression.topkFraction },
       seed: m.training.seed ^ hashSeed(this.host.node.peerId.toString()), weighting: m.averaging.weighting, train: true,
       proximal: m.training.proximalMu > 0,
       robust: { aggregator: m.averaging.aggregator, trim: m.averaging.trim, radius: m.averaging.clipRadius },
-    }, { fanout: m.averaging.fanout, s: m.averaging.s, gamma: m.averaging.gamma });
+    }, { fanout: m.averaging.fanout, s: m.averaging.s, gamma: m.averaging.gamma, ...(secure ? { secure } : {}) });
     this.averaging.onReject = (reason, from) => this.host.refused(this.id, from, reason);
+    // the key setup runs now, before round 0 (round 0 waits for it); incomplete at its deadline: this peer's run fails
+    secure?.setup().catch((e: unknown) => { if (!this.stopped) this.host.failed(this.id, e); });
     this.status = { round: resumed?.state.round ?? -1, provider: ready.provider, done: false };
     // back from a crash, or joining more than a round late: take the current model from a neighbour instead of a stale one
     if (resumed || lateMs > m.averaging.roundMs) this.averaging.rejoin();
     else this.averaging.start();
     this.scheduleRoundEnd();
+  }
+
+  /**
+   * Secure averaging on real peers (docs/privacy.md): the key setup among the round-0 participants over this run's transport.
+   * A peer back from a restart does not rejoin a secure run: its ephemeral key is gone and its neighbours may have rebuilt it.
+   */
+  private secureSession(layoutHash: string, resumed: boolean): NetSecureSession {
+    if (resumed) throw new CohortError('SECURE_RESUME', 'this peer left a secure scenario (restart) and does not rejoin it: its masking key is gone and its neighbours may have rebuilt it from shares', 'the scenario goes on with the other participants');
+    const seed = (this.host.identity?.privateKey as { raw?: Uint8Array } | undefined)?.raw;
+    if (!seed) throw new CohortError('SECURE_SETUP', 'secure averaging needs this peer\'s Ed25519 identity key to sign its key announcement', 'internal: the daemon passes its identity to the run');
+    const m = this.plan.manifest;
+    this.secure = new NetSecureSession({ scenario: this.id, layoutHash, identitySeed: seed, graph: this.transport!.staticGraph(),
+      deadlineMs: Math.round(m.averaging.roundMs * 0.5), onRefused: (from, reason) => this.host.refused(this.id, from, reason) });
+    return this.secure;
+  }
+  private secure: NetSecureSession | undefined;
+
+  private secureProgress(): { secure: SecureProgress } | undefined {
+    const s = this.secureStats;
+    return s && { secure: { maskedSent: s.maskedSent, recovered: s.recovered, roundsWithRecovery: s.roundsWithRecovery, roundsNotMixed: s.roundsNotMixed,
+      sharesReleased: s.sharesReleased, sharesRefused: s.sharesRefused, maskedRefused: s.maskedRefused, refusedSetup: s.refusedAnnouncements + s.refusedSetupShares } };
+  }
+
+  /** Secure averaging's counters (masked models sent, dropped senders recovered, refused shares...), for status and progress. */
+  get secureStats(): (SecureStats & { refusedAnnouncements: number; refusedSetupShares: number }) | undefined {
+    const node = this.averaging as SecureDpsgdNode | undefined;
+    if (!this.secure || !node?.secure) return undefined;
+    return { ...node.secure, refusedAnnouncements: this.secure.refusedAnnouncements, refusedSetupShares: this.secure.refusedShares };
   }
 
   /**
@@ -388,7 +425,9 @@ export class ScenarioRun {
     const metric = metrics[this.plan.manifest.task.metric];
     return { round, seq: ++this.seq, roundsTrained: this.roundsTrained, ...(Number.isFinite(loss) ? { loss } : {}), ...(metric !== undefined && Number.isFinite(metric) ? { metric } : {}),
       metricName: this.plan.manifest.task.metric, bytesSent: this.bytesSent, ...(this.heldOut !== undefined ? { heldOut: this.heldOut } : {}),
-      ...(this.standardiser ? { standardiser: this.standardiser.hash } : {}), ...extra };
+      ...(this.standardiser ? { standardiser: this.standardiser.hash } : {}),
+      ...(this.learner?.epsilon !== undefined ? { epsilon: Math.round(this.learner.epsilon * 1e6) / 1e6 } : {}),
+      ...(this.secureProgress() ?? {}), ...extra };
   }
 
   private async evaluate(model: Float32Array): Promise<Metrics> {
@@ -400,6 +439,11 @@ export class ScenarioRun {
   private async evaluateFinal(model: Float32Array): Promise<{ metrics: Metrics; scores?: Evaluation['scores'] }> {
     const r = await this.client!.call({ op: 'evaluate', params: model.slice(), intervals: true });
     return r.op === 'metrics' ? { metrics: r.metrics, ...(r.evaluation ? { scores: r.evaluation.scores } : {}) } : { metrics: { loss: Number.NaN } };
+  }
+
+  /** DP-SGD: the epsilon this peer's run has spent (the worker's accountant); undefined without privacy.dp. */
+  get epsilonSpent(): number | undefined {
+    return this.learner?.epsilon;
   }
 
   /** Rounds in which this peer's local training really ran (before and after a restart). */
@@ -485,6 +529,7 @@ export class ScenarioRun {
     clearTimeout(this.roundTimer);
     this.averaging?.leave();
     this.transport?.close();
+    this.secure?.close();
     this.exchangeInstance?.close();
     const client = this.client;
     if (!client || this.exited) return;

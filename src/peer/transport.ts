@@ -88,6 +88,16 @@ export class PeerTransport implements AveragingTransport {
     return (this.graph[me] ?? []).map((j) => this.sorted[j]!).filter((p) => connected.has(p));
   }
 
+  /**
+   * Secure averaging (src/averaging/secure/net-session.ts): every round-0 participant's neighbours on the scenario's static graph,
+   * connected or not (weights and masks are agreed on it once, at setup).
+   */
+  staticGraph(): Map<string, string[]> {
+    const sorted = [...this.members.at(0)].sort();
+    const graph = topologyGraph(this.topology, sorted.length, this.seed, 0);
+    return new Map(sorted.map((p, i) => [p, (graph[i] ?? []).map((j) => sorted[j]!)]));
+  }
+
   /** Every connected participant of the run (peer sampling for Epidemic Learning and gossip learning, and pulls). */
   peers(): readonly string[] {
     const connected = this.connected();

@@ -24,6 +24,7 @@ import type { Encoding } from '../data/tabular.ts';
 import { parsePreprocessConfig } from '../data/preprocess.ts';
 import { selfContainedImage, selfContainedTabular, type ExportProvenance, type ExportTask } from '../engine/export.ts';
 import { logger } from '../util/log.ts';
+import { planDp, spentOf, stepsLeft, type DpPlan } from '../privacy/dp-plan.ts';
 
 export interface WorkerInit {
   readonly manifest: ScenarioManifest;
@@ -55,9 +56,9 @@ export type WorkerRequest =
   | { rid: number; op: 'exit' };
 
 export type WorkerReply =
-  | { rid: 0; op: 'ready'; layoutHash: string; sampleCount: number; testCount: number; provider: string; params: Float32Array; inputScale: InputScale }
+  | { rid: 0; op: 'ready'; layoutHash: string; sampleCount: number; testCount: number; provider: string; params: Float32Array; inputScale: InputScale; dp?: DpPlan }
   | { rid: number; op: 'standardised'; hash: string }
-  | { rid: number; op: 'trained'; params: Float32Array; loss: number; steps: number; memoryBytes?: number }
+  | { rid: number; op: 'trained'; params: Float32Array; loss: number; steps: number; memoryBytes?: number; epsilon?: number }
   | { rid: number; op: 'metrics'; metrics: Metrics; evaluation?: Evaluation }
   | { rid: number; op: 'bytes'; bytes: Uint8Array }
   | { rid: number; op: 'restored'; params: Float32Array }
@@ -232,10 +233,31 @@ function randomSplit(n: number, holdout: number, seed: number): { train: number[
   return { test: idx.slice(0, k), train: idx.slice(k) };
 }
 
-function trainConfig(init: WorkerInit): TrainConfig {
+function trainConfig(init: WorkerInit, dp: DpPlan | null): TrainConfig {
   const m = init.manifest;
   return { model: m.model, loss: m.loss, optimizer: m.optimizer, batchSize: m.training.batchSize, seed: m.training.seed,
-    providers: init.providers, threads: init.threads, proximalMu: m.training.proximalMu };
+    providers: init.providers, threads: init.threads, proximalMu: m.training.proximalMu,
+    // DP-SGD noise from the OS CSPRNG (no noiseSeed: real patients)
+    ...(dp ? { dp: { clip: dp.clip, noiseMultiplier: dp.noiseMultiplier } } : {}) };
+}
+
+/** Local steps of one round (as localWork runs them). */
+function stepsPerRound(n: number, m: ScenarioManifest): number {
+  return m.training.localSteps ?? Math.max(1, Math.round(m.training.localEpochs * Math.ceil(n / Math.min(m.training.batchSize, n))));
+}
+
+/** DP-SGD (manifest privacy.dp): sigma calibrated to this site's data size and planned steps, as the simulator does. */
+function dpPlanOf(m: ScenarioManifest, n: number): DpPlan | null {
+  const dp = m.privacy?.dp;
+  return dp ? planDp(dp, n, m.training.batchSize, stepsPerRound(n, m), m.rounds.max) : null;
+}
+let dpPlan: DpPlan | null = null;
+
+/** A DP round: at most the steps the budget was planned for; the epsilon spent so far goes back with the model. */
+async function dpWork(site: Site, m: ScenarioManifest, plan: DpPlan): Promise<{ loss: number; steps: number; epsilon: number }> {
+  const steps = stepsLeft(plan, site.trainer.privacyPhases, stepsPerRound(site.train.size, m));
+  const r = steps > 0 ? await site.trainer.trainSteps(site.train, steps, { onStep: guard }) : { loss: Number.NaN, steps: 0 };
+  return { ...r, epsilon: spentOf(site.trainer.privacyPhases, m.privacy!.dp!.delta) };
 }
 
 let cancelFlag: Int32Array | undefined;
@@ -287,9 +309,10 @@ async function handle(site: Site, init: WorkerInit, req: WorkerRequest): Promise
     case 'train': {
       t.setParameters(req.params);
       if (init.manifest.training.proximalMu > 0) t.setProximalAnchor(req.params);
-      const r = await localWork(site, init.manifest);
+      const r: { loss: number; steps: number; epsilon?: number } = dpPlan ? await dpWork(site, init.manifest, dpPlan) : await localWork(site, init.manifest);
       const h = getHeapStatistics();
-      return { rid: req.rid, op: 'trained', params: t.getParameters(), loss: r.loss, steps: r.steps, memoryBytes: h.used_heap_size + h.external_memory };
+      return { rid: req.rid, op: 'trained', params: t.getParameters(), loss: r.loss, steps: r.steps, memoryBytes: h.used_heap_size + h.external_memory,
+        ...(r.epsilon !== undefined ? { epsilon: r.epsilon } : {}) };
     }
     case 'evaluate':
       t.setParameters(req.params);
@@ -343,13 +366,14 @@ async function main(): Promise<void> {
     const loaded = loadSite(init);
     const { train, test } = loaded;
     inputScale = loaded.scale;
-    const cfg = trainConfig(init);
+    dpPlan = dpPlanOf(init.manifest, train.size);
+    const cfg = trainConfig(init, dpPlan);
     site = { train, test, cfg, trainer: await Trainer.create(cfg, train) };
   } catch (e) {
     port.postMessage({ rid: 0, op: 'error', message: (e as Error).message, code: (e as { code?: string }).code });
     return;
   }
-  const ready: WorkerReply = { rid: 0, op: 'ready', layoutHash: site.trainer.layout.hash, sampleCount: site.train.size, testCount: site.test.size, provider: site.trainer.provider, params: site.trainer.getParameters(), inputScale };
+  const ready: WorkerReply = { rid: 0, op: 'ready', layoutHash: site.trainer.layout.hash, sampleCount: site.train.size, testCount: site.test.size, provider: site.trainer.provider, params: site.trainer.getParameters(), inputScale, ...(dpPlan ? { dp: dpPlan } : {}) };
   port.postMessage(ready, transferList(ready));
   // one request at a time: the Trainer is not re-entrant
   let chain = Promise.resolve();

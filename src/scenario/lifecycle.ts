@@ -23,6 +23,15 @@ export interface Answer { readonly hash: string; readonly reason?: string; reado
 /** A participant's own signed failure: a code and a redacted message (no paths, file or host names: src/util/redact.ts). */
 export interface SiteFailure { readonly code: string; readonly message: string }
 
+export interface SecureProgress {
+  readonly maskedSent: number; readonly recovered: number; readonly roundsWithRecovery: number; readonly roundsNotMixed: number;
+  readonly sharesReleased: number;
+  /** Released shares refused (tampered, replayed, unsolicited) and masked models refused (not a sender, twice, late). */
+  readonly sharesRefused: number; readonly maskedRefused: number;
+  /** Setup messages refused: forged key announcements and tampered or replayed dealt shares. */
+  readonly refusedSetup: number;
+}
+
 export interface SiteProgress {
   readonly round: number;
   /** Tie-break within a round (the site's own counter). */
@@ -46,6 +55,10 @@ export interface SiteProgress {
   /** sha256 of the standardiser this participant's inputs were scaled with (src/data/standardiser-stats.ts): one value across
    *  the participants when the scenario standardises consortium-wide. */
   readonly standardiser?: string;
+  /** DP-SGD: the epsilon this participant spent on its own patients so far (its accountant, docs/privacy.md). */
+  readonly epsilon?: number;
+  /** Secure averaging: this participant's counters (masked models sent, dropped senders rebuilt from shares, refusals). */
+  readonly secure?: SecureProgress;
   /** The final model's metrics on the held-out data with 95% intervals (engine/evaluate.ts: computeIntervals), computed at the site. */
   readonly scores?: Readonly<Record<string, ScoreInterval>>;
   /** The local-only baseline's, likewise. */

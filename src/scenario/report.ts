@@ -44,6 +44,8 @@ export interface SiteResult {
   trained_to_end: boolean;
   /** sha256 of the standardiser the site's inputs were scaled with (the same at every site when consortium-wide). */
   standardiser: string | null;
+  /** DP-SGD: the epsilon the site spent on its own patients (its accountant); null without privacy.dp. */
+  epsilon_spent: number | null;
 }
 
 /** Per-site results of the run's participants only (progress from anyone else never enters a view: src/peer/gossip.ts). */
@@ -54,7 +56,7 @@ export function siteResults(r: Pick<ReportInput, 'view' | 'names'>): SiteResult[
     rounds: (p.lastTrainedRound ?? p.round) + 1, bytes_sent: p.bytesSent ?? 0, done: Boolean(p.done), held_out: p.heldOut ?? null,
     last_trained_round: p.lastTrainedRound ?? null, failed: p.failed ? `${p.failed.code}: ${p.failed.message}` : null,
     rounds_trained: p.roundsTrained ?? null, scores: p.scores ?? null, local_only_scores: p.localOnlyScores ?? null,
-    trained_to_end: trainedToEnd(p), standardiser: p.standardiser ?? null,
+    trained_to_end: trainedToEnd(p), standardiser: p.standardiser ?? null, epsilon_spent: p.epsilon ?? null,
   })).sort((a, b) => a.name.localeCompare(b.name));
 }
 
@@ -157,6 +159,15 @@ function siteTable(metric: string, sites: readonly SiteResult[]): string[] {
   ];
 }
 
+/** DP-SGD: the target and the epsilon each site spent on its own patients (its accountant); secure averaging, if used. */
+function privacyLines(manifest: Record<string, unknown>, sites: readonly SiteResult[]): string[] {
+  const p = manifest.privacy as { secure?: boolean; dp?: { epsilon: number; delta?: number } } | undefined;
+  if (!p) return [];
+  const spent = sites.filter((s) => s.epsilon_spent !== null).map((s) => `${s.name} ${s.epsilon_spent!.toFixed(3)}`);
+  return ['', `Privacy: ${p.secure ? 'secure (masked) averaging: no neighbour saw a site\'s model, only sums; ' : ''}` +
+    (p.dp ? `DP-SGD at epsilon ${p.dp.epsilon}, delta ${p.dp.delta ?? 1e-5} per site; epsilon spent (each site's accountant): ${spent.join(', ') || 'not reported'}.` : 'no differential privacy.')];
+}
+
 export function reportMarkdown(r: ReportInput): string {
   const sites = siteResults(r);
   const m = r.manifest as { title?: string; model?: { type?: string }; averaging?: { algorithm?: string }; rounds?: { max?: number } };
@@ -176,6 +187,7 @@ export function reportMarkdown(r: ReportInput): string {
       '(accuracy: Wilson score interval; AUC, balanced accuracy, Dice, C-index: percentile bootstrap, 1000 resamples of the held-out samples, seeded); ' +
       'only these aggregates left the site. Local-only: the same model and local work per round, trained on the site\'s data alone.',
     ...participationNotes(r, sites),
+    ...privacyLines(r.manifest, sites),
     '',
     '![convergence](convergence.svg)',
     '',

@@ -3,7 +3,7 @@
  * `cohort sim --secure / --dp-epsilon`), each peer's DP-SGD noise multiplier solved from its own data size and the planned
  * steps, and the `privacy` block of the report with the epsilon each peer actually spent (RDP accountant).
  */
-import { noiseMultiplierFor } from '../privacy/accountant.ts';
+import { planDp } from '../privacy/dp-plan.ts';
 import { CohortError } from '../util/errors.ts';
 import type { LocalLearner } from '../averaging/types.ts';
 import type { SimOverrides, SimPrivacy } from './run.ts';
@@ -27,10 +27,9 @@ export function resolvePrivacy(p: SimPrivacy | undefined, o: Pick<SimOverrides, 
 export function peerDp(p: SimPrivacy | undefined, n: number, batchSize: number, work: LocalWork, rounds: number, noiseSeed: number):
   { clip: number; noiseMultiplier: number; noiseSeed: number; maxSteps: number } | null {
   if (!p?.dp) return null;
-  const maxSteps = rounds * stepsPerTrain(n, batchSize, work);
-  const q = Math.min(batchSize, n) / n;
-  const noiseMultiplier = noiseMultiplierFor(p.dp.epsilon, p.dp.delta, q, maxSteps);
-  return { clip: p.dp.clip, noiseMultiplier, noiseSeed, maxSteps };
+  // the same plan a real peer's training worker makes (src/privacy/dp-plan.ts)
+  const { clip, noiseMultiplier, maxSteps } = planDp(p.dp, n, batchSize, stepsPerTrain(n, batchSize, work), rounds);
+  return { clip, noiseMultiplier, noiseSeed, maxSteps };
 }
 
 export interface PrivacyReport {

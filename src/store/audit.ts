@@ -30,7 +30,7 @@ import { errorText, isCorruption, type JsonSublevel, type Store } from './db.ts'
 import { readHead, signHead, writeHead, type HeadAnchor, type SignedHead } from './head.ts';
 
 export const AUDIT_KINDS = ['gossip-sent', 'model-sent', 'model-received', 'approval', 'rejection', 'decline', 'launch', 'cancel',
-  'export', 'admin', 'start', 'stop', 'refused', 'gap', 'overflow', 'round', 'suspicion'] as const;
+  'export', 'admin', 'start', 'stop', 'refused', 'gap', 'overflow', 'round', 'suspicion', 'privacy'] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 
 /** Kinds the per-second cap may drop (counted in an overflow entry); every other kind is always written. */

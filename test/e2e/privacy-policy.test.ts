@@ -1,7 +1,7 @@
 /**
  * Privacy policy on real peer daemons (issue 10.3): site-b's config demands epsilon <= 1 per scenario; a scenario asking for
- * epsilon 8 is declined by site-b with that reason, shown in `cohort scenario status`. site-a (no privacy policy) declines it too,
- * because this version runs masking and DP-SGD in the simulator only: a privacy scenario is never run without its protections.
+ * epsilon 8 is declined by site-b with that reason, shown in `cohort scenario status`. site-a (no privacy policy) declines it too:
+ * secure averaging with launch.minPeers 2 could run with one sender per receiver, whose model would be exposed (docs/privacy.md).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
@@ -32,7 +32,7 @@ describe('privacy policy', () => {
     }, 60_000);
     expect(Object.keys(d.view.approvals)).toHaveLength(0);
     expect(d.view.declines[c.sites[B]!.peerId]?.reason).toMatch(/privacy: the scenario asks for epsilon 8, above this peer's maximum of 1/);
-    expect(d.view.declines[c.sites[A]!.peerId]?.reason).toMatch(/privacy: secure averaging and DP-SGD run in the simulator only/);
+    expect(d.view.declines[c.sites[A]!.peerId]?.reason).toMatch(/privacy: secure averaging needs at least 3 participants \(a receiver with one sender would see its model\); launch.minPeers is 2/);
     const status = cli(['scenario', 'status', id.slice(0, 10), '--peer', c.sites[B]!.dir]);
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toMatch(/site-b \(privacy: the scenario asks for epsilon 8, above this peer's maximum of 1/);

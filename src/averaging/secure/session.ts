@@ -6,7 +6,7 @@
  *      n - 1 holders, at most 255 holders), seals each to its holder (ChaCha20-Poly1305) and sends it; each holder opens its share
  *      (a tampered or replayed share fails authentication and is refused and counted).
  * In the simulator the announcements and sealed shares are handed over in process (their bytes are counted in `setupBytes`);
- * the cryptography is the same as real peers would run.
+ * on real peers NetSecureSession (net-session.ts) sends them over the scenario's averaging transport, with the same cryptography.
  */
 import { announce, dealShares, ephemeralKeys, identityKeys, openShare, verifyAnnouncement, type EphemeralKeys, type KeyAnnouncement, type SealedShare } from './crypto.ts';
 import { Rng } from '../../util/random.ts';
@@ -31,7 +31,7 @@ export class SecureSession {
   /** Wall time the setup took (ms, all peers together in the simulator). */
   setupMs = 0;
   private ready: Promise<void> | null = null;
-  private readonly identitySecrets = new Map<string, Uint8Array>();
+  protected readonly identitySecrets = new Map<string, Uint8Array>();
 
   constructor(readonly scenario: string, private readonly seed?: number) {}
 
@@ -61,7 +61,8 @@ export class SecureSession {
     this.setupMs = performance.now() - t0;
   }
 
-  private async runSteps(): Promise<void> {
+  /** Steps 1 and 2; the simulator's in-process version (a real peer's runs over the network: net-session.ts). */
+  protected async runSteps(): Promise<void> {
     const ids = [...this.peers.keys()].sort();
     const announcements: KeyAnnouncement[] = ids.map((id) => announce(id, this.scenario, this.peers.get(id)!.keys, this.identitySecrets.get(id)!));
     for (const a of announcements) {

@@ -10,6 +10,8 @@ interface Status {
   members: { name: string; peerId: string; roles: string[]; connected: boolean; lastHeartbeatSecondsAgo: number | null; load: number | null; device: string | null }[];
   scenarios: { id: string; name: string; state: string; running: boolean; round?: number; suspicions?: { by: string; round: number; names: string[] }[] }[];
   disk: { freeBytes: number; totalBytes: number };
+  /** The privacy ledger per dataset (src/privacy/peer-ledger.ts): epsilon spent + reserved, and what the lifetime budget leaves. */
+  privacy?: { dataset: string; spent: number; reserved: number; lifetime: number | null; remaining: number | null; scenarios: number }[];
 }
 
 export function registerStatus(program: Command): void {
@@ -30,6 +32,8 @@ export function registerStatus(program: Command): void {
         `${s.name}  ${s.peerId}  roles ${s.roster.roles.join(', ')}  (consortium ${s.roster.consortium}, roster v${s.roster.version})`,
         `listening ${s.addrs.join(' ')}`,
         `device ${s.device}   disk ${gib(s.disk.freeBytes)} GiB free of ${gib(s.disk.totalBytes)}   datasets ${s.datasets.join(', ') || 'none'}`,
+        ...(s.privacy ?? []).map((b) => `privacy ${b.dataset}: epsilon ${b.spent} spent (${b.reserved} of it reserved by unfinished scenarios, ${b.scenarios} scenario(s))` +
+          (b.lifetime === null ? ', no lifetime budget' : `, ${b.remaining} left of the lifetime budget ${b.lifetime}`)),
         `connections (${s.connections.length}): ${[...new Set(s.connections.map((c) => c.name ?? c.peer.slice(-8)))].join(', ') || 'none'}`,
         'members:',
         ...s.members.flatMap((m) => [`  ${m.name.padEnd(16)} ${m.connected ? 'connected   ' : 'unreachable '} ${m.lastHeartbeatSecondsAgo === null ? 'no heartbeat yet' : `heartbeat ${m.lastHeartbeatSecondsAgo} s ago, ${m.load ?? 0} running, ${m.device ?? '?'}`}  (${m.roles.join(', ')})`,
