@@ -123,6 +123,10 @@ describe('scenarios', () => {
       expect(p.localOnly).toBeGreaterThan(0.5);
       expect(p.bytesSent).toBeGreaterThan(0);
     }
+    // one consortium standardiser (data.preprocessing.standardize "consortium"): every participant trained with the same one (its hash)
+    const standardisers = Object.values(d1.view.progress).map((p) => p.standardiser);
+    expect(standardisers[0]).toMatch(/^[0-9a-f]{64}$/);
+    expect(new Set(standardisers).size).toBe(1);
     expect([...(d2.view.run?.participants ?? [])].sort()).toEqual([A, B, C].map((i) => c.sites[i]!.peerId).sort());
     expect(d2.view.rejections[c.sites[D]!.peerId]?.reason).toBe('not approved by our ethics board');
     // s1 went announced -> approved (3 of 4, waiting for site-d) -> running (-> finished, above); the launcher's audit shows the steps
@@ -191,6 +195,9 @@ describe('scenarios', () => {
     expect(p?.done).toBe(true);
     expect(p?.round).toBe(11);
     expect(log(c, C)).toContain('resumed from checkpoint');
+    // back from the crash it kept the standardiser agreed at the start (from its store), the one the others used
+    expect(p?.standardiser).toMatch(/^[0-9a-f]{64}$/);
+    expect(p?.standardiser).toBe(d.view.progress[c.sites[A]!.peerId]?.standardiser);
     // after the restart it asked a neighbour for the current model, and a neighbour answered (its audit log shows the reply)
     const replies = await Promise.all([A, B, D].map((i) => client(c, i).get<{ entries: AuditEntry[] }>(`/audit?scenario=${id}`)));
     expect(transfers(replies.flatMap((r) => r.entries)).some((e) => e.peer === c.sites[C]!.peerId && e.what.includes('pull reply'))).toBe(true);
@@ -212,6 +219,9 @@ describe('late join', () => {
     const late = d.view.progress[c.sites[D]!.peerId];
     expect(late?.done).toBe(true);
     expect(late?.round).toBe(11);
+    // admitted after round 0 it contributed no statistics but adopted the standardiser the others agreed
+    expect(late?.standardiser).toMatch(/^[0-9a-f]{64}$/);
+    expect(late?.standardiser).toBe(d.view.progress[c.sites[A]!.peerId]?.standardiser);
     // from its admission round on it exchanged models with the others, and they with it
     const sent = await client(c, B).get<{ entries: AuditEntry[] }>(`/audit?scenario=${id}`);
     expect(transfers(sent.entries).some((e) => e.kind === 'model-sent' && e.peer === c.sites[D]!.peerId)).toBe(true);
