@@ -2,7 +2,8 @@
  * The daemon's sections of a peer config file (the `net` section is src/net/config.ts):
  *   approval   auto-approve policy (src/scenario/approval.ts)
  *   data       the local datasets this hospital offers, by the name scenarios ask for: { "<name>": { path, ... } }
- *   compute    per-peer compute budget: scenarios trained at once, threads per worker, execution providers in order
+ *   compute    per-peer compute budget: scenarios trained at once, threads per worker, execution providers in order and what
+ *              happens when one cannot run (providerFallback: cpu | error)
  *   admission  limits checked before a scenario is approved (parameters, memory, rounds x epochs, duration, queue; admission.ts)
  *   admin      admin API port on 127.0.0.1 (0: any free port, written to admin.json)
  *   heartbeatMs
@@ -32,7 +33,10 @@ export const DaemonSectionsSchema = z.object({
     maxConcurrentScenarios: z.number().int().positive().default(2),
     threads: z.number().int().positive().default(1),
     providers: z.array(z.enum(['cuda', 'webgpu', 'cpu'])).default(['cuda', 'webgpu', 'cpu']),
-  }).strict().default(() => ({ maxConcurrentScenarios: 2, threads: 1, providers: ['cuda', 'webgpu', 'cpu'] as ('cuda' | 'webgpu' | 'cpu')[] })),
+    // a listed provider that cannot run: "cpu" falls back (logged, shown in `cohort status`), "error" fails this peer's run with
+    // PROVIDER_UNAVAILABLE (a GPU site that must never train on CPU by accident); src/engine/providers.ts
+    providerFallback: z.enum(['cpu', 'error']).default('cpu'),
+  }).strict().default(() => ({ maxConcurrentScenarios: 2, threads: 1, providers: ['cuda', 'webgpu', 'cpu'] as ('cuda' | 'webgpu' | 'cpu')[], providerFallback: 'cpu' as const })),
   admission: AdmissionPolicySchema.default(() => AdmissionPolicySchema.parse({})),
   admin: z.object({ port: z.number().int().min(0).max(65535).default(0) }).strict().default({ port: 0 }),
   heartbeatMs: z.number().int().positive().default(5000),

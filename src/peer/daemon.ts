@@ -32,6 +32,7 @@ import { DatasetRegistry } from '../store/datasets.ts';
 import { runPlanOf } from './plan.ts';
 import { adminRoutes } from './routes.ts';
 import { ScenarioRun } from './runner.ts';
+import type { GraphReport } from '../engine/trainer.ts';
 import { DaemonMetrics } from './metrics.ts';
 import { MemoryWatchdog, type WatchedWorker } from './watchdog.ts';
 import { liveLinks } from './topology.ts';
@@ -42,6 +43,8 @@ const REPUBLISH_EVERY = 3;
 
 export class Daemon {
   readonly runs = new Map<string, ScenarioRun>();
+  /** The latest graph reports of this peer's training worker per scenario (kept after the run ends: `cohort status`). */
+  private readonly graphs = new Map<string, GraphReport[]>();
   private heartbeat: NodeJS.Timeout | undefined;
   private beats = 0;
   private admin: AdminApi | undefined;
@@ -291,6 +294,7 @@ export class Daemon {
       participants: (id: string) => participantsOf(this.book.get(id)?.view ?? { run: undefined }),
       refused: (id: string, peer: string, reason: string) => this.refusals.record({ scenario: id, peer, channel: 'model', reason }),
       roundTrained: (id: string, seconds: number) => this.metrics.roundTrained(id, seconds),
+      graphsReported: (id: string, graphs: GraphReport[]) => void this.graphs.set(id, graphs),
     };
   }
 
@@ -375,6 +379,8 @@ export class Daemon {
           lastHeartbeatSecondsAgo: hb ? Math.round((Date.now() - hb.at) / 1000) : null, load: hb?.load ?? null, device: hb?.device ?? null };
       }),
       scenarios: this.book.list().map(({ signed, view }) => ({ id: signed.id, name: signed.manifest.name, state: view.state, running: this.runs.has(signed.id), round: this.runs.get(signed.id)?.status.round,
+        // which provider ran each of this peer's graphs, the providers refused and why, nodes ORT left on CPU (issue 14.1)
+        ...(this.graphs.has(signed.id) ? { graphs: this.graphs.get(signed.id) } : {}),
         // robust aggregation: each participant's latest signed suspicion report (verified on receipt), by roster name
         suspicions: Object.entries(view.progress).flatMap(([site, p]) => p.suspicion ? [{ by: this.node.roster.current.member(site)?.name ?? site, round: p.suspicion.report.round,
           names: p.suspicion.report.suspects.map((s) => this.node.roster.current.member(s.peer)?.name ?? s.peer) }] : []) })),

@@ -12,6 +12,7 @@ import type { AveragingMessage, AveragingTransport, LocalLearner, NodeStats } fr
 import { attackTransport } from '../sim/attacks/index.ts';
 import { testAttackFromEnv } from '../sim/attacks/test-hook.ts';
 import type { Evaluation, Metrics } from '../engine/index.ts';
+import type { GraphReport } from '../engine/trainer.ts';
 import type { CohortNode } from '../net/node.ts';
 import type { SecureProgress, SiteProgress } from '../scenario/lifecycle.ts';
 import type { AuditLog } from '../store/audit.ts';
@@ -47,6 +48,8 @@ class WorkerClient {
   private rid = 1;
   private readonly pending = new Map<number, { resolve: (r: WorkerReply) => void; reject: (e: Error) => void }>();
   readonly ready: Promise<Ready>;
+  /** The worker's graph reports (provider per graph, refusals, CPU-fallback nodes), each time they change. */
+  onGraphs: (graphs: GraphReport[]) => void = () => undefined;
 
   constructor(readonly worker: Worker) {
     this.ready = new Promise<Ready>((resolve, reject) => {
@@ -55,11 +58,13 @@ class WorkerClient {
         if (r.rid !== 0) return;
         worker.off('message', first);
         if (r.op === 'ready') resolve(r);
-        else reject(new CohortError((r.op === 'error' && r.code) || 'WORKER_FAILED', `training worker could not start: ${r.op === 'error' ? r.message : r.op}`, 'check the dataset path and the manifest\'s model against the data'));
+        else reject(new CohortError((r.op === 'error' && r.code) || 'WORKER_FAILED', `training worker could not start: ${r.op === 'error' ? r.message : r.op}`,
+          (r.op === 'error' && r.hint) || 'check the dataset path and the manifest\'s model against the data'));
       };
       worker.on('message', first);
     });
     worker.on('message', (r: WorkerReply) => {
+      if (r.op === 'graphs') return void this.onGraphs(r.graphs);
       const p = this.pending.get(r.rid);
       if (!p || r.rid === 0) return;
       this.pending.delete(r.rid);
@@ -138,6 +143,8 @@ export interface RunHost {
   refused(id: string, peer: string, reason: string): void;
   /** Local training of one round took `seconds` (Prometheus histogram, src/peer/metrics.ts). */
   roundTrained?(id: string, seconds: number): void;
+  /** The training worker's latest graph reports (which provider ran each graph; `cohort status`). */
+  graphsReported?(id: string, graphs: GraphReport[]): void;
 }
 
 export interface RunStatus { readonly round: number; readonly loss?: number; readonly metric?: number; readonly provider?: string; readonly done: boolean }
@@ -187,8 +194,10 @@ export class ScenarioRun {
       const budget = admission.workerHeapMiB > 0 ? admission.workerHeapMiB * 1024 ** 2 : Math.max(512 * 1024 ** 2, 2 * estimate);
       this.memory = { budgetBytes: budget };
       const init: WorkerInit = { manifest: this.plan.manifest, dataPath: ds.path, dataOptions: ds.options, threads: this.host.cfg.compute.threads, providers: this.host.cfg.compute.providers,
+        providerFallback: this.host.cfg.compute.providerFallback,
         cancel: this.cancel, memoryBudgetBytes: budget };
       this.client = new WorkerClient(new Worker(WORKER_ENTRY, { workerData: init, resourceLimits: { maxOldGenerationSizeMb: Math.ceil(budget / 1024 ** 2) } }));
+      this.client.onGraphs = (graphs) => this.host.graphsReported?.(this.id, graphs);
       let lastError: Error | undefined;
       const failure = (code?: number): CohortError => (code === MEMORY_EXIT_CODE || (lastError as { code?: string } | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY'
         ? new CohortError('WORKER_MEMORY_LIMIT', `the training worker exceeded its memory budget of ${(budget / 1024 ** 2).toFixed(0)} MiB and was stopped; the daemon goes on`, 'lower the model or batch size, or raise admission.workerHeapMiB in cohort.json')

@@ -8,8 +8,10 @@
 import '../util/polyfills.ts';
 import { getHeapStatistics } from 'node:v8';
 import { MEMORY_EXIT_CODE } from './admission.ts';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Trainer, type Evaluation, type Metrics, type TrainConfig } from '../engine/index.ts';
+import type { GraphReport } from '../engine/trainer.ts';
+import type { ProviderFallback } from '../engine/providers.ts';
 import { selectSamples, type SampleSet } from '../data/samples.ts';
 import { statSync } from 'node:fs';
 import { readTable, stratifiedSplit } from '../data/tabular.ts';
@@ -32,6 +34,8 @@ export interface WorkerInit {
   readonly dataOptions: Readonly<Record<string, unknown>>;
   readonly threads: number;
   readonly providers: ('cuda' | 'webgpu' | 'cpu')[];
+  /** A listed provider that cannot run: 'cpu' (default) falls back, 'error' fails the worker's start with PROVIDER_UNAVAILABLE. */
+  readonly providerFallback?: ProviderFallback;
   /** Set to 1 by the daemon to stop: training ends after the current step (never inside an onnxruntime run). */
   readonly cancel?: SharedArrayBuffer;
   /** This worker's JavaScript heap + ArrayBuffer budget (bytes): above it training stops and the worker exits with MEMORY_EXIT_CODE. */
@@ -62,7 +66,9 @@ export type WorkerReply =
   | { rid: number; op: 'metrics'; metrics: Metrics; evaluation?: Evaluation }
   | { rid: number; op: 'bytes'; bytes: Uint8Array }
   | { rid: number; op: 'restored'; params: Float32Array }
-  | { rid: number; op: 'error'; message: string; code?: string };
+  | { rid: number; op: 'error'; message: string; code?: string; hint?: string }
+  /** Unsolicited (rid 0), after 'ready' and whenever it changed: which provider runs each graph, refusals, CPU-fallback nodes. */
+  | { rid: 0; op: 'graphs'; graphs: GraphReport[] };
 
 interface Site { train: SampleSet; test: SampleSet; trainer: Trainer; cfg: TrainConfig }
 
@@ -236,7 +242,9 @@ function randomSplit(n: number, holdout: number, seed: number): { train: number[
 function trainConfig(init: WorkerInit, dp: DpPlan | null): TrainConfig {
   const m = init.manifest;
   return { model: m.model, loss: m.loss, optimizer: m.optimizer, batchSize: m.training.batchSize, seed: m.training.seed,
-    providers: init.providers, threads: init.threads, proximalMu: m.training.proximalMu,
+    providers: init.providers, providerFallback: init.providerFallback ?? 'cpu', threads: init.threads, proximalMu: m.training.proximalMu,
+    // with a GPU provider listed, each graph's first run is profiled: how many of its nodes ORT left on CPU (cohort status)
+    measurePlacement: init.providers.some((p) => p !== 'cpu'),
     // DP-SGD noise from the OS CSPRNG (no noiseSeed: real patients)
     ...(dp ? { dp: { clip: dp.clip, noiseMultiplier: dp.noiseMultiplier } } : {}) };
 }
@@ -370,11 +378,13 @@ async function main(): Promise<void> {
     const cfg = trainConfig(init, dpPlan);
     site = { train, test, cfg, trainer: await Trainer.create(cfg, train) };
   } catch (e) {
-    port.postMessage({ rid: 0, op: 'error', message: (e as Error).message, code: (e as { code?: string }).code });
+    port.postMessage({ rid: 0, op: 'error', message: (e as Error).message, code: (e as { code?: string }).code, hint: (e as { hint?: string }).hint });
     return;
   }
   const ready: WorkerReply = { rid: 0, op: 'ready', layoutHash: site.trainer.layout.hash, sampleCount: site.train.size, testCount: site.test.size, provider: site.trainer.provider, params: site.trainer.getParameters(), inputScale, ...(dpPlan ? { dp: dpPlan } : {}) };
   port.postMessage(ready, transferList(ready));
+  const reportGraphs = graphReporter(site.trainer, port);
+  reportGraphs();
   // one request at a time: the Trainer is not re-entrant
   let chain = Promise.resolve();
   port.on('message', (req: WorkerRequest) => {
@@ -386,10 +396,23 @@ async function main(): Promise<void> {
         reply = { rid: req.rid, op: 'error', message: (e as Error).message, code: (e as { code?: string }).code };
       }
       port.postMessage(reply, transferList(reply));
+      reportGraphs();   // a request may have built a new graph (the fused loop, eval): the runner keeps the latest list
       // over budget: leave, so that the memory goes back at once; the daemon reports this peer's run as failed
       if (reply.op === 'error' && reply.code === 'WORKER_MEMORY_LIMIT') process.exit(MEMORY_EXIT_CODE);
     });
   });
+}
+
+/** Posts the trainer's graph reports when they differ from the last ones posted (the daemon shows them in `cohort status`). */
+function graphReporter(trainer: Trainer, port: MessagePort): () => void {
+  let last = '';
+  return () => {
+    const graphs = trainer.graphReports;
+    const key = JSON.stringify(graphs);
+    if (key === last) return;
+    last = key;
+    port.postMessage({ rid: 0, op: 'graphs', graphs } satisfies WorkerReply);
+  };
 }
 
 void main();

@@ -27,6 +27,10 @@ describe('cohort init', () => {
       const cfg = loadDaemonConfig(out.config);
       expect(cfg.name).toBe('Hospital Z');
       expect(cfg.compute.providers).toEqual(['cuda', 'webgpu', 'cpu']);
+      // the provider fallback is written out and explained like the other compute keys (issue 14.1)
+      expect((raw.compute as { providerFallback?: string }).providerFallback).toBe('cpu');
+      expect(raw['//'].some((c) => c.includes('providerFallback') && c.includes('PROVIDER_UNAVAILABLE'))).toBe(true);
+      expect(cfg.compute.providerFallback).toBe('cpu');
       expect(cfg.net.listen).toEqual([`/ip4/0.0.0.0/tcp/${port}`]);
     } finally {
       blocker?.close();

@@ -70,7 +70,7 @@ const CONFIG_COMMENTS = [
   'net.timeouts: dialMs, idleMs (no progress in a transfer), ackMs (wait for the receiver to verify a model).',
   'approval.autoApprove: scenarios approved without an operator (by model family, author peer ID or manifest hash); empty lists: every scenario waits for `cohort scenario approve` or the dashboard.',
   'data: the datasets this hospital offers, by the name scenarios ask for: { "wdbc": { "path": "data/wdbc.csv", "options": { "label": "diagnosis" } } } (paths relative to this file); or `cohort data add`.',
-  'compute: maxConcurrentScenarios trained at once, threads per training worker, execution providers tried in order (cuda needs `npm run setup:gpu`).',
+  'compute: maxConcurrentScenarios trained at once, threads per training worker, execution providers tried in order (cuda needs `npm run setup:gpu`), providerFallback: "cpu" (a provider that cannot run falls back to CPU, logged) or "error" (this peer\'s run fails with PROVIDER_UNAVAILABLE).',
   'admission: limits checked before approving (parameters, memory, rounds x epochs, duration, queue). admin.port: the admin API and dashboard on 127.0.0.1 (0: any free port, written to admin.json).',
   'heartbeatMs: how often this peer tells the others it is alive. store: free-space floor (minFreeBytes) and audit entries per second cap. Details: docs/daemon.md.',
 ];

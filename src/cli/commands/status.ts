@@ -2,16 +2,29 @@
 import type { Command } from 'commander';
 import { AdminClient } from '../../peer/client.ts';
 import { suspicionLine, suspicionsAt } from './suspicions.ts';
+import type { GraphReport } from '../../engine/trainer.ts';
 
 interface Status {
   name: string; peerId: string; addrs: string[]; device: string; datasets: string[];
   roster: { consortium: string; version: number; roles: string[] };
   connections: { peer: string; name?: string; addr: string }[];
   members: { name: string; peerId: string; roles: string[]; connected: boolean; lastHeartbeatSecondsAgo: number | null; load: number | null; device: string | null }[];
-  scenarios: { id: string; name: string; state: string; running: boolean; round?: number; suspicions?: { by: string; round: number; names: string[] }[] }[];
+  scenarios: { id: string; name: string; state: string; running: boolean; round?: number; suspicions?: { by: string; round: number; names: string[] }[];
+    /** This peer's training worker: the provider of each graph, refusals, nodes left on CPU (latest run of the scenario here). */
+    graphs?: GraphReport[] }[];
   disk: { freeBytes: number; totalBytes: number };
   /** The privacy ledger per dataset (src/privacy/peer-ledger.ts): epsilon spent + reserved, and what the lifetime budget leaves. */
   privacy?: { dataset: string; spent: number; reserved: number; lifetime: number | null; remaining: number | null; scenarios: number }[];
+}
+
+/** One line per graph (provider, nodes, CPU fallback), then the providers refused and why (once: usually the same for all graphs). */
+export function graphLines(graphs: readonly GraphReport[]): string[] {
+  const refused = [...new Set(graphs.flatMap((g) => g.refused))];
+  return [
+    ...graphs.map((g) => `    graph ${g.graph.padEnd(14)} on ${g.provider}${g.nodes !== undefined ? `, ${g.nodes} nodes` : ''}` +
+      (g.cpuFallbackNodes === null ? ', CPU fallback not measured' : `, ${g.cpuFallbackNodes} fell back to CPU`)),
+    ...(refused.length ? [`    providers refused: ${refused.join('; ')}`] : []),
+  ];
 }
 
 export function registerStatus(program: Command): void {
@@ -41,7 +54,8 @@ export function registerStatus(program: Command): void {
         ...(about.get(s.peerId) ?? []).map((x) => `  this peer is ${suspicionLine(x)}`),
         `scenarios (${s.scenarios.length}):`,
         ...s.scenarios.flatMap((x) => [`  ${x.id.slice(0, 12)} ${x.name.padEnd(28)} ${x.state}${x.running ? `  training, round ${x.round ?? '-'}` : ''}`,
-          ...(x.suspicions ?? []).map((r) => `    suspicion report: ${r.by} names ${r.names.join(', ')} (after round ${r.round})`)]),
+          ...(x.suspicions ?? []).map((r) => `    suspicion report: ${r.by} names ${r.names.join(', ')} (after round ${r.round})`),
+          ...graphLines(x.graphs ?? [])]),
       ].join('\n') + '\n');
     });
 }
