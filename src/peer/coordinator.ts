@@ -386,12 +386,18 @@ export class Coordinator {
    * failed the scenario on its own, then never took the final model (the intermittent catch-up e2e). Such a verdict is left to
    * the launcher while the launcher is heard, and taken by anyone only once this peer has been up for the silence window plus
    * two anti-entropy periods (the launcher too: its verdict is gossiped to everyone).
+   * Nor is a participant silent while its heartbeat says it still runs the scenario: after the last round it evaluates, trains
+   * the local-only baseline and exports, which on a loaded machine (load ~45) outlasted the silence window and failed a scenario
+   * whose participants were about to report done. It is waited for up to five silence windows, then judged as before.
    */
   private mayBeStale(view: ScenarioView, rule: EndRule, author: string, roundMs: number): boolean {
-    if (standing(view, rule).dropped.length === 0) return false;
-    const launcherHeard = author !== this.self && Date.now() - (this.heartbeats.get(author)?.at ?? 0) < 3 * this.cfg.heartbeatMs;
+    const dropped = standing(view, rule).dropped;
+    if (dropped.length === 0) return false;
+    const heard = (p: string): boolean => Date.now() - (this.heartbeats.get(p)?.at ?? 0) < 3 * this.cfg.heartbeatMs;
+    const stillRunning = (p: string): boolean => (p === this.self ? this.locallyReady(view.id) : heard(p) && (this.heartbeats.get(p)?.scenarios ?? []).includes(view.id));
+    if (dropped.some((d) => rule.clockRound <= d.lastRound + 5 * rule.dropAfterRounds && stillRunning(d.peer))) return true;
     const settleMs = (rule.dropAfterRounds + 1) * roundMs + 2 * ANTI_ENTROPY_BEATS * this.cfg.heartbeatMs;
-    return launcherHeard || Date.now() - this.startedAt < settleMs;
+    return (author !== this.self && heard(author)) || Date.now() - this.startedAt < settleMs;
   }
 
   private roundNow(id: string): number {
