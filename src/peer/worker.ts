@@ -170,8 +170,16 @@ function exportTask(init: WorkerInit): ExportTask {
   const task = m.task as { kind: string; time?: string; event?: string };
   if (task.kind === 'survival') return { kind: 'survival', ...(task.time ? { time: task.time } : {}), ...(task.event ? { event: task.event } : {}) };
   if (task.kind === 'segmentation' || task.kind === 'multitask') return { kind: 'segmentation' };
-  if (task.kind === 'regression') return { kind: 'regression', label: (init.dataOptions.label as string | undefined) ?? m.data.selector.label ?? 'label' };
-  return { kind: 'classification', label: (init.dataOptions.label as string | undefined) ?? m.data.selector.label ?? 'label' };
+  if (task.kind === 'regression') return { kind: 'regression', label: labelColumn(init) };
+  return { kind: 'classification', label: labelColumn(init) };
+}
+
+/**
+ * The column to predict: the manifest's (a scenario means the same column at every site, as in the simulator), else the label the
+ * site registered its dataset with (data.<name>.options.label), else "label".
+ */
+function labelColumn(init: WorkerInit): string {
+  return init.manifest.data.selector.label ?? (init.dataOptions.label as string | undefined) ?? 'label';
 }
 
 interface SplitSite { set: SampleSet; split: { train: number[]; test: number[] }; names?: { featureNames: readonly string[]; classNames: readonly string[]; encoding?: Encoding } }
@@ -180,7 +188,7 @@ interface SplitSite { set: SampleSet; split: { train: number[]; test: number[] }
 function tabularSite(init: WorkerInit): SplitSite {
   const m = init.manifest;
   if (m.task.kind === 'survival') return survivalSite(init);
-  const label = (init.dataOptions.label as string | undefined) ?? m.data.selector.label ?? 'label';
+  const label = labelColumn(init);
   const regression = m.task.kind === 'regression';
   workerRegression = regression;
   // as the simulator reads it (src/data/site-table.ts): identifier-like and data.selector.ignore columns are not features; the

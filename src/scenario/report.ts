@@ -140,7 +140,9 @@ export function withInterval(value: number | null | undefined, s: ScoreInterval 
 /** A bootstrap interval of zero width: every resample scored the same (a perfect score stays perfect on any resample). */
 const degenerate = (s: ScoreInterval): boolean => s.method === 'bootstrap' && s.lo === s.hi;
 
-const SCORE_LABELS: Readonly<Record<string, string>> = { accuracy: 'accuracy', auc: 'AUC', balancedAccuracy: 'balanced accuracy', dice: 'Dice', c_index: 'C-index' };
+// regression: R2 is the metric, MAE (in the target's units: the training worker scales it back) stands beside it
+const SCORE_LABELS: Readonly<Record<string, string>> = { accuracy: 'accuracy', auc: 'AUC', balancedAccuracy: 'balanced accuracy', dice: 'Dice', c_index: 'C-index',
+  r2: 'R2', mae: 'MAE (target units)' };
 
 /** The scores beside the task's metric that the sites reported (classification: AUC and balanced accuracy beside accuracy). */
 function otherScores(metric: string, sites: readonly SiteResult[]): string[] {
@@ -184,7 +186,7 @@ export function reportMarkdown(r: ReportInput): string {
       ? ['', '† Zero-width bootstrap interval: every resample of the held-out set scored the same (typically a perfect score on a small set); it does not mean the value is certain — read it with the held-out n.'] : []),
     '',
     'Each site measured the metrics on its own held-out data (n above; one sample moves a site\'s metric by 1/n) and computed the 95% intervals there ' +
-      '(accuracy: Wilson score interval; AUC, balanced accuracy, Dice, C-index: percentile bootstrap, 1000 resamples of the held-out samples, seeded); ' +
+      '(accuracy: Wilson score interval; AUC, balanced accuracy, Dice, C-index, R2, MAE: percentile bootstrap, 1000 resamples of the held-out samples, seeded); ' +
       'only these aggregates left the site. Local-only: the same model and local work per round, trained on the site\'s data alone.',
     ...participationNotes(r, sites),
     ...privacyLines(r.manifest, sites),

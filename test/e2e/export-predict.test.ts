@@ -100,4 +100,58 @@ describe('a scenario\'s model on a site that did not take part', () => {
     expect(r.accuracy).toBeGreaterThanOrEqual(pooled.lo);
     expect(r.accuracy).toBeLessThanOrEqual(pooled.hi);
   }, 480_000);
+
+  // regression on real peers: the target's statistics travel with the features' (src/data/site-table.ts), so one target scale is
+  // agreed; sites report R2 and MAE in mm with bootstrap intervals; the export's `value` is in mm
+  it('runs a regression scenario (radius_mean, metric r2): one target scale, R2 and MAE in millimetres, the export predicts site-a in mm', async () => {
+    const base = wdbcManifest({ name: 'wdbc-radius', rounds: 5, roundMs: 5000, launch: { minPeers: 3, approvalWindowMs: 0, startDelayMs: 12_000 } });
+    const data = base.data as Record<string, unknown>;
+    const manifest = { ...base, task: { kind: 'regression', metric: 'r2' },
+      // perimeter and area are radius by another name: left out, as the table audit would warn
+      data: { ...data, selector: { dataset: 'wdbc', kind: 'tabular', source: 'data/wdbc.csv', label: 'radius_mean', ignore: ['perimeter_mean', 'area_mean'] },
+        preprocessing: { standardize: 'consortium' } },
+      model: { type: 'mlp', hidden: [16], activation: 'relu', classes: 1 }, loss: { type: 'mse' },
+      training: { ...(base.training as object), localEpochs: 2 } };
+    const file = join(c.dir, 'radius.json');
+    writeFileSync(file, JSON.stringify(manifest));
+    const launch = cli(['scenario', 'launch', file, '--json', '--peer', c.sites[B]!.dir]);
+    expect(launch.code, launch.stderr).toBe(0);
+    const { id } = JSON.parse(launch.stdout) as { id: string };
+    const views = await Promise.all(PARTICIPANTS.map((i) => waitFor(`finished at ${c.sites[i]!.name}`, async () => {
+      const d = await detail(i, id);
+      return d.view.state === 'finished' ? d.view : false;
+    }, 240_000)));
+    const own = PARTICIPANTS.map((i, k) => views[k]!.progress[peerId(i)]?.standardiser);
+    expect(own[0]).toMatch(/^[0-9a-f]{64}$/);
+    expect(new Set(own).size).toBe(1);
+
+    const out = join(c.dir, 'export-radius');
+    const exp = cli(['scenario', 'export', id.slice(0, 12), '--out', out, '--peer', c.sites[B]!.dir]);
+    expect(exp.code, exp.stderr).toBe(0);
+    const m = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as MetricsJson & { metric: string };
+    expect(m.metric).toBe('r2');
+    expect(m.participants).toEqual(['site-b', 'site-c', 'site-d']);
+    const model = join(out, 'model.onnx');
+    const meta = readCohortMetadata(readFileSync(model), model);
+    expect(meta.task).toEqual({ kind: 'regression', label: 'radius_mean' });
+    expect(meta.target!.mean).toBeGreaterThan(10);   // the agreed target mean, in mm
+    expect(meta.inputs.features).not.toContain('perimeter_mean');
+
+    const siteA = join(c.sites[A]!.dir, 'data', 'wdbc.csv');
+    const p = cli(['predict', '--model', model, '--data', siteA, '--out', join(c.dir, 'site-a-radius.csv'), '--json']);
+    expect(p.code, p.stderr).toBe(0);
+    const r = JSON.parse(p.stdout) as { n: number; labelled: number; r2: number; mae: number };
+    const sites = m.sites.map((s) => `${s.name} R2 ${s.metric?.toFixed(3)} MAE ${s.scores?.mae?.value.toFixed(3)} [${s.scores?.mae?.lo.toFixed(3)}, ${s.scores?.mae?.hi.toFixed(3)}] n=${s.held_out}`);
+    process.stdout.write(`regression: site-a (not a participant) R2 ${r.r2.toFixed(4)} MAE ${r.mae.toFixed(4)} mm on n=${r.n}; report: ${sites.join('; ')}\n`);
+    for (const s of m.sites) {
+      expect(s.metric!, s.name).toBeGreaterThan(0);   // better than predicting the mean (R2 also shrinks with a site's narrower case mix)
+      expect(s.scores!.mae!.value).toBeLessThan(meta.target!.std);   // millimetres: below one sd of the radius
+    }
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('| MAE (target units) [95% CI] |');
+    expect(r.labelled).toBe(r.n);
+    expect(r.r2).toBeGreaterThan(0.5);
+    // the new site's error lies within what the report's sites state for theirs (their bootstrap intervals, together)
+    expect(r.mae).toBeGreaterThanOrEqual(Math.min(...m.sites.map((s) => s.scores!.mae!.lo)));
+    expect(r.mae).toBeLessThanOrEqual(Math.max(...m.sites.map((s) => s.scores!.mae!.hi)));
+  }, 480_000);
 });
