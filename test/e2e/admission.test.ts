@@ -4,12 +4,17 @@
  *     (the daemons' resident memory stays flat; the reasons show in `cohort scenario status`);
  *   - a manifest too large to gossip is refused at launch (non-zero exit, nothing announced);
  *   - announced scenarios that cannot start expire (the launcher marks them failed, the peers let their prepared workers go);
- *   - an operator's rejection frees the prepared worker at once; stuck announcements do not block a legitimate scenario.
+ *   - an operator's rejection frees the prepared worker at once; stuck announcements do not block a legitimate scenario;
+ *   - `cohort status --json` names the provider of each graph of this peer's run (issue 14.1); with compute.providerFallback "error"
+ *     and providers [cuda] on this CPU machine, the peer's part fails with PROVIDER_UNAVAILABLE (in `cohort scenario status`) and
+ *     its daemon stays up.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
-import { cli, client, provisionCluster, sleep, startDaemon, waitConnected, waitFor, wdbcManifest, type Cluster, disposeCluster } from './daemon-harness.ts';
+import type { GraphReport } from '../../src/engine/trainer.ts';
+import { quietProbe } from '../../src/engine/providers.ts';
+import { cli, client, provisionCluster, sleep, startDaemon, stopDaemon, waitConnected, waitFor, wdbcManifest, type Cluster, disposeCluster } from './daemon-harness.ts';
 
 const A = 0;
 const B = 1;
@@ -108,5 +113,35 @@ describe('slots and lifecycle', () => {
       expect(p?.roundsTrained).toBeGreaterThanOrEqual(1);
       expect(p?.roundsTrained).toBeLessThanOrEqual(3);
     }
+    // which provider ran each graph of site-b's run (kept after the run ended): the example peers list cpu only
+    const st = cli(['status', '--json', '--peer', c.sites[B]!.dir]);
+    expect(st.code, st.stderr).toBe(0);
+    const graphs = (JSON.parse(st.stdout) as { scenarios: { id: string; graphs?: GraphReport[] }[] }).scenarios.find((s) => s.id === ok)?.graphs ?? [];
+    expect(graphs.map((g) => g.graph)).toContain('step|16');
+    for (const g of graphs) expect(g).toMatchObject({ provider: 'cpu', refused: [], cpuFallbackNodes: 0 });
+    const human = cli(['status', '--peer', c.sites[B]!.dir]);
+    expect(human.stdout).toMatch(/graph step\|16 +on cpu, 0 fell back to CPU/);
   }, 240_000);
+});
+
+describe.runIf(quietProbe('cuda') !== undefined)('provider policy on a CPU-only peer', () => {
+  it('providerFallback "error" with providers [cuda]: site-b\'s part fails with PROVIDER_UNAVAILABLE and the reason, its daemon stays up', async () => {
+    await stopDaemon(c, B);
+    const cfg = JSON.parse(readFileSync(c.sites[B]!.config, 'utf8')) as { compute: Record<string, unknown> };
+    writeFileSync(c.sites[B]!.config, JSON.stringify({ ...cfg, compute: { ...cfg.compute, providers: ['cuda'], providerFallback: 'error' } }, null, 2));
+    startDaemon(c, B);
+    await waitConnected(c, [A, B]);
+    const id = await launch(wdbcManifest({ name: 'cuda-only-at-b', rounds: 3, launch: { minPeers: 2, readyTimeoutMs: 5000 } }));
+    const failed = await waitFor('site-b\'s failure heard at site-a', async () => (await detail(A, id)).view.progress[c.sites[B]!.peerId]?.failed, 120_000);
+    expect(failed.code).toBe('PROVIDER_UNAVAILABLE');
+    expect(failed.message).toMatch(/execution provider cuda is unavailable here \(cuda: the CUDA provider is not installed/);
+    const text = await waitFor('the failure in cohort scenario status', async () => {
+      const r = cli(['scenario', 'status', id.slice(0, 10), '--peer', c.sites[A]!.dir]);
+      return r.stdout.includes('failed: site-b (PROVIDER_UNAVAILABLE') ? r.stdout : false;
+    }, 120_000);
+    expect(text).toContain('the provider fallback is \'error\'');
+    // the daemon is still up and answering
+    expect(c.procs[B]!.exitCode).toBeNull();
+    expect((await client(c, B).get<{ name: string }>('/status')).name).toBe(c.sites[B]!.name);
+  }, 300_000);
 });
