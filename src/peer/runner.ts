@@ -233,6 +233,10 @@ export class ScenarioRun {
     log.info({ scenario: this.id.slice(0, 12), provider: ready.provider, samples: ready.sampleCount, lateMs }, 'training worker ready');
     if (lateMs > 0) log.warn({ scenario: this.id.slice(0, 12), lateMs }, 'training worker became ready after round 0 started: this peer joins late (raise launch.startDelayMs)');
     const resumed = await loadRound(this.host.store, this.id);
+    // DP-SGD: the worker's accountant starts at zero; resuming would train past the planned steps without counting the earlier ones
+    if (resumed && this.plan.manifest.privacy?.dp) {
+      throw new CohortError('DP_RESUME', 'this peer restarted during a DP-SGD scenario: it does not resume, since the steps before the restart are not in its new accountant (the privacy ledger keeps the whole reservation)', 'the scenario goes on with the other participants');
+    }
     let params = ready.params;
     if (resumed) {
       this.trainedBefore = Number(resumed.state.roundsTrained ?? 0);

@@ -149,6 +149,12 @@ export class SecureDpsgdNode extends AveragingNode {
     });
   }
 
+  /** No plain model ever leaves a secure peer: a pull (a returning or late peer's catch-up) is refused, not answered. */
+  protected override answerPull(from: PeerId): void { this.reject('unsolicited', from); }
+
+  /** Back or late: this peer waits for the next round's masked sums instead of pulling a neighbour's plain model. */
+  protected override onRejoin(): void { /* nothing to pull: see answerPull */ }
+
   /** Masked models only arrive through onSecure; the base class's decoded-model path is unused. */
   protected onModel(from: PeerId): void { this.reject('malformed', from); }
 

@@ -75,6 +75,11 @@ export function siteTable(d: Detail): string {
   const reports = Object.entries(d.view.progress).filter(([, x]) => x.suspicion);
   if (reports.length) extra.push(`  suspicion reports: ${reports.map(([p, x]) => `${name(p)} names ${x.suspicion!.report.suspects.map((s) => `${name(s.peer)} (${s.outliers}/${s.observed} ${x.suspicion!.report.aggregator === 'clipped' ? 'clipped' : 'trimmed'})`).join(', ')} after round ${x.suspicion!.report.round}`).join('; ')}`);
   if (d.refused?.length) extra.push(`  refused: ${d.refused.map((r) => `${r.name ?? r.peer.slice(-8)} ${r.channel} ${r.reason} x${r.count}`).join('; ')}`);
+  // privacy (docs/privacy.md): each site's epsilon spent (its accountant) and secure averaging's counters
+  const eps = Object.entries(d.view.progress).filter(([, x]) => x.epsilon !== undefined);
+  if (eps.length) extra.push(`  epsilon spent: ${eps.map(([p, x]) => `${name(p)} ${x.epsilon!.toFixed(3)}`).join(', ')}`);
+  const sec = Object.entries(d.view.progress).filter(([, x]) => x.secure);
+  if (sec.length) extra.push(`  secure averaging: ${sec.map(([p, x]) => `${name(p)} ${x.secure!.maskedSent} masked sent, ${x.secure!.recovered} dropped rebuilt, ${x.secure!.roundsNotMixed} rounds not mixed, refused ${x.secure!.sharesRefused} shares / ${x.secure!.maskedRefused} masked / ${x.secure!.refusedSetup} setup`).join('; ')}`);
   const approvals = `approvals ${answers.in_time.length} in time${answers.late.length ? `, ${answers.late.length} late` : ''}`;
   return [`${d.id.slice(0, 12)} ${String(d.manifest.name)}: ${d.view.state}${d.view.reason ? ` (${d.view.reason})` : ''}, ${approvals}, participants ${shown.length}`, ...rows, ...extra].join('\n');
 }

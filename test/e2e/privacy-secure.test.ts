@@ -1,0 +1,75 @@
+/**
+ * Secure (masked) D-PSGD on real peer daemons (issue 10): four peer processes (real libp2p, LevelDB, onnxruntime workers).
+ * The same small scenario runs twice: plain, then with privacy.secure. In the secure run the key setup (signed ephemeral key
+ * announcements, sealed Shamir shares) crosses the network before round 0, every model a peer sends is masked, and site-d is
+ * killed (SIGKILL) in the middle of round 2: its receivers rebuild its ephemeral secret from the survivors' shares and mix the
+ * exact sum of the survivors. The scenario finishes with the three survivors, each site's accuracy close to the plain run's.
+ * A peer whose policy demands epsilon <= 1 declines a scenario asking for 8 (test/e2e/privacy-policy.test.ts covers that case).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
+import { cli, client, disposeCluster, log, provisionCluster, sleep, startDaemon, stopDaemon, waitConnected, waitFor, wdbcManifest, type Cluster } from './daemon-harness.ts';
+
+const ALL = [0, 1, 2, 3];
+const D = 3;
+const ROUNDS = 5;
+const ROUND_MS = 6000;
+let c: Cluster;
+
+beforeAll(async () => {
+  c = await provisionCluster();
+  for (const i of ALL) startDaemon(c, i);
+  await waitConnected(c, ALL);
+}, 150_000);
+
+afterAll(async () => {
+  await disposeCluster(c);
+}, 240_000);
+
+interface Detail { view: ScenarioView; refused?: { peer: string; reason: string; count: number }[] }
+const detail = (i: number, id: string): Promise<Detail> => client(c, i).get<Detail>(`/scenarios/${id}`);
+const manifest = (name: string, secure: boolean): Record<string, unknown> => ({
+  ...wdbcManifest({ name, rounds: ROUNDS, roundMs: ROUND_MS, launch: { minPeers: 3, approvalWindowMs: 5000, startDelayMs: 15_000, dropAfterRounds: 2 } }),
+  ...(secure ? { privacy: { secure: true } } : {}),
+});
+const finished = async (id: string, who: number[]): Promise<Detail> => {
+  const d = await waitFor('scenario ended', async () => {
+    const x = await detail(0, id);
+    return x.view.state === 'failed' || x.view.state === 'cancelled' || (x.view.state === 'finished' && who.every((i) => x.view.progress[c.sites[i]!.peerId]?.done)) ? x : false;
+  }, 300_000);
+  expect(d.view.state, d.view.reason).toBe('finished');
+  return d;
+};
+
+describe('secure averaging on real peers', () => {
+  it('finishes on 4 peers with one killed mid-round, recovering its masks from shares, with accuracy close to the plain run', async () => {
+    const plainId = (await client(c, 0).post<{ id: string }>('/scenarios', { manifest: manifest('wdbc-plain-4', false) })).id;
+    const plain = await finished(plainId, ALL);
+
+    const id = (await client(c, 0).post<{ id: string }>('/scenarios', { manifest: manifest('wdbc-secure-4', true) })).id;
+    const run = await waitFor('the run plan', async () => (await detail(0, id)).view.run, 120_000);
+    expect(run.participants).toHaveLength(4);
+    // kill -9 site-d in the middle of round 2 (after its round-2 masked models left, before the round's deadline)
+    await sleep(Math.max(0, run.startAt + 2.4 * ROUND_MS - Date.now()));
+    expect(await stopDaemon(c, D, 'SIGKILL')).toBeNull();
+    c.procs[D] = undefined;   // gone for good: nothing to stop at the end
+    const done = await finished(id, [0, 1, 2]);
+    expect(done.view.progress[c.sites[D]!.peerId]?.done).toBeFalsy();
+
+    for (const i of [0, 1, 2]) {
+      const p = done.view.progress[c.sites[i]!.peerId]!;
+      const q = plain.view.progress[c.sites[i]!.peerId]!;
+      console.log(`${c.sites[i]!.name}: secure accuracy ${p.metric} (held-out n ${p.heldOut}), plain ${q.metric}; secure ${JSON.stringify(p.secure)}`);
+      expect(p.secure?.recovered, `${c.sites[i]!.name} rebuilt site-d's secret from shares`).toBe(1);
+      expect(p.secure!.maskedSent).toBeGreaterThan(0);
+      expect(p.secure!.sharesRefused + p.secure!.refusedSetup).toBe(0);
+      // accuracy close to the plain run's: within 3 held-out samples of this site
+      expect(Math.abs(p.metric! - q.metric!)).toBeLessThanOrEqual(3 / p.heldOut! + 1e-9);
+    }
+    for (const i of [0, 1, 2]) expect(log(c, i)).not.toMatch(/SECURE_SETUP/);
+    // what the operator sees: the counters per site in `cohort scenario status`
+    const st = cli(['scenario', 'status', id.slice(0, 10), '--peer', c.sites[0]!.dir]);
+    expect(st.code, st.stderr).toBe(0);
+    for (const name of ['site-a', 'site-b', 'site-c']) expect(st.stdout).toMatch(new RegExp(`${name} \\d+ masked sent, 1 dropped rebuilt, 0 rounds not mixed, refused 0 shares / 0 masked / 0 setup`));
+  }, 600_000);
+});
