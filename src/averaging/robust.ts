@@ -50,6 +50,8 @@ const GUARD = 2;
 const FLOOR = 2;
 /** Gossip learning merges one model at a time: its radius is the median distance itself. */
 const GOSSIP_GUARD = 1;
+/** Start-up scale: an honest neighbour is about START x this peer's own move since its previous mix away (both left one model). */
+const START = 2;
 const WINDOW = 50;
 const MIN_WINDOW = 5;
 
@@ -244,7 +246,9 @@ export class RobustMixer {
    */
   clipScales(self: Vec, inputs: readonly MixInput[]): { tau: number; scales: Map<PeerId, number> } {
     const ds = inputs.map((m) => distance(m.v, self));
-    const tau = this.cfg.radius ?? this.guarded(ds.length > 1 ? Math.max(adaptiveRadius(ds, inputs.map((m) => m.w), this.trim), FLOOR * medianOf(ds)) : Infinity, ds);
+    const ownMove = this.previousSelf?.length === self.length ? distance(self, this.previousSelf) : 0;
+    this.previousSelf = Float32Array.from(self);
+    const tau = this.cfg.radius ?? this.guarded(ds.length > 1 ? Math.max(adaptiveRadius(ds, inputs.map((m) => m.w), this.trim), FLOOR * medianOf(ds)) : Infinity, ds, GUARD, ownMove);
     if (inputs.length) this.lastRadius = tau;
     const scales = new Map<PeerId, number>();
     inputs.forEach((m, k) => {
@@ -267,8 +271,14 @@ export class RobustMixer {
    * model, the attacker's) and gossip learning's single model per merge. `ds` joins the window after the radius is taken.
    */
   private readonly recent: number[] = [];
-  private guarded(tau: number, ds: readonly number[], guard = GUARD): number {
+  /** This peer's model at its previous clipped mix: how far it moved since is the start-up scale (see guarded). */
+  private previousSelf: Float32Array | undefined;
+  private guarded(tau: number, ds: readonly number[], guard = GUARD, ownMove = 0): number {
     let cap = Infinity;
+    // start-up, before the window holds any history: honest neighbours left the same initial model a round ago, so they sit about
+    // two of this peer's own moves away (START); without this cap a peer whose neighbourhood has a Byzantine majority took their
+    // models in at round 1 (WDBC, 100 peers, 20%: 0.867 instead of 0.893 under scaling, 0.834 instead of 0.895 under noise)
+    if (this.recent.length < MIN_WINDOW && ownMove > 0) cap = guard * START * ownMove;
     if (this.recent.length >= MIN_WINDOW) {
       const sorted = [...this.recent].sort((a, b) => a - b);
       cap = guard * sorted[Math.floor((sorted.length - 1) / 2)]!;
@@ -276,7 +286,10 @@ export class RobustMixer {
     // a zero distance (identical models: every peer starts from the same initial parameters) says nothing about the scale of
     // honest disagreement; in the window it dragged the median to 0 and so the cap to 0, and each peer mixed nothing at all for
     // the two or three rounds until the zeros were outvoted (measured: 100% of neighbours clipped to zero in mixes 1-2)
-    for (const d of ds) { if (!(d > 0)) continue; this.recent.push(d); if (this.recent.length > WINDOW) this.recent.shift(); }
+    // and a mix whose median distance is 0 (most neighbours still hold this peer's own model: the common start) records nothing:
+    // its non-zero distances are exactly the ones the median rejects (at round 0, only the attackers'), not the honest scale
+    const silent = ds.length > 0 && !(medianOf(ds) > 0);
+    for (const d of ds) { if (silent || !(d > 0)) continue; this.recent.push(d); if (this.recent.length > WINDOW) this.recent.shift(); }
     const t = Math.min(tau, cap);
     // nothing to compare with yet (one model, empty window): no clipping
     return Number.isFinite(t) ? t : Math.max(...ds, 0);

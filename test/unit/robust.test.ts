@@ -69,6 +69,23 @@ describe('robust statistics', () => {
     expect(next.scales.get('b')!).toBe(1);
   });
 
+  it('start-up, before any history: a neighbourhood with a Byzantine majority is capped by this peer\'s own move', () => {
+    const m = new RobustMixer({ aggregator: 'clipped' });
+    const start = new Float32Array(2);
+    const far = Float32Array.from([1000, 0]);
+    // round 0: five neighbours hold the common start, one sends a scaled model; the mix's median is 0, so it records nothing
+    m.clipScales(start, [...['a', 'b', 'c', 'd', 'e'].map((peer) => ({ peer, v: start, w: 1 / 7 })), { peer: 'x', v: far, w: 1 / 7 }]);
+    // round 1: this peer moved 0.5; three honest neighbours nearby, three attackers far: the mix rule alone would let them in
+    // (median and adaptive radius both come from attackers' distances), the start-up cap (2 x 2 x 0.5) clips them
+    const self = Float32Array.from([0.5, 0]);
+    const honest = [0.3, 0.6, 0.9].map((x, k) => ({ peer: `h${k}`, v: Float32Array.from([x, 0.2]), w: 1 / 7 }));
+    const byz = ['x', 'y', 'z'].map((peer) => ({ peer, v: far, w: 1 / 7 }));
+    const { tau, scales } = m.clipScales(self, [...honest, ...byz]);
+    expect(tau).toBeLessThanOrEqual(2 + 1e-6);
+    for (const h of honest) expect(scales.get(h.peer)).toBe(1);
+    for (const b of byz) expect(scales.get(b.peer)!).toBeLessThan(0.003);
+  });
+
   it('graphs: dumbbell is two cliques and one bridge; the expander degree grows like log n', () => {
     const g = dumbbellGraph(8);
     expect(g[0]).toEqual([1, 2, 3]);
