@@ -58,6 +58,10 @@ describe('PeerLedger on the peer store', () => {
     expect(dpOf({ privacy: { dp: { epsilon: 3, clip: 1 } } })).toEqual({ epsilon: 3, delta: 1e-5 });
     expect(dpOf({ privacy: { secure: true } })).toBeNull();
     expect(privacyUnsupported({ privacy: { dp: { epsilon: 3, clip: 1 } } })).toBeNull();
+    const secure = { privacy: { secure: true }, averaging: { topology: { kind: 'complete' } } };
+    expect(privacyUnsupported({ ...secure, launch: { minPeers: 3 } })).toBeNull();
+    expect(privacyUnsupported(secure)).toMatch(/needs at least 3 participants .*launch.minPeers is 2/);
+    expect(privacyUnsupported({ ...secure, launch: { minPeers: 4 }, averaging: { topology: { kind: 'time-varying', degree: 2 } } })).toMatch(/static graph/);
   });
 });
 
