@@ -162,6 +162,17 @@ function siteTable(metric: string, sites: readonly SiteResult[]): string[] {
 }
 
 /** DP-SGD: the target and the epsilon each site spent on its own patients (its accountant); secure averaging, if used. */
+/** Which standardiser the sites trained with (data.preprocessing.standardize): one hash when consortium-wide, else each site's. */
+function inputScaleLines(sites: readonly SiteResult[]): string[] {
+  const named = sites.filter((x) => x.standardiser !== null);
+  if (!named.length) return [];
+  const hashes = [...new Set(named.map((x) => x.standardiser!))];
+  if (hashes.length === 1 && named.length === sites.length) {
+    return ['', `Input scale: every site standardised its inputs with the same standardiser \`${hashes[0]!.slice(0, 16)}\` (agreed from the sites' counts, sums and sums of squares; no rows left a site).`];
+  }
+  return ['', `Input scale: ${hashes.length} standardisers among ${named.length} sites (${named.map((x) => `${x.name} \`${x.standardiser!.slice(0, 16)}\``).join(', ')}): per-site harmonisation, or a site that did not take the consortium's.`];
+}
+
 function privacyLines(manifest: Record<string, unknown>, sites: readonly SiteResult[]): string[] {
   const p = manifest.privacy as { secure?: boolean; dp?: { epsilon: number; delta?: number } } | undefined;
   if (!p) return [];
@@ -190,6 +201,7 @@ export function reportMarkdown(r: ReportInput): string {
       'only these aggregates left the site. Local-only: the same model and local work per round, trained on the site\'s data alone.',
     ...participationNotes(r, sites),
     ...privacyLines(r.manifest, sites),
+    ...inputScaleLines(sites),
     '',
     '![convergence](convergence.svg)',
     '',

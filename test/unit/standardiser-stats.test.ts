@@ -6,6 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseManifest } from '../../src/scenario/manifest.ts';
+import { delta, emptyView, merge } from '../../src/scenario/lifecycle.ts';
+import { metricsJson, reportMarkdown, type ReportInput } from '../../src/scenario/report.ts';
 import type { SampleSet } from '../../src/data/samples.ts';
 import {
   agreeStandardiser, applyAgreed, combineStats, exportStandardiser, minCountOf, parseAgreed, siteStats, standardizeMode, SMALL_COUNT,
@@ -122,5 +124,26 @@ describe('standardiser statistics', () => {
     const m = JSON.parse(readFileSync('scenarios/wdbc-radiomics.json', 'utf8')) as { data: Record<string, unknown> };
     expect(parseManifest(m).data.preprocessing['standardize']).toBe('consortium');
     expect(() => parseManifest({ ...m, data: { ...m.data, preprocessing: { standardize: 'global' } } })).toThrow(expect.objectContaining({ code: 'BAD_MANIFEST' }));
+  });
+});
+
+describe('the report names the input scale', () => {
+  const H1 = 'a'.repeat(64), H2 = 'b'.repeat(64);
+  const ans = { hash: 'h', at: 't', sig: 'x' };
+  const input = (hashes: Record<string, string>): ReportInput => {
+    const run = { startAt: 1000, participants: ['b', 'c'], approvals: { b: ans, c: ans } };
+    const view = [delta.approve('sc', 'b', ans), delta.approve('sc', 'c', ans), delta.run('sc', run),
+      ...Object.entries(hashes).map(([p, h]) => delta.progress('sc', p, { round: 1, seq: 2, metric: 0.9, done: true, heldOut: 20, standardiser: h })),
+      delta.state('sc', 'finished')].reduce(merge, emptyView('sc'));
+    return { id: 'sc', manifest: { name: 'd', task: { metric: 'accuracy' } }, view, names: { b: 'site-b', c: 'site-c' }, history: [], exportedBy: 'site-b', finalModel: true };
+  };
+
+  it('one standardiser for all sites, or each site\'s when they differ; metrics.json carries the hash per site', () => {
+    expect(reportMarkdown(input({ b: H1, c: H1 }))).toContain(`the same standardiser \`${H1.slice(0, 16)}\``);
+    const two = reportMarkdown(input({ b: H1, c: H2 }));
+    expect(two).toContain('2 standardisers among 2 sites');
+    expect(two).toContain(`site-c \`${H2.slice(0, 16)}\``);
+    const sites = (metricsJson(input({ b: H1, c: H1 })) as { sites: { standardiser: string }[] }).sites;
+    expect(sites.map((x) => x.standardiser)).toEqual([H1, H1]);
   });
 });
