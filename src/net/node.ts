@@ -121,7 +121,11 @@ export async function createCohortNode(init: CohortNodeInit): Promise<CohortNode
       refused({ peer: addr.replace(/\/(tcp|udp)\/\d+.*$/, ''), where: 'pnet', reason: 'psk-mismatch' });
     }) } : {}),
     connectionGater: rosterGater(() => rosterStore.current, metrics, (peer, where) => refused({ peer, where, reason: removedPeers.has(peer) ? 'removed' : 'not-on-roster' })),
-    connectionManager: { inboundConnectionThreshold: net.limits.inboundConnectionsPerHostPerSecond },
+    // A stream's protocol negotiation gets as long as a stalled transfer (timeouts.idleMs, not libp2p's 10 s): on a loaded machine
+    // the receiver of a 64 MiB pnet transfer took longer to negotiate libp2p's own ping stream, reset it, and the connection
+    // monitor then aborted the whole connection with the transfer in it (seen with DEBUG logs at load ~27).
+    connectionManager: { inboundConnectionThreshold: net.limits.inboundConnectionsPerHostPerSecond,
+      inboundStreamProtocolNegotiationTimeout: net.timeouts.idleMs, outboundStreamProtocolNegotiationTimeout: net.timeouts.idleMs },
     // libp2p pings every connection each 10 s and, by default, aborts it when a ping takes over max(5 s, 1.2 x the average):
     // on a loaded machine a ping queued behind a 64 MiB model (or a busy receiving thread) takes longer, and the abort killed
     // the transfer with "The operation was aborted due to timeout" (seen at load ~28). A connection is not declared dead sooner
