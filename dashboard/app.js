@@ -94,7 +94,15 @@ function renderScenarios(o) {
     h('td', {}, h('a', { href: `/ui/scenario/${x.id}`, onclick: (ev) => { ev.preventDefault(); open(x.id); } }, x.name)),
     h('td', { class: `state ${x.state}`, 'data-testid': 'scenario-state' }, x.state), h('td', { class: 'num' }, x.approvals), h('td', {}, x.mine)));
   scen.replaceChildren(h('h2', {}, `Scenarios (${o.scenarios.length})`),
-    rows.length ? h('table', {}, h('thead', {}, h('tr', {}, ['name', 'state', 'approvals', 'this peer'].map((t) => h('th', {}, t)))), h('tbody', {}, rows)) : h('p', { class: 'muted' }, 'No scenario yet. Launch one with `cohort scenario launch FILE`.'));
+    rows.length ? h('table', {}, h('thead', {}, h('tr', {}, ['name', 'state', 'approvals', 'this peer'].map((t) => h('th', {}, t)))), h('tbody', {}, rows)) : h('p', { class: 'muted' }, 'No scenario yet. Launch one with `cohort scenario launch FILE`.'),
+    ...privacyBudget(o.privacy ?? []));
+}
+
+// the privacy ledger (docs/privacy.md): epsilon spent per dataset and what the lifetime budget leaves
+function privacyBudget(list) {
+  const shown = list.filter((b) => b.lifetime !== null || b.spent > 0);
+  return shown.map((b) => h('p', { 'data-testid': 'privacy-budget' },
+    `Privacy budget ${b.dataset}: epsilon ${b.spent} spent${b.reserved > 0 ? ` (${b.reserved} reserved by unfinished scenarios)` : ''}${b.lifetime === null ? ', no lifetime budget' : `, ${b.remaining} left of ${b.lifetime}`}`));
 }
 
 // ---------- one scenario ----------

@@ -124,6 +124,8 @@ async function overview(d: Daemon, ledger: TransferLedger): Promise<Record<strin
     scenarios: d.book.list().map(({ signed, view }) => ({ id: signed.id, name: signed.manifest.name, state: view.state, launchedAt: signed.launchedAt,
       approvals: Object.keys(view.approvals).length, participants: participantsOf(view).length,
       mine: view.approvals[d.self] ? 'approved' : view.rejections[d.self] ? 'rejected' : view.declines[d.self] ? 'declined' : 'pending' })),
+    // the privacy ledger per dataset (src/privacy/peer-ledger.ts), as `cohort status` shows it
+    privacy: await d.coordinator.ledger?.summary(await d.data.names()) ?? [],
   };
 }
 

@@ -5,6 +5,8 @@
  * settles it (audit entry kind `privacy`) and `cohort status --json` shows spent / remaining per dataset. A second scenario at
  * epsilon 3 would exceed the budget: both peers decline it with the reason, shown in `cohort scenario status`.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
 import { cli, client, disposeCluster, provisionCluster, startDaemon, waitConnected, waitFor, wdbcManifest, type Cluster } from './daemon-harness.ts';
@@ -64,6 +66,16 @@ describe('privacy budget and DP-SGD on real peers', () => {
       expect(privacy).toContain('privacy budget: reserved epsilon 3 on wdbc');
       expect(privacy.some((w) => /^privacy budget: spent epsilon [\d.]+ of 3 reserved on wdbc$/.test(w))).toBe(true);
     }
+
+    // what the operator and the report say: each site's epsilon spent
+    const st = cli(['scenario', 'status', id.slice(0, 10), '--peer', c.sites[A]!.dir]);
+    expect(st.stdout).toMatch(/epsilon spent: .*site-a 2\.99\d/);
+    const out = join(c.dir, 'export-dp');
+    const ex = cli(['scenario', 'export', id.slice(0, 10), '--out', out, '--peer', c.sites[A]!.dir]);
+    expect(ex.code, ex.stderr).toBe(0);
+    const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { sites: { name: string; epsilon_spent: number | null }[] };
+    for (const i of [A, B]) expect(metrics.sites.find((x) => x.name === c.sites[i]!.name)?.epsilon_spent).toBeCloseTo(done.view.progress[c.sites[i]!.peerId]!.epsilon!, 5);
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(/Privacy: DP-SGD at epsilon 3, delta 0\.00001 per site; epsilon spent \(each site's accountant\): site-a 2\.99\d, site-b 2\.99\d\./);
 
     // a second scenario at epsilon 3: 3 (or a little less) spent + 3 > 5
     const id2 = (await client(c, A).post<{ id: string }>('/scenarios', { manifest: dpManifest('wdbc-dp-budget-2') })).id;
