@@ -23,7 +23,9 @@ import { applyStandardiser, encodeLabel, fitStandardiser, readTable, stratifiedS
 import { makeVolume, toCanonical, voxelCount, type Vec3, type Volume } from './volume.ts';
 
 const IntensitySchema = z.discriminatedUnion('method', [
-  z.object({ method: z.literal('zscore') }),
+  /** scope "image" (default): each image's own mean/std; "consortium": one mean/std per modality agreed by all sites from their
+   *  training parts' voxel statistics before round 0 (src/data/intensity-stats.ts); the channel stays raw until then */
+  z.object({ method: z.literal('zscore'), scope: z.enum(['image', 'consortium']).optional() }),
   z.object({ method: z.literal('percentile'), low: z.number().default(0.5), high: z.number().default(99.5) }),
   z.object({ method: z.literal('window'), level: z.number(), width: z.number().positive() }),
   z.object({ method: z.literal('suv'), max: z.number().positive().default(20) }),
@@ -132,9 +134,12 @@ function maskCentre(mask: Volume | undefined, dims: Vec3): Vec3 {
 
 // ---------- intensity ----------
 
-/** Normalise intensities in place; statistics from this image only (no information crosses patients or sites). */
+/**
+ * Normalise intensities in place; statistics from this image only (no information crosses patients or sites). A consortium-scope
+ * z-score is left raw here: its mean/std are agreed later from every site's statistics (applyAgreedIntensity, intensity-stats.ts).
+ */
 export function normaliseIntensity(data: Float32Array, cfg: IntensityConfig): void {
-  if (cfg.method === 'none') return;
+  if (cfg.method === 'none' || (cfg.method === 'zscore' && cfg.scope === 'consortium')) return;
   if (cfg.method === 'window') {
     const lo = cfg.level - cfg.width / 2;
     for (let i = 0; i < data.length; i++) data[i] = Math.min(1, Math.max(0, (data[i] - lo) / cfg.width));
