@@ -279,7 +279,11 @@ export class ScenarioRun {
     const seed = (this.host.identity?.privateKey as { raw?: Uint8Array } | undefined)?.raw;
     if (!seed) throw new CohortError('SECURE_SETUP', 'secure averaging needs this peer\'s Ed25519 identity key to sign its key announcement', 'internal: the daemon passes its identity to the run');
     const m = this.plan.manifest;
-    this.secure = new NetSecureSession({ scenario: this.id, layoutHash, identitySeed: seed, graph: this.transport!.staticGraph(),
+    const graph = this.transport!.staticGraph();
+    if (!graph.has(this.host.node.peerId.toString())) {
+      throw new CohortError('SECURE_LATE', 'this peer was admitted after round 0 of a secure scenario: the masking keys were agreed among the round-0 participants only', 'the scenario goes on without this peer');
+    }
+    this.secure = new NetSecureSession({ scenario: this.id, layoutHash, identitySeed: seed, graph,
       deadlineMs: Math.round(m.averaging.roundMs * 0.5), onRefused: (from, reason) => this.host.refused(this.id, from, reason) });
     return this.secure;
   }
