@@ -188,6 +188,8 @@ export interface ImageExportOptions {
   readonly classes: readonly string[];
   readonly preprocessing?: unknown;
   readonly provenance?: ExportProvenance;
+  /** The agreed mean and sd of each modality whose intensity is a consortium z-score (src/data/intensity-stats.ts agreedIntensity). */
+  readonly agreedIntensity?: Readonly<Record<string, { readonly mean: number; readonly std: number }>>;
 }
 
 /** Wrap an image model: each channel's intensity normalisation in-graph where exact, labels or a mask out, metadata. */
@@ -205,14 +207,15 @@ export function selfContainedImage(modelBytes: Uint8Array, o: ImageExportOptions
   for (const n of graph.node) n.input = (n.input ?? []).map((i) => (i === 'image' ? normalised : i));
   const spatial = dims.slice(2).map((_, k) => k + 2);
   const voxels = dims.slice(2).reduce((x, y) => x * y, 1);
-  const channels = o.intensity.map((cfg, c) => intensityNode(a, a.node('Slice', ['image', a.ints('c0', [c]), a.ints('c1', [c + 1]), a.ints('ax', [1])]), cfg, spatial, voxels));
+  const channels = o.intensity.map((cfg, c) => intensityNode(a, a.node('Slice', ['image', a.ints('c0', [c]), a.ints('c1', [c + 1]), a.ints('ax', [1])]), cfg, spatial, voxels,
+    o.agreedIntensity?.[o.modalities[c]!]));
   a.node(channels.length === 1 ? 'Identity' : 'Concat', channels, channels.length === 1 ? [] : [intAttr('axis', 1)], normalised);
   const classes = o.task.kind === 'classification' ? classNamesFor(graph, o.classes) : [];
   const outputs = o.task.kind === 'segmentation' ? appendMask(a, graph) : appendLabels(a, graph, { ...o, input: { mean: [], std: [], featureNames: [], classes } });
   graph.node = [...a.nodes.filter((n) => !isHead(n)), ...graph.node, ...a.nodes.filter(isHead)];
   graph.initializer.push(...a.initializers);
   const image: ImageInputMetadata = { input: 'image', shape: dims.slice(1), modalities: [...o.modalities],
-    intensity: o.intensity.map((config, c) => ({ modality: o.modalities[c], config, inGraph: true })),
+    intensity: o.intensity.map((config, c) => ({ modality: o.modalities[c], config: withAgreed(config, o.agreedIntensity?.[o.modalities[c]!]), inGraph: true })),
     ...(o.preprocessing !== undefined ? { preprocessing: o.preprocessing } : {}) };
   return finish(model, { version: COHORT_VERSION, task: o.task, inputs: { features: [], categories: [] }, columns: [], featureNames: [],
     classes: [...classes], outputs, image, preprocessing: `image [N, ${dims.slice(1).join(', ')}]: the resampled, cropped volume; per channel `
@@ -220,13 +223,23 @@ export function selfContainedImage(modelBytes: Uint8Array, o: ImageExportOptions
   ...o.provenance }, 'image volume in (see metadata cohort.image)');
 }
 
+/** A consortium z-score's config as the metadata records it: with the agreed mean and sd (cohort predict and readers see them). */
+function withAgreed(cfg: IntensityConfig, agreed: { mean: number; std: number } | undefined): IntensityConfig | (IntensityConfig & { mean: number; std: number }) {
+  return cfg.method === 'zscore' && cfg.scope === 'consortium' && agreed ? { ...cfg, mean: agreed.mean, std: agreed.std } : cfg;
+}
+
 /** One channel [N, 1, ...] through its intensity transform, as normaliseIntensity in src/data/preprocess.ts computes it. */
-function intensityNode(a: Appender, x: string, cfg: IntensityConfig, spatial: readonly number[], voxels: number): string {
+function intensityNode(a: Appender, x: string, cfg: IntensityConfig, spatial: readonly number[], voxels: number, agreed?: { mean: number; std: number }): string {
   const f = (v: number): string => a.floats('k', [v]);
   switch (cfg.method) {
     case 'window': return a.node('Clip', [a.node('Div', [a.node('Sub', [x, f(cfg.level - cfg.width / 2)]), f(cfg.width)]), f(0), f(1)]);
     case 'suv': return a.node('Div', [a.node('Clip', [x, f(0), f(cfg.max)]), f(cfg.max)]);
     case 'zscore': {
+      if (cfg.scope === 'consortium') {
+        // the consortium's agreed mean and sd, two constants (as applyAgreedIntensity in src/data/intensity-stats.ts)
+        if (!agreed) throw new CohortError('EXPORT_INTENSITY', 'a consortium intensity z-score needs the agreed mean and sd to be exported', 'export from a peer that took part in the agreement');
+        return a.node('Div', [a.node('Sub', [x, f(agreed.mean)]), f(agreed.std)]);
+      }
       // per image and channel over all voxels; population variance floored at 1e-12 (two passes: no float32 cancellation)
       const axes = a.ints('axes', [...spatial]);
       const d = a.node('Sub', [x, a.node('ReduceMean', [x, axes], [intAttr('keepdims', 1)])]);

@@ -18,7 +18,8 @@ import { readTable, stratifiedSplit } from '../data/tabular.ts';
 import { scaleTarget, siteTable, targetQuintiles, targetScaleOf, withTargetInput, type TargetScale } from '../data/site-table.ts';
 import { agreeStandardiser, applyAgreed, combineStats, minCountOf, siteStats, standardizeMode, type AgreedStandardiser, type SiteStats, type StandardiserMeta, type StandardizeMode } from '../data/standardiser-stats.ts';
 import { CohortError } from '../util/errors.ts';
-import { preprocessFolder, splitBySubject } from '../data/preprocess.ts';
+import { preprocessFolder, splitBySubject, type PreprocessConfig } from '../data/preprocess.ts';
+import { agreedIntensity, applyAgreedIntensity, checkIntensityScope, consortiumModalities, intensityStats } from '../data/intensity-stats.ts';
 import { Rng } from '../util/random.ts';
 import type { ScenarioManifest } from '../scenario/manifest.ts';
 import { exportStandardiser } from '../data/standardiser-stats.ts';
@@ -93,6 +94,11 @@ function loadSite(init: WorkerInit): { train: SampleSet; test: SampleSet; scale:
   if (names?.encoding) exportInput = { featureNames: names.featureNames, classNames: names.classNames, encoding: names.encoding };
   const train = selectSamples(set, split.train);
   const test = selectSamples(set, split.test);
+  // images with a consortium intensity z-score: the voxel statistics go out, those channels stay raw until the agreed ones come
+  if (intensityCfg) {
+    checkIntensityScope(m.data.preprocessing, intensityCfg);
+    return { train, test, scale: { mode: 'consortium', stats: intensityStats(train, intensityCfg, { minCount: minCountOf(m.data.preprocessing) }) } };
+  }
   const meta: StandardiserMeta = { ...(names?.featureNames.length ? { featureNames: names.featureNames } : {}), ...(names?.classNames.length ? { classNames: names.classNames } : {}) };
   // per-class counts only with the manifest's class list: then class k is the same class at every site
   const classes = m.data.selector.classNames?.length;
@@ -121,6 +127,10 @@ function setTargetScale(s: TargetScale): void {
 
 /** Inputs z-scored with the standardiser; a regression target too, with the target statistics it carries. */
 function applyScale(parts: { train: SampleSet; test: SampleSet }, s: AgreedStandardiser): { train: SampleSet; test: SampleSet } {
+  if (intensityCfg) {
+    intensityAgreed = agreedIntensity(s, intensityCfg);
+    return { train: applyAgreedIntensity(parts.train, intensityCfg, s), test: applyAgreedIntensity(parts.test, intensityCfg, s) };
+  }
   let train = applyAgreed(parts.train, s), test = applyAgreed(parts.test, s);
   if (workerRegression) {
     setTargetScale(targetScaleOf(s));
@@ -129,6 +139,9 @@ function applyScale(parts: { train: SampleSet; test: SampleSet }, s: AgreedStand
   return { train, test };
 }
 let workerRegression = false;
+/** An image site whose preprocessing has consortium-scope intensity z-scores (src/data/intensity-stats.ts), and their agreed values. */
+let intensityCfg: PreprocessConfig | undefined;
+let intensityAgreed: Record<string, { mean: number; std: number }> | undefined;
 
 /** Regression metrics in the target's own units: the model predicts the z-scored target, so MAE and RMSE scale by its sd (R2 does not change). */
 function inTargetUnits(metrics: Metrics): Metrics {
@@ -158,7 +171,8 @@ function portableModel(bytes: Uint8Array, init: WorkerInit, provenance: ExportPr
     if (standardizeMode(m.data.preprocessing) !== 'none') return bytes; // a standardiser on image inputs is not (yet) carried in-graph
     const cfg = parsePreprocessConfig(m.data.preprocessing);
     return selfContainedImage(bytes, { intensity: cfg.modalities.map((mod) => cfg.intensity[mod] ?? { method: 'zscore' }), modalities: cfg.modalities, task,
-      classes: task.kind === 'classification' ? [...(m.data.selector.classNames ?? [])] : [], preprocessing: m.data.preprocessing, provenance });
+      classes: task.kind === 'classification' ? [...(m.data.selector.classNames ?? [])] : [], preprocessing: m.data.preprocessing, provenance,
+      ...(intensityAgreed ? { agreedIntensity: intensityAgreed } : {}) });
   } catch (e) {
     logger('peer:worker').warn({ err: (e as Error).message }, 'the self-contained export failed; keeping the plain model (standardised inputs)');
     return bytes;
@@ -230,6 +244,8 @@ function survivalSite(init: WorkerInit): SplitSite {
 /** A medical folder (images, masks, clinical CSV) through the data layer's preprocessing (the manifest's data.preprocessing). */
 function imageSite(init: WorkerInit): SplitSite {
   const result = preprocessFolder(init.dataPath, init.manifest.data.preprocessing, init.manifest.training.seed);
+  const cfg = parsePreprocessConfig(init.manifest.data.preprocessing);
+  if (consortiumModalities(cfg).length) intensityCfg = cfg;
   // patches and augmented copies of one patient stay on one side of the split, or the held-out metric would be optimistic
   const split = splitBySubject(result, init.manifest.data.holdout, init.manifest.training.seed);
   const set = result.set;
