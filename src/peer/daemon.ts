@@ -268,6 +268,7 @@ export class Daemon {
   private settle(id: string): void {
     const run = this.runs.get(id);
     const view = this.book.get(id)?.view;
+    if (view && TERMINAL.has(view.state)) void this.releasePrivacy(id);
     if (!run || !view) return;
     const ended = view.state === 'cancelled' || view.state === 'failed';   // a finished run ends itself after its last round
     // not started: a rejection by this peer's operator or an expired announcement frees the prepared worker at once
@@ -305,6 +306,18 @@ export class Daemon {
     if (!entry || spent === undefined || !this.coordinator.ledger) return;
     await this.coordinator.ledger.settle(runPlanOf(entry.signed.manifest).dataset, id, spent)
       .catch((e: unknown) => log.error({ scenario: id.slice(0, 12), err: e }, 'privacy ledger: settling the spent epsilon failed (the reservation stands)'));
+  }
+
+  /**
+   * A DP scenario that ended with this peer outside its run (no run plan: cancelled or failed before the start; or left out of
+   * the plan) spent nothing of its reservation: it is released. A participant keeps its reservation unless its run settled it
+   * (a run that failed may have taken steps its progress never reported).
+   */
+  private async releasePrivacy(id: string): Promise<void> {
+    const entry = this.book.get(id);
+    if (!entry || !this.coordinator.ledger || (entry.view.run && isParticipant(entry.view, this.self))) return;
+    const dataset = (() => { try { return runPlanOf(entry.signed.manifest).dataset; } catch { return undefined; } })();
+    if (dataset) await this.coordinator.ledger.release(dataset, id).catch((e: unknown) => log.warn({ scenario: id.slice(0, 12), err: e }, 'privacy ledger: release failed'));
   }
 
   /** A finished or failed run frees its slot; a waiting scenario may take it. */

@@ -53,6 +53,16 @@ export class PrivacyLedger {
     return entry;
   }
 
+  /** Drop a reservation that nothing was spent against (the scenario ended before this peer trained); false if none or settled. */
+  async release(dataset: string, scenario: string): Promise<LedgerEntry | null> {
+    const list = await this.entries(dataset);
+    const k = list.findIndex((e) => e.scenario === scenario && e.state === 'reserved');
+    if (k < 0) return null;
+    const [gone] = list.splice(k, 1);
+    await this.store.put(`privacy:${dataset}`, list);
+    return gone!;
+  }
+
   /** Record what a scenario actually spent (the accountant's figure); never more than reserved. */
   async settle(dataset: string, scenario: string, epsilonSpent: number, at = new Date().toISOString()): Promise<LedgerEntry> {
     const list = await this.entries(dataset);

@@ -62,6 +62,15 @@ export class PeerLedger {
       detail: JSON.stringify({ dataset, epsilon: r6(epsilonSpent), reserved: e.epsilon, state: 'spent', total: r6(total), lifetime: this.lifetimeEpsilon ?? null }) });
   }
 
+  /** The scenario ended before this peer took a training step (not in the run plan, cancelled, failed): nothing was spent. */
+  async release(dataset: string, scenario: string): Promise<void> {
+    const gone = await this.ledger.release(dataset, scenario);
+    if (!gone) return;
+    const total = await this.ledger.spent(dataset);
+    await this.audit.append({ kind: 'privacy', to: 'local', what: `privacy budget: released epsilon ${gone.epsilon} on ${dataset} (no training step taken)`, scenario,
+      detail: JSON.stringify({ dataset, epsilon: gone.epsilon, state: 'released', total: r6(total), lifetime: this.lifetimeEpsilon ?? null }) });
+  }
+
   /** The scenario's entry on a dataset (for the report), if any. */
   async entry(dataset: string, scenario: string): Promise<LedgerEntry | undefined> {
     return (await this.ledger.entries(dataset)).find((e) => e.scenario === scenario);

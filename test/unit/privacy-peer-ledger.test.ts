@@ -51,6 +51,12 @@ describe('PeerLedger on the peer store', () => {
     expect(await ledger.spent('wdbc')).toBe(2.5);
     await ledger.reserve('wdbc', 's3', 2.5, 1e-5); // exactly the rest fits
     await expect(ledger.reserve('wdbc', 's4', 0.01, 1e-5)).rejects.toThrow(/lifetime budget/);
+    // s3 ended without this peer in its run: the reservation goes back; a settled spend never does
+    await ledger.release('wdbc', 's3');
+    await ledger.release('wdbc', 's1');
+    expect(await ledger.spent('wdbc')).toBe(2.5);
+    await audit.flush();
+    expect((await audit.list()).filter((e) => e.kind === 'privacy').map((e) => e.what).at(-1)).toBe('privacy budget: released epsilon 2.5 on wdbc (no training step taken)');
     await store.close();
   });
 
