@@ -4,7 +4,8 @@
  * announcements, sealed Shamir shares) crosses the network before round 0, every model a peer sends is masked, and site-d is
  * killed (SIGKILL) in the middle of round 2: its receivers rebuild its ephemeral secret from the survivors' shares and mix the
  * exact sum of the survivors. The scenario finishes with the three survivors, each site's accuracy close to the plain run's.
- * A peer whose policy demands epsilon <= 1 declines a scenario asking for 8 (test/e2e/privacy-policy.test.ts covers that case).
+ * Then secure averaging and DP-SGD together on the three survivors. A peer whose policy demands epsilon <= 1 declines a scenario
+ * asking for 8: test/e2e/privacy-policy.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
@@ -72,4 +73,21 @@ describe('secure averaging on real peers', () => {
     expect(st.code, st.stderr).toBe(0);
     for (const name of ['site-a', 'site-b', 'site-c']) expect(st.stdout).toMatch(new RegExp(`${name} \\d+ masked sent, 1 dropped rebuilt, 0 rounds not mixed, refused 0 shares / 0 masked / 0 setup`));
   }, 600_000);
+
+  it('runs secure averaging and DP-SGD together on the three survivors: masked models, each site within its epsilon', async () => {
+    const m = { ...manifest('wdbc-secure-dp-3', true), privacy: { secure: true, dp: { epsilon: 8, delta: 1e-5, clip: 1 } } };
+    const id = (await client(c, 0).post<{ id: string }>('/scenarios', { manifest: m })).id;
+    const done = await finished(id, [0, 1, 2]);
+    expect(done.view.run?.participants).toHaveLength(3);
+    for (const i of [0, 1, 2]) {
+      const p = done.view.progress[c.sites[i]!.peerId]!;
+      console.log(`${c.sites[i]!.name}: secure + DP (epsilon 8) accuracy ${p.metric} (n ${p.heldOut}), epsilon spent ${p.epsilon}; secure ${JSON.stringify(p.secure)}`);
+      expect(p.epsilon!).toBeGreaterThan(0);
+      expect(p.epsilon!).toBeLessThanOrEqual(8);
+      // two receivers per round on the complete graph of three (fewer if a stalled machine skipped a round)
+      expect(p.secure!.maskedSent).toBeGreaterThanOrEqual(2);
+      expect(p.secure!.maskedSent).toBeLessThanOrEqual(2 * ROUNDS);
+      expect(p.secure!.roundsNotMixed + p.secure!.sharesRefused + p.secure!.maskedRefused + p.secure!.refusedSetup).toBe(0);
+    }
+  }, 420_000);
 });
