@@ -97,18 +97,13 @@ function csv(path: string, label: string, o: LoadOptions, userIgnore: readonly s
 }
 
 /**
- * Regression in the simulator: the target z-scored with the whole table's mean and standard deviation (so one learning rate suits
- * any unit; R2, the task's metric, does not change under this scaling; the test rows do enter the mean and sd, a simulator
- * shortcut that `cohort train --task regression` avoids), and `stratum` = the target's quintile, which the train/test split and
- * the partition stratify by (a continuous value has no classes to stratify by).
+ * Regression in the simulator: the target as read (src/sim/run.ts z-scores it after the split with the consortium's target
+ * statistics from the training parts, as real peers agree it: held-out rows never enter its mean or sd), and `stratum` = the
+ * target's quintile, which the train/test split and the partition stratify by (a continuous value has no classes to stratify by).
  */
 function regressionTargets(set: SampleSet): SampleSet {
-  const y = set.targets['label']!.data;
-  const n = y.length;
-  const mean = y.reduce((a, b) => a + b, 0) / Math.max(1, n);
-  const sd = Math.sqrt(y.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, n - 1)) || 1;
-  const stratum = targetQuintiles(y);
-  return { ...set, targets: { ...set.targets, label: { shape: [], data: y.map((v) => (v - mean) / sd) }, stratum: { shape: [], data: stratum } } };
+  const stratum = targetQuintiles(set.targets['label']!.data);
+  return { ...set, targets: { ...set.targets, stratum: { shape: [], data: stratum } } };
 }
 
 function num(v: unknown, fallback: number): number {

@@ -19,6 +19,7 @@ import { CohortError } from '../util/errors.ts';
 import { logger } from '../util/log.ts';
 import { Rng } from '../util/random.ts';
 import { consortiumStandardiser, loadSimData, type DataSelector, type SiteSplit } from './datasets.ts';
+import { imageIntensityScale, onScale, targetOnlyScale, withTarget } from './input-scale.ts';
 import { agreeStandardiser, applyAgreed, combineStats, minCountOf, siteStats, standardizeMode, type StandardiserMeta } from '../data/standardiser-stats.ts';
 import { SoftmaxLearner } from './learners.ts';
 import type { Topology } from './network.ts';
@@ -253,14 +254,23 @@ function simData(m: SimScenario, o: SimOverrides, seed: number, partition: Parti
   if (!split || !data.sites) {
     const s = stratifiedSplit(data.set, key, m.data.holdout, seed);
     const raw = partitionSamples(s.train, key, o.peers ?? m.simulation.peers, partition, seed);
+    const images = imageIntensityScale(m.data.preprocessing, raw, [s.train, s.test], minCount);
+    if (images) return { parts: images.parts, train: images.others[0]!, test: images.others[1]!, classes: data.classes, standardiser: images.standardiser! };
+    if (mode === 'none' && regression) {
+      // raw inputs, one target scale: the training parts' target statistics, as the peers' exchange would give it
+      const t = targetOnlyScale(raw, [s.train, s.test], minCount);
+      return { parts: t.parts, train: t.others[0]!, test: t.others[1]!, classes: data.classes };
+    }
     if (mode === 'none') return { parts: raw, train: s.train, test: s.test, classes: data.classes };
     if (mode === 'site') {
       throw new CohortError('SIM_SITE_STANDARDISE', 'data.preprocessing.standardize "site" needs sites with their own test parts (data.split) in the simulator',
         'use "consortium", or a natural split by a site column (data.split.by)');
     }
     // the real peers' path: each site's statistics, added up, one standardiser for every site and the held-out part
-    const { standardiser: agreed, suppressed } = consortiumStandardiser(raw, { minCount, meta });
-    return { parts: raw.map((p) => applyAgreed(p, agreed)), train: applyAgreed(s.train, agreed), test: applyAgreed(s.test, agreed), classes: data.classes,
+    // (regression: the target's statistics travel with the features' as input `target`, src/data/site-table.ts)
+    const { standardiser: agreed, suppressed } = consortiumStandardiser(raw.map((p) => withTarget(p, regression)), { minCount, meta });
+    const scale = (p: SampleSet): SampleSet => onScale(p, agreed, regression);
+    return { parts: raw.map(scale), train: scale(s.train), test: scale(s.test), classes: data.classes,
       standardiser: { mode, hashes: [agreed.hash], suppressed_sites: suppressed } };
   }
   const s = siteSplit(data.sites, data.set.targets[key]!.data, { inTrain: data.inTrain, holdout: m.data.holdout, seed });
@@ -273,21 +283,29 @@ function simData(m: SimScenario, o: SimOverrides, seed: number, partition: Parti
   }
   const rawParts = s.train.map((idx) => selectSamples(data.set, idx));
   const rawTests = s.test.map((idx) => selectSamples(data.set, idx));
-  const scaled = scaleSites(mode, rawParts, rawTests, { minCount, meta });
+  const images = imageIntensityScale(m.data.preprocessing, rawParts, rawTests, minCount);
+  const scaled = images ? { parts: images.parts, tests: images.others, standardiser: images.standardiser }
+    : scaleSites(mode, rawParts, rawTests, { minCount, meta, regression });
   const test = concatSamples(scaled.tests);
   return { parts: scaled.parts, train: concatSamples(scaled.parts), test, classes: data.classes, sites: { names: s.names, tests: scaled.tests },
     ...(scaled.standardiser ? { standardiser: scaled.standardiser } : {}) };
 }
 
 /** Natural split: "consortium": one standardiser from all sites' training parts; "site": each site its own (harmonisation). */
-function scaleSites(mode: 'consortium' | 'site' | 'none', parts: SampleSet[], tests: SampleSet[], o: { minCount?: number; meta: StandardiserMeta }): { parts: SampleSet[]; tests: SampleSet[]; standardiser?: SimStandardiser } {
-  if (mode === 'none') return { parts, tests };
-  if (mode === 'consortium') {
-    const { standardiser: agreed, suppressed } = consortiumStandardiser(parts, o);
-    return { parts: parts.map((p) => applyAgreed(p, agreed)), tests: tests.map((t) => applyAgreed(t, agreed)), standardiser: { mode, hashes: [agreed.hash], suppressed_sites: suppressed } };
+function scaleSites(mode: 'consortium' | 'site' | 'none', parts: SampleSet[], tests: SampleSet[], o: { minCount: number; meta: StandardiserMeta; regression: boolean }): { parts: SampleSet[]; tests: SampleSet[]; standardiser?: SimStandardiser } {
+  if (mode === 'none' && o.regression) {
+    const t = targetOnlyScale(parts, tests, o.minCount);
+    return { parts: t.parts, tests: t.others };
   }
-  const own = parts.map((p) => agreeStandardiser(combineStats([siteStats(p, { minCount: 0 })!]), { ...o.meta, mode: 'site' }));
-  return { parts: parts.map((p, k) => applyAgreed(p, own[k]!)), tests: tests.map((t, k) => applyAgreed(t, own[k]!)), standardiser: { mode, hashes: own.map((x) => x.hash), suppressed_sites: 0 } };
+  if (mode === 'none') return { parts, tests };
+  // regression: the target's statistics travel with the features' (input `target`), as on real peers (src/peer/worker.ts)
+  const shared = parts.map((p) => withTarget(p, o.regression));
+  if (mode === 'consortium') {
+    const { standardiser: agreed, suppressed } = consortiumStandardiser(shared, o);
+    return { parts: parts.map((p) => onScale(p, agreed, o.regression)), tests: tests.map((t) => onScale(t, agreed, o.regression)), standardiser: { mode, hashes: [agreed.hash], suppressed_sites: suppressed } };
+  }
+  const own = shared.map((p) => agreeStandardiser(combineStats([siteStats(p, { minCount: 0 })!]), { ...o.meta, mode: 'site' }));
+  return { parts: parts.map((p, k) => onScale(p, own[k]!, o.regression)), tests: tests.map((t, k) => onScale(t, own[k]!, o.regression)), standardiser: { mode, hashes: own.map((x) => x.hash), suppressed_sites: 0 } };
 }
 
 export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks: SimHooks = {}): Promise<SimReport> {
