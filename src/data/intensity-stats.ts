@@ -12,14 +12,15 @@
  *   agreedIntensity(agreed, cfg)          -> { MODALITY: { mean, std } } from the agreed standardiser (agreeStandardiser's output)
  *   applyAgreedIntensity(set, cfg, agreed) -> the set's `image` channels z-scored with those
  *   checkIntensityScope(preprocessing)    -> throws when a consortium intensity meets standardize "consortium"/"site"
+ *   ownIntensityScale(set, train, cfg)    -> one site alone (cohort train): its training part's values, applied to the whole set
  *
  * Why the same SiteStats shape as the tables: combineStats / agreeStandardiser / the exchange / the hash / the store all apply
  * unchanged (one message, one decider, one hash in every report). The sd is the (n-1) one of agreeStandardiser; over the
  * hundreds of thousands of voxels of a site it differs from the per-image population sd by a factor 1 + 1/(2n).
  */
-import type { SampleSet, SampleTensor } from './samples.ts';
+import { selectSamples, type SampleSet, type SampleTensor } from './samples.ts';
 import { parsePreprocessConfig, type PreprocessConfig } from './preprocess.ts';
-import { SMALL_COUNT, standardizeMode, type AgreedStandardiser, type SiteStats } from './standardiser-stats.ts';
+import { agreeStandardiser, combineStats, SMALL_COUNT, standardizeMode, type AgreedStandardiser, type SiteStats } from './standardiser-stats.ts';
 import { CohortError } from '../util/errors.ts';
 
 /** Input name prefix of a modality's voxel statistics in SiteStats / AgreedStandardiser (never a model input). */
@@ -112,4 +113,14 @@ export function applyAgreedIntensity(set: SampleSet, cfg: PreprocessConfig, agre
     }
   }
   return { ...set, inputs: { ...set.inputs, image: { shape: img.shape, data } } };
+}
+
+/**
+ * One site on its own (`cohort train --data FOLDER`): its training part is the whole consortium, so the mean and sd come from it
+ * and apply to every sample (held-out ones too). Undefined when the config has no consortium-scope channel.
+ */
+export function ownIntensityScale(set: SampleSet, train: readonly number[], cfg: PreprocessConfig): { set: SampleSet; agreed: Record<string, { mean: number; std: number }> } | undefined {
+  if (!consortiumModalities(cfg).length) return undefined;
+  const s = agreeStandardiser(combineStats([intensityStats(selectSamples(set, [...train]), cfg, { minCount: 0 })!]), { mode: 'site' });
+  return { set: applyAgreedIntensity(set, cfg, s), agreed: agreedIntensity(s, cfg) };
 }

@@ -28,6 +28,7 @@ import { auditTable, idLikeColumns, type AuditTask, type TableAudit } from '../.
 import { meanAbsoluteError, r2, rootMeanSquaredError } from '../../engine/metrics.ts';
 import { scanFolder } from '../../data/folder.ts';
 import { parsePreprocessConfig, preprocessFolder, splitBySubject } from '../../data/preprocess.ts';
+import { ownIntensityScale } from '../../data/intensity-stats.ts';
 import { trainLocal, type LocalTrainOptions, type LocalTrainResult } from '../../engine/local.ts';
 import { adaptTargets, checkModelFitsSamples, defaultImageModel, imageTask, withClasses } from '../../engine/local-images.ts';
 import { releaseSessions } from '../../engine/sessions.ts';
@@ -215,11 +216,11 @@ function rawTableModel(r: LocalTrainResult, t: Pick<TabularSamples, 'featureName
 }
 
 /** The image export (engine/export.ts): each channel's intensity normalisation in-graph where exact, labels or a mask out. */
-function imageModel(r: LocalTrainResult, config: Record<string, unknown>, model: ModelSpec, classes: readonly string[]): Uint8Array {
+function imageModel(r: LocalTrainResult, config: Record<string, unknown>, model: ModelSpec, classes: readonly string[], agreedIntensity?: Record<string, { mean: number; std: number }>): Uint8Array {
   const cfg = parsePreprocessConfig(config);
   const task = imageTask(model) === 'classification' ? { kind: 'classification' as const, ...(cfg.label ? { label: cfg.label } : {}) } : { kind: 'segmentation' as const };
   return selfContainedImage(r.trainer.exportOnnx(), { intensity: cfg.modalities.map((m) => cfg.intensity[m] ?? { method: 'zscore' }), modalities: cfg.modalities,
-    task, classes: task.kind === 'classification' ? classes : [], preprocessing: config });
+    task, classes: task.kind === 'classification' ? classes : [], preprocessing: config, ...(agreedIntensity ? { agreedIntensity } : {}) });
 }
 
 /** What a folder's training takes from --preprocess or a scenario manifest (CLI flags override the manifest's). */
@@ -241,9 +242,9 @@ function imageSetup(o: TrainOpts): ImageSetup {
 
 async function runImages(o: TrainOpts): Promise<void> {
   const t0 = performance.now();
-  const { opts, set, sampleCase, config, classes } = prepareImages(o);
+  const { opts, set, sampleCase, config, classes, intensity } = prepareImages(o);
   const r = await withBar(opts.epochs, o.json, (onEpoch) => trainLocal(set, { ...opts, onEpoch }));
-  if (o.export) writeFileSync(o.export, imageModel(r, config, opts.model, classes));
+  if (o.export) writeFileSync(o.export, imageModel(r, config, opts.model, classes, intensity));
   const seconds = (performance.now() - t0) / 1000;
   const subjectsIn = (idx: number[]): number => new Set(idx.map((i) => sampleCase[i])).size;
   const split = opts.split ?? { train: [], test: [] };
@@ -260,7 +261,8 @@ async function runImages(o: TrainOpts): Promise<void> {
 }
 
 /** Folder -> preprocessed set, model checked against its sample shape, split by subject, training options. */
-function prepareImages(o: TrainOpts): { opts: LocalTrainOptions; set: SampleSet; sampleCase: Int32Array; config: Record<string, unknown>; classes: string[] } {
+function prepareImages(o: TrainOpts): { opts: LocalTrainOptions; set: SampleSet; sampleCase: Int32Array; config: Record<string, unknown>; classes: string[];
+  intensity?: Record<string, { mean: number; std: number }> } {
   checkMedicalFolder(o.data);
   const setup = imageSetup(o);
   const seed = int(o.seed, '--seed');
@@ -271,7 +273,10 @@ function prepareImages(o: TrainOpts): { opts: LocalTrainOptions; set: SampleSet;
   const opts: LocalTrainOptions = { model, loss: setup.loss, optimizer: optimizerFrom(o) ?? setup.optimizer ?? { type: 'adam', lr: 0.003 },
     epochs: int(o.epochs ?? '30', '--epochs'), batchSize: o.batch ? int(o.batch, '--batch') : setup.batchSize ?? 4, seed, split,
     ...providerOptions(o), threads: int(o.threads, '--threads') };
-  return { opts, set: adaptTargets(pre.set, model), sampleCase: pre.sampleCase, config: setup.config, classes: Object.keys(pre.stats.labelBalance ?? {}) };
+  // a consortium intensity z-score with one site: this site's training part gives the mean and sd (data/intensity-stats.ts)
+  const own = ownIntensityScale(pre.set, split.train, parsePreprocessConfig(setup.config));
+  return { opts, set: adaptTargets(own?.set ?? pre.set, model), sampleCase: pre.sampleCase, config: setup.config, classes: Object.keys(pre.stats.labelBalance ?? {}),
+    ...(own ? { intensity: own.agreed } : {}) };
 }
 
 /** A folder that is no medical folder fails here, before the preprocessing config is even looked at. */
