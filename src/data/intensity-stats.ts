@@ -20,7 +20,7 @@
  */
 import { selectSamples, type SampleSet, type SampleTensor } from './samples.ts';
 import { parsePreprocessConfig, type PreprocessConfig } from './preprocess.ts';
-import { agreeStandardiser, combineStats, SMALL_COUNT, standardizeMode, type AgreedStandardiser, type SiteStats } from './standardiser-stats.ts';
+import { agreeStandardiser, checkIntensityStandardize, combineStats, SMALL_COUNT, type AgreedStandardiser, type SiteStats } from './standardiser-stats.ts';
 import { CohortError } from '../util/errors.ts';
 
 /** Input name prefix of a modality's voxel statistics in SiteStats / AgreedStandardiser (never a model input). */
@@ -52,11 +52,7 @@ export function consortiumChannelsOf(preprocessing: Readonly<Record<string, unkn
  * "site") would be fitted on raw intensities before the agreed transform exists, so the two are refused together.
  */
 export function checkIntensityScope(preprocessing: Readonly<Record<string, unknown>>, cfg: PreprocessConfig): void {
-  if (!consortiumModalities(cfg).length) return;
-  if (standardizeMode(preprocessing) !== 'none') {
-    throw new CohortError('BAD_MANIFEST', 'data.preprocessing.intensity asks for a consortium z-score, and data.preprocessing.standardize is set too',
-      'drop standardize for an image scenario: the consortium intensity z-score is its one input scale');
-  }
+  if (consortiumModalities(cfg).length) checkIntensityStandardize(preprocessing);
 }
 
 function imageOf(set: SampleSet): SampleTensor {

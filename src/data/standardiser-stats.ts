@@ -40,6 +40,23 @@ export function standardizeMode(preprocessing: Readonly<Record<string, unknown>>
 }
 
 /**
+ * Images: data.preprocessing.intensity.<MODALITY> { method: "zscore", scope: "consortium" } is the image scenario's one consortium
+ * scale (src/data/intensity-stats.ts); a standardize on top would fit a per-voxel standardiser on raw intensities before that
+ * scale exists, so the two together are refused (read from the manifest as written, so launch and validate refuse it too).
+ */
+export function checkIntensityStandardize(preprocessing: Readonly<Record<string, unknown>>): void {
+  const intensity = preprocessing['intensity'];
+  if (!intensity || typeof intensity !== 'object') return;
+  const consortium = Object.entries(intensity as Record<string, unknown>)
+    .filter(([, c]) => typeof c === 'object' && c !== null && (c as Record<string, unknown>)['method'] === 'zscore' && (c as Record<string, unknown>)['scope'] === 'consortium')
+    .map(([m]) => m);
+  if (consortium.length && standardizeMode(preprocessing) !== 'none') {
+    throw new CohortError('BAD_MANIFEST', `data.preprocessing.intensity asks for a consortium z-score (${consortium.join(', ')}), and data.preprocessing.standardize is set too`,
+      'drop standardize for an image scenario: the consortium intensity z-score is its one input scale');
+  }
+}
+
+/**
  * data.preprocessing.minCount: the small-count rule of a scenario (default SMALL_COUNT). Every site approves the manifest, so a
  * different value is the sites' own choice; below it a site's statistics (or a feature's, or a class count) are not shared.
  */

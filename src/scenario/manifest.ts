@@ -15,7 +15,7 @@ import { ALGORITHMS } from '../averaging/node.ts';
 import { CODEC_NAMES } from '../averaging/compression.ts';
 import { AGGREGATORS, aggregatorConflict, type AggregatorName } from '../averaging/robust.ts';
 import { CohortError } from '../util/errors.ts';
-import { minCountOf, standardizeMode } from '../data/standardiser-stats.ts';
+import { checkIntensityStandardize, minCountOf, standardizeMode } from '../data/standardiser-stats.ts';
 
 export const MANIFEST_VERSION = 1;
 
@@ -231,6 +231,7 @@ export function parseManifest(raw: unknown, source = 'manifest'): ScenarioManife
   // the input scale: refused here, at launch and validate, rather than in every peer's worker
   standardizeMode(m.data.preprocessing);
   minCountOf(m.data.preprocessing);
+  checkIntensityStandardize(m.data.preprocessing);
   return m;
 }
 
