@@ -3,16 +3,22 @@
  * drawn uniformly at random from all live peers (no fixed graph), and at the round's deadline replaces its model by the average of
  * its own model and every model received for that round (sample-weighted when configured). A straggler that has not finished
  * training by the deadline averages with its previous model and applies its update when it arrives.
+ * With `publicReceivers` the s receivers are not this peer's own draw but the public one of secure/receivers.ts (seeded by the
+ * scenario id, round and sender; receivers drawn by fewer than 2 senders skipped): the draw secure EL needs, so that a plain run
+ * can be compared with a masked one along the same edges. The default stays the private random draw.
  */
 import type { Vec } from './compression.ts';
 import { AveragingNode, type NodeConfig } from './node.ts';
 import type { AveragingTransport, LocalLearner, ModelMessage, PeerId } from './types.ts';
 import { EarlyRounds } from './early-rounds.ts';
 import { mixIncrement } from './robust.ts';
+import { PublicReceivers } from './secure/receivers.ts';
 
 export interface EpidemicOptions {
   /** Peers each model is pushed to per round (the paper's s). */
   readonly s: number;
+  /** Draw receivers publicly (secure/receivers.ts) instead of at random; default false. */
+  readonly publicReceivers?: boolean;
 }
 
 interface Incoming {
@@ -26,6 +32,8 @@ export class EpidemicNode extends AveragingNode {
   private inbox = new Map<PeerId, Incoming>();
   private readonly buffered = new EarlyRounds<Incoming>();
   private trained: Float32Array | null = null;
+  /** The public draw over the round-0 participants (fixed, as secure EL's key setup fixes them). */
+  private pub: PublicReceivers | null = null;
 
   constructor(t: AveragingTransport, learner: LocalLearner, cfg: NodeConfig, private readonly opts: EpidemicOptions) {
     super('epidemic', t, learner, cfg);
@@ -54,10 +62,16 @@ export class EpidemicNode extends AveragingNode {
       }
       this.trained = model;
       const payload = this.encode(model);
-      for (const to of this.rng.sample(this.t.peers(), this.opts.s)) {
+      for (const to of this.receivers(round)) {
         this.send(to, { kind: 'model', ...this.header(round), codec: this.codec.name, payload, weight: this.sampleWeight(), purpose: 'exchange' });
       }
     });
+  }
+
+  private receivers(round: number): readonly PeerId[] {
+    if (!this.opts.publicReceivers) return this.rng.sample(this.t.peers(), this.opts.s);
+    this.pub ??= new PublicReceivers([this.t.self, ...this.t.peers()], this.opts.s, this.cfg.scenario);
+    return this.pub.receiversOf(this.t.self, round);
   }
 
   protected onModel(from: PeerId, msg: ModelMessage, v: Vec): void {

@@ -11,7 +11,7 @@ import { ALGORITHMS, type AlgorithmName, type AveragingNode, type NodeConfig } f
 import { PushSumNode } from './pushsum.ts';
 import { aggregatorConflict } from './robust.ts';
 import type { AveragingTransport, LocalLearner } from './types.ts';
-import { SecureDpsgdNode } from './secure/node.ts';
+import { SecureDpsgdNode, epidemicPlan } from './secure/node.ts';
 import type { SecureSession } from './secure/session.ts';
 
 export interface AlgorithmSettings {
@@ -19,9 +19,11 @@ export interface AlgorithmSettings {
   readonly fanout?: number;
   /** Epidemic Learning: peers per push. */
   readonly s?: number;
+  /** Epidemic Learning: receivers drawn at random by each peer (default), or publicly from the scenario id (secure/receivers.ts). */
+  readonly receivers?: 'random' | 'public';
   /** CHOCO: consensus step size. */
   readonly gamma?: number;
-  /** Secure (masked) averaging, D-PSGD only: the scenario's key setup shared by its peers (src/averaging/secure/). */
+  /** Secure (masked) averaging, D-PSGD and Epidemic Learning (public receivers): the scenario's key setup shared by its peers (src/averaging/secure/). */
   readonly secure?: SecureSession;
 }
 
@@ -38,13 +40,15 @@ export function createNode(
   }
   const robust = cfg.robust && aggregatorConflict(algorithm, cfg.robust.aggregator);
   if (robust) throw new CohortError('AGGREGATOR_RULE', robust.message, robust.hint);
-  if (settings.secure && algorithm !== 'dpsgd') {
-    throw new CohortError('SECURE_NEEDS_DPSGD', `secure (masked) averaging is built for dpsgd, not "${algorithm}"`, 'use dpsgd with secure averaging (docs/privacy.md)');
+  if (settings.secure && algorithm !== 'dpsgd' && algorithm !== 'epidemic') {
+    throw new CohortError('SECURE_NEEDS_DPSGD', `secure (masked) averaging is built for dpsgd and epidemic, not "${algorithm}"`, 'use dpsgd or epidemic with secure averaging (docs/privacy.md)');
   }
   switch (algorithm) {
     case 'dpsgd': return settings.secure ? SecureDpsgdNode.create(t, learner, cfg, settings.secure) : new DpsgdNode('dpsgd', t, learner, cfg);
     case 'pushsum': return new PushSumNode(t, learner, cfg, { fanout: settings.fanout ?? 1 });
-    case 'epidemic': return new EpidemicNode(t, learner, cfg, { s: settings.s ?? 3 });
+    case 'epidemic': return settings.secure
+      ? SecureDpsgdNode.create(t, learner, cfg, settings.secure, epidemicPlan(settings.secure, settings.s ?? 3, cfg.scenario))
+      : new EpidemicNode(t, learner, cfg, { s: settings.s ?? 3, publicReceivers: settings.receivers === 'public' });
     case 'gossip': return new GossipNode(t, learner, cfg);
     case 'choco': return new ChocoNode(t, learner, cfg, { gamma: settings.gamma ?? 0.5 });
     default:

@@ -108,6 +108,11 @@ export const averagingSchema = z.object({
   fanout: z.number().int().positive().default(1),
   /** Epidemic Learning: peers per push (s). */
   s: z.number().int().positive().default(3),
+  /**
+   * Epidemic Learning: each peer draws its s receivers at random ("random", the paper's rule), or every draw is public and
+   * derived from the scenario id, round and sender ("public", src/averaging/secure/receivers.ts): needed for secure averaging.
+   */
+  receivers: z.enum(['random', 'public']).default('random'),
   /** CHOCO consensus step size gamma. */
   gamma: z.number().gt(0).max(1).default(0.5),
   /** Round length and the straggler deadline within it (ms). */
@@ -178,7 +183,7 @@ export const privacySchema = z.object({
 }).strict();
 
 /** Rules that can mask: the receiver computes a weighted sum of its neighbours' models, with weights both ends know. */
-export const MASKABLE_ALGORITHMS = ['dpsgd'] as const;
+export const MASKABLE_ALGORITHMS = ['dpsgd', 'epidemic'] as const;
 
 export const manifestShape = {
   version: z.literal(MANIFEST_VERSION),
@@ -244,9 +249,12 @@ export function privacyConflict(m: Pick<ScenarioManifest, 'privacy' | 'averaging
     if (!(MASKABLE_ALGORITHMS as readonly string[]).includes(a)) {
       const why = a === 'gossip' ? 'gossip learning sends one model to one peer, so no sum hides it'
         : a === 'pushsum' ? 'push-sum shares change weights every push, so pairwise masks cannot cancel in a fixed weighted sum'
-          : a === 'choco' ? 'CHOCO sends compressed differences against public copies that every neighbour must read in the clear'
-            : 'masking for Epidemic Learning (random receivers each round) is not built yet';
+          : 'CHOCO sends compressed differences against public copies that every neighbour must read in the clear';
       return { message: `secure averaging with algorithm "${a}": ${why}`, hint: `use averaging.algorithm ${MASKABLE_ALGORITHMS.map((x) => `"${x}"`).join(' or ')}, or set privacy.secure to false` };
+    }
+    if (a === 'epidemic' && m.averaging.receivers !== 'public') {
+      return { message: 'secure averaging with Epidemic Learning and private random receivers: a receiver must know its senders in advance for their masks to cancel',
+        hint: 'set averaging.receivers to "public" (each round\'s receivers derived from the scenario id: who sends to whom becomes predictable; docs/privacy.md)' };
     }
     if (m.compression.codec !== 'f32') {
       return { message: `secure averaging with codec "${m.compression.codec}": masks cancel only in exact fixed-point arithmetic`, hint: 'use compression.codec "f32" (the masked model is 4 bytes per value)' };

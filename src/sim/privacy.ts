@@ -64,11 +64,16 @@ export function privacyReport(p: SimPrivacy, learners: readonly LocalLearner[]):
 }
 
 /** The simulator's own check of a run's privacy against its rule, codec, task and learner (overrides included). */
-export function checkSimPrivacy(p: SimPrivacy, algorithm: string, codec: string, taskKind: string, learner: string, topology = 'complete', real = false): void {
-  if (p.secure && algorithm !== 'dpsgd') {
-    throw new CohortError('SIM_PRIVACY', `secure (masked) averaging is built for dpsgd, not "${algorithm}"`, 'use --algorithm dpsgd with --secure (docs/privacy.md says why the other rules cannot mask)');
+export function checkSimPrivacy(p: SimPrivacy, algorithm: string, codec: string, taskKind: string, learner: string, topology = 'complete', real = false,
+  receivers: 'random' | 'public' = 'random'): void {
+  if (p.secure && algorithm !== 'dpsgd' && algorithm !== 'epidemic') {
+    throw new CohortError('SIM_PRIVACY', `secure (masked) averaging is built for dpsgd and epidemic, not "${algorithm}"`, 'use --algorithm dpsgd or epidemic with --secure (docs/privacy.md says why the other rules cannot mask)');
   }
-  if (p.secure && topology === 'time-varying') throw new CohortError('SIM_PRIVACY', 'secure averaging needs a static graph (weights are agreed at setup)', 'use complete, ring or random-regular');
+  if (p.secure && algorithm === 'epidemic' && receivers !== 'public') {
+    throw new CohortError('SIM_PRIVACY', 'secure Epidemic Learning needs public receivers (a receiver must know its senders in advance for their masks to cancel)',
+      'set averaging.receivers to "public" in the manifest (who sends to whom becomes predictable: docs/privacy.md)');
+  }
+  if (p.secure && algorithm === 'dpsgd' && topology === 'time-varying') throw new CohortError('SIM_PRIVACY', 'secure averaging needs a static graph (weights are agreed at setup)', 'use complete, ring or random-regular');
   if (p.secure && real) throw new CohortError('SIM_PRIVACY', 'secure averaging runs in the simulator only so far (real peers: not built)', 'drop --libp2p with --secure');
   if (p.secure && codec !== 'f32') throw new CohortError('SIM_PRIVACY', `secure averaging needs the exact f32 codec, not "${codec}"`, 'drop --codec');
   if (p.dp && taskKind === 'survival') throw new CohortError('SIM_PRIVACY', 'DP-SGD is not available for survival (Cox) tasks', 'drop --dp-epsilon / privacy.dp for this scenario');

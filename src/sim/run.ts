@@ -60,6 +60,8 @@ export interface SimScenario {
     readonly fanout: number; readonly s: number; readonly gamma: number; readonly roundMs: number; readonly deadlineMs?: number;
     /** Robust aggregation (averaging/robust.ts); absent: mean. */
     readonly aggregator?: AggregatorName; readonly trim?: number; readonly clipRadius?: number;
+    /** Epidemic Learning's receiver draw (averaging/secure/receivers.ts); absent: random. */
+    readonly receivers?: 'random' | 'public';
   };
   readonly compression: { readonly codec: CodecName; readonly blockSize: number; readonly topkFraction: number };
   readonly rounds: {
@@ -318,7 +320,7 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
   const partition: PartitionSpec = o.partition ?? (o.alpha !== undefined ? { kind: 'dirichlet', alpha: o.alpha } : m.simulation.partition);
   const evalEvery = o.evalEvery ?? m.evaluation.every;
   const privacy = resolvePrivacy(m.privacy, o);
-  if (privacy) checkSimPrivacy(privacy, algorithm, codec, m.task.kind, o.learner ?? 'engine', m.averaging.topology.kind, o.runner !== undefined);
+  if (privacy) checkSimPrivacy(privacy, algorithm, codec, m.task.kind, o.learner ?? 'engine', m.averaging.topology.kind, o.runner !== undefined, m.averaging.receivers ?? 'random');
   const aggregator = o.aggregator ?? m.averaging.aggregator ?? 'mean';
   const conflict = aggregatorConflict(algorithm, aggregator, { secure: privacy?.secure === true });
   if (conflict) throw new CohortError('BAD_FLAG', conflict.message, conflict.hint);
@@ -350,7 +352,7 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
     }
     const simOpts: SimulateOptions = {
       algorithm, seed, learners,
-      settings: { fanout: m.averaging.fanout, s: m.averaging.s, gamma: m.averaging.gamma, ...(privacy?.secure ? { secure: new SecureSession(m.name, seed) } : {}) },
+      settings: { fanout: m.averaging.fanout, s: m.averaging.s, gamma: m.averaging.gamma, receivers: m.averaging.receivers, ...(privacy?.secure ? { secure: new SecureSession(m.name, seed) } : {}) },
       network: {
         topology: m.averaging.topology,
         link: { latencyMs: o.latencyMs ?? m.simulation.latencyMs, bandwidthBytesPerMs: m.simulation.bandwidthMBps * 1e3, loss: m.simulation.loss },

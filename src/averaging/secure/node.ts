@@ -5,7 +5,8 @@
  *
  * Weights come from the static topology agreed at setup (session.ts: each peer's neighbour list), so a sender knows W_jk before
  * sending. A sender missing at the deadline (dropped, killed mid-round) is recovered: j asks the other participants for their
- * Shamir shares of the dropped peer's ephemeral secret; t of them rebuild it (checked against its announced key), j removes the
+ * Shamir shares of the dropped peer's ephemeral secret (ceil(1.5 t) holders first, all the others
+ * only if too few answer halfway to the round's end: holders.ts); t of them rebuild it (checked against its announced key), j removes the
  * unmatched masks and mixes the survivors' exact sum; the dropped weight goes to W_jj. A recovered secret serves every later
  * round with no further messages. A receiver left with fewer than 2 senders does not mix that round (one sender's model would be
  * exposed), and a peer that left never sends again (its secret may have been rebuilt); when it returns it only receives.
@@ -17,7 +18,47 @@ import { checkHeader } from '../message.ts';
 import type { AveragingMessage, AveragingTransport, LocalLearner, MaybePromise, ModelMessage, PeerId } from '../types.ts';
 import { openReleased, recoverSecret, releaseShare } from './crypto.ts';
 import { MaskedSum, PairKeys, maskedContribution } from './masking.ts';
+import { firstAskCount, holderOrder, requestsByHolder } from './holders.ts';
 import type { SecureSession } from './session.ts';
+import { PublicReceivers } from './receivers.ts';
+
+/**
+ * Who sends to whom in a round and with which weight: the one thing D-PSGD and Epidemic Learning differ in here. Every
+ * participant computes the same plan, so a sender knows its receiver's whole sender set S_j(r) (the masks it must add) and the
+ * weight W_jk it applies before masking.
+ */
+export interface MaskPlan {
+  readonly algorithm: 'dpsgd' | 'epidemic';
+  sendersOf(receiver: string, round: number): readonly string[];
+  receiversOf(sender: string, round: number): readonly string[];
+  /** W_jk: the weight receiver j gives sender k's model. */
+  weight(receiver: string, sender: string, round: number): number;
+}
+
+/** D-PSGD: the static graph agreed at setup, Metropolis-Hastings weights. */
+export function staticPlan(session: SecureSession): MaskPlan {
+  const nb = (p: string): readonly string[] => session.neighbours.get(p) ?? [];
+  return {
+    algorithm: 'dpsgd', sendersOf: nb, receiversOf: nb,
+    weight: (a, b) => 1 / (1 + Math.max(nb(a).length, nb(b).length)),
+  };
+}
+
+/**
+ * Epidemic Learning: each sender's s receivers drawn publicly per round (receivers.ts); receiver j averages its own model and
+ * its senders' with equal weights 1/(|S_j(r)| + 1). Written as D-PSGD's x_j += sum_k W_jk (x_k - x_j), that is the plain average.
+ */
+export function epidemicPlan(session: SecureSession, s: number, scenario: string): MaskPlan {
+  let pub: PublicReceivers | null = null;
+  // the participants are known once every peer registered (at the first round), not when the node is built
+  const get = (): PublicReceivers => (pub ??= new PublicReceivers([...session.neighbours.keys()], s, scenario));
+  return {
+    algorithm: 'epidemic',
+    sendersOf: (j, r) => get().sendersOf(j, r),
+    receiversOf: (k, r) => get().receiversOf(k, r),
+    weight: (j, _k, r) => 1 / (get().sendersOf(j, r).length + 1),
+  };
+}
 
 export const SECURE_CODEC = { model: 'secure-u32', request: 'secure-unmask', share: 'secure-share' } as const;
 
@@ -31,6 +72,10 @@ export interface SecureStats {
   /** Rounds not mixed: fewer than 2 senders, or a dropped sender not recovered by the end of the round. */
   roundsNotMixed: number;
   sharesReleased: number;
+  /** Share requests sent (one per holder asked per round of recovery; holders.ts). */
+  shareRequests: number;
+  /** Recoveries that asked beyond the first ceil(1.5 t) holders (too few had answered halfway to the round's end). */
+  recoveryWidened: number;
   /** Released shares refused: tampered (authentication failed), replayed (another round, receiver or scenario) or unsolicited. */
   sharesRefused: number;
   /** Masked models refused (not a sender of this peer, second copy, wrong length, after the round closed). */
@@ -44,6 +89,8 @@ interface RoundState {
   readonly sum: MaskedSum;
   /** Shares collected per dropped dealer. */
   readonly shares: Map<string, Map<string, Uint8Array>>;
+  /** Holders asked per dropped dealer (holders.ts: ceil(1.5 t) first, the rest if too few answer); a share from another is refused. */
+  readonly asked: Map<string, Set<string>>;
   deadline: boolean;
   done: boolean;
 }
@@ -70,7 +117,7 @@ class SplitTransport implements AveragingTransport {
 }
 
 export class SecureDpsgdNode extends AveragingNode {
-  readonly secure: SecureStats = { maskedSent: 0, clippedValues: 0, recovered: 0, roundsWithRecovery: 0, roundsNotMixed: 0, sharesReleased: 0, sharesRefused: 0, maskedRefused: 0 };
+  readonly secure: SecureStats = { maskedSent: 0, clippedValues: 0, recovered: 0, roundsWithRecovery: 0, roundsNotMixed: 0, sharesReleased: 0, shareRequests: 0, recoveryWidened: 0, sharesRefused: 0, maskedRefused: 0 };
   /** Called after every mix with the weights used (self included), as DpsgdNode.onMix. */
   onMix?: (round: number, weights: ReadonlyMap<PeerId, number>) => void;
   /** Measurement hooks (benchmark, tests): the round-start model this peer masked, and the sum it decoded (dropped masks removed). */
@@ -85,24 +132,20 @@ export class SecureDpsgdNode extends AveragingNode {
   private keys: PairKeys | null = null;
   private round = -1;
 
-  static create(t: AveragingTransport, learner: LocalLearner, cfg: NodeConfig, session: SecureSession): SecureDpsgdNode {
+  /** `plan`: D-PSGD's static graph unless given (epidemicPlan for Epidemic Learning). */
+  static create(t: AveragingTransport, learner: LocalLearner, cfg: NodeConfig, session: SecureSession, plan?: MaskPlan): SecureDpsgdNode {
     const split = new SplitTransport(t);
-    const node = new SecureDpsgdNode(split, learner, cfg, session);
+    const node = new SecureDpsgdNode(split, learner, cfg, session, plan ?? staticPlan(session));
     split.secure = (from, msg) => node.onSecure(from, msg);
     return node;
   }
 
-  private constructor(t: AveragingTransport, learner: LocalLearner, cfg: NodeConfig, private readonly session: SecureSession) {
-    super('dpsgd', t, learner, cfg);
+  private constructor(t: AveragingTransport, learner: LocalLearner, cfg: NodeConfig, private readonly session: SecureSession, private readonly plan: MaskPlan) {
+    super(plan.algorithm, t, learner, cfg);
     session.register(t.self, t.neighbours());
   }
 
   private get me(): string { return this.t.self; }
-  private neighboursOf(p: string): readonly string[] { return this.session.neighbours.get(p) ?? []; }
-  /** Metropolis-Hastings weight of edge (a, b) on the static graph. */
-  private weight(a: string, b: string): number {
-    return 1 / (1 + Math.max(this.neighboursOf(a).length, this.neighboursOf(b).length));
-  }
 
   protected acceptRound(r: number): 'ok' | 'stale' | 'unknown-round' {
     return r >= 0 && r <= this.cfg.rounds ? 'ok' : 'unknown-round';
@@ -121,14 +164,14 @@ export class SecureDpsgdNode extends AveragingNode {
     for (const r of this.rounds.keys()) if (r < round - 2) this.rounds.delete(r);
     const snapshot = this.x.slice();
     this.onSnapshot?.(round, snapshot);
-    const senders = this.neighboursOf(this.me);
-    const st: RoundState = { round, epoch, snapshot, sum: new MaskedSum(this.me, senders, this.cfg.scenario, round, snapshot.length), shares: new Map(), deadline: false, done: false };
+    const senders = this.plan.sendersOf(this.me, round);
+    const st: RoundState = { round, epoch, snapshot, sum: new MaskedSum(this.me, senders, this.cfg.scenario, round, snapshot.length), shares: new Map(), asked: new Map(), deadline: false, done: false };
     this.rounds.set(round, st);
     for (const [from, u] of this.early.get(round) ?? []) if (!st.sum.add(from, u)) { this.secure.maskedRefused++; this.reject('duplicate', from); }
     for (const r of this.early.keys()) if (r <= round) this.early.delete(r);
     if (!this.burnt) {
-      for (const j of senders) {
-        const { payload, clipped } = maskedContribution(this.me, this.keys, j, this.neighboursOf(j), this.cfg.scenario, round, snapshot, this.weight(j, this.me));
+      for (const j of this.plan.receiversOf(this.me, round)) {
+        const { payload, clipped } = maskedContribution(this.me, this.keys, j, this.plan.sendersOf(j, round), this.cfg.scenario, round, snapshot, this.plan.weight(j, this.me, round));
         this.secure.clippedValues += clipped;
         this.secure.maskedSent++;
         this.send(j, { kind: 'model', ...this.header(round), codec: SECURE_CODEC.model, payload: new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), purpose: 'exchange' });
@@ -196,10 +239,32 @@ export class SecureDpsgdNode extends AveragingNode {
       // this peer's own shares count towards the threshold
       const held = this.session.peers.get(this.me)!.held;
       for (const d of unknown) st.shares.set(d, new Map(held.has(d) ? [[this.me, held.get(d)!]] : []));
-      for (const h of this.t.peers()) {
-        if (unknown.includes(h)) continue;
-        this.send(h, { kind: 'model', ...this.header(st.round), codec: SECURE_CODEC.request, payload: new Uint8Array(0), participants: unknown, degree: st.sum.received.size });
-      }
+      this.askHolders(st, unknown, (d, order) => order.slice(0, firstAskCount(this.session.threshold, held.has(d))));
+      // widen halfway to the round's last chance: every holder not asked yet, for the dealers still not rebuilt
+      const last = Math.max(this.cfg.deadlineMs, this.cfg.roundMs * 0.98);
+      this.t.setTimer((last - this.cfg.deadlineMs) / 2, () => {
+        if (st.epoch !== this.epoch || st.done) return;
+        const left = unknown.filter((d) => !this.recovered.has(d));
+        this.secure.recoveryWidened += left.length;
+        this.askHolders(st, left, (_d, order) => order);
+      });
+    }
+  }
+
+  /** Requests the shares of `dealers` from the holders `pick` chooses among those not asked yet (one request per holder). */
+  private askHolders(st: RoundState, dealers: readonly string[], pick: (dealer: string, order: string[]) => string[]): void {
+    const asks = new Map<string, string[]>();
+    for (const d of dealers) {
+      const asked = st.asked.get(d) ?? new Set<string>();
+      st.asked.set(d, asked);
+      const candidates = this.t.peers().filter((h) => h !== this.me && !dealers.includes(h) && !asked.has(h));
+      const chosen = pick(d, holderOrder(d, this.me, candidates, st.sum.received));
+      for (const h of chosen) asked.add(h);
+      asks.set(d, chosen);
+    }
+    for (const [h, ds] of requestsByHolder(asks)) {
+      this.secure.shareRequests++;
+      this.send(h, { kind: 'model', ...this.header(st.round), codec: SECURE_CODEC.request, payload: new Uint8Array(0), participants: ds, degree: st.sum.received.size });
     }
   }
 
@@ -225,12 +290,15 @@ export class SecureDpsgdNode extends AveragingNode {
     const dealer = msg.shareId ?? '';
     const want = st?.shares.get(dealer);
     const holderPk = this.session.publicKeys.get(from);
-    if (!st || !want || !holderPk || !/^[0-9a-f]{24}$/.test(msg.nonce ?? '')) { this.secure.sharesRefused++; return this.reject('unsolicited', from); }
+    const asked = st?.asked.get(dealer)?.has(from) ?? false;
+    if (!st || !want || !asked || !holderPk || !/^[0-9a-f]{24}$/.test(msg.nonce ?? '')) { this.secure.sharesRefused++; return this.reject('unsolicited', from); }
     if (want.has(from)) { this.secure.sharesRefused++; return this.reject('duplicate', from); }
-    if (this.recovered.has(dealer) || st.done) return; // a share beyond the threshold, after the rebuild: not needed
+    // opened even beyond the threshold: a tampered share is refused and counted whenever it arrives (the holders asked are
+    // few, holders.ts, so the surplus is small)
     const share = openReleased({ dealer, holder: from, receiver: this.me, scenario: this.cfg.scenario, round: msg.round, nonce: unhex(msg.nonce!), box: msg.payload },
       this.me, this.cfg.scenario, msg.round, this.session.peers.get(this.me)!.keys.secretKey, holderPk);
     if (!share) { this.secure.sharesRefused++; return this.reject('malformed', from); }
+    if (this.recovered.has(dealer) || st.done) return; // a share beyond the threshold, after the rebuild: not needed
     want.set(from, share);
     if (this.recovered.has(dealer) || want.size < this.session.threshold) return;
     const sk = await recoverSecret([...want.values()], this.session.publicKeys.get(dealer)!);
@@ -255,7 +323,7 @@ export class SecureDpsgdNode extends AveragingNode {
     this.onSum?.(st.round, s, st.sum.received);
     let wsum = 0;
     const weights = new Map<PeerId, number>();
-    for (const k of st.sum.received) { const w = this.weight(this.me, k); weights.set(k, w); wsum += w; }
+    for (const k of st.sum.received) { const w = this.plan.weight(this.me, k, st.round); weights.set(k, w); wsum += w; }
     weights.set(this.me, 1 - wsum);
     for (let i = 0; i < this.x.length; i++) this.x[i] = this.x[i]! + (s[i]! - wsum * st.snapshot[i]!);
     this.stats.rounds++;
