@@ -161,7 +161,10 @@ export class StatsExchange {
     try {
       await this.host.audit.transfer({ kind: 'model-sent', scenario: this.host.scenario, round: 0, peer: to, what, bytes: bytes.byteLength, sha256: header.sha256 });
       const ack = await this.host.node.models.send(peerIdFromString(to), header, bytes);
-      if (ack.ok) this.acked.add(to);
+      // an acknowledgement counts only for what is current: statistics acknowledged after the agreement (sent before it, answered
+      // after settle cleared the list) would otherwise mark that peer done and it would never get the standardiser (seen: 1 of 2
+      // non-deciders fell back to its own combination after the second deadline)
+      if (ack.ok && this.agreed === agreed) this.acked.add(to);
     } catch (e) {
       log.debug({ to, err: (e as Error).message }, 'statistics not delivered; will resend');
     }
