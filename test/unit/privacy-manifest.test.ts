@@ -36,7 +36,7 @@ describe('manifest privacy block', () => {
   });
 
   it('refuses secure averaging with a rule that cannot mask, a lossy codec, or a degree-1 graph, naming why', () => {
-    for (const [algorithm, why] of [['gossip', /one model to one peer/], ['pushsum', /push-sum/], ['choco', /CHOCO/], ['epidemic', /not built yet/]] as const) {
+    for (const [algorithm, why] of [['gossip', /one model to one peer/], ['pushsum', /push-sum/], ['choco', /CHOCO/], ['epidemic', /private random receivers/]] as const) {
       const m = base();
       m.averaging.algorithm = algorithm;
       refused({ ...m, privacy: { secure: true } }, why);
