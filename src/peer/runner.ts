@@ -259,7 +259,7 @@ export class ScenarioRun {
       seed: m.training.seed ^ hashSeed(this.host.node.peerId.toString()), weighting: m.averaging.weighting, train: true,
       proximal: m.training.proximalMu > 0,
       robust: { aggregator: m.averaging.aggregator, trim: m.averaging.trim, radius: m.averaging.clipRadius },
-    }, { fanout: m.averaging.fanout, s: m.averaging.s, gamma: m.averaging.gamma, ...(secure ? { secure } : {}) });
+    }, { fanout: m.averaging.fanout, s: m.averaging.s, gamma: m.averaging.gamma, receivers: m.averaging.receivers, ...(secure ? { secure } : {}) });
     this.averaging.onReject = (reason, from) => this.host.refused(this.id, from, reason);
     // the key setup runs now, before round 0 (round 0 waits for it); incomplete at its deadline: this peer's run fails
     secure?.setup().catch((e: unknown) => { if (!this.stopped) this.host.failed(this.id, e); });
