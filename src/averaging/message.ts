@@ -32,7 +32,7 @@ const headerSchema = z.discriminatedUnion('kind', [
   }),
   z.object({ kind: z.literal('ack'), ...header, shareId: z.string().max(200) }),
   z.object({ kind: z.literal('pull'), ...header, nonce: z.string().min(8).max(64) }),
-  z.object({ kind: z.literal('stats'), ...header, body: z.enum(['stats', 'agreed', 'suppressed']) }),
+  z.object({ kind: z.literal('stats'), ...header, body: z.enum(['stats', 'agreed', 'suppressed', 'masked']) }),
 ]);
 
 /**
@@ -45,7 +45,8 @@ export interface StatsMessage {
   readonly scenario: string;
   readonly round: number;
   readonly layoutHash: string;
-  readonly body: 'stats' | 'agreed' | 'suppressed';
+  /** 'masked': privacy.secure, the statistics as a pairwise-masked fixed-point vector (src/averaging/secure/secure-sum.ts). */
+  readonly body: 'stats' | 'agreed' | 'suppressed' | 'masked';
   readonly payload: Uint8Array;
 }
 

@@ -18,8 +18,13 @@
  * After agreeing, a peer's resends carry the agreed standardiser instead of its statistics, so that a late participant adopts
  * the standardiser the others trained with instead of computing a different one.
  *
- * Secure summation (src/averaging/secure) would plug in at combine(): each site's [n, sum, sumsq] vector masked pairwise, so that
- * peers see only the sum. The sums are additive for that reason; the masking is not wired here yet (docs/data.md).
+ * privacy.secure (AgreeOptions.secure): no site's statistics travel in the clear. Once the scenario's key setup is complete
+ * (NetSecureSession, the same pairwise keys as the masked models), each site sends every participant its statistics as one
+ * pairwise-masked fixed-point vector (src/averaging/secure/secure-sum.ts, body "masked"); a site below the small-count rule sends a
+ * masked zero vector of the same layout (learnt from the others' messages), so that the masks still cancel and nobody learns which
+ * site it was. Any peer holding every round-0 participant's vector adds them up and gets the exact total; the decider's
+ * standardiser is adopted as in the clear exchange. A round-0 participant whose vector never comes leaves masks that cannot cancel:
+ * the agreement fails with STANDARDISER_NOT_AGREED naming it (no share recovery for the statistics: docs/privacy.md).
  */
 import { peerIdFromString } from '@libp2p/peer-id';
 import { encodeMessage, type StatsMessage } from '../averaging/message.ts';
@@ -28,6 +33,8 @@ import { makeHeader } from '../net/model-exchange.ts';
 import type { CohortNode } from '../net/node.ts';
 import type { AuditLog } from '../store/audit.ts';
 import type { Store } from '../store/db.ts';
+import { flatten, fromWire, layoutOf, maskStats, sumMasked, decode, toWire, unflatten, type StatsLayout } from '../averaging/secure/secure-sum.ts';
+import type { PairKeys } from '../averaging/secure/masking.ts';
 import { CohortError } from '../util/errors.ts';
 import { logger } from '../util/log.ts';
 
@@ -50,10 +57,17 @@ export interface AgreeOptions {
   /** Stop waiting for missing participants this long after the start (then agree on the contributions present). */
   readonly deadlineMs: number;
   readonly meta?: StandardiserMeta;
+  /** privacy.secure: this peer's pairwise keys once the scenario's key setup is complete (NetSecureSession.pairKeys). */
+  readonly secure?: () => Promise<PairKeys>;
 }
 
 export class StatsExchange {
   private readonly received = new Map<string, SiteStats | null>();
+  /** privacy.secure: the masked vectors received (and this peer's own), by sender; only their sum is ever decoded. */
+  private readonly masked = new Map<string, { layout: StatsLayout; words: bigint[] }>();
+  /** What this peer sends before the agreement: its clear statistics, or (secure) its masked vector. */
+  private outgoing: { body: 'stats' | 'suppressed' | 'masked'; payload: Uint8Array } | undefined;
+  private secureMode = false;
   /** Standardisers other participants sent, by sender: the decider's is adopted (a late peer takes any). */
   private readonly agreedBy = new Map<string, AgreedStandardiser>();
   private agreed: AgreedStandardiser | undefined;
@@ -73,6 +87,10 @@ export class StatsExchange {
     try {
       if (msg.body === 'agreed') {
         if (!this.agreedBy.has(from)) this.agreedBy.set(from, parseAgreed(decodeJson(msg.payload)));
+      } else if (msg.body === 'masked') {
+        const m = fromWire(decodeJson(msg.payload));
+        if (!this.masked.has(from)) this.masked.set(from, m);
+        if (this.agreed) { this.acked.delete(from); this.kick(); }
       } else {
         this.received.set(from, msg.body === 'suppressed' ? null : SiteStatsSchema.parse(decodeJson(msg.payload)) as SiteStats);
         // a late participant (refused our sends before, restarted, or admitted after round 0): it gets the agreed standardiser now
@@ -90,6 +108,7 @@ export class StatsExchange {
   /** Agree the scenario's standardiser with the other participants (see the module comment). */
   async agree(own: SiteStats | null, o: AgreeOptions): Promise<AgreedStandardiser> {
     this.received.set(this.self, own);
+    this.secureMode = Boolean(o.secure);
     // the deadline is on the run's clock, the same for every peer; one decides (the first contributor by peer ID), the others
     // adopt its standardiser, so that a contribution arriving just at the deadline cannot split the consortium in two
     const deadline = o.startAt + o.deadlineMs;
@@ -98,7 +117,10 @@ export class StatsExchange {
     const leads = !late && decider === this.self;
     // a silent leader: after a second deadline the others decide alike from what they all received (its absence included)
     const end = leads ? deadline : Math.max(Date.now(), deadline) + o.deadlineMs;
-    this.sendLoop(own, o.layoutHash);
+    if (o.secure && !late) await this.prepareMasked(own, o.secure, deadline);
+    else this.outgoing = own ? { body: 'stats', payload: encodeJson(own) } : { body: 'suppressed', payload: new Uint8Array(0) };
+    if (o.secure && late) this.outgoing = { body: 'suppressed', payload: new Uint8Array(0) };   // a late peer only adopts
+    this.sendLoop(o.layoutHash);
     while (!this.closed) {
       const done = this.agreedBy.get(decider ?? '') ?? (late ? this.agreedBy.values().next().value : undefined) ?? (leads ? this.complete(o.meta) : undefined);
       if (done) return this.settle(done);
@@ -107,7 +129,7 @@ export class StatsExchange {
       await new Promise<void>((r) => { this.wake = r; setTimeout(r, Math.min(left, 250)); });
     }
     if (this.closed) throw new CohortError('CANCELLED', 'the run stopped before the standardiser was agreed');
-    const missing = this.host.contributors().filter((p) => !this.received.has(p));
+    const missing = this.host.contributors().filter((p) => !(this.secureMode ? this.masked : this.received).has(p));
     log.warn({ scenario: this.host.scenario.slice(0, 12), missing: missing.length, leads, late }, leads
       ? 'standardiser: not every participant sent statistics by the deadline; agreeing on the ones present'
       : 'standardiser: no agreed standardiser came from the deciding participant; agreeing on the statistics present');
@@ -116,10 +138,54 @@ export class StatsExchange {
 
   /** Every round-0 participant's statistics are in: the standardiser, identical on every peer that has the same ones. */
   private complete(meta: StandardiserMeta | undefined): AgreedStandardiser | undefined {
-    return this.host.contributors().every((p) => this.received.has(p)) ? this.combine(meta) : undefined;
+    return this.host.contributors().every((p) => (this.secureMode ? this.masked : this.received).has(p)) ? this.combine(meta) : undefined;
+  }
+
+  /**
+   * Secure: wait for the key setup, then mask this site's statistics for the sum over every round-0 participant. A suppressed site
+   * takes the layout from the first masked vector it receives (before the deadline; else it has nothing to mask).
+   */
+  private async prepareMasked(own: SiteStats | null, keysOf: () => Promise<PairKeys>, deadline: number): Promise<void> {
+    const keys = await keysOf();
+    let layout = own ? layoutOf(own) : undefined;
+    while (!layout && !this.closed && Date.now() < deadline) {
+      layout = this.masked.values().next().value?.layout;
+      if (!layout) await new Promise<void>((r) => { this.wake = r; setTimeout(r, 250); });
+    }
+    if (!layout) {
+      throw new CohortError('STANDARDISER_NOT_AGREED', 'secure statistics: this site is below the small-count rule and no other site\'s masked statistics came by the deadline',
+        'every round-0 participant must be up before round 0 (raise launch.startDelayMs)');
+    }
+    const senders = [...this.host.contributors()].sort();
+    const { words, clipped } = maskStats(this.self, keys, senders, this.host.scenario, 0, flatten(own, layout));
+    if (clipped) log.warn({ scenario: this.host.scenario.slice(0, 12), clipped }, 'secure statistics: values beyond the fixed-point range were clipped');
+    this.masked.set(this.self, { layout, words });
+    this.outgoing = { body: 'masked', payload: encodeJson(toWire(layout, 0, words)) };
+  }
+
+  /** Secure: the masks cancel only when every round-0 participant's vector is in; their sum, decoded, is the total. */
+  private combineMasked(meta: StandardiserMeta | undefined): AgreedStandardiser {
+    const senders = [...this.host.contributors()].sort();
+    const missing = senders.filter((p) => !this.masked.has(p));
+    if (missing.length) {
+      throw new CohortError('STANDARDISER_NOT_AGREED', `secure statistics: no masked statistics from ${missing.join(', ')}; without them the others' masks cannot cancel`,
+        'every round-0 participant must be up and reachable before round 0 (raise launch.startDelayMs); a dropped site\'s masks are not rebuilt for the statistics');
+    }
+    const vectors = senders.map((p) => this.masked.get(p)!);
+    const layout = vectors[0]!.layout;
+    if (vectors.some((v) => JSON.stringify(v.layout) !== JSON.stringify(layout))) {
+      throw new CohortError('STATISTICS_SHAPE', 'secure statistics: sites disagree on the inputs or classes', 'every site must read the same columns (and the manifest\'s class list)');
+    }
+    const total = unflatten(decode(sumMasked(vectors.map((v) => v.words))), layout);
+    if (total.sites < 1) {
+      throw new CohortError('STANDARDISER_NOT_AGREED', 'no participant contributed statistics for the consortium standardiser (all below the small-count rule)',
+        'use data.preprocessing.standardize "site" or false, or more training rows per site');
+    }
+    return agreeStandardiser(total, { ...meta, mode: 'consortium' });
   }
 
   private combine(meta: StandardiserMeta | undefined): AgreedStandardiser {
+    if (this.secureMode) return this.combineMasked(meta);
     const ids = this.host.contributors().filter((p) => this.received.get(p)).sort();
     if (!ids.length) {
       throw new CohortError('STANDARDISER_NOT_AGREED', 'no participant contributed statistics for the consortium standardiser (all below the small-count rule, or none answered)',
@@ -138,26 +204,28 @@ export class StatsExchange {
   }
 
   /** Resend to every participant that has not acknowledged yet, backing off from 0.5 s to 8 s, until all have or the run stops. */
-  private sendLoop(own: SiteStats | null, layoutHash: string, delay = 500): void {
+  private sendLoop(layoutHash: string, delay = 500): void {
     if (this.closed) return;
     const pending = this.host.participants().filter((p) => p !== this.self && !this.acked.has(p));
-    void Promise.all(pending.map((to) => this.sendTo(to, own, layoutHash))).then(() => {
+    void Promise.all(pending.map((to) => this.sendTo(to, layoutHash))).then(() => {
       if (this.closed || this.host.participants().every((p) => p === this.self || this.acked.has(p))) return;
-      this.timer = setTimeout(() => this.sendLoop(own, layoutHash, Math.min(8000, delay * 2)), delay);
+      this.timer = setTimeout(() => this.sendLoop(layoutHash, Math.min(8000, delay * 2)), delay);
     });
-    this.kick = () => { clearTimeout(this.timer); this.timer = setTimeout(() => this.sendLoop(own, layoutHash), 0); };
+    this.kick = () => { clearTimeout(this.timer); this.timer = setTimeout(() => this.sendLoop(layoutHash), 0); };
   }
 
   private kick: () => void = () => undefined;
 
-  private async sendTo(to: string, own: SiteStats | null, layoutHash: string): Promise<void> {
+  private async sendTo(to: string, layoutHash: string): Promise<void> {
     const agreed = this.agreed;
-    const body: StatsMessage['body'] = agreed ? 'agreed' : own ? 'stats' : 'suppressed';
-    const payload = agreed ? encodeJson(agreed) : own ? encodeJson(own) : new Uint8Array(0);
+    const out = this.outgoing ?? { body: 'suppressed', payload: new Uint8Array(0) };
+    const body: StatsMessage['body'] = agreed ? 'agreed' : out.body;
+    const payload = agreed ? encodeJson(agreed) : out.payload;
     const msg: StatsMessage = { kind: 'stats', scenario: this.host.scenario, round: 0, layoutHash, body, payload };
     const bytes = encodeMessage(msg);
     const header = makeHeader({ scenarioId: this.host.scenario, round: 0, sender: this.self, layoutHash, dtype: 'bytes', compression: 'none' }, bytes);
-    const what = body === 'agreed' ? 'agreed standardiser (aggregate statistics)' : body === 'stats' ? 'preprocessing statistics (counts, sums, sums of squares)' : 'preprocessing statistics suppressed (small count)';
+    const what = body === 'agreed' ? 'agreed standardiser (aggregate statistics)' : body === 'stats' ? 'preprocessing statistics (counts, sums, sums of squares)'
+      : body === 'masked' ? 'preprocessing statistics, pairwise-masked (secure sum)' : 'preprocessing statistics suppressed (small count)';
     try {
       await this.host.audit.transfer({ kind: 'model-sent', scenario: this.host.scenario, round: 0, peer: to, what, bytes: bytes.byteLength, sha256: header.sha256 });
       const ack = await this.host.node.models.send(peerIdFromString(to), header, bytes);
@@ -173,7 +241,7 @@ export class StatsExchange {
   /** A standardiser kept from an earlier start of the run: give it to participants that ask (late ones), agree nothing anew. */
   serve(s: AgreedStandardiser, layoutHash: string): void {
     this.agreed = s;
-    this.sendLoop(null, layoutHash);
+    this.sendLoop(layoutHash);
   }
 
   close(): void {

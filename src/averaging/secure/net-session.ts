@@ -17,6 +17,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import type { AveragingMessage, AveragingTransport, MaybePromise, ModelMessage, PeerId } from '../types.ts';
 import { CohortError } from '../../util/errors.ts';
 import { announce, dealShares, ephemeralKeys, type KeyAnnouncement, type SealedShare } from './crypto.ts';
+import { PairKeys } from './masking.ts';
 import { SecureSession } from './session.ts';
 
 export const SETUP_CODEC = { key: 'secure-key', deal: 'secure-deal', ack: 'secure-ack' } as const;
@@ -82,6 +83,15 @@ export class NetSecureSession extends SecureSession {
   override register(id: string): void {
     this.identitySecrets.set(id, this.o.identitySeed.subarray(0, 32));
     this.peers.set(id, { id, keys: ephemeralKeys(), held: new Map() });
+  }
+
+  /**
+   * This peer's pairwise keys once the setup is complete: the consortium statistics' secure sum (secure-sum.ts) masks with the
+   * same X25519 secrets as the models, under its own HKDF label. Waits for the setup (rejects as it does).
+   */
+  async pairKeys(): Promise<PairKeys> {
+    await this.setup();
+    return new PairKeys(this.me.keys.secretKey, this.publicKeys);
   }
 
   close(): void {
