@@ -30,6 +30,7 @@ import type { LocalData } from './datasets.ts';
 import type { RunnablePlan } from './plan.ts';
 import { PeerTransport } from './transport.ts';
 import { NetSecureSession } from '../averaging/secure/net-session.ts';
+import type { PairKeys } from '../averaging/secure/masking.ts';
 import type { SecureDpsgdNode, SecureStats } from '../averaging/secure/node.ts';
 import { roundsToRun } from '../scenario/participants.ts';
 import type { WorkerInit, WorkerReply, WorkerRequest } from './worker.ts';
@@ -248,10 +249,11 @@ export class ScenarioRun {
     this.learner.onTrained = (sec) => this.host.roundTrained?.(this.id, sec);
     this.heldOut = ready.testCount;
     const m = this.plan.manifest;
-    const members = { at: (round: number) => this.host.participantsAt(this.id, round), all: () => this.host.participants(this.id) };
-    this.transport = new PeerTransport(this.host.node, this.host.audit, this.id, members, run.startAt, m.averaging.topology, m.averaging.roundMs);
-    const secure = m.privacy?.secure ? this.secureSession(ready.layoutHash, Boolean(resumed)) : undefined;
-    const wire = this.testAdversary(this.transport, ready.params.length);
+    // privacy.secure with a consortium standardiser: the transport and key setup began before the statistics exchange (reused)
+    if (!this.secure || !this.transport) this.transport = this.makeTransport(run.startAt);
+    const transport = this.transport;
+    const secure = m.privacy?.secure ? this.secure ?? this.secureSession(ready.layoutHash, Boolean(resumed)) : undefined;
+    const wire = this.testAdversary(transport, ready.params.length);
     this.averaging = createNode(m.averaging.algorithm, secure ? secure.wrap(wire) : wire, this.learner, {
       scenario: this.id, layoutHash: ready.layoutHash, rounds: m.rounds.max, roundMs: m.averaging.roundMs,
       deadlineMs: m.averaging.deadlineMs ?? Math.round(m.averaging.roundMs * 0.8), codec: m.compression.codec,
@@ -268,6 +270,28 @@ export class ScenarioRun {
     if (resumed || lateMs > m.averaging.roundMs) this.averaging.rejoin();
     else this.averaging.start();
     this.scheduleRoundEnd();
+  }
+
+  private makeTransport(startAt: number): PeerTransport {
+    const m = this.plan.manifest;
+    const members = { at: (round: number) => this.host.participantsAt(this.id, round), all: () => this.host.participants(this.id) };
+    return new PeerTransport(this.host.node, this.host.audit, this.id, members, startAt, m.averaging.topology, m.averaging.roundMs);
+  }
+
+  /**
+   * privacy.secure and a consortium standardiser: the statistics are secure-summed with the scenario's pairwise keys, so the key
+   * setup starts here, before the statistics exchange, on this run's transport; start() reuses the session (register and setup
+   * are idempotent, the node wraps the transport again).
+   */
+  private async secureKeysEarly(layoutHash: string, startAt: number): Promise<PairKeys> {
+    const resumed = await loadRound(this.host.store, this.id);
+    this.transport ??= this.makeTransport(startAt);
+    if (!this.secure) {
+      const s = this.secureSession(layoutHash, Boolean(resumed));
+      s.wrap(this.transport);
+      s.register(this.host.node.peerId.toString());
+    }
+    return this.secure!.pairKeys();
   }
 
   /**
@@ -346,7 +370,8 @@ export class ScenarioRun {
     }
     const kept = await readStandardiser(this.host.store, this.id).catch(() => undefined);
     const m = this.plan.manifest;
-    const agreed = kept ?? await this.exchange.agree(scale.stats ?? null, { layoutHash: ready.layoutHash, startAt, deadlineMs: Math.max(5000, m.averaging.roundMs), meta: scale.meta });
+    const secure = m.privacy?.secure ? { secure: () => this.secureKeysEarly(ready.layoutHash, startAt) } : {};
+    const agreed = kept ?? await this.exchange.agree(scale.stats ?? null, { layoutHash: ready.layoutHash, startAt, deadlineMs: Math.max(5000, m.averaging.roundMs), meta: scale.meta, ...secure });
     // back after a restart: late participants still get the standardiser from this peer
     if (kept) this.exchange.serve(kept, ready.layoutHash);
     else await saveStandardiser(this.host.store, this.id, agreed);

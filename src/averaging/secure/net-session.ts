@@ -79,8 +79,10 @@ export class NetSecureSession extends SecureSession {
     };
   }
 
-  /** The node registers itself: this peer's ephemeral key pair from the OS CSPRNG; its neighbours are the static graph's. */
+  /** The node registers itself (or the runner, first): this peer's ephemeral key pair from the OS CSPRNG; its neighbours are the static graph's. */
   override register(id: string): void {
+    // idempotent: the runner registers early when the consortium statistics are secure-summed, the node registers again
+    if (this.peers.has(id)) return;
     this.identitySecrets.set(id, this.o.identitySeed.subarray(0, 32));
     this.peers.set(id, { id, keys: ephemeralKeys(), held: new Map() });
   }
