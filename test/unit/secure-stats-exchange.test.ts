@@ -14,7 +14,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { decodeWire, type StatsMessage } from '../../src/averaging/message.ts';
 import type { ModelMessage } from '../../src/averaging/types.ts';
 import { NetSecureSession } from '../../src/averaging/secure/net-session.ts';
-import { decode, encode, flatten, fromWire, layoutOf } from '../../src/averaging/secure/secure-sum.ts';
+import { decode, encode, flatten, fromWire, layoutOf, maskStats, sumMasked, unflatten } from '../../src/averaging/secure/secure-sum.ts';
+import { ephemeralKeys } from '../../src/averaging/secure/crypto.ts';
+import { PairKeys } from '../../src/averaging/secure/masking.ts';
 import { selectSamples, type SampleSet } from '../../src/data/samples.ts';
 import { agreeStandardiser, combineStats, decodeJson, siteStats, type AgreedStandardiser, type SiteStats, type StandardiserMeta } from '../../src/data/standardiser-stats.ts';
 import { connectAll, makeConsortium, startLocalNodes } from '../../src/net/local-consortium.ts';
@@ -105,6 +107,7 @@ describe('secure sum of the consortium statistics over libp2p', () => {
     expect(new Set(agreed.map((s) => s.hash)).size).toBe(1);
     const clear = agreeStandardiser(combineStats(own), { ...meta, mode: 'consortium' });
     expectClose(agreed[0]!, clear);
+    console.log(`secure standardiser ${agreed[0]!.hash.slice(0, 12)}, clear ${clear.hash.slice(0, 12)} (equal only if every decoded sum rounds alike)`);
     expect(agreed[0]!.rows).toBe(569);
     expect(agreed[0]!.classCounts).toEqual([357, 212]);
 
@@ -146,4 +149,28 @@ describe('secure sum of the consortium statistics over libp2p', () => {
     expect(captured.some((c) => c.msg.body === 'suppressed')).toBe(false);
     for (const p of ps) { p.exchange.close(); p.session.close(); p.t.close(); }
   }, 120_000);
+});
+
+describe('secure-sum arithmetic (no network)', () => {
+  it('masks of four senders cancel: the decoded total is the clear one within 1e-12; a lone sender\'s vector is masked', () => {
+    const own = [[0, 120], [120, 260], [260, 420], [420, 569]].map(([a, b]) => siteStats(slice(a!, b!), { classes: 2 })!);
+    const ids = ['p0', 'p1', 'p2', 'p3'];
+    const keys = ids.map(() => ephemeralKeys());
+    const pub = new Map(ids.map((id, k) => [id, keys[k]!.publicKey]));
+    const layout = layoutOf(own[0]!);
+    const masked = ids.map((id, k) => maskStats(id, new PairKeys(keys[k]!.secretKey, pub), ids, SCENARIO, 0, flatten(own[k]!, layout)));
+    expect(masked.every((m) => m.clipped === 0)).toBe(true);
+    const total = unflatten(decode(sumMasked(masked.map((m) => m.words))), layout);
+    const clear = combineStats(own);
+    expect(total.rows).toBe(clear.rows);
+    expect(total.inputs['features']!.n).toEqual(clear.inputs['features']!.n);
+    const rel = (a: number[], b: number[]) => Math.max(...a.map((x, j) => Math.abs(x - b[j]!) / Math.max(1, Math.abs(b[j]!))));
+    const diff = Math.max(rel(total.inputs['features']!.sum, clear.inputs['features']!.sum), rel(total.inputs['features']!.sumsq, clear.inputs['features']!.sumsq));
+    console.log(`secure-sum: max relative difference of sums/sumsq vs combineStats ${diff}`);
+    expect(diff).toBeLessThanOrEqual(1e-12);
+    // one sender alone (no other senders, hence no masks) sends its plain encoding: what the network test checks never happens
+    const alone = maskStats('p0', new PairKeys(keys[0]!.secretKey, pub), ['p0'], SCENARIO, 0, flatten(own[0]!, layout)).words;
+    expect(alone).toEqual(encode(flatten(own[0]!, layout)).words);
+    expect(masked[0]!.words.filter((w, i) => w === alone[i]).length).toBe(0);
+  });
 });
