@@ -117,9 +117,9 @@ export class StatsExchange {
     const leads = !late && decider === this.self;
     // a silent leader: after a second deadline the others decide alike from what they all received (its absence included)
     const end = leads ? deadline : Math.max(Date.now(), deadline) + o.deadlineMs;
+    // secure: the masked vector; a late secure peer only adopts (its vector could not be part of the sum), so it sends no statistics
     if (o.secure && !late) await this.prepareMasked(own, o.secure, deadline);
-    else this.outgoing = own ? { body: 'stats', payload: encodeJson(own) } : { body: 'suppressed', payload: new Uint8Array(0) };
-    if (o.secure && late) this.outgoing = { body: 'suppressed', payload: new Uint8Array(0) };   // a late peer only adopts
+    else this.outgoing = own && !o.secure ? { body: 'stats', payload: encodeJson(own) } : { body: 'suppressed', payload: new Uint8Array(0) };
     this.sendLoop(o.layoutHash);
     while (!this.closed) {
       const done = this.agreedBy.get(decider ?? '') ?? (late ? this.agreedBy.values().next().value : undefined) ?? (leads ? this.complete(o.meta) : undefined);
