@@ -161,6 +161,7 @@ export class StatsExchange {
     if (clipped) log.warn({ scenario: this.host.scenario.slice(0, 12), clipped }, 'secure statistics: values beyond the fixed-point range were clipped');
     this.masked.set(this.self, { layout, words });
     this.outgoing = { body: 'masked', payload: encodeJson(toWire(layout, 0, words)) };
+    log.info({ scenario: this.host.scenario.slice(0, 12), senders: senders.length, values: words.length, contributes: Boolean(own) }, 'statistics masked for the secure sum');
   }
 
   /** Secure: the masks cancel only when every round-0 participant's vector is in; their sum, decoded, is the total. */
@@ -177,6 +178,7 @@ export class StatsExchange {
       throw new CohortError('STATISTICS_SHAPE', 'secure statistics: sites disagree on the inputs or classes', 'every site must read the same columns (and the manifest\'s class list)');
     }
     const total = unflatten(decode(sumMasked(vectors.map((v) => v.words))), layout);
+    log.info({ scenario: this.host.scenario.slice(0, 12), senders: senders.length, sites: total.sites, rows: total.rows }, 'secure sum of the statistics decoded');
     if (total.sites < 1) {
       throw new CohortError('STANDARDISER_NOT_AGREED', 'no participant contributed statistics for the consortium standardiser (all below the small-count rule)',
         'use data.preprocessing.standardize "site" or false, or more training rows per site');
