@@ -53,7 +53,7 @@ describe('cohort sim (a real process)', () => {
     const out = execFileSync('npx', ['tsx', 'src/cli/main.ts', 'sim', 'scenarios/wdbc-pushsum.json', '--peers', '6', '--rounds', '8', '--seed', '3', '--json', '--plot', dir],
       { encoding: 'utf8', env: { ...process.env, COHORT_LOG_LEVEL: 'warn' } });
     const j = JSON.parse(out) as Record<string, unknown>;
-    expect(Object.keys(j)).toEqual(['algorithm', 'peers', 'rounds', 'final', 'baselines', 'bytes_sent_per_peer', 'consensus_distance']);
+    expect(Object.keys(j)).toEqual(['algorithm', 'peers', 'rounds', 'final', 'baselines', 'bytes_sent_per_peer', 'consensus_distance', 'standardiser']);
     expect(j).toMatchObject({ algorithm: 'pushsum', peers: 6, rounds: 8, final: { metric: 'accuracy' } });
     expect(Object.keys(j.baselines as object)).toEqual(['centralised', 'local_only', 'fedavg']);
     expect(readdirSync(dir).filter((f) => f.endsWith('.svg')).length).toBe(3);
