@@ -4,7 +4,7 @@
  * peer directory, a roster, manifests, the WDBC CSV, a synthetic image site, a real daemon started and stopped for its store),
  * prints exactly one parseable JSON document on stdout, and nothing else there (logs and progress go to stderr).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,16 +20,44 @@ function leaves(c: Command, path: string[] = []): { path: string; cmd: Command }
   return c.commands.flatMap((s) => leaves(s, [...path, s.name()]));
 }
 
+/** How many CLI processes run at once: each pays the CLI start-up (tsx), so independent commands overlap, but only a few on
+ *  a shared 2-core machine. */
+const POOL = 3;
+let running = 0;
+const waiting: (() => void)[] = [];
+
+/** Runs `f` in one of the POOL slots; a finished command hands its slot straight to the next waiting one. */
+async function inSlot<T>(f: () => Promise<T>): Promise<T> {
+  if (running < POOL) running++;
+  else await new Promise<void>((take) => waiting.push(take));
+  try {
+    return await f();
+  } finally {
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  }
+}
+
 /** Runs `cohort ARGS` from the sources (as the other CLI tests) and returns what it wrote where. */
-function cohort(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args],
-    { cwd: ROOT, encoding: 'utf8', env: { ...process.env, COHORT_LOG_LEVEL: 'info' }, timeout: 180_000 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+function cohort(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return inSlot(() => new Promise((done, fail) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, COHORT_LOG_LEVEL: 'info' } });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (x: string) => { stdout += x; });
+    p.stderr.setEncoding('utf8').on('data', (x: string) => { stderr += x; });
+    // a ceiling against a hung command, not a duration the test relies on
+    const ceiling = setTimeout(() => p.kill('SIGKILL'), 180_000);
+    p.once('error', (e) => { clearTimeout(ceiling); fail(e); });
+    p.once('close', (code) => { clearTimeout(ceiling); done({ code: code ?? -1, stdout, stderr }); });
+  }));
 }
 
 /** Runs with --json and returns the one JSON document of stdout; fails naming the command otherwise. */
-function json<T = Record<string, unknown>>(args: string[]): T {
-  const r = cohort([...args, '--json']);
+async function json<T = Record<string, unknown>>(args: string[]): Promise<T> {
+  const r = await cohort([...args, '--json']);
   const what = `cohort ${args.join(' ')} --json (exit ${r.code}; stderr: ${r.stderr.slice(-400)})`;
   expect(r.code, what).toBe(0);
   expect(r.stdout.trim(), `${what}: stdout is empty`).not.toBe('');
@@ -59,54 +87,78 @@ describe('offline commands print one JSON document on stdout, nothing else', () 
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('init, peer provision, roster create/add/sign/verify/show/remove', () => {
-    const init = json<{ peerId: string; config: string }>(['init', '--dir', join(dir, 'admin'), '--name', 'admin-site']);
+  // init and provision are independent; the roster steps edit one file, so they run in order
+  it('init, peer provision, roster create/add/sign/verify/show/remove', async () => {
+    const [init, sites] = await Promise.all([
+      json<{ peerId: string; config: string }>(['init', '--dir', join(dir, 'admin'), '--name', 'admin-site']),
+      json<{ name: string; dir: string }[]>(['peer', 'provision', '--dir', join(dir, 'peers')]),
+    ]);
     expect(existsSync(init.config)).toBe(true);
-    const sites = json<{ name: string; dir: string }[]>(['peer', 'provision', '--dir', join(dir, 'peers')]);
     expect(sites.map((s) => s.name)).toEqual(['site-a', 'site-b', 'site-c', 'site-d']);
     site = sites[0]!.dir;
     const file = join(dir, 'roster.json');
-    expect(json(['roster', 'create', '--file', file, '--consortium', 'json-test'])).toMatchObject({ version: 1, members: 0 });
-    expect(json(['roster', 'add', '--file', file, '--peer-id', init.peerId, '--name', 'admin-site', '--roles', 'admin,researcher'])).toMatchObject({ members: 1 });
-    expect(json(['roster', 'sign', '--file', file, '--key', join(dir, 'admin', 'peer.key')])).toMatchObject({ ok: true });
-    expect(json(['roster', 'verify', '--file', file])).toMatchObject({ ok: true });
-    expect(json<{ verified: boolean }>(['roster', 'show', '--file', file]).verified).toBe(true);
-    expect(json(['roster', 'remove', '--file', file, '--peer-id', init.peerId])).toMatchObject({ members: 0 });
+    expect(await json(['roster', 'create', '--file', file, '--consortium', 'json-test'])).toMatchObject({ version: 1, members: 0 });
+    expect(await json(['roster', 'add', '--file', file, '--peer-id', init.peerId, '--name', 'admin-site', '--roles', 'admin,researcher'])).toMatchObject({ members: 1 });
+    expect(await json(['roster', 'sign', '--file', file, '--key', join(dir, 'admin', 'peer.key')])).toMatchObject({ ok: true });
+    expect(await json(['roster', 'verify', '--file', file])).toMatchObject({ ok: true });
+    expect((await json<{ verified: boolean }>(['roster', 'show', '--file', file])).verified).toBe(true);
+    expect(await json(['roster', 'remove', '--file', file, '--peer-id', init.peerId])).toMatchObject({ members: 0 });
   }, LONG);
 
-  it('scenario validate, new (printed and written), check', () => {
+  // the next three read the provisioned site and write only their own files: they run side by side (the pool caps the processes)
+  it.concurrent('scenario validate, new (printed and written), check', async () => {
     const manifest = join(ROOT, 'scenarios', 'wdbc-radiomics.json');
-    expect(json(['scenario', 'validate', manifest])).toMatchObject({ valid: true, name: 'wdbc-radiomics' });
-    expect(json<{ manifest: { name: string } }>(['scenario', 'new', '--template', 'wdbc-radiomics', '--name', 'json-one']).manifest.name).toBe('json-one');
     const out = join(dir, 'new.json');
-    expect(json(['scenario', 'new', '--template', 'wdbc-radiomics', '--out', out])).toMatchObject({ out });
+    const [validated, printed, written, checked] = await Promise.all([
+      json(['scenario', 'validate', manifest]),
+      json<{ manifest: { name: string } }>(['scenario', 'new', '--template', 'wdbc-radiomics', '--name', 'json-one']),
+      json(['scenario', 'new', '--template', 'wdbc-radiomics', '--out', out]),
+      json(['scenario', 'check', manifest, '--peer', site]),
+    ]);
+    expect(validated).toMatchObject({ valid: true, name: 'wdbc-radiomics' });
+    expect(printed.manifest.name).toBe('json-one');
+    expect(written).toMatchObject({ out });
     expect(JSON.parse(readFileSync(out, 'utf8'))).toMatchObject({ name: 'wdbc-radiomics' });
-    expect(json(['scenario', 'check', manifest, '--peer', site])).toHaveProperty('decision');
+    expect(checked).toHaveProperty('decision');
   }, LONG);
 
-  it('data inspect, add, list, remove, synth, radiomics', () => {
-    expect(json(['data', 'inspect', join(ROOT, 'data', 'wdbc.csv')])).toBeTypeOf('object');
-    // bad input: a clear error on stderr, nothing on stdout
-    const missing = cohort(['data', 'inspect', join(dir, 'no-such.csv'), '--json']);
-    expect(missing.code).toBe(2);
-    expect(missing.stdout).toBe('');
-    expect(missing.stderr).toMatch(/no file or folder .*no-such\.csv/);
-    const reg = join(dir, 'registry');
-    expect(json(['data', 'add', join(ROOT, 'data', 'wdbc.csv'), '--id', 'wdbc', '--label', 'diagnosis', '--peer', reg])).toBeTypeOf('object');
-    expect(JSON.stringify(json(['data', 'list', '--peer', reg]))).toContain('wdbc');
-    expect(json(['data', 'list', '--catalogue', '--peer', reg])).toBeTypeOf('object');
-    expect(json(['data', 'remove', 'wdbc', '--peer', reg])).toBeTypeOf('object');
-    const synth = join(dir, 'synth');
-    expect(json(['data', 'synth', '--site', '0', '--cases', '1', '--out', synth, '--fov', '16,16,8'])).toBeTypeOf('object');
-    const subject = join(synth, 's0-0000');
-    expect(json(['data', 'inspect', join(subject, 'CT', 'ct.nii.gz')])).toBeTypeOf('object');
-    expect(json(['data', 'radiomics', '--image', join(subject, 'PT', 'pet.nii.gz'), '--mask', join(subject, 'SEG', 'mask.nii.gz')])).toBeTypeOf('object');
+  it.concurrent('data inspect, add, list, remove, synth, radiomics', async () => {
+    const inspect = async (): Promise<void> => {
+      expect(await json(['data', 'inspect', join(ROOT, 'data', 'wdbc.csv')])).toBeTypeOf('object');
+      // bad input: a clear error on stderr, nothing on stdout
+      const missing = await cohort(['data', 'inspect', join(dir, 'no-such.csv'), '--json']);
+      expect(missing.code).toBe(2);
+      expect(missing.stdout).toBe('');
+      expect(missing.stderr).toMatch(/no file or folder .*no-such\.csv/);
+    };
+    // add, list, remove edit one registry: in order
+    const registry = async (): Promise<void> => {
+      const reg = join(dir, 'registry');
+      expect(await json(['data', 'add', join(ROOT, 'data', 'wdbc.csv'), '--id', 'wdbc', '--label', 'diagnosis', '--peer', reg])).toBeTypeOf('object');
+      expect(JSON.stringify(await json(['data', 'list', '--peer', reg]))).toContain('wdbc');
+      expect(await json(['data', 'list', '--catalogue', '--peer', reg])).toBeTypeOf('object');
+      expect(await json(['data', 'remove', 'wdbc', '--peer', reg])).toBeTypeOf('object');
+    };
+    const images = async (): Promise<void> => {
+      const synth = join(dir, 'synth');
+      expect(await json(['data', 'synth', '--site', '0', '--cases', '1', '--out', synth, '--fov', '16,16,8'])).toBeTypeOf('object');
+      const subject = join(synth, 's0-0000');
+      const [ct, features] = await Promise.all([
+        json(['data', 'inspect', join(subject, 'CT', 'ct.nii.gz')]),
+        json(['data', 'radiomics', '--image', join(subject, 'PT', 'pet.nii.gz'), '--mask', join(subject, 'SEG', 'mask.nii.gz')]),
+      ]);
+      expect(ct).toBeTypeOf('object');
+      expect(features).toBeTypeOf('object');
+    };
+    await Promise.all([inspect(), registry(), images()]);
   }, LONG);
 
-  it('a tiny sim and a tiny local training (real ORT session)', () => {
-    const sim = json<{ final?: unknown }>(['sim', join(ROOT, 'scenarios', 'wdbc-radiomics.json'), '--peers', '3', '--rounds', '2', '--no-baselines', '--learner', 'softmax']);
+  it.concurrent('a tiny sim and a tiny local training (real ORT session)', async () => {
+    const [sim, train] = await Promise.all([
+      json<{ final?: unknown }>(['sim', join(ROOT, 'scenarios', 'wdbc-radiomics.json'), '--peers', '3', '--rounds', '2', '--no-baselines', '--learner', 'softmax']),
+      json(['train', '--data', join(ROOT, 'data', 'wdbc.csv'), '--label', 'diagnosis', '--epochs', '2', '--threads', '1']),
+    ]);
     expect(sim).toBeTypeOf('object');
-    const train = json(['train', '--data', join(ROOT, 'data', 'wdbc.csv'), '--label', 'diagnosis', '--epochs', '2', '--threads', '1']);
     expect(train).toBeTypeOf('object');
   }, LONG);
 
@@ -122,18 +174,19 @@ describe('offline commands print one JSON document on stdout, nothing else', () 
       const until = Date.now() + 120_000;
       while (!stdout.includes('\n') && Date.now() < until && p.exitCode === null) await new Promise((r) => setTimeout(r, 250));
       expect(JSON.parse(stdout)).toMatchObject({ event: 'ready', name: 'site-a', dashboard: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/ui$/) });
-      expect(json(['peer', 'stop', '--peer', site])).toMatchObject({ stopped: true, pid: p.pid });
+      expect(await json(['peer', 'stop', '--peer', site])).toMatchObject({ stopped: true, pid: p.pid });
     } finally {
       if (p.exitCode === null) p.kill('SIGTERM');
     }
     expect(await exited).toBe(0);
     expect(stdout.trim().split('\n')).toHaveLength(1);   // nothing else on stdout while it ran and stopped
 
-    const audit = json<{ offline: boolean; entries: { kind: string }[] }>(['audit', '--peer', site]);
+    const audit = await json<{ offline: boolean; entries: { kind: string }[] }>(['audit', '--peer', site]);
     expect(audit.offline).toBe(true);
     expect(audit.entries.map((e) => e.kind)).toEqual(expect.arrayContaining(['start', 'stop']));
-    expect(json(['audit', '--verify', '--peer', site])).toMatchObject({ intact: true });
-    expect(json(['store', 'verify', '--peer', site])).toMatchObject({ ok: true });
-    expect(json(['store', 'backup', '--peer', site, '--out', join(dir, 'backup')])).toBeTypeOf('object');
+    // audit, verify and backup open the same stopped store: one after the other
+    expect(await json(['audit', '--verify', '--peer', site])).toMatchObject({ intact: true });
+    expect(await json(['store', 'verify', '--peer', site])).toMatchObject({ ok: true });
+    expect(await json(['store', 'backup', '--peer', site, '--out', join(dir, 'backup')])).toBeTypeOf('object');
   }, LONG);
 });
