@@ -129,7 +129,9 @@ async function exactness(peers: number, fraction: number, reps: number): Promise
     wall_ratio: Math.round((median(walls.secure) / median(walls.plain)) * 100) / 100,
     shares_refused: st.reduce((a, s) => a + s.sharesRefused, 0),
     // recovery asks ceil(1.5 t) holders first (src/averaging/secure/holders.ts); widened: recoveries that had to ask the rest
-    share_requests: st.reduce((a, s) => a + s.shareRequests, 0), recoveries_widened: st.reduce((a, s) => a + s.recoveryWidened, 0),
+    // (survivors only: a killed peer's muted node asks too, but nothing it sends reaches the wire)
+    share_requests: st.reduce((a, s, i) => a + (victims.has(i) ? 0 : s.shareRequests), 0),
+    recoveries_widened: st.reduce((a, s, i) => a + (victims.has(i) ? 0 : s.recoveryWidened), 0),
   };
 }
 
