@@ -35,7 +35,7 @@ async function api(path, opts = {}) {
 }
 
 // ---------- layout ----------
-const state = { scenario: scenarioFromPath(), overview: null, detail: null, plots: {}, auditVerdict: null, busy: false };
+const state = { scenario: scenarioFromPath(), overview: null, detail: null, plots: {}, auditVerdict: null, busy: false, reason: null };
 function scenarioFromPath() { const m = /^\/ui\/scenario\/([0-9a-f]+)$/.exec(location.pathname); return m ? m[1] : null; }
 
 const header = h('header', {}, h('h1', {}, 'Cohort'), h('span', { class: 'peer', 'data-testid': 'peer-name' }, PEER),
@@ -124,9 +124,16 @@ function plot(id, title, x, ys, labels, target) {
   return p.root;
 }
 
+// The reason field outlives the re-render every POLL_MS: one element per shown scenario, put back into each new render, so what
+// the operator types (and the caret) is not wiped between typing and clicking Reject (which then sent no reason: REASON_REQUIRED).
+function reasonField(id) {
+  if (state.reason?.id !== id) state.reason = { id, el: h('input', { type: 'text', placeholder: 'reason (required to reject)', maxlength: 2000, 'data-testid': 'reason', 'aria-label': 'reason' }) };
+  return state.reason.el;
+}
+
 function decisionButtons(d) {
   const terminal = ['finished', 'failed', 'cancelled'].includes(d.view.state);
-  const reason = h('input', { type: 'text', placeholder: 'reason (required to reject)', maxlength: 2000, 'data-testid': 'reason', 'aria-label': 'reason' });
+  const reason = reasonField(d.id);
   const act = (op) => async () => {
     if (state.busy) return;
     state.busy = true;
@@ -169,6 +176,8 @@ function renderDetail(d) {
   const loss = seriesByRound(d.history, d.names, 'loss');
   const spread = m.rounds.map((_, i) => { const v = m.ys.map((y) => y[i]).filter((x) => x !== null); return v.length > 1 ? Math.max(...v) - Math.min(...v) : null; });
   const plots = h('div', { class: 'plots', 'data-testid': 'plots' });
+  // moving the reason field out and back blurs it: give the focus and selection back to an operator who is typing
+  const field = state.reason?.el, typing = field && document.activeElement === field ? [field.selectionStart, field.selectionEnd] : null;
   detail.replaceChildren(...[
     h('h2', {}, h('span', { 'data-testid': 'scenario-name' }, String(d.manifest.name ?? d.id)), ' ', h('span', { class: `state ${d.view.state}`, 'data-testid': 'detail-state' }, d.view.state)),
     h('p', { class: 'muted' }, `launched by ${d.authorName ?? short(d.author)} at ${d.launchedAt ?? '?'}; ${d.participants.length} participant(s)`, d.view.reason ? h('span', { class: 'reason', 'data-testid': 'end-reason' }, ` — ${d.view.reason}`) : null),
@@ -177,6 +186,7 @@ function renderDetail(d) {
     h('p', { class: 'downloads' }, h('a', { href: `/ui/api/scenarios/${d.id}/model.onnx`, 'data-testid': 'download-model' }, 'model.onnx'), ' · ',
       h('a', { href: `/ui/api/scenarios/${d.id}/report.md`, 'data-testid': 'download-report' }, 'report.md')),
     h('details', {}, h('summary', {}, `audit entries of this scenario (${d.audit.length})`), auditTable(d.audit, d.names))].filter(Boolean));
+  if (typing && field.isConnected) { field.focus(); field.setSelectionRange(...typing); }
   if (m.rounds.length) {
     const x = m.rounds;
     const p1 = h('div'), p2 = h('div'), p3 = h('div');

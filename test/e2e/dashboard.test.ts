@@ -122,8 +122,15 @@ describe.skipIf(!CHROMIUM)('dashboard', () => {
     await page.locator(`[data-testid=scenario-row][data-id="${rejectId}"] a`).click();
     await expect.poll(() => page.getByTestId('scenario-name').textContent(), { timeout: 20_000 }).toBe('wdbc-dashboard-rejected');
     await page.getByTestId('reason').fill(HTML_REASON);
+    // the page re-renders every 1.5 s: what the operator typed must outlive a re-render (it used to be wiped, and Reject then sent
+    // no reason: 400 REASON_REQUIRED, the decision stayed 'pending'); wait for one re-render (the old decision line is replaced)
+    const shown = await page.getByTestId('my-decision').elementHandle();
+    await page.waitForFunction((el) => !el?.isConnected, shown, { timeout: 30_000 });
+    expect(await page.getByTestId('reason').inputValue()).toBe(HTML_REASON);
     await page.getByTestId('reject').click();
-    await expect.poll(() => page.getByTestId('my-decision').textContent(), { timeout: 30_000 }).toBe('this peer: rejected');
+    // the page's error line rides along, so a refused request says why instead of just 'pending'
+    const decisionAndError = async () => [await page.getByTestId('my-decision').textContent(), await page.locator('#errors').textContent()].filter(Boolean).join(' | ');
+    await expect.poll(decisionAndError, { timeout: 30_000 }).toBe('this peer: rejected');
     const stored = (await client(c, D).get<{ view: { rejections: Record<string, { reason?: string }> } }>(`/scenarios/${rejectId}`)).view.rejections[c.sites[D]!.peerId]?.reason ?? '';
     expect(stored).toContain('<img src=x onerror='); // redaction rewrites path-like parts (</b>), the markup stays
     const cell = page.locator('[data-testid=approval-row][data-peer="site-d"] td.reason');
