@@ -85,6 +85,20 @@ export function cli(args: string[]): { code: number; stdout: string; stderr: str
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** `cli` without blocking the event loop: for tests that run side by side (`it.concurrent`) and poll daemons meanwhile. */
+export function cliAsync(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done, fail) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, COHORT_LOG_LEVEL: 'warn' } });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (x: string) => { stdout += x; });
+    p.stderr.setEncoding('utf8').on('data', (x: string) => { stderr += x; });
+    const ceiling = setTimeout(() => p.kill('SIGKILL'), 60_000);   // as cli's: against a hung command, not a duration relied on
+    p.once('error', (e) => { clearTimeout(ceiling); fail(e); });
+    p.once('close', (code) => { clearTimeout(ceiling); done({ code: code ?? -1, stdout, stderr }); });
+  });
+}
+
 export async function stopDaemon(c: Cluster, i: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
   const p = c.procs[i];
   if (!p || p.exitCode !== null) return p?.exitCode ?? null;

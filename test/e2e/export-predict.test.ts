@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
 import { readCohortMetadata } from '../../src/engine/export.ts';
 import { wilsonInterval, type ScoreInterval } from '../../src/util/stats.ts';
-import { cli, client, disposeCluster, provisionCluster, startDaemon, waitConnected, waitFor, wdbcManifest, type Cluster } from './daemon-harness.ts';
+import { cliAsync as cli, client, disposeCluster, provisionCluster, startDaemon, waitConnected, waitFor, wdbcManifest, type Cluster } from './daemon-harness.ts';
 
 interface Detail { id: string; view: ScenarioView }
 interface SiteJson { name: string; held_out: number | null; metric: number | null; standardiser: string | null; scores: Record<string, ScoreInterval> | null }
@@ -42,14 +42,16 @@ const peerId = (i: number): string => c.sites[i]!.peerId;
 const detail = (i: number, id: string): Promise<Detail> => client(c, i).get<Detail>(`/scenarios/${id}`);
 
 describe('a scenario\'s model on a site that did not take part', () => {
-  it('predicts site-a\'s raw rows within the report\'s interval; every participant used the same standardiser', async () => {
+  // the classification and the regression scenario are independent (names, files, exports): they run at the same time on the
+  // same three daemons (compute.maxConcurrentScenarios is 2 by default); each keeps its rounds and every check
+  it.concurrent('predicts site-a\'s raw rows within the report\'s interval; every participant used the same standardiser', async () => {
     // few rounds, long enough for a loaded machine; the start delay covers the workers' start
     const base = wdbcManifest({ name: 'wdbc-new-site', rounds: 4, roundMs: 5000, launch: { minPeers: 3, approvalWindowMs: 0, startDelayMs: 12_000 } });
     const data = base.data as Record<string, unknown>;
     const manifest = { ...base, data: { ...data, preprocessing: { ...(data.preprocessing as object), standardize: 'consortium' } } };
     const file = join(c.dir, 'new-site.json');
     writeFileSync(file, JSON.stringify(manifest));
-    const launch = cli(['scenario', 'launch', file, '--json', '--peer', c.sites[B]!.dir]);
+    const launch = await cli(['scenario', 'launch', file, '--json', '--peer', c.sites[B]!.dir]);
     expect(launch.code, launch.stderr).toBe(0);
     const { id } = JSON.parse(launch.stdout) as { id: string };
 
@@ -66,7 +68,7 @@ describe('a scenario\'s model on a site that did not take part', () => {
     expect(new Set(own).size).toBe(1);
 
     const out = join(c.dir, 'export-b');
-    const exp = cli(['scenario', 'export', id.slice(0, 12), '--out', out, '--peer', c.sites[B]!.dir]);
+    const exp = await cli(['scenario', 'export', id.slice(0, 12), '--out', out, '--peer', c.sites[B]!.dir]);
     expect(exp.code, exp.stderr).toBe(0);
     const model = join(out, 'model.onnx');
     expect(existsSync(model)).toBe(true);
@@ -90,7 +92,7 @@ describe('a scenario\'s model on a site that did not take part', () => {
 
     // site-a's raw rows, never seen by any peer: the model alone (plain onnxruntime inside cohort predict) scores them
     const siteA = join(c.sites[A]!.dir, 'data', 'wdbc.csv');
-    const p = cli(['predict', '--model', model, '--data', siteA, '--out', join(c.dir, 'site-a-predictions.csv'), '--json']);
+    const p = await cli(['predict', '--model', model, '--data', siteA, '--out', join(c.dir, 'site-a-predictions.csv'), '--json']);
     expect(p.code, p.stderr).toBe(0);
     const r = JSON.parse(p.stdout) as { n: number; labelled: number; accuracy: number; auc: number };
     expect(r.labelled).toBe(r.n);
@@ -103,7 +105,7 @@ describe('a scenario\'s model on a site that did not take part', () => {
 
   // regression on real peers: the target's statistics travel with the features' (src/data/site-table.ts), so one target scale is
   // agreed; sites report R2 and MAE in mm with bootstrap intervals; the export's `value` is in mm
-  it('runs a regression scenario (radius_mean, metric r2): one target scale, R2 and MAE in millimetres, the export predicts site-a in mm', async () => {
+  it.concurrent('runs a regression scenario (radius_mean, metric r2): one target scale, R2 and MAE in millimetres, the export predicts site-a in mm', async () => {
     const base = wdbcManifest({ name: 'wdbc-radius', rounds: 5, roundMs: 5000, launch: { minPeers: 3, approvalWindowMs: 0, startDelayMs: 12_000 } });
     const data = base.data as Record<string, unknown>;
     const manifest = { ...base, task: { kind: 'regression', metric: 'r2' },
@@ -114,7 +116,7 @@ describe('a scenario\'s model on a site that did not take part', () => {
       training: { ...(base.training as object), localEpochs: 2 } };
     const file = join(c.dir, 'radius.json');
     writeFileSync(file, JSON.stringify(manifest));
-    const launch = cli(['scenario', 'launch', file, '--json', '--peer', c.sites[B]!.dir]);
+    const launch = await cli(['scenario', 'launch', file, '--json', '--peer', c.sites[B]!.dir]);
     expect(launch.code, launch.stderr).toBe(0);
     const { id } = JSON.parse(launch.stdout) as { id: string };
     const views = await Promise.all(PARTICIPANTS.map((i) => waitFor(`finished at ${c.sites[i]!.name}`, async () => {
@@ -126,7 +128,7 @@ describe('a scenario\'s model on a site that did not take part', () => {
     expect(new Set(own).size).toBe(1);
 
     const out = join(c.dir, 'export-radius');
-    const exp = cli(['scenario', 'export', id.slice(0, 12), '--out', out, '--peer', c.sites[B]!.dir]);
+    const exp = await cli(['scenario', 'export', id.slice(0, 12), '--out', out, '--peer', c.sites[B]!.dir]);
     expect(exp.code, exp.stderr).toBe(0);
     const m = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as MetricsJson & { metric: string };
     expect(m.metric).toBe('r2');
@@ -138,7 +140,7 @@ describe('a scenario\'s model on a site that did not take part', () => {
     expect(meta.inputs.features).not.toContain('perimeter_mean');
 
     const siteA = join(c.sites[A]!.dir, 'data', 'wdbc.csv');
-    const p = cli(['predict', '--model', model, '--data', siteA, '--out', join(c.dir, 'site-a-radius.csv'), '--json']);
+    const p = await cli(['predict', '--model', model, '--data', siteA, '--out', join(c.dir, 'site-a-radius.csv'), '--json']);
     expect(p.code, p.stderr).toBe(0);
     const r = JSON.parse(p.stdout) as { n: number; labelled: number; r2: number; mae: number };
     const sites = m.sites.map((s) => `${s.name} R2 ${s.metric?.toFixed(3)} MAE ${s.scores?.mae?.value.toFixed(3)} [${s.scores?.mae?.lo.toFixed(3)}, ${s.scores?.mae?.hi.toFixed(3)}] n=${s.held_out}`);

@@ -5,6 +5,8 @@
  * it sends is 1000 x its honest one. The test runs the same scenario first with the four honest sites alone (the reference), then
  * with mallory, and checks that the honest sites' mean accuracy stays within 3 points of the reference and that each honest site's
  * audit log holds a signed suspicion report naming mallory (`cohort audit --json`), which `cohort roster show --peer` also shows.
+ * Both runs go at the same time on the one cluster (same data, same load): mallory's daemon approves nothing by itself, so it is
+ * no participant of the reference; its operator (the admin API) approves the attacked run only.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,9 +25,11 @@ let c: Cluster;
 beforeAll(async () => {
   // mallory holds 15% of WDBC; the four example sites share the rest in their usual proportions (the same data in both runs)
   c = await provisionCluster([{ name: 'mallory', roles: ['data-provider'], port: 0, wdbc: { share: 0.15, malignant: 0.35 } }],
-    (s) => (s.name === 'mallory' || !s.wdbc ? s : { ...s, wdbc: { ...s.wdbc, share: s.wdbc.share * 0.85 } }));
+    (s) => (s.name === 'mallory' ? { ...s, config: { ...s.config, approval: { autoApprove: { families: [], authors: [], manifests: [] } } } }
+      : !s.wdbc ? s : { ...s, wdbc: { ...s.wdbc, share: s.wdbc.share * 0.85 } }));
   for (const i of HONEST) startDaemon(c, i);
-  await waitConnected(c, HONEST);
+  startDaemon(c, M, { COHORT_TEST_ATTACK: 'scaling' });
+  await waitConnected(c, ALL);
 }, 150_000);
 
 afterAll(async () => {
@@ -60,23 +64,36 @@ function suspicionEntries(i: number, id: string): { entry: AuditEntry; report: S
     .map((entry) => ({ entry, report: JSON.parse(entry.detail!) as SignedSuspicion }));
 }
 
-describe('a participant that sends scaled models (x1000) under ClippedGossip', () => {
-  const results = new Map<string, { mean: number; sites: { name: string; metric: number; heldOut: number }[] }>();
+type Accuracy = ReturnType<typeof honestAccuracy>;
 
-  it('the reference: the four honest sites alone', async () => {
-    const id = (await client(c, 0).post<{ id: string }>('/scenarios', { manifest: manifest('wdbc-robust-reference', 4) })).id;
-    const d = await finished(0, id);
-    expect(d.view.state, d.view.reason).toBe('finished');
-    expect([...d.participants].sort()).toEqual(HONEST.map(peerId).sort());
-    results.set('reference', honestAccuracy(d));
+describe('a participant that sends scaled models (x1000) under ClippedGossip', () => {
+  // the attacked run compares with the reference's result; a failed reference fails it too instead of leaving it waiting
+  let referenceDone!: (a: Accuracy) => void;
+  let referenceFailed!: (e: unknown) => void;
+  const referenceResult = new Promise<Accuracy>((res, rej) => { referenceDone = res; referenceFailed = rej; });
+  referenceResult.catch(() => undefined);
+
+  // the two runs are independent scenarios (mallory never approves the reference): they run side by side
+  it.concurrent('the reference: the four honest sites alone', async () => {
+    let id = '';
+    try {
+      id = (await client(c, 0).post<{ id: string }>('/scenarios', { manifest: manifest('wdbc-robust-reference', 4) })).id;
+      const d = await finished(0, id);
+      expect(d.view.state, d.view.reason).toBe('finished');
+      expect([...d.participants].sort()).toEqual(HONEST.map(peerId).sort());
+      referenceDone(honestAccuracy(d));
+    } catch (e) {
+      referenceFailed(e);
+      throw e;
+    }
     // nobody is suspected when nobody attacks
     for (const i of HONEST) expect(suspicionEntries(i, id).filter((s) => s.report.report.scenario === id)).toEqual([]);
   }, 400_000);
 
-  it('keeps the honest accuracy within 3 points and names the adversary in every honest audit log', async () => {
-    startDaemon(c, M, { COHORT_TEST_ATTACK: 'scaling' });
-    await waitConnected(c, ALL);
+  it.concurrent('keeps the honest accuracy within 3 points and names the adversary in every honest audit log', async () => {
     const id = (await client(c, 0).post<{ id: string }>('/scenarios', { manifest: manifest('wdbc-robust-scaling', 5) })).id;
+    // mallory's operator approves this run (once its daemon has the announcement)
+    await waitFor('mallory approves the attacked run', () => client(c, M).post(`/scenarios/${id}/approve`, {}).then(() => true), 120_000);
     const runs = await Promise.all(HONEST.map((i) => finished(i, id)));
     for (const d of runs) expect(d.view.state, d.view.reason).toBe('finished');
     expect([...runs[0]!.participants].sort()).toEqual(ALL.map(peerId).sort());
@@ -85,7 +102,7 @@ describe('a participant that sends scaled models (x1000) under ClippedGossip', (
     expect(malloryLog).toContain('TEST-ONLY adversarial mode');
 
     const attacked = honestAccuracy(runs[0]!);
-    const reference = results.get('reference')!;
+    const reference = await referenceResult;
     const delta = (attacked.mean - reference.mean) * 100;
     console.log(`honest mean accuracy: reference ${reference.mean.toFixed(4)}, with mallory (scaling x1000, clipped) ${attacked.mean.toFixed(4)} (${delta >= 0 ? '+' : ''}${delta.toFixed(1)} points)`
       + `; per site ${attacked.sites.map((s, k) => `${s.name} ${s.metric.toFixed(3)} vs ${reference.sites[k]!.metric.toFixed(3)} (n=${s.heldOut})`).join(', ')}`);
