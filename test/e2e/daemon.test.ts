@@ -101,8 +101,13 @@ describe('scenarios', () => {
   let s2 = '';
 
   it('two scenarios at once: full lifecycle on four peers (site-d approves by hand), and one site-d rejects', async () => {
-    s1 = (await client(c, A).post<{ id: string }>('/scenarios', { manifest: wdbcManifest({ launch: { minPeers: 3, approvalWindowMs: 60_000 } }) })).id;
-    s2 = (await client(c, B).post<{ id: string }>('/scenarios', { manifest: wdbcManifest({ name: 'wdbc-e2e-b', launch: { minPeers: 2, approvalWindowMs: 60_000 } }) })).id;
+    // startDelayMs: the consortium standardiser is agreed between the start and round 0, and the run is 4 rounds of 1.2 s.
+    // At load ~35 (two runs here, CI loads 7-26) the exchange took 4.7-9.3 s from each peer's start (peers heard the start
+    // 1.4-2.6 s after it was published); with the default 4 s three of four peers agreed after the last round, trained in
+    // none (NOT_TRAINED), and s1 failed instead of finishing. 15 s leaves the exchange before round 0.
+    const launch = { approvalWindowMs: 60_000, startDelayMs: 15_000 };
+    s1 = (await client(c, A).post<{ id: string }>('/scenarios', { manifest: wdbcManifest({ launch: { ...launch, minPeers: 3 } }) })).id;
+    s2 = (await client(c, B).post<{ id: string }>('/scenarios', { manifest: wdbcManifest({ name: 'wdbc-e2e-b', launch: { ...launch, minPeers: 2 } }) })).id;
     await until(D, s1, (d) => d.view.approvals[c.sites[A]!.peerId] !== undefined, 'site-d hears s1');
     await until(D, s2, () => true, 'site-d hears s2');
     const ok = cli(['scenario', 'approve', s1.slice(0, 10), '--peer', c.sites[D]!.dir]);
