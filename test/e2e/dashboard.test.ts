@@ -127,6 +127,7 @@ describe.skipIf(!CHROMIUM)('dashboard', () => {
     const shown = await page.getByTestId('my-decision').elementHandle();
     await page.waitForFunction((el) => !el?.isConnected, shown, { timeout: 30_000 });
     expect(await page.getByTestId('reason').inputValue()).toBe(HTML_REASON);
+    expect(await page.getByTestId('reason').evaluate((el) => el === (globalThis as unknown as { document: { activeElement: unknown } }).document.activeElement)).toBe(true); // still focused for typing on
     await page.getByTestId('reject').click();
     // the page's error line rides along, so a refused request says why instead of just 'pending'
     const decisionAndError = async () => [await page.getByTestId('my-decision').textContent(), await page.locator('#errors').textContent()].filter(Boolean).join(' | ');
