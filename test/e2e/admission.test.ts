@@ -137,7 +137,9 @@ describe.runIf(quietProbe('cuda') !== undefined)('provider policy on a CPU-only 
     expect(failed.message).toMatch(/execution provider cuda is unavailable here \(cuda: the CUDA provider is not installed/);
     const text = await waitFor('the failure in cohort scenario status', async () => {
       const r = cli(['scenario', 'status', id.slice(0, 10), '--peer', c.sites[A]!.dir]);
-      return r.stdout.includes('failed: site-b (PROVIDER_UNAVAILABLE') ? r.stdout : false;
+      // the failed line lists every failed part in peer order: site-a's own part may be listed first (e.g. CANCELLED when the
+      // scenario ends before the standardiser was agreed), so look for site-b's entry on that line, not at its start
+      return /failed: [^\n]*site-b \(PROVIDER_UNAVAILABLE/.test(r.stdout) ? r.stdout : false;
     }, 120_000);
     expect(text).toContain('the provider fallback is \'error\'');
     // the daemon is still up and answering
