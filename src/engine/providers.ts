@@ -7,7 +7,7 @@
  *                    a CPU-only machine is the normal case) and returned, so `cohort train --json` / `cohort status` show it;
  *   fallback 'error' only the first provider of the list is tried; if it cannot run, CohortError('PROVIDER_UNAVAILABLE').
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -72,7 +72,8 @@ export function defaultThreads(): number {
 /**
  * Why a provider cannot work here, found without asking onnxruntime (which prints a red "Failed to load library" for cuda, and
  * Dawn a Vulkan warning for webgpu, straight to stderr): cuda needs the provider library `npm run setup:gpu` installs, webgpu on
- * Linux needs a Vulkan loader. undefined: worth trying.
+ * Linux needs a Vulkan loader, a driver and a GPU device (a software Vulkan device only when asked for: vulkanKind below).
+ * undefined: worth trying.
  */
 export function quietProbe(p: ExecutionProviderName): string | undefined {
   if (p === 'cpu' || process.env.COHORT_PROBE_PROVIDERS === 'ort') return undefined;
@@ -82,11 +83,45 @@ export function quietProbe(p: ExecutionProviderName): string | undefined {
     const lib = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
     return existsSync(join(bin, lib)) ? undefined : 'the CUDA provider is not installed (npm run setup:gpu on a machine with CUDA 12)';
   }
-  if (p === 'webgpu' && process.platform === 'linux') {
-    const dirs = [...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib/x86_64-linux-gnu', '/usr/local/lib'];
-    return dirs.some((d) => existsSync(join(d, 'libvulkan.so.1'))) ? undefined : 'no Vulkan loader (libvulkan.so.1)';
-  }
+  if (p === 'webgpu' && process.platform === 'linux') return webgpuProbe();
   return undefined;
+}
+
+/** Set to 1 to let webgpu run on a software Vulkan device (lavapipe): correctness checks only (gpu-check, tests). */
+export const WEBGPU_SOFTWARE_ENV = 'COHORT_WEBGPU_SOFTWARE';
+
+/** What the Vulkan side of this Linux machine offers WebGPU (Dawn): no loader, no driver, only a software device, or hardware. */
+export type VulkanKind = 'no-loader' | 'no-driver' | 'software' | 'hardware';
+
+const VULKAN_LIB_DIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib/x86_64-linux-gnu', '/usr/local/lib'];
+const ICD_DIRS = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d', '/usr/local/share/vulkan/icd.d'];
+
+/**
+ * Classified from files only (asking Dawn prints warnings and costs a second): a loader, at least one driver manifest (ICD), and a
+ * GPU device node. Without /dev/nvidia0 or a /dev/dri render node no hardware driver can open a device, so the only Vulkan
+ * device Dawn can find is a CPU one (Mesa's lavapipe, or SwiftShader).
+ */
+export function vulkanKind(): VulkanKind {
+  const libDirs = [...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), ...VULKAN_LIB_DIRS];
+  if (!libDirs.some((d) => existsSync(join(d, 'libvulkan.so.1')))) return 'no-loader';
+  const listed = (process.env.VK_DRIVER_FILES ?? process.env.VK_ICD_FILENAMES ?? '').split(':').filter(Boolean);
+  const hasIcd = listed.length ? listed.some((f) => existsSync(f))
+    : ICD_DIRS.some((d) => { try { return readdirSync(d).some((f) => f.endsWith('.json')); } catch { return false; } });
+  if (!hasIcd) return 'no-driver';
+  let render = false;
+  try { render = readdirSync('/dev/dri').some((f) => f.startsWith('renderD')); } catch { /* no DRM devices */ }
+  return render || existsSync('/dev/nvidia0') ? 'hardware' : 'software';
+}
+
+function webgpuProbe(): string | undefined {
+  switch (vulkanKind()) {
+    case 'no-loader': return 'no Vulkan loader (libvulkan.so.1)';
+    case 'no-driver': return 'a Vulkan loader but no Vulkan driver (no ICD manifest in /usr/share/vulkan/icd.d)';
+    case 'software':
+      return process.env[WEBGPU_SOFTWARE_ENV] === '1' ? undefined
+        : `only a software Vulkan device (no GPU device node: lavapipe would emulate the GPU on the CPU, slower than the cpu provider); set ${WEBGPU_SOFTWARE_ENV}=1 to use it for correctness checks`;
+    default: return undefined;
+  }
 }
 
 /** The session, the provider that runs it, and why each provider before it was refused ("cuda: <reason>"). */
@@ -94,16 +129,17 @@ export interface ProviderSession { session: ort.InferenceSession; provider: Exec
 
 const HINTS: Record<ExecutionProviderName, string> = {
   cuda: 'cuda needs an NVIDIA driver, CUDA 12 + cuDNN 9 and `npm run setup:gpu` (docs/engine.md, GPU); or set the provider fallback to cpu',
-  webgpu: 'webgpu needs a Vulkan driver on Linux (libvulkan.so.1 and a GPU or lavapipe ICD); or set the provider fallback to cpu',
+  webgpu: 'webgpu needs a Vulkan driver on Linux (libvulkan.so.1 and a GPU driver; lavapipe from Mesa >= 23 with COHORT_WEBGPU_SOFTWARE=1 for correctness checks); or set the provider fallback to cpu',
   cpu: 'the CPU provider is built into onnxruntime-node: reinstall it (npm ci)',
 };
 
 /** Why provider p cannot create this session, or undefined with the session when it can. */
 async function tryProvider(model: Uint8Array, p: ExecutionProviderName, threads: number, extras: SessionExtras):
   Promise<{ session?: ort.InferenceSession; why?: string }> {
-  if (refused.has(p)) return { why: refused.get(p) };
+  // the quiet probe is a few file checks and depends on the environment (COHORT_WEBGPU_SOFTWARE): not cached
   const quiet = quietProbe(p);
-  if (quiet) { refused.set(p, quiet); return { why: quiet }; }
+  if (quiet) return { why: quiet };
+  if (refused.has(p)) return { why: refused.get(p) };
   try {
     return { session: await ort.InferenceSession.create(model, sessionOptions(p, threads, extras)) };
   } catch (e) {
