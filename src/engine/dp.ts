@@ -37,7 +37,7 @@ export function dpSlots(batchSize: number, n: number): number {
 /** Why a plan cannot run DP-SGD, or null. */
 export function dpUnsupported(plan: Plan, buffers: number): string | null {
   if (buffers > 0) return 'the model has BatchNorm (batch statistics mix samples, so a sample has no gradient of its own): use norm "instance", "group" or "none"';
-  if (plan.loss.spec.type === 'cox') return 'the Cox partial likelihood is not a sum of per-patient terms (each term depends on the risk set), so per-sample clipping bounds nothing';
+  if (plan.loss.spec.type === 'cox') return 'the Cox partial likelihood is not a sum of per-patient terms (each term depends on the risk set), so per-sample clipping bounds nothing; use loss "discrete-hazard" (fixed intervals, one term per patient) for DP survival';
   if (plan.loss.spec.type === 'cross-entropy' && plan.loss.spec.classWeights) return 'class weights normalise the loss over the batch; per-sample gradients would ignore them';
   return null;
 }

@@ -8,7 +8,7 @@
  */
 import type { Prepared } from './batches.ts';
 import type { Plan } from './graphs.ts';
-import { findTarget } from './losses.ts';
+import { findTarget, isSurvivalLoss } from './losses.ts';
 import { accuracy, argmaxRows, balancedAccuracy, concordanceIndex, dice, iou, meanAbsoluteError, meanDice, r2, rocAuc, rootMeanSquaredError } from './metrics.ts';
 import { bootstrapInterval, wilsonInterval, type BootstrapOptions, type ScoreInterval } from '../util/stats.ts';
 
@@ -29,8 +29,8 @@ export interface Metrics {
 export function computeMetrics(plan: Plan, p: Prepared, loss: number, prob: Float32Array, markers?: Float32Array): Metrics {
   const info = plan.model.info;
   const m: Metrics = { loss };
-  if (plan.loss.spec.type === 'cox') {
-    // prob is the risk score itself for Cox models (see graphs.ts)
+  if (isSurvivalLoss(plan.loss.spec)) {
+    // prob is the risk score for survival models (Cox: the linear predictor; discrete-hazard: the cumulative hazard; graphs.ts)
     const c = concordanceIndex(prob, findTarget(p.source, 'time').data, findTarget(p.source, 'event').data);
     if (!Number.isNaN(c)) m.c_index = c;
     return m;
@@ -79,7 +79,7 @@ export function computeIntervals(plan: Plan, p: Prepared, prob: Float32Array, ma
     const b = bootstrapInterval(n, stat, opts);
     if (Number.isFinite(b.lo)) scores[name] = { value, lo: b.lo, hi: b.hi, method: 'bootstrap' };
   };
-  if (plan.loss.spec.type === 'cox') {
+  if (isSurvivalLoss(plan.loss.spec)) {
     const time = findTarget(p.source, 'time').data;
     const event = findTarget(p.source, 'event').data;
     boot('c_index', concordanceIndex(prob, time, event), (i) => concordanceIndex(pick(prob, i), pick(time, i), pick(event, i)));

@@ -16,7 +16,8 @@ import onnx from 'onnx-proto';
 import { gradients } from './autodiff/index.ts';
 import { GraphBuilder, graphProto, tensorProto, DEFAULT_OPSET, type Tensor } from './graph/index.ts';
 import type { ConstTensor, NodeRecord } from './graph/types.ts';
-import type { LossStage } from './losses.ts';
+import { isSurvivalLoss, type LossStage } from './losses.ts';
+import { cumulativeHazard } from './survival-discrete.ts';
 import { applyOptimizer, hyperNames, stateSlots, type HyperName } from './optimizers.ts';
 import { EVAL_MODE, ParamScope, type BufferDecl, type ForwardMode, type ParamDecl } from './params.ts';
 import type { ResolvedOptimizerSpec } from './spec.ts';
@@ -220,7 +221,9 @@ function probabilities(g: GraphBuilder, out: ModelOutputs, loss: LossStage): { p
   const z = (out.logits ?? out.seg) as Tensor;
   // Cox: the linear predictor (log relative hazard) itself; a sigmoid would tie large scores in float32 and spoil the C-index.
   // Regression (mse): the predicted value itself, the quantity the loss compared with the target.
-  const prob = loss.spec.type === 'cox' || loss.spec.type === 'mse' ? g.identity(z) : z.shape[1] === 1 ? g.sigmoid(z) : g.softmax(z, 1);
+  // Discrete-time survival: the cumulative hazard at the last interval end (survival-discrete.ts), one risk score per sample.
+  const prob = loss.spec.type === 'discrete-hazard' ? cumulativeHazard(g, z)
+    : loss.spec.type === 'cox' || loss.spec.type === 'mse' ? g.identity(z) : z.shape[1] === 1 ? g.sigmoid(z) : g.softmax(z, 1);
   return out.markers ? { prob, markers: g.sigmoid(out.markers) } : { prob };
 }
 
@@ -283,7 +286,7 @@ function exportAt(plan: Plan, decls: readonly ParamDecl[], params: Float32Array,
   });
   const x = Object.fromEntries(Object.entries(plan.model.info.inputs).map(([n, shape]) => [n, g.input(n, [B, ...shape])]));
   const p = probabilities(g, plan.model.forward(g, s, x, EVAL_MODE), plan.loss);
-  g.output(p.prob, plan.loss.spec.type === 'cox' ? 'risk' : 'prob');
+  g.output(p.prob, isSurvivalLoss(plan.loss.spec) ? 'risk' : 'prob');
   if (p.markers) g.output(p.markers, 'markers_prob');
   return g;
 }

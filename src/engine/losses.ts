@@ -3,7 +3,8 @@
  * host from a SampleSet (one-hot labels, NaN-masked markers) and builds a scalar loss from the model's outputs:
  *   cross-entropy (softmax, optional class weights: sum(w_y * nll) / sum(w_y), as PyTorch), bce (with logits; NaN targets
  *   masked out), dice (soft Dice), dice-ce (Dice + ceWeight x CE or BCE), mse, multitask (Dice + BCE on the mask plus
- *   markerWeight x masked BCE on the marker heads), cox (negative Cox partial log-likelihood of a risk score, Breslow ties).
+ *   markerWeight x masked BCE on the marker heads), cox (negative Cox partial log-likelihood of a risk score, Breslow ties),
+ *   discrete-hazard (discrete-time survival, one logit per fixed interval, a sum of per-patient terms: survival-discrete.ts).
  * Targets follow src/data/samples.ts: `label` (class index), `mask` ([1, ...spatial], 0/1 or class index), `markers` ([K], 0/1/NaN),
  * `time` + `event` (survival: follow-up time, 1 = event observed / 0 = censored).
  */
@@ -12,6 +13,7 @@ import type { SampleSet, SampleTensor } from '../data/samples.ts';
 import type { GraphBuilder, Tensor } from './graph/index.ts';
 import type { ModelInfo, ModelOutputs } from './zoo/index.ts';
 import type { ResolvedLossSpec } from './spec.ts';
+import { checkCuts, discreteHazardNll, hazardTargets } from './survival-discrete.ts';
 
 export interface TargetDecl { readonly name: string; readonly shape: readonly number[] }
 
@@ -23,6 +25,11 @@ export interface LossStage {
   prepare(set: SampleSet): Record<string, SampleTensor>;
   /** The scalar loss, averaged over the batch. */
   build(g: GraphBuilder, out: ModelOutputs, t: Record<string, Tensor>): Tensor;
+}
+
+/** Survival losses: their eval `prob` is a risk score (C-index), their export names it `risk`. */
+export function isSurvivalLoss(spec: ResolvedLossSpec): boolean {
+  return spec.type === 'cox' || spec.type === 'discrete-hazard';
 }
 
 export function defaultLoss(info: ModelInfo): ResolvedLossSpec {
@@ -204,6 +211,20 @@ export function makeLoss(spec: ResolvedLossSpec, info: ModelInfo): LossStage {
           return { time: { shape: [], data: time }, event: { shape: [], data: event } };
         },
         build: (g, out, t) => coxPartialLikelihood(g, primary(out), t.time, t.event),
+      };
+    }
+    case 'discrete-hazard': {
+      const cuts = checkCuts(spec.cuts);
+      const K = cuts.length;
+      if (info.kind !== 'classify' || C !== K) throw bad(`needs a model with one output per interval (${K} cuts: e.g. mlp with classes ${K}), not ${C}`);
+      return {
+        spec, targets: [{ name: 'y', shape: [K] }, { name: 'm', shape: [K] }],
+        prepare: (set) => {
+          const { time, event } = survivalTargets(set);
+          const { y, m } = hazardTargets(time, event, cuts);
+          return { y: { shape: [K], data: y }, m: { shape: [K], data: m } };
+        },
+        build: (g, out, t) => discreteHazardNll(g, primary(out), t.y, t.m),
       };
     }
     case 'multitask': {

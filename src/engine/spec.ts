@@ -121,6 +121,13 @@ export const lossSpecSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('multitask'), smooth: z.number().positive().default(1), markerWeight: z.number().min(0).default(1) }).strict(),
   /** Survival: negative Cox partial log-likelihood of a single-output model's risk score (Breslow ties), per minibatch; targets `time`, `event`. */
   z.object({ type: z.literal('cox') }).strict(),
+  /**
+   * Survival, discrete time (logistic hazard, nnet-survival): one logit per follow-up interval, the loss a sum of per-patient
+   * terms (so DP-SGD can train it). `cuts`: the K interval ends in the time column's units, fixed here (never from the data);
+   * the model has K outputs. Risk score: cumulative hazard at the last cut (src/engine/survival-discrete.ts).
+   */
+  z.object({ type: z.literal('discrete-hazard'), cuts: z.array(z.number().positive().finite()).min(1).max(200)
+    .refine((c) => c.every((v, i) => i === 0 || v > c[i - 1]!), { message: 'interval ends (cuts) must increase' }) }).strict(),
 ]);
 export type LossSpec = z.input<typeof lossSpecSchema>;
 export type ResolvedLossSpec = z.infer<typeof lossSpecSchema>;

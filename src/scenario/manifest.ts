@@ -264,8 +264,9 @@ export function privacyConflict(m: Pick<ScenarioManifest, 'privacy' | 'averaging
       return { message: `secure averaging on a degree-${t.degree} graph: a neighbour with a single sender would see that sender's model`, hint: 'use a topology of degree 2 or more (ring, complete, random-regular degree >= 2)' };
     }
   }
-  if (p.dp && (m.task.kind === 'survival' || m.loss?.type === 'cox')) {
-    return { message: 'DP-SGD with the Cox loss: the partial likelihood is not a sum of per-patient terms, so per-patient clipping bounds nothing', hint: 'drop privacy.dp for survival tasks (not supported yet)' };
+  if (p.dp && (m.loss?.type === 'cox' || (m.task.kind === 'survival' && m.loss?.type !== 'discrete-hazard'))) {
+    return { message: 'DP-SGD with the Cox loss: the partial likelihood is not a sum of per-patient terms, so per-patient clipping bounds nothing',
+      hint: 'use loss {"type": "discrete-hazard", "cuts": [...]} (discrete-time survival, one term per patient; model with one output per interval), or drop privacy.dp' };
   }
   return null;
 }

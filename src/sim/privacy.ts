@@ -65,7 +65,7 @@ export function privacyReport(p: SimPrivacy, learners: readonly LocalLearner[]):
 
 /** The simulator's own check of a run's privacy against its rule, codec, task and learner (overrides included). */
 export function checkSimPrivacy(p: SimPrivacy, algorithm: string, codec: string, taskKind: string, learner: string, topology = 'complete', real = false,
-  receivers: 'random' | 'public' = 'random'): void {
+  receivers: 'random' | 'public' = 'random', lossType?: string): void {
   if (p.secure && algorithm !== 'dpsgd' && algorithm !== 'epidemic') {
     throw new CohortError('SIM_PRIVACY', `secure (masked) averaging is built for dpsgd and epidemic, not "${algorithm}"`, 'use --algorithm dpsgd or epidemic with --secure (docs/privacy.md says why the other rules cannot mask)');
   }
@@ -76,6 +76,9 @@ export function checkSimPrivacy(p: SimPrivacy, algorithm: string, codec: string,
   if (p.secure && algorithm === 'dpsgd' && topology === 'time-varying') throw new CohortError('SIM_PRIVACY', 'secure averaging needs a static graph (weights are agreed at setup)', 'use complete, ring or random-regular');
   if (p.secure && real) throw new CohortError('SIM_PRIVACY', 'secure averaging runs in the simulator only so far (real peers: not built)', 'drop --libp2p with --secure');
   if (p.secure && codec !== 'f32') throw new CohortError('SIM_PRIVACY', `secure averaging needs the exact f32 codec, not "${codec}"`, 'drop --codec');
-  if (p.dp && taskKind === 'survival') throw new CohortError('SIM_PRIVACY', 'DP-SGD is not available for survival (Cox) tasks', 'drop --dp-epsilon / privacy.dp for this scenario');
+  if (p.dp && taskKind === 'survival' && lossType !== 'discrete-hazard') {
+    throw new CohortError('SIM_PRIVACY', 'DP-SGD is not available for the Cox loss (the partial likelihood is not a sum of per-patient terms)',
+      'use loss {"type": "discrete-hazard", "cuts": [...]} for DP survival (docs/privacy.md), or drop --dp-epsilon / privacy.dp');
+  }
   if (p.dp && learner !== 'engine') throw new CohortError('SIM_PRIVACY', 'DP-SGD runs on the engine learner only', 'drop --learner softmax');
 }

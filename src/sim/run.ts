@@ -320,7 +320,7 @@ export async function runScenarioSim(m: SimScenario, o: SimOverrides = {}, hooks
   const partition: PartitionSpec = o.partition ?? (o.alpha !== undefined ? { kind: 'dirichlet', alpha: o.alpha } : m.simulation.partition);
   const evalEvery = o.evalEvery ?? m.evaluation.every;
   const privacy = resolvePrivacy(m.privacy, o);
-  if (privacy) checkSimPrivacy(privacy, algorithm, codec, m.task.kind, o.learner ?? 'engine', m.averaging.topology.kind, o.runner !== undefined, m.averaging.receivers ?? 'random');
+  if (privacy) checkSimPrivacy(privacy, algorithm, codec, m.task.kind, o.learner ?? 'engine', m.averaging.topology.kind, o.runner !== undefined, m.averaging.receivers ?? 'random', m.loss?.type);
   const aggregator = o.aggregator ?? m.averaging.aggregator ?? 'mean';
   const conflict = aggregatorConflict(algorithm, aggregator, { secure: privacy?.secure === true });
   if (conflict) throw new CohortError('BAD_FLAG', conflict.message, conflict.hint);

@@ -1,0 +1,228 @@
+/**
+ * Discrete-time survival (logistic hazard, src/engine/survival-discrete.ts): nnet-survival's interval encoding against
+ * hand-worked cases, the loss and its gradient against a float64 reference (real ORT, central differences), the batch loss
+ * as the mean of per-patient losses (what makes DP-SGD's clipping a per-patient bound), a Trainer that learns a known hazard
+ * ranking and reports the C-index of the cumulative hazard, DP-SGD accepted for it (Cox still refused, naming it), the
+ * manifest rules, and the self-contained export's `risk` output from raw TCGA-BRCA columns.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { GraphBuilder, Trainer, releaseSessions } from '../../src/engine/index.ts';
+import { cumulativeHazard, discreteHazardNll, hazardTargets } from '../../src/engine/survival-discrete.ts';
+import { lossSpecSchema } from '../../src/engine/spec.ts';
+import { concordanceIndex } from '../../src/engine/metrics.ts';
+import { trainLocal } from '../../src/engine/local.ts';
+import { readCohortMetadata, selfContainedTabular } from '../../src/engine/export.ts';
+import { describeModelInput } from '../../src/data/model-input.ts';
+import { applyStandardiser, readTable, tableToSamples } from '../../src/data/tabular.ts';
+import { predictTable, scoreAgainstTruth } from '../../src/cli/commands/predict.ts';
+import { loadManifest, parseManifest } from '../../src/scenario/manifest.ts';
+import { CohortError } from '../../src/util/errors.ts';
+import { Rng } from '../../src/util/random.ts';
+import type { SampleSet } from '../../src/data/samples.ts';
+import { checkGradients } from '../helpers/float64/gradcheck.ts';
+import { run, session } from '../helpers/float64/ort.ts';
+
+afterAll(releaseSessions);
+
+const softplus = (z: number): number => (z > 0 ? z + Math.log1p(Math.exp(-z)) : Math.log1p(Math.exp(z)));
+
+/** float64 reference: (1/B) sum_i -sum_k [s log(1 - h) + f log h], h = sigmoid(z), written with log/exp (not softplus). */
+function nllRef(z: ArrayLike<number>, y: ArrayLike<number>, m: ArrayLike<number>, B: number): number {
+  let s = 0;
+  for (let i = 0; i < z.length; i++) {
+    if (m[i] === 0) continue;
+    const h = 1 / (1 + Math.exp(-z[i]!));
+    s -= y[i] === 1 ? Math.log(h) : Math.log(1 - h);
+  }
+  return s / B;
+}
+
+describe('interval encoding (nnet-survival)', () => {
+  const cuts = [10, 20, 30];
+  const enc = (t: number, e: number) => {
+    const { y, m } = hazardTargets([t], [e], cuts);
+    return { y: [...y], m: [...m] };
+  };
+  it('events: survived intervals that end at or before t, failure in the interval holding t; beyond the horizon: survived all', () => {
+    expect(enc(15, 1)).toEqual({ m: [1, 1, 0], y: [0, 1, 0] });
+    expect(enc(0, 1)).toEqual({ m: [1, 0, 0], y: [1, 0, 0] });
+    expect(enc(20, 1)).toEqual({ m: [1, 1, 1], y: [0, 0, 1] }); // t on a cut: the interval it opens holds the event
+    expect(enc(45, 1)).toEqual({ m: [1, 1, 1], y: [0, 0, 0] });
+  });
+  it('censored: an interval counts as survived from its midpoint on, never a failure', () => {
+    expect(enc(14, 0)).toEqual({ m: [1, 0, 0], y: [0, 0, 0] });
+    expect(enc(15, 0)).toEqual({ m: [1, 1, 0], y: [0, 0, 0] });
+    expect(enc(4, 0)).toEqual({ m: [0, 0, 0], y: [0, 0, 0] });
+    expect(enc(30, 0)).toEqual({ m: [1, 1, 1], y: [0, 0, 0] });
+  });
+});
+
+async function graphLoss(z: number[], y: Float32Array, m: Float32Array, B: number, K: number): Promise<{ loss: number; risk: Float32Array }> {
+  const g = new GraphBuilder('dh');
+  const zt = g.input('z', [B, K]);
+  g.output(discreteHazardNll(g, zt, g.input('y', [B, K]), g.input('m', [B, K])), 'loss');
+  g.output(cumulativeHazard(g, zt), 'risk');
+  const s = await session(g);
+  const out = await run(s, { z: { data: Float32Array.from(z), shape: [B, K] }, y: { data: y, shape: [B, K] }, m: { data: m, shape: [B, K] } });
+  await s.release();
+  return { loss: out.loss[0]!, risk: Float32Array.from(out.risk) };
+}
+
+describe('discrete-hazard loss (graph ops, real ORT)', () => {
+  const cuts = [1, 2, 3, 4];
+  const time = [0.5, 1.5, 2.2, 3.9, 5, 0.7, 2.6, 1.1];
+  const event = [1, 0, 1, 1, 0, 0, 1, 1];
+  const B = time.length, K = cuts.length;
+  const { y, m } = hazardTargets(time, event, cuts);
+
+  it('equals the float64 reference, stays finite for large logits, and its risk is sum softplus(z)', async () => {
+    const rng = new Rng(4);
+    const z = Array.from({ length: B * K }, () => rng.normal());
+    const { loss, risk } = await graphLoss(z, y, m, B, K);
+    expect(loss).toBeCloseTo(nllRef(z, y, m, B), 5);
+    for (let i = 0; i < B; i++) expect(risk[i]).toBeCloseTo(z.slice(i * K, (i + 1) * K).reduce((a, v) => a + softplus(v), 0), 5);
+    const big = z.map((v, i) => (i % 2 ? 80 : -90) + v);
+    const b = await graphLoss(big, y, m, B, K);
+    expect(Number.isFinite(b.loss)).toBe(true);
+    let ref = 0; // the reference in softplus form (log/exp overflow at |z| = 90 in the plain form)
+    for (let i = 0; i < big.length; i++) ref += m[i]! * (softplus(big[i]!) - y[i]! * big[i]!);
+    expect(b.loss).toBeCloseTo(ref / B, 1);
+  });
+
+  it('gradient matches central differences of the float64 reference', async () => {
+    const { forwardErr, gradErr } = await checkGradients({
+      inputs: { z: [B, K], y: [B, K], m: [B, K] },
+      wrt: ['z'],
+      init: (name, n, rng) => name === 'y' ? y : name === 'm' ? m : Float32Array.from({ length: n }, () => rng.normal()),
+      build: (g, x) => discreteHazardNll(g, x.z, x.y, x.m),
+      reference: (x) => Float64Array.of(nllRef(x.z, x.y, x.m, B)),
+    });
+    expect(forwardErr).toBeLessThan(1e-5);
+    expect(gradErr.z).toBeLessThan(1e-4);
+  });
+
+  it('the batch loss is the mean of per-patient losses (each patient one term: what per-sample clipping bounds)', async () => {
+    const rng = new Rng(9);
+    const z = Array.from({ length: B * K }, () => rng.normal());
+    const whole = (await graphLoss(z, y, m, B, K)).loss;
+    let sum = 0;
+    for (let i = 0; i < B; i++) sum += (await graphLoss(z.slice(i * K, (i + 1) * K), y.slice(i * K, (i + 1) * K), m.slice(i * K, (i + 1) * K), 1, K)).loss;
+    expect(whole).toBeCloseTo(sum / B, 5);
+  });
+});
+
+/** Survival data with a known log-hazard x . beta: exponential times, independent censoring, times in [0, ~3]. */
+function survivalData(n: number, beta: number[], seed: number): SampleSet {
+  const rng = new Rng(seed);
+  const F = beta.length;
+  const x = Float32Array.from({ length: n * F }, () => rng.normal());
+  const time = new Float32Array(n);
+  const event = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let eta = 0;
+    for (let j = 0; j < F; j++) eta += beta[j]! * x[i * F + j]!;
+    const t = -Math.log(1 - rng.next()) / Math.exp(eta);
+    const c = -Math.log(1 - rng.next()) * 1.5;
+    time[i] = Math.min(t, c);
+    event[i] = t <= c ? 1 : 0;
+  }
+  return { size: n, inputs: { features: { shape: [F], data: x } }, targets: { time: { shape: [], data: time }, event: { shape: [], data: event } } };
+}
+
+const CUTS = [0.25, 0.5, 1, 2];
+
+describe('discrete-hazard model in a Trainer', () => {
+  it('loss equals the reference, training learns the hazard ranking, c_index is that of the cumulative hazard', async () => {
+    const data = survivalData(200, [1, -0.7, 0], 3);
+    const K = CUTS.length, F = 3;
+    const t = await Trainer.create({ model: { type: 'mlp', hidden: [], classes: K }, loss: { type: 'discrete-hazard', cuts: CUTS },
+      optimizer: { type: 'adam', lr: 0.05 }, batchSize: 50, seed: 1, providers: ['cpu'], threads: 1 }, data);
+    const logits = (w: Float32Array): number[] => { // out.w [F x K] row-major, then out.b [K]
+      const x = data.inputs.features.data;
+      return Array.from({ length: data.size * K }, (_, ik) => {
+        const i = Math.floor(ik / K), k = ik % K;
+        let s = w[F * K + k]!;
+        for (let j = 0; j < F; j++) s += x[i * F + j]! * w[j * K + k]!;
+        return s;
+      });
+    };
+    const { y, m } = hazardTargets(data.targets.time!.data, data.targets.event!.data, CUTS);
+    const { loss } = await t.lossAndGradient(data);
+    expect(loss).toBeCloseTo(nllRef(logits(t.getParameters()), y, m, data.size), 4);
+    for (let e = 0; e < 80; e++) await t.trainEpoch(data);
+    const metrics = await t.evaluate(data);
+    expect(metrics.c_index).toBeGreaterThan(0.7);
+    const z = logits(t.getParameters());
+    const risk = Float32Array.from({ length: data.size }, (_, i) => z.slice(i * K, (i + 1) * K).reduce((a, v) => a + softplus(v), 0));
+    expect(metrics.c_index).toBeCloseTo(concordanceIndex(risk, data.targets.time!.data, data.targets.event!.data), 5);
+    await t.dispose();
+  });
+
+  it('refuses a model whose outputs are not one per interval', async () => {
+    const data = survivalData(8, [1], 1);
+    const e = await Trainer.create({ model: { type: 'mlp', hidden: [], classes: 3 }, loss: { type: 'discrete-hazard', cuts: CUTS }, optimizer: { type: 'sgd' },
+      batchSize: 8, seed: 1, providers: ['cpu'] }, data).then(() => null, (x: unknown) => x);
+    expect(e).toBeInstanceOf(CohortError);
+    expect((e as Error).message).toMatch(/one output per interval \(4 cuts/);
+  });
+
+  it('DP-SGD trains it (per-sample clipping applies); the Cox loss is still refused and the reason names discrete-hazard', async () => {
+    const data = survivalData(40, [1, -0.5], 2);
+    const t = await Trainer.create({ model: { type: 'mlp', hidden: [], classes: CUTS.length }, loss: { type: 'discrete-hazard', cuts: CUTS },
+      optimizer: { type: 'sgd', lr: 0.1 }, batchSize: 8, seed: 1, providers: ['cpu'], threads: 1, dp: { clip: 1, noiseMultiplier: 1 } }, data);
+    const before = t.getParameters();
+    const r = await t.trainEpoch(data);
+    expect(Number.isFinite(r.loss)).toBe(true);
+    expect(t.getParameters().some((v, i) => v !== before[i])).toBe(true);
+    await t.dispose();
+    const e = await Trainer.create({ model: { type: 'mlp', hidden: [], classes: 1 }, loss: { type: 'cox' }, optimizer: { type: 'sgd' },
+      batchSize: 8, seed: 1, providers: ['cpu'], dp: { clip: 1, noiseMultiplier: 1 } }, data).then(() => null, (x: unknown) => x);
+    expect((e as CohortError).code).toBe('DP_UNSUPPORTED');
+    expect((e as Error).message).toMatch(/discrete-hazard/);
+  });
+});
+
+describe('manifest', () => {
+  it('cuts must be positive and increasing', () => {
+    expect(lossSpecSchema.safeParse({ type: 'discrete-hazard', cuts: [365, 730] }).success).toBe(true);
+    expect(lossSpecSchema.safeParse({ type: 'discrete-hazard', cuts: [730, 365] }).success).toBe(false);
+    expect(lossSpecSchema.safeParse({ type: 'discrete-hazard', cuts: [] }).success).toBe(false);
+    expect(lossSpecSchema.safeParse({ type: 'discrete-hazard', cuts: [0, 1] }).success).toBe(false);
+  });
+
+  it('privacy.dp is accepted with discrete-hazard and refused with Cox, the message naming the option', () => {
+    const m = loadManifest('scenarios/tcga-brca-dp.json');
+    expect(m.loss?.type).toBe('discrete-hazard');
+    expect(m.privacy?.dp?.epsilon).toBeGreaterThan(0);
+    const cox = { ...JSON.parse(JSON.stringify(m)), loss: { type: 'cox' }, model: { type: 'mlp', hidden: [], classes: 1 } };
+    let err: unknown;
+    try { parseManifest(cox, 'cox-dp.json'); } catch (e) { err = e; }
+    expect(err).toBeInstanceOf(CohortError);
+    expect(`${(err as CohortError).message} ${(err as CohortError).hint}`).toMatch(/Cox[\s\S]*discrete-hazard/);
+  });
+});
+
+describe('export', () => {
+  it('the self-contained model outputs `risk` (cumulative hazard) from raw TCGA-BRCA columns, as Cohort predicts it', async () => {
+    const table = readTable('data/tcga-brca.csv');
+    const ts = tableToSamples(table, { survival: { time: 'time_days', event: 'event' }, ignore: ['pid', 'region', 'split'] });
+    const cuts = [365, 730, 1096, 1461, 1826];
+    const all = [...Array(ts.set.size).keys()];
+    const r = await trainLocal(ts.set, { model: { type: 'mlp', hidden: [], classes: cuts.length }, loss: { type: 'discrete-hazard', cuts },
+      optimizer: { type: 'adam', lr: 0.01 }, epochs: 5, batchSize: 32, seed: 2, providers: ['cpu'], standardize: ['features'],
+      split: { train: all.filter((i) => i % 4), test: all.filter((i) => !(i % 4)) } });
+    const s = r.standardisers['features']!;
+    const bytes = selfContainedTabular(r.trainer.exportOnnx(), { input: describeModelInput(ts, s), task: { kind: 'survival', time: 'time_days', event: 'event' } });
+    const meta = readCohortMetadata(bytes, 'discrete-hazard model');
+    expect(meta.outputs).toEqual(['risk']);
+    const p = await predictTable(bytes, meta, table);
+    expect(p.labels).toBeUndefined();
+    const own = (await r.trainer.predict({ ...ts.set, inputs: { features: applyStandardiser(ts.set.inputs.features, s) } })).prob;
+    let worst = 0;
+    for (let i = 0; i < own.length; i++) worst = Math.max(worst, Math.abs(p.scores[i]! - own[i]!));
+    expect(own.length).toBe(table.rows);
+    expect(worst).toBeLessThan(1e-4);
+    expect(scoreAgainstTruth(p, meta, table).c_index).toBeGreaterThan(0.5);
+    await r.trainer.dispose();
+  });
+});
