@@ -13,7 +13,9 @@
  */
 import type * as ort from 'onnxruntime-node';
 import { CohortError } from '../util/errors.ts';
-import type { ParamLayout } from './layout.ts';
+import { GraphBuilder } from './graph/index.ts';
+import type { LayoutEntry, ParamLayout } from './layout.ts';
+import { cachedSession } from './sessions.ts';
 
 /** One resident group: the layout it mirrors, its feed name and step-output name per layout entry. */
 export interface ResidentGroup {
@@ -63,23 +65,21 @@ export class ResidentWeights {
    */
   async sync(hosts: readonly Float32Array[]): Promise<void> {
     if (!this.ahead) return;
-    const copies: { host: Float32Array; offset: number; data: Float32Array }[] = [];
+    const copies: { host: Float32Array; entry: LayoutEntry; data: Float32Array }[] = [];
     for (const [gi, g] of this.groups.entries()) {
-      for (const e of g.layout.entries) {
-        const t = this.tensors.get(g.feed(e.name));
-        if (!t) continue;
-        const data = (await t.getData()) as Float32Array;
-        for (let i = 0; i < data.length; i++) {
-          if (!Number.isFinite(data[i])) {
-            this.reset();
-            throw new CohortError('NON_FINITE_LOSS', `training diverged: ${e.name} has a non-finite value after the last steps on the device`,
-              'lower the learning rate or enable gradient clipping (clipNorm); the weights of the previous synchronisation were kept');
-          }
+      const held = g.layout.entries.filter((e) => e.length > 0 && this.tensors.has(g.feed(e.name)))
+        .map((e) => ({ entry: e, feed: g.feed(e.name), tensor: this.tensors.get(g.feed(e.name)) as ort.Tensor }));
+      for (const { entry, data } of await toHost(held)) {
+        const bad = data.findIndex((v) => !Number.isFinite(v));
+        if (bad >= 0) {
+          this.reset();
+          throw new CohortError('NON_FINITE_LOSS', `training diverged: ${entry.name} has a non-finite value after the last steps on the device`,
+            'lower the learning rate or enable gradient clipping (clipNorm); the weights of the previous synchronisation were kept');
         }
-        copies.push({ host: hosts[gi], offset: e.offset, data });
+        copies.push({ host: hosts[gi], entry, data });
       }
     }
-    for (const c of copies) c.host.set(c.data, c.offset);
+    for (const c of copies) c.host.set(c.data, c.entry.offset);
     this.ahead = false;
   }
 
@@ -89,4 +89,34 @@ export class ResidentWeights {
     this.tensors.clear();
     this.ahead = false;
   }
+}
+
+interface Held { entry: LayoutEntry; feed: string; tensor: ort.Tensor }
+
+/**
+ * The values of resident tensors on the host. Host tensors (cpu provider) are read directly. onnxruntime-node cannot read a
+ * 'gpu-buffer' tensor: its getData() calls a download that is "not implemented" and throws a C++ exception that aborts the
+ * whole process (found on the first real webgpu run, lavapipe). So a small session on the same provider takes the group's
+ * device tensors as inputs and returns them flattened and concatenated as one host output: ORT copies it device -> host.
+ */
+async function toHost(held: readonly Held[]): Promise<{ entry: LayoutEntry; data: Float32Array }[]> {
+  if (!held.some((h) => h.tensor.location === 'gpu-buffer')) {
+    return Promise.all(held.map(async (h) => ({ entry: h.entry, data: (await h.tensor.getData()) as Float32Array })));
+  }
+  const key = `download|${held.map((h) => `${h.feed}:${h.entry.shape.join('x')}`).join(';')}`;
+  const { session } = await cachedSession(key, () => downloadGraph(held), { providers: ['webgpu'], fallback: 'error', threads: 1 });
+  const out = await session.run(Object.fromEntries(held.map((h) => [h.feed, h.tensor])));
+  const flat = out[FLAT].data as Float32Array;
+  let at = 0;
+  return held.map((h) => { const data = flat.subarray(at, at + h.entry.length); at += h.entry.length; return { entry: h.entry, data }; });
+}
+
+const FLAT = 'flat';
+
+/** A graph whose one output is the inputs flattened and concatenated in order. */
+function downloadGraph(held: readonly Held[]): Uint8Array {
+  const g = new GraphBuilder('download');
+  const flat = held.map((h) => g.reshape(g.input(h.feed, h.entry.shape), [h.entry.length]));
+  g.output(flat.length === 1 ? g.identity(flat[0]) : g.concat(flat, 0), FLAT);
+  return g.toModelProto();
 }
