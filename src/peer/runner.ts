@@ -18,7 +18,10 @@ import type { SecureProgress, SiteProgress } from '../scenario/lifecycle.ts';
 import type { AuditLog } from '../store/audit.ts';
 import { signSuspicion, suspicionAudit, suspicionReport, type SignedSuspicion } from '../scenario/suspicion.ts';
 import type { Identity } from '../net/identity.ts';
-import { loadRound, saveRound } from '../store/checkpoints.ts';
+import { loadRound, saveRound, type RoundState } from '../store/checkpoints.ts';
+import { accountingOf, claimSteps, resumeAccounting, totalSteps } from '../privacy/dp-resume.ts';
+import type { DpPhase } from '../privacy/accountant.ts';
+import type { DpPlan } from '../privacy/dp-plan.ts';
 import type { Store } from '../store/db.ts';
 import { CohortError } from '../util/errors.ts';
 import { logger } from '../util/log.ts';
@@ -110,10 +113,19 @@ class WorkerLearner implements LocalLearner {
   onTrained: (seconds: number) => void = () => undefined;
   /** DP-SGD: the epsilon this peer's worker has spent so far (its accountant over the steps taken); undefined without DP. */
   epsilon: number | undefined;
+  /** DP-SGD: the accountant's phases behind `epsilon` (steps before a restart included), and whether the last round was capped by the budget. */
+  dpPhases: DpPhase[] | undefined;
+  dpCapped = false;
+  /** Awaited before every training call (DP: the claim of the steps it may take is on disk first). */
+  beforeTrain: () => Promise<void> = async () => undefined;
+  onDpCapped: () => void = () => undefined;
   async train(): Promise<{ loss: number; steps: number }> {
+    await this.beforeTrain();
     const t0 = performance.now();
     const r = await this.client.call({ op: 'train', params: this.params.slice() });
     if (r.op !== 'trained') throw new Error(`unexpected worker reply ${r.op}`);
+    if (r.dpPhases) { this.dpPhases = r.dpPhases; this.dpCapped = r.dpCapped === true; }
+    if (r.dpCapped) this.onDpCapped();
     this.params = r.params;
     this.lastLoss = r.loss;
     this.trained++;
@@ -234,10 +246,6 @@ export class ScenarioRun {
     log.info({ scenario: this.id.slice(0, 12), provider: ready.provider, samples: ready.sampleCount, lateMs }, 'training worker ready');
     if (lateMs > 0) log.warn({ scenario: this.id.slice(0, 12), lateMs }, 'training worker became ready after round 0 started: this peer joins late (raise launch.startDelayMs)');
     const resumed = await loadRound(this.host.store, this.id);
-    // DP-SGD: the worker's accountant starts at zero; resuming would train past the planned steps without counting the earlier ones
-    if (resumed && this.plan.manifest.privacy?.dp) {
-      throw new CohortError('DP_RESUME', 'this peer restarted during a DP-SGD scenario: it does not resume, since the steps before the restart are not in its new accountant (the privacy ledger keeps the whole reservation)', 'the scenario goes on with the other participants');
-    }
     let params = ready.params;
     if (resumed) {
       this.trainedBefore = Number(resumed.state.roundsTrained ?? 0);
@@ -247,6 +255,8 @@ export class ScenarioRun {
     }
     this.learner = new WorkerLearner(this.client, params, ready.sampleCount);
     this.learner.onTrained = (sec) => this.host.roundTrained?.(this.id, sec);
+    // DP-SGD: the accountant continues from the steps before a restart (checkpoint or later claim: src/privacy/dp-resume.ts)
+    if (ready.dp && this.plan.manifest.privacy?.dp) await this.resumeDp(ready.dp, resumed?.state);
     this.heldOut = ready.testCount;
     const m = this.plan.manifest;
     // privacy.secure with a consortium standardiser: the transport and key setup began before the statistics exchange (reused)
@@ -270,6 +280,39 @@ export class ScenarioRun {
     if (resumed || lateMs > m.averaging.roundMs) this.averaging.rejoin();
     else this.averaging.start();
     this.scheduleRoundEnd();
+  }
+
+  /**
+   * DP-SGD on this peer (src/privacy/dp-resume.ts): after a restart the worker continues the accountant from the steps counted
+   * before it (audited); before every round the steps it may take are claimed on disk; a round cut short by the budget is audited once.
+   */
+  private async resumeDp(plan: DpPlan, checkpoint: RoundState | undefined): Promise<void> {
+    const learner = this.learner!;
+    const delta = this.plan.manifest.privacy!.dp!.delta;
+    const prior = await resumeAccounting(this.host.store, this.id, checkpoint, delta);
+    learner.dpPhases = [...prior.phases];
+    if (prior.steps > 0) {
+      const r = await this.client!.call({ op: 'dpPrior', phases: [...prior.phases] });
+      if (r.op === 'dpResumed') learner.epsilon = r.epsilon;
+      const target = this.plan.manifest.privacy!.dp!.epsilon;
+      log.info({ scenario: this.id.slice(0, 12), steps: prior.steps, epsilon: prior.epsilon, source: prior.source }, 'DP-SGD resumed: the accountant continues from the steps before the restart');
+      await this.host.audit.append({ kind: 'privacy', to: 'local', scenario: this.id,
+        what: `DP-SGD resumed after a restart: ${prior.steps} steps before it counted (from the ${prior.source}), epsilon ${prior.epsilon} of ${target} spent`,
+        detail: JSON.stringify({ state: 'resumed', steps: prior.steps, epsilon: prior.epsilon, target, source: prior.source, maxSteps: plan.maxSteps }) });
+    }
+    // the steps one training call may take: the plan's steps over the rounds that train (privacy.dp.trainRounds, when set)
+    const trainRounds = (this.plan.manifest.privacy!.dp as { trainRounds?: number }).trainRounds;
+    const perRound = Math.ceil(plan.maxSteps / Math.min(this.plan.manifest.rounds.max, trainRounds ?? Infinity));
+    let capped = false;
+    learner.onDpCapped = () => {
+      if (capped) return;
+      capped = true;
+      log.warn({ scenario: this.id.slice(0, 12), epsilon: learner.epsilon }, 'DP-SGD after a restart: the budget\'s steps are used up, this peer stops training early and only averages');
+      void this.host.audit.append({ kind: 'privacy', to: 'local', scenario: this.id,
+        what: `DP-SGD stopped training early after a restart: the steps counted before and since it use up the budget (epsilon ${learner.epsilon ?? 0} of ${this.plan.manifest.privacy!.dp!.epsilon}); this peer only averages from now on`,
+        detail: JSON.stringify({ state: 'stopped-early', epsilon: learner.epsilon ?? 0, steps: totalSteps(learner.dpPhases ?? []) }) }).catch((e: unknown) => log.warn({ err: e }, 'audit append failed'));
+    };
+    learner.beforeTrain = () => claimSteps(this.host.store, this.id, learner.dpPhases ?? [], plan, perRound, delta);
   }
 
   private makeTransport(startAt: number): PeerTransport {
@@ -437,7 +480,9 @@ export class ScenarioRun {
     const metrics = await this.evaluate(model);
     const ck = await this.client.call({ op: 'checkpoint', params: model.slice() });
     if (ck.op !== 'bytes' || this.stopped) return;
-    await saveRound(this.host.store, this.id, { round, loss: this.learner?.lastLoss, metric: metrics[this.plan.manifest.task.metric], roundsTrained: this.roundsTrained }, ck.bytes);
+    const dp = this.plan.manifest.privacy?.dp;
+    await saveRound(this.host.store, this.id, { round, loss: this.learner?.lastLoss, metric: metrics[this.plan.manifest.task.metric], roundsTrained: this.roundsTrained,
+      ...(dp && this.learner?.dpPhases ? { dp: accountingOf(this.learner.dpPhases, dp.delta) } : {}) }, ck.bytes);
     if (!this.attemptsReset) {
       this.attemptsReset = true;
       await this.host.store.scenarios.put(`attempts/${this.id}`, 0);

@@ -28,6 +28,8 @@ import { parsePreprocessConfig } from '../data/preprocess.ts';
 import { selfContainedImage, selfContainedTabular, type ExportProvenance, type ExportTask } from '../engine/export.ts';
 import { logger } from '../util/log.ts';
 import { planDp, spentOf, stepsLeft, type DpPlan } from '../privacy/dp-plan.ts';
+import { stepsWithinBudget } from '../privacy/dp-resume.ts';
+import type { DpPhase } from '../privacy/accountant.ts';
 
 export interface WorkerInit {
   readonly manifest: ScenarioManifest;
@@ -55,6 +57,8 @@ export type WorkerRequest =
   | { rid: number; op: 'export'; params: Float32Array; provenance?: ExportProvenance }
   | { rid: number; op: 'checkpoint'; params: Float32Array }
   | { rid: number; op: 'restore'; bytes: Uint8Array }
+  /** After a restart: the DP steps taken before it (the accountant continues from them). */
+  | { rid: number; op: 'dpPrior'; phases: DpPhase[] }
   /** Consortium standardisation: z-score the training and held-out parts with the standardiser the participants agreed. */
   | { rid: number; op: 'standardise'; standardiser: AgreedStandardiser }
   /** Leave after the request in flight (the daemon stops a run this way: no onnxruntime call is cut off). */
@@ -63,7 +67,8 @@ export type WorkerRequest =
 export type WorkerReply =
   | { rid: 0; op: 'ready'; layoutHash: string; sampleCount: number; testCount: number; provider: string; params: Float32Array; inputScale: InputScale; dp?: DpPlan }
   | { rid: number; op: 'standardised'; hash: string }
-  | { rid: number; op: 'trained'; params: Float32Array; loss: number; steps: number; memoryBytes?: number; epsilon?: number }
+  | { rid: number; op: 'trained'; params: Float32Array; loss: number; steps: number; memoryBytes?: number; epsilon?: number; dpPhases?: DpPhase[]; dpCapped?: boolean }
+  | { rid: number; op: 'dpResumed'; epsilon: number }
   | { rid: number; op: 'metrics'; metrics: Metrics; evaluation?: Evaluation }
   | { rid: number; op: 'bytes'; bytes: Uint8Array }
   | { rid: number; op: 'restored'; params: Float32Array }
@@ -285,11 +290,21 @@ function dpPlanOf(m: ScenarioManifest, n: number): DpPlan | null {
 }
 let dpPlan: DpPlan | null = null;
 
-/** A DP round: at most the steps the budget was planned for; the epsilon spent so far goes back with the model. */
-async function dpWork(site: Site, m: ScenarioManifest, plan: DpPlan): Promise<{ loss: number; steps: number; epsilon: number }> {
-  const steps = stepsLeft(plan, site.trainer.privacyPhases, stepsPerRound(site.train.size, m));
+/** Steps taken before a restart (src/privacy/dp-resume.ts), composed with this worker's: empty on a first start. */
+let dpPrior: DpPhase[] = [];
+
+/**
+ * A DP round: at most the steps the budget was planned for (after a restart: no more than keep the prior and this worker's steps
+ * within epsilon); the epsilon spent so far and the phases behind it go back with the model. `dpCapped`: after a restart, a round
+ * cut short because the steps counted (before and since the restart) used up the budget.
+ */
+async function dpWork(site: Site, m: ScenarioManifest, plan: DpPlan): Promise<{ loss: number; steps: number; epsilon: number; dpPhases: DpPhase[]; dpCapped: boolean }> {
+  const wanted = stepsPerRound(site.train.size, m);
+  const done = [...dpPrior, ...site.trainer.privacyPhases];
+  const steps = dpPrior.length === 0 ? stepsLeft(plan, done, wanted) : stepsWithinBudget(plan, done, wanted, m.privacy!.dp!);
   const r = steps > 0 ? await site.trainer.trainSteps(site.train, steps, { onStep: guard }) : { loss: Number.NaN, steps: 0 };
-  return { ...r, epsilon: spentOf(site.trainer.privacyPhases, m.privacy!.dp!.delta) };
+  const all = [...dpPrior, ...site.trainer.privacyPhases];
+  return { ...r, epsilon: spentOf(all, m.privacy!.dp!.delta), dpPhases: all, dpCapped: dpPrior.length > 0 && steps < wanted };
 }
 
 let cancelFlag: Int32Array | undefined;
@@ -341,10 +356,16 @@ async function handle(site: Site, init: WorkerInit, req: WorkerRequest): Promise
     case 'train': {
       t.setParameters(req.params);
       if (init.manifest.training.proximalMu > 0) t.setProximalAnchor(req.params);
-      const r: { loss: number; steps: number; epsilon?: number } = dpPlan ? await dpWork(site, init.manifest, dpPlan) : await localWork(site, init.manifest);
+      const r: { loss: number; steps: number; epsilon?: number; dpPhases?: DpPhase[]; dpCapped?: boolean } = dpPlan ? await dpWork(site, init.manifest, dpPlan) : await localWork(site, init.manifest);
       const h = getHeapStatistics();
       return { rid: req.rid, op: 'trained', params: t.getParameters(), loss: r.loss, steps: r.steps, memoryBytes: h.used_heap_size + h.external_memory,
-        ...(r.epsilon !== undefined ? { epsilon: r.epsilon } : {}) };
+        ...(r.epsilon !== undefined ? { epsilon: r.epsilon, dpPhases: r.dpPhases, dpCapped: r.dpCapped } : {}) };
+    }
+    case 'dpPrior': {
+      if (!dpPlan) throw new CohortError('DP_RESUME', 'DP steps before a restart were handed to a worker whose scenario has no privacy.dp');
+      if (t.privacyPhases.length > 0) throw new CohortError('DP_RESUME', 'the DP steps before a restart must reach the worker before it trains');
+      dpPrior = req.phases.map((p) => ({ ...p }));
+      return { rid: req.rid, op: 'dpResumed', epsilon: spentOf(dpPrior, init.manifest.privacy!.dp!.delta) };
     }
     case 'evaluate':
       t.setParameters(req.params);
