@@ -39,10 +39,48 @@ const ANTI_ENTROPY_BEATS = 3;
 
 export interface RejectedAnnouncement { readonly id: string; readonly author: string; readonly reason: string; readonly at: string }
 
+/** What a heartbeat says of a peer's readiness for a scenario's start (the launcher's readiness barrier reads it). */
+export type ReadinessBeat = {
+  /** Scenarios whose training worker is ready (data loaded, model built). */
+  readonly ready?: readonly string[];
+  /** Scenarios whose worker is ready but whose consortium standardiser is not agreed yet (agreed before the start). */
+  readonly standardising?: readonly string[];
+  /** The hash of the standardiser agreed per scenario, once agreed. */
+  readonly standardisers?: Readonly<Record<string, string>>;
+  /** Launcher only: the round-0 participants it fixed for a scenario whose start it is about to publish. */
+  readonly forming?: Readonly<Record<string, readonly string[]>>;
+};
+
+/**
+ * The readiness barrier's test for one participant (docs/daemon.md, start protocol): its worker is ready and, where its data needs
+ * a consortium standardiser, that standardiser is agreed. Before that the participant does not count as ready.
+ */
+export function readyForStart(beat: ReadinessBeat | undefined, id: string): boolean {
+  return (beat?.ready ?? []).includes(id) && !(beat?.standardising ?? []).includes(id);
+}
+
+/** A run as its peer's heartbeat reports it (ScenarioRun). */
+export interface RunReadiness { readonly workerReady: boolean; readonly standardising: boolean; readonly agreedHash: string | undefined }
+
+/** What a peer's heartbeat says of its runs (the daemon's heartbeat body; readyForStart reads it at the launcher). */
+export function readinessBeat(runs: Iterable<readonly [string, RunReadiness]>): { ready: string[]; standardising: string[]; standardisers: Record<string, string> } {
+  const all = [...runs];
+  return {
+    ready: all.filter(([, r]) => r.workerReady).map(([id]) => id),
+    standardising: all.filter(([, r]) => r.standardising).map(([id]) => id),
+    standardisers: Object.fromEntries(all.flatMap(([id, r]) => (r.agreedHash ? [[id, r.agreedHash]] : []))),
+  };
+}
+
+/** A launcher's `forming` entry as heard (unchecked gossip): the participant list, or undefined when malformed. */
+function formingList(v: unknown): string[] | undefined {
+  return Array.isArray(v) && v.length <= 1000 && v.every((p) => typeof p === 'string') ? v as string[] : undefined;
+}
+
 export class Coordinator {
   readonly rejected: RejectedAnnouncement[] = [];
   /** Last heartbeat heard from each member: liveness, load and device, for `cohort status`. */
-  readonly heartbeats = new Map<string, { name: string; load?: number; device?: string; scenarios?: string[]; ready?: string[]; at: number }>();
+  readonly heartbeats = new Map<string, { name: string; load?: number; device?: string; scenarios?: string[]; at: number } & ReadinessBeat>();
   /** Whether this peer's own training worker for a scenario is ready (set by the daemon; the readiness barrier asks it). */
   locallyReady: (id: string) => boolean = () => false;
   private readonly starting = new Set<string>();
@@ -56,6 +94,14 @@ export class Coordinator {
   onRunnable: (id: string) => void = () => undefined;
   /** Called when this peer approved a scenario (the daemon prepares its training worker). */
   onApproved: (id: string) => void = () => undefined;
+  /** Called when the launcher fixed the round-0 participants (this peer among them): the standardiser is agreed before the start. */
+  onForming: (id: string, participants: readonly string[]) => void = () => undefined;
+  /** Publish a heartbeat now (the daemon builds it): the launcher's `forming` reaches the participants without a heartbeat's wait. */
+  beatNow: () => void = () => undefined;
+  /** Launcher: scenarios in the readiness barrier, with the round-0 participants fixed for them (carried by its heartbeat). */
+  private readonly forming = new Map<string, string[]>();
+  /** `forming` entries already acted on (scenario|participants). */
+  private readonly formingHeard = new Set<string>();
 
   constructor(
     private readonly cfg: DaemonConfig,
@@ -76,7 +122,10 @@ export class Coordinator {
     this.node.pubsub.guard('scenario-announce', (m) => this.guardAnnounce(m));
     this.node.pubsub.subscribe(this.node.topics.announce, (m) => this.onGossip(m));
     this.node.pubsub.subscribe(this.node.topics.heartbeat, (m) => {
-      if (m.type === 'heartbeat') this.heartbeats.set(m.from.toString(), { ...(m.body as { name: string }), at: Date.now() });
+      if (m.type !== 'heartbeat') return;
+      this.heartbeats.set(m.from.toString(), { ...(m.body as { name: string }), at: Date.now() });
+      const forming = (m.body as { forming?: unknown }).forming;
+      if (forming && typeof forming === 'object') for (const [id, ps] of Object.entries(forming)) this.heardForming(id, formingList(ps), m.from.toString());
     });
     this.book.onChange((id, view, prev) => this.onViewChange(id, view, prev));
   }
@@ -159,7 +208,8 @@ export class Coordinator {
     await this.node.pubsub.publish(this.node.topics.announce, msg).catch((e: unknown) => log.warn({ err: e, what }, 'gossip publish failed'));
   }
 
-  async publishHeartbeat(body: { name: string; load: number; device: string; scenarios: string[]; ready?: string[] }): Promise<void> {
+  async publishHeartbeat(body: { name: string; load: number; device: string; scenarios: string[] } & ReadinessBeat): Promise<void> {
+    if (this.forming.size) body = { ...body, forming: Object.fromEntries(this.forming) };
     const bytes = JSON.stringify(body);
     await this.audit.append({ kind: 'gossip-sent', to: `gossip:${this.node.topics.heartbeat}`, what: 'heartbeat', bytes: bytes.length, sha256: sha256Hex(bytes) });
     await this.node.pubsub.publish(this.node.topics.heartbeat, { type: 'heartbeat', body });
@@ -475,6 +525,19 @@ export class Coordinator {
     await this.applyAndPublish(delta.stopAt(id, stopAt), `stop after round ${stopAt - 1} (${m.rounds.stopping.kind})`);
   }
 
+  /**
+   * A launcher's `forming` (its heartbeat): it fixed the round-0 participants of its scenario. A participant among them agrees the
+   * consortium standardiser with the others now, so that the launcher's barrier can count it ready (readyForStart).
+   */
+  private heardForming(id: string, participants: string[] | undefined, from: string): void {
+    const entry = this.book.get(id);
+    if (!participants || !entry || entry.signed.author !== from || entry.view.run || TERMINAL.has(entry.view.state) || !participants.includes(this.self)) return;
+    const key = `${id}|${[...participants].sort().join()}`;
+    if (this.formingHeard.has(key)) return;
+    this.formingHeard.add(key);
+    this.onForming(id, participants);
+  }
+
   /** Launcher: start when minPeers approved and either everybody answered or the approval window passed. */
   private considerStart(id: string): void {
     const entry = this.book.get(id);
@@ -493,16 +556,24 @@ export class Coordinator {
       if (!now || (now.view.state !== 'announced' && now.view.state !== 'approved') || this.expired(id) || this.starting.has(id)) return;
       this.starting.add(id);
       const participants = approvalsFor(now.view, id).filter((p) => now.view.approvals[p]?.sig);
-      // readiness barrier: round 0 is fixed once every participant's training worker is ready (heartbeat `ready`), or at the
-      // timeout (a slow peer then joins late and the report shows how many rounds it took part in)
+      // readiness barrier (docs/daemon.md, start protocol): the round-0 participants are fixed now and told (heartbeat `forming`);
+      // round 0's time is fixed once every one of them is ready for it: its training worker ready and its consortium standardiser
+      // agreed with the others (readyForStart), or at the timeout (a slow peer then joins late, the report shows its rounds)
+      this.forming.set(id, participants);
+      if (participants.includes(this.self)) this.onForming(id, participants);
+      this.beatNow();
       const until = Date.now() + plan.readyTimeoutMs;
-      const ready = (p: string): boolean => (p === this.self ? this.locallyReady(id) : (this.heartbeats.get(p)?.ready ?? []).includes(id));
+      const ready = (p: string): boolean => (p === this.self ? this.locallyReady(id) : readyForStart(this.heartbeats.get(p), id));
       const publish = (): void => {
         const latest = this.book.get(id);
-        if (!latest || (latest.view.state !== 'announced' && latest.view.state !== 'approved') || this.expired(id)) return void this.starting.delete(id);
+        if (!latest || (latest.view.state !== 'announced' && latest.view.state !== 'approved') || this.expired(id)) {
+          this.forming.delete(id);
+          return void this.starting.delete(id);
+        }
         const waiting = participants.filter((p) => !ready(p));
         if (waiting.length > 0 && Date.now() < until) return void setTimeout(publish, 250).unref();
-        if (waiting.length > 0) log.warn({ scenario: id.slice(0, 12), notReady: waiting.map((p) => this.node.roster.current.member(p)?.name ?? p) }, 'readiness timeout: starting without waiting for these workers');
+        if (waiting.length > 0) log.warn({ scenario: id.slice(0, 12), notReady: waiting.map((p) => this.node.roster.current.member(p)?.name ?? p) }, 'readiness timeout: starting without waiting for these workers (their standardiser is agreed after the start)');
+        this.forming.delete(id);
         const run = { startAt: Date.now() + plan.startDelayMs, participants, approvals: Object.fromEntries(participants.map((p) => [p, latest.view.approvals[p]!])) };
         void this.applyAndPublish(delta.run(id, run), 'scenario start').catch((e: unknown) => log.error({ err: e }, 'start failed'));
       };

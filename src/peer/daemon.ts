@@ -26,7 +26,7 @@ import { logger } from '../util/log.ts';
 import { startAdminApi, type AdminApi } from './admin.ts';
 import { ScenarioBook } from './book.ts';
 import { loadDaemonConfig, type DaemonConfig } from './config.ts';
-import { Coordinator } from './coordinator.ts';
+import { Coordinator, readinessBeat } from './coordinator.ts';
 import { LocalData } from './datasets.ts';
 import { DatasetRegistry } from '../store/datasets.ts';
 import { runPlanOf } from './plan.ts';
@@ -134,7 +134,11 @@ export class Daemon {
     });
     this.coordinator.onRunnable = (id) => void this.maybeRun(id).catch((e: unknown) => this.runFailed(id, e));
     this.coordinator.onApproved = (id) => this.prepare(id);
-    this.coordinator.locallyReady = (id) => this.runs.get(id)?.workerReady === true;
+    this.coordinator.locallyReady = (id) => this.runs.get(id)?.workerReady === true && !this.runs.get(id)?.standardising;
+    this.coordinator.beatNow = () => void this.coordinator.publishHeartbeat(this.heartbeatBody()).catch(() => undefined);
+    // the launcher fixed the round-0 participants: agree the standardiser, then say so at once (its readiness barrier waits)
+    this.coordinator.onForming = (id, participants) => void this.runs.get(id)?.agreeBeforeStart(participants)
+      .then(() => this.coordinator.publishHeartbeat(this.heartbeatBody())).catch((e: unknown) => log.warn({ scenario: id.slice(0, 12), err: e }, 'standardiser before the start failed'));
     this.book.onChange((id) => this.settle(id));
     this.coordinator.start();
     for (const { signed } of this.book.list()) void this.maybeRun(signed.id).catch((e: unknown) => this.runFailed(signed.id, e));
@@ -155,7 +159,11 @@ export class Daemon {
       if (count) this.refusals.record({ scenario, peer: from, channel: 'model', reason: 'not-participant' });
       return { ok: false, reason: 'not-participant', detail: 'only the peers that approved this scenario take part in its model exchange' };
     }
-    return this.runs.get(scenario)?.begun ? { ok: true } : { ok: false, reason: 'unknown-scenario' };
+    const run = this.runs.get(scenario);
+    if (run?.begun) return { ok: true };
+    // before the run plan exists: the standardiser is agreed among the approvers the launcher fixed (start protocol, docs/daemon.md)
+    if (run && view && !view.run && view.approvals[from]?.sig) return { ok: true };
+    return { ok: false, reason: 'unknown-scenario' };
   }
 
   /** Start this peer's part of a running scenario it takes part in, within the compute budget. */
@@ -259,8 +267,7 @@ export class Daemon {
   /** What the heartbeat says: load, device, running scenarios, the scenarios whose worker is ready (readiness barrier), live links to members (dashboard topology), audit head. */
   private heartbeatBody() {
     const running = [...this.runs.keys()];
-    const ready = [...this.runs].filter(([, r]) => r.workerReady).map(([id]) => id);
-    return { name: this.cfg.name, load: running.length, device: this.deviceInUse(), scenarios: running, ready, links: liveLinks(this.node, this.self),
+    return { name: this.cfg.name, load: running.length, device: this.deviceInUse(), scenarios: running, ...readinessBeat(this.runs), links: liveLinks(this.node, this.self),
       ...(this.audit.head ? { auditHead: this.audit.head } : {}) };
   }
 

@@ -222,7 +222,7 @@ export class ScenarioRun {
         if (!this.stopped) this.host.failed(this.id, failure(code));
       });
       // a worker that dies while loading says why (its heap limit, usually) instead of a bare worker error
-      return this.client.ready.then((r) => { this.workerReady = true; this.memory = { budgetBytes: budget, baselineRss: process.memoryUsage.rss() }; return r; }, (e: unknown) => { throw lastError && e === lastError ? failure() : e; });
+      return this.client.ready.then((r) => { this.workerReady = true; this.scaleMode = r.inputScale.mode; this.memory = { budgetBytes: budget, baselineRss: process.memoryUsage.rss() }; return r; }, (e: unknown) => { throw lastError && e === lastError ? failure() : e; });
     })();
     return this.preparing;
   }
@@ -393,10 +393,49 @@ export class ScenarioRun {
   /** The standardiser this peer's inputs are scaled with (consortium or site); undefined with standardize off. */
   standardiser: AgreedStandardiser | undefined;
   private exchangeInstance: StatsExchange | undefined;
-  /** Made on first use: statistics can arrive from a participant before this peer's worker is ready. */
+  /** Made on first use: statistics can arrive from a participant before this peer's worker is ready. Before the run plan is
+   * published, its members are the round-0 participants the launcher fixed (agreeBeforeStart). */
   private get exchange(): StatsExchange {
+    const orFormed = (ids: readonly string[]): readonly string[] => (ids.length ? ids : this.formed ?? []);
     return this.exchangeInstance ??= new StatsExchange({ node: this.host.node, audit: this.host.audit, scenario: this.id,
-      contributors: () => this.host.participantsAt(this.id, 0), participants: () => this.host.participants(this.id) });
+      contributors: () => orFormed(this.host.participantsAt(this.id, 0)), participants: () => orFormed(this.host.participants(this.id)) });
+  }
+
+  /** The worker's input scale mode, once it is ready ("consortium": a standardiser is agreed before the start). */
+  private scaleMode: string | undefined;
+  /** The round-0 participants the launcher fixed before publishing the start (its heartbeat's `forming`). */
+  private formed: readonly string[] | undefined;
+
+  /**
+   * Start protocol (docs/daemon.md): the launcher fixed the round-0 participants and waits at its readiness barrier; the consortium
+   * standardiser is agreed among them now, before the start time exists. Resolves once agreed (or at once when none is needed
+   * here). privacy.secure agrees after the start instead: its statistics are masked with the run's pairwise keys.
+   */
+  async agreeBeforeStart(participants: readonly string[]): Promise<void> {
+    if (this.formed || this.begun) return;
+    this.formed = [...participants];
+    const ready = await this.prepare();
+    if (this.stopped || this.begun || !this.needsAgreementFirst) return;
+    const exchange = this.exchange;
+    await new Promise<void>((resolve) => {
+      exchange.onAgreed = () => resolve();
+      exchange.begin(ready.inputScale.stats ?? null, { layoutHash: ready.layoutHash, meta: ready.inputScale.meta });
+      if (exchange.current) resolve();
+    });
+  }
+
+  private get needsAgreementFirst(): boolean {
+    return this.scaleMode === 'consortium' && !this.plan.manifest.privacy?.secure;
+  }
+
+  /** The worker is ready but the consortium standardiser is not agreed yet: not ready for the start (the launcher's barrier waits). */
+  get standardising(): boolean {
+    return this.workerReady && !this.begun && this.needsAgreementFirst && !this.exchangeInstance?.current;
+  }
+
+  /** The hash of the standardiser agreed so far (before or after the start), for the heartbeat. */
+  get agreedHash(): string | undefined {
+    return this.exchangeInstance?.current?.hash;
   }
 
   /**
@@ -411,10 +450,19 @@ export class ScenarioRun {
       if (scale.standardiser) await saveStandardiser(this.host.store, this.id, scale.standardiser);
       return;
     }
-    const kept = await readStandardiser(this.host.store, this.id).catch(() => undefined);
+    // agreed before the start among the round-0 participants the launcher fixed; a different round-0 set (the launcher restarted
+    // during its barrier and chose again) agrees anew
+    const r0 = [...this.host.participantsAt(this.id, 0)].sort().join();
+    if (this.formed && [...this.formed].sort().join() !== r0) {
+      this.exchangeInstance?.close();
+      this.exchangeInstance = undefined;
+      this.formed = undefined;
+    }
+    const pre = this.exchangeInstance?.current;
+    const kept = pre ? undefined : await readStandardiser(this.host.store, this.id).catch(() => undefined);
     const m = this.plan.manifest;
     const secure = m.privacy?.secure ? { secure: () => this.secureKeysEarly(ready.layoutHash, startAt) } : {};
-    const agreed = kept ?? await this.exchange.agree(scale.stats ?? null, { layoutHash: ready.layoutHash, startAt, deadlineMs: Math.max(5000, m.averaging.roundMs), meta: scale.meta, ...secure });
+    const agreed = pre ?? kept ?? await this.exchange.agree(scale.stats ?? null, { layoutHash: ready.layoutHash, startAt, deadlineMs: Math.max(5000, m.averaging.roundMs), meta: scale.meta, ...secure });
     // back after a restart: late participants still get the standardiser from this peer
     if (kept) this.exchange.serve(kept, ready.layoutHash);
     else await saveStandardiser(this.host.store, this.id, agreed);

@@ -13,6 +13,11 @@
  *                               decider means one standardiser even when a contribution arrives just at the deadline. A peer
  *                               starting after the deadline only adopts. If the decider stays silent for a second deadline, each
  *                               peer combines what it received (all hold the same statistics then, unless messages were lost).
+ *   exchange.begin(own, meta)   the same exchange before the start (docs/daemon.md, start protocol): once the launcher has fixed
+ *                               the round-0 participants, every one of them sends its statistics; the decider decides when all
+ *                               are in (no deadline: the start waits for it at the launcher's readiness barrier) and the others
+ *                               adopt. agree() after the start then returns at once; a participant that had not agreed by then
+ *                               goes on with the deadline rule above. Not for privacy.secure (its keys need the published run).
  *   exchange.receive(from, msg) from the daemon's model handler, through ScenarioRun.deliver.
  *   readStandardiser(store, id) the standardiser a peer trained with (store key final/<id>/standardiser), for export and reports.
  * After agreeing, a peer's resends carry the agreed standardiser instead of its statistics, so that a late participant adopts
@@ -61,6 +66,9 @@ export interface AgreeOptions {
   readonly secure?: () => Promise<PairKeys>;
 }
 
+/** What the exchange needs before the start (AgreeOptions without the run's clock; the clear exchange only). */
+export type BeginOptions = Pick<AgreeOptions, 'layoutHash' | 'meta'>;
+
 export class StatsExchange {
   private readonly received = new Map<string, SiteStats | null>();
   /** privacy.secure: the masked vectors received (and this peer's own), by sender; only their sum is ever decoded. */
@@ -73,6 +81,10 @@ export class StatsExchange {
   private agreed: AgreedStandardiser | undefined;
   private readonly acked = new Set<string>();
   private closed = false;
+  /** begin() ran: the statistics are out and, before the start, the decider decides as soon as every contributor's are in. */
+  private begun: BeginOptions | undefined;
+  /** Called once, when this peer has the agreed standardiser (before or after the start). */
+  onAgreed: (s: AgreedStandardiser) => void = () => undefined;
   private wake: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
 
@@ -80,6 +92,38 @@ export class StatsExchange {
 
   private get self(): string {
     return this.host.node.peerId.toString();
+  }
+
+  /** The standardiser this peer agreed (before or after the start), if any yet. */
+  get current(): AgreedStandardiser | undefined {
+    return this.agreed;
+  }
+
+  /**
+   * Before the start: send this peer's clear statistics to every contributor and agree as soon as the decider has them all
+   * (contributors() must already be the round-0 participants the launcher fixed). Idempotent; agree() continues it.
+   */
+  begin(own: SiteStats | null, o: BeginOptions): void {
+    if (this.begun || this.closed) return;
+    this.begun = o;
+    this.received.set(this.self, own);
+    this.outgoing = own ? { body: 'stats', payload: encodeJson(own) } : { body: 'suppressed', payload: new Uint8Array(0) };
+    this.sendLoop(o.layoutHash);
+    this.agreeIfComplete();
+  }
+
+  /** Before the start (begin without agree): the decider's standardiser is adopted; the decider decides when all are in. */
+  private agreeIfComplete(): void {
+    if (!this.begun || this.agreed || this.closed || this.secureMode) return;
+    const decider = [...this.host.contributors()].sort()[0];
+    if (decider === undefined) return;
+    try {
+      const done = this.agreedBy.get(decider) ?? (decider === this.self ? this.complete(this.begun.meta) : undefined);
+      if (done) this.settle(done);
+    } catch (e) {
+      // e.g. every site below the small-count rule: left to agree() after the start, which reports it as the run's failure
+      log.warn({ scenario: this.host.scenario.slice(0, 12), err: (e as Error).message }, 'standardiser not agreed before the start');
+    }
   }
 
   /** A statistics message from a participant (the daemon checked the participant rule). Bad content is logged and dropped. */
@@ -99,6 +143,7 @@ export class StatsExchange {
           this.kick();
         }
       }
+      this.agreeIfComplete();
       this.wake?.();
     } catch (e) {
       log.warn({ scenario: this.host.scenario.slice(0, 12), from, err: (e as Error).message }, 'statistics message refused');
@@ -107,8 +152,11 @@ export class StatsExchange {
 
   /** Agree the scenario's standardiser with the other participants (see the module comment). */
   async agree(own: SiteStats | null, o: AgreeOptions): Promise<AgreedStandardiser> {
+    // agreed before the start (begin): the start waited for it; the send loop goes on serving late participants
+    if (this.agreed) return this.agreed;
+    const begun = this.begun !== undefined;
     this.received.set(this.self, own);
-    this.secureMode = Boolean(o.secure);
+    this.secureMode = Boolean(o.secure) && !begun;
     // the deadline is on the run's clock, the same for every peer; one decides (the first contributor by peer ID), the others
     // adopt its standardiser, so that a contribution arriving just at the deadline cannot split the consortium in two
     const deadline = o.startAt + o.deadlineMs;
@@ -118,9 +166,10 @@ export class StatsExchange {
     // a silent leader: after a second deadline the others decide alike from what they all received (its absence included)
     const end = leads ? deadline : Math.max(Date.now(), deadline) + o.deadlineMs;
     // secure: the masked vector; a late secure peer only adopts (its vector could not be part of the sum), so it sends no statistics
-    if (o.secure && !late) await this.prepareMasked(own, o.secure, deadline);
+    if (begun) { /* statistics already out since begin(): the loop keeps sending them */ }
+    else if (o.secure && !late) await this.prepareMasked(own, o.secure, deadline);
     else this.outgoing = own && !o.secure ? { body: 'stats', payload: encodeJson(own) } : { body: 'suppressed', payload: new Uint8Array(0) };
-    this.sendLoop(o.layoutHash);
+    if (!begun) this.sendLoop(o.layoutHash);
     while (!this.closed) {
       const done = this.agreedBy.get(decider ?? '') ?? (late ? this.agreedBy.values().next().value : undefined) ?? (leads ? this.complete(o.meta) : undefined);
       if (done) return this.settle(done);
@@ -197,11 +246,13 @@ export class StatsExchange {
   }
 
   private settle(s: AgreedStandardiser): AgreedStandardiser {
+    if (this.agreed) return this.agreed;
     this.agreed = s;
     // from now on every participant gets the standardiser itself (once, acknowledged), including those that had our statistics
     this.acked.clear();
     this.kick();
     log.info({ scenario: this.host.scenario.slice(0, 12), hash: s.hash.slice(0, 12), sites: s.sites, rows: s.rows }, 'standardiser agreed');
+    this.onAgreed(s);
     return s;
   }
 
