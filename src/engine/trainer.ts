@@ -550,6 +550,7 @@ export class Trainer {
   /** Sessions are shared process-wide (see releaseSessions in sessions.ts); this only drops the trainer's own state. */
   async dispose(): Promise<void> {
     this.disposed = true;
+    this.resident?.reset(); // webgpu: free the trainer's device buffers now, not whenever the GC finalises them
     this.params = new Float32Array(0);
     this.state = new Float32Array(0);
     this.buffers = new Float32Array(0);
