@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Trainer, releaseSessions, type TrainConfig } from '../../src/engine/index.ts';
-import { createSession, providersFromEnv, quietProbe } from '../../src/engine/providers.ts';
+import { createSession, providersFromEnv, quietProbe, vulkanKind, WEBGPU_SOFTWARE_ENV } from '../../src/engine/providers.ts';
 import { cpuFallbackNodes, placementFromProfile } from '../../src/engine/placement.ts';
 import { GraphBuilder } from '../../src/engine/graph/index.ts';
 import { CohortError } from '../../src/util/errors.ts';
@@ -31,10 +31,30 @@ describe('provider fallback policy', () => {
     expect((e as CohortError).hint).toMatch(/CUDA 12 \+ cuDNN 9 and `npm run setup:gpu`/);
   });
 
-  it.skipIf(!noWebgpu)("fallback 'error': webgpu without a Vulkan loader names it", async () => {
+  it.skipIf(!noWebgpu)("fallback 'error': webgpu without a usable Vulkan device names what is missing", async () => {
     const e = await createSession(tinyModel(), ['webgpu', 'cpu'], 1, 'error').catch((x: unknown) => x);
     expect((e as CohortError).code).toBe('PROVIDER_UNAVAILABLE');
-    expect((e as CohortError).message).toMatch(/webgpu: no Vulkan loader/);
+    const why = { 'no-loader': /webgpu: no Vulkan loader/, 'no-driver': /webgpu: a Vulkan loader but no Vulkan driver/,
+      software: /webgpu: only a software Vulkan device .*COHORT_WEBGPU_SOFTWARE=1/, hardware: /webgpu: / }[vulkanKind()];
+    expect((e as CohortError).message).toMatch(why);
+  });
+
+  it('a software Vulkan device (lavapipe: loader + ICD, no GPU device node) is used only when COHORT_WEBGPU_SOFTWARE=1', () => {
+    const saved = process.env[WEBGPU_SOFTWARE_ENV];
+    try {
+      delete process.env[WEBGPU_SOFTWARE_ENV];
+      const refusedBySoftware = quietProbe('webgpu');
+      process.env[WEBGPU_SOFTWARE_ENV] = '1';
+      if (vulkanKind() === 'software') {
+        expect(refusedBySoftware).toMatch(/^only a software Vulkan device/);
+        expect(quietProbe('webgpu')).toBeUndefined();
+      } else {
+        // no loader / no driver: still refused with the reason; a GPU: never refused by the probe
+        expect(quietProbe('webgpu')).toBe(refusedBySoftware);
+      }
+    } finally {
+      if (saved === undefined) delete process.env[WEBGPU_SOFTWARE_ENV]; else process.env[WEBGPU_SOFTWARE_ENV] = saved;
+    }
   });
 
   it.skipIf(!noCuda)("fallback 'cpu': cuda alone falls back to cpu and says why", async () => {
