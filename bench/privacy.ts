@@ -14,7 +14,9 @@
  * utility    WDBC, DP rows from scenarios/wdbc-dp.json (secure averaging on; clip, batch, lr chosen on tuning seeds 101-103 by
  *            bench/privacy-tune.ts), no-DP rows from the same scenario and from wdbc-secure.json; 8 and 100 peers, epsilon in {1, 3, 8, inf}, seeds 1..5:
  *            final accuracy (mean over peers) with a 95% t interval, epsilon actually spent (max over peers), noise multipliers.
- *            Fed-TCGA-BRCA is not run: DP-SGD is refused for the Cox loss (not a sum of per-patient terms; docs/privacy.md).
+ * tcga       Fed-TCGA-BRCA (6 regions): discrete-time hazard at epsilon 1/3/8/inf + the non-private Cox reference (bench/privacy-tcga.ts;
+ *            DP-SGD stays refused for the Cox loss: not a sum of per-patient terms). Rows with task "tcga" and the file's "tcga"
+ *            field are kept by a run without this part.
  * Knobs: COHORT_BENCH_SEEDS=N, COHORT_BENCH_UTILITY=8:5,100:2 (peers:seeds), COHORT_BENCH_ROUNDS=R (utility), COHORT_BENCH_DP_SCENARIO=path, COHORT_BENCH_PARTS=exactness,utility (a run of one part keeps the
  * other part's rows from bench/results/privacy.json, with their measured_at). --quick: 2 seeds, 8 rounds.
  */
@@ -33,6 +35,7 @@ import { releaseSessions } from '../src/engine/index.ts';
 import { Rng } from '../src/util/random.ts';
 import { tInterval } from '../src/util/stats.ts';
 import { intervalPlot } from '../src/util/plot.ts';
+import { TCGA_NOTE, tcgaUtility } from './privacy-tcga.ts';
 
 const P = 530;
 const ROUNDS = 6;
@@ -144,7 +147,7 @@ const suite: BenchSuite = {
   name: 'privacy',
   description: 'secure averaging exactness and cost with peers killed mid-round; DP-SGD utility vs epsilon',
   async run(opts) {
-    const parts = (process.env.COHORT_BENCH_PARTS ?? 'exactness,utility').split(',');
+    const parts = (process.env.COHORT_BENCH_PARTS ?? 'exactness,utility,tcga').split(',');
     const seeds = Number(process.env.COHORT_BENCH_SEEDS ?? (opts.quick ? 2 : 5));
     const rounds = process.env.COHORT_BENCH_ROUNDS ? Number(process.env.COHORT_BENCH_ROUNDS) : opts.quick ? 8 : undefined;
     const rows: Record<string, unknown>[] = [];
@@ -204,15 +207,19 @@ const suite: BenchSuite = {
       writeFileSync(join(opts.resultsDir, 'privacy-utility.svg'), svg);
     }
     // a run of some parts keeps the other parts' rows of the last results file (parts can then run one at a time)
+    if (parts.includes('tcga')) rows.push(...await tcgaUtility({ seeds, rounds, verbose: opts.verbose, resultsDir: opts.resultsDir }));
     const file = join(opts.resultsDir, 'privacy.json');
+    let tcga = parts.includes('tcga') ? TCGA_NOTE : 'not run';
     if (existsSync(file)) {
-      const old = JSON.parse(readFileSync(file, 'utf8')) as { rows?: Record<string, unknown>[]; measured_at?: string };
+      const old = JSON.parse(readFileSync(file, 'utf8')) as { rows?: Record<string, unknown>[]; measured_at?: string; tcga?: string };
+      if (!parts.includes('tcga') && old.tcga) tcga = old.tcga;
       // (utility rows of a peer count not in this run's COHORT_BENCH_UTILITY are kept too)
       const planned = new Set(parts.includes('utility') ? utility.map((u) => u.peers) : []);
-      const keep = (r: Record<string, unknown>) => !parts.includes(String(r.part)) || (r.part === 'utility' && !planned.has(Number(r.peers)));
+      const keep = (r: Record<string, unknown>) => r.task === 'tcga' ? !parts.includes('tcga')
+        : !parts.includes(String(r.part)) || (r.part === 'utility' && !planned.has(Number(r.peers)));
       for (const r of old.rows ?? []) if (keep(r)) rows.push({ ...r, measured_at: r.measured_at ?? old.measured_at });
     }
-    return { suite: 'privacy', rows, quick: opts.quick, parts_run: parts, tcga: 'not run: DP-SGD is refused for the Cox loss (per-patient clipping does not bound a partial likelihood term)' };
+    return { suite: 'privacy', rows, quick: opts.quick, parts_run: parts, tcga };
   },
 };
 
