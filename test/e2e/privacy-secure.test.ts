@@ -1,11 +1,12 @@
 /**
  * Secure (masked) D-PSGD on real peer daemons (issue 10): four peer processes (real libp2p, LevelDB, onnxruntime workers).
- * The same small scenario runs twice: plain, then with privacy.secure. In the secure run the key setup (signed ephemeral key
- * announcements, sealed Shamir shares) crosses the network before round 0, every model a peer sends is masked, and site-d is
- * killed (SIGKILL) in the middle of round 2: its receivers rebuild its ephemeral secret from the survivors' shares and mix the
- * exact sum of the survivors. The scenario finishes with the three survivors, each site's accuracy close to the plain run's.
+ * The same small scenario runs twice, side by side on the same daemons: plain and with privacy.secure. In the secure run the key
+ * setup (signed ephemeral key announcements, sealed Shamir shares) crosses the network before round 0, every model a peer sends is
+ * masked, and site-d is killed (SIGKILL) in the middle of round 2: its receivers rebuild its ephemeral secret from the survivors'
+ * shares and mix the exact sum of the survivors. The plain run loses site-d at the same moment (same daemons), so it is the
+ * reference with the same history: both finish with the three survivors, each site's secure accuracy close to the plain run's.
  * Then secure averaging and DP-SGD together on the three survivors. A peer whose policy demands epsilon <= 1 declines a scenario
- * asking for 8: test/e2e/privacy-policy.test.ts.
+ * asking for 8: test/e2e/admission.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
@@ -44,17 +45,18 @@ const finished = async (id: string, who: number[]): Promise<Detail> => {
 
 describe('secure averaging on real peers', () => {
   it('finishes on 4 peers with one killed mid-round, recovering its masks from shares, with accuracy close to the plain run', async () => {
-    const plainId = (await client(c, 0).post<{ id: string }>('/scenarios', { manifest: manifest('wdbc-plain-4', false) })).id;
-    const plain = await finished(plainId, ALL);
-
-    const id = (await client(c, 0).post<{ id: string }>('/scenarios', { manifest: manifest('wdbc-secure-4', true) })).id;
-    const run = await waitFor('the run plan', async () => (await detail(0, id)).view.run, 120_000);
+    // both runs announced together (two compute slots per peer): the same four participants, the same moment of site-d's death
+    const [plainId, id] = await Promise.all([manifest('wdbc-plain-4', false), manifest('wdbc-secure-4', true)]
+      .map(async (m) => (await client(c, 0).post<{ id: string }>('/scenarios', { manifest: m })).id));
+    const [plainRun, run] = await Promise.all([plainId, id].map((x) => waitFor('the run plan', async () => (await detail(0, x)).view.run, 120_000)));
+    expect(plainRun.participants).toHaveLength(4);
     expect(run.participants).toHaveLength(4);
-    // kill -9 site-d in the middle of round 2 (after its round-2 masked models left, before the round's deadline)
+    // kill -9 site-d in the middle of the secure run's round 2 (after its round-2 masked models left, before the round's deadline)
     await sleep(Math.max(0, run.startAt + 2.4 * ROUND_MS - Date.now()));
     expect(await stopDaemon(c, D, 'SIGKILL')).toBeNull();
     c.procs[D] = undefined;   // gone for good: nothing to stop at the end
-    const done = await finished(id, [0, 1, 2]);
+    const [plain, done] = await Promise.all([finished(plainId, [0, 1, 2]), finished(id, [0, 1, 2])]);
+    expect(plain.view.progress[c.sites[D]!.peerId]?.done).toBeFalsy();
     expect(done.view.progress[c.sites[D]!.peerId]?.done).toBeFalsy();
 
     for (const i of [0, 1, 2]) {
