@@ -141,7 +141,30 @@ async function exactness(peers: number, fraction: number, reps: number): Promise
 interface UtilityRow { task: string; scenario: string; peers: number; epsilon: number | 'inf'; seeds: number; accuracy_mean: number; accuracy_lo: number; accuracy_hi: number;
   per_seed: number[]; epsilon_spent_max: number | null; noise_multiplier_min: number | null; noise_multiplier_max: number | null; secure: boolean }
 
-const EPSILONS = [1, 3, 8, Infinity];
+/** COHORT_BENCH_EPSILONS=1,3,8,inf (a subset lets several processes share the rows of one peer count). */
+const EPSILONS = (process.env.COHORT_BENCH_EPSILONS ?? '1,3,8,inf').split(',').map((e) => (e === 'inf' ? Infinity : Number(e)));
+
+/**
+ * accuracy vs epsilon from ALL the WDBC utility rows (this run's and the kept ones): one group per (peers, DP scenario), the
+ * DP scenario's rows at epsilon 1, 3, 8 and without DP, and the standard non-private scenario wdbc-secure.json at those peers.
+ */
+function utilityPlot(all: readonly UtilityRow[]): string {
+  const reference = 'wdbc-secure.json';
+  const dpScenarios = [...new Set(all.filter((u) => u.epsilon !== 'inf').map((u) => `${u.peers}|${u.scenario}`))]
+    .sort((a, b) => Number(a.split('|')[0]) - Number(b.split('|')[0]));
+  const cats = ['eps 1', 'eps 3', 'eps 8', 'no DP (same settings)', 'no DP (wdbc-secure)'];
+  const value = (u: UtilityRow | undefined) => (u && Number.isFinite(u.accuracy_lo) ? { mean: u.accuracy_mean, lo: u.accuracy_lo, hi: u.accuracy_hi } : null);
+  const groups = dpScenarios.map((key) => {
+    const [peers, scenario] = [Number(key.split('|')[0]), key.split('|')[1]!];
+    const at = (sc: string, e: number | 'inf') => all.find((u) => u.peers === peers && u.scenario === sc && u.epsilon === e);
+    const seeds = at(scenario, 8)?.seeds ?? at(scenario, 'inf')?.seeds;
+    return { name: `${peers} peers, ${scenario.replace(/\.json$/, '')} (${seeds} seeds)`, values: [value(at(scenario, 1)), value(at(scenario, 3)), value(at(scenario, 8)), value(at(scenario, 'inf')), value(at(reference, 'inf'))] };
+  });
+  return intervalPlot({
+    title: 'WDBC, D-PSGD + secure averaging: accuracy vs epsilon (delta 1e-5; 95% t over seeds)', yLabel: 'accuracy (mean over peers)',
+    categories: cats, groups,
+  });
+}
 
 const suite: BenchSuite = {
   name: 'privacy',
@@ -163,15 +186,21 @@ const suite: BenchSuite = {
       }
     }
     const utility: UtilityRow[] = [];
+    const dpScenarioAt = new Map<number, string>();
     if (parts.includes('utility')) {
       // DP rows: the DP scenario (its clip, batch size and learning rate were chosen on tuning seeds 101-103 by
       // bench/privacy-tune.ts, never on the seeds reported here); no-DP rows: the same scenario without DP, and the standard
       // non-private scenario wdbc-secure.json (the reference the issue's target is judged against: both are reported)
-      const dpPath = process.env.COHORT_BENCH_DP_SCENARIO ?? 'scenarios/wdbc-dp.json';
-      const runs: [string, number][] = [...EPSILONS.map((e) => [dpPath, e] as [string, number]), ['scenarios/wdbc-secure.json', Infinity]];
-      // peers:seeds pairs (COHORT_BENCH_UTILITY=8:5,100:2); the final metric only is evaluated (evalEvery = rounds)
-      const plan = (process.env.COHORT_BENCH_UTILITY ?? `8:${seeds},100:${seeds}`).split(',').map((x) => x.split(':').map(Number) as [number, number]);
-      for (const [peers, nSeeds] of plan) {
+      // peers:seeds[:dp scenario] (COHORT_BENCH_UTILITY=8:5,100:5:scenarios/wdbc-dp-small.json): the DP scenario per peer count
+      // (default COHORT_BENCH_DP_SCENARIO or scenarios/wdbc-dp.json); the final metric only is evaluated (evalEvery = rounds)
+      const dpDefault = process.env.COHORT_BENCH_DP_SCENARIO ?? 'scenarios/wdbc-dp.json';
+      const plan = (process.env.COHORT_BENCH_UTILITY ?? `8:${seeds},100:${seeds}`).split(',').map((x) => x.split(':'))
+        .map(([p, n, sc]) => [Number(p), Number(n), sc ?? dpDefault] as [number, number, string]);
+      for (const [peers, nSeeds, dpPath] of plan) {
+        // COHORT_BENCH_REFERENCE=0: without the wdbc-secure.json row (e.g. when another process runs it)
+        const reference: [string, number][] = process.env.COHORT_BENCH_REFERENCE === '0' ? [] : [['scenarios/wdbc-secure.json', Infinity]];
+        const runs: [string, number][] = [...EPSILONS.map((e) => [dpPath, e] as [string, number]), ...reference];
+        dpScenarioAt.set(peers, dpPath.replace(/^.*\//, ''));
         for (const [path, eps] of runs) {
           const m = loadManifest(path);
           const totalRounds = rounds ?? m.rounds.max;
@@ -193,31 +222,28 @@ const suite: BenchSuite = {
         }
       }
       await releaseSessions();
-      mkdirSync(opts.resultsDir, { recursive: true });
-      const cats = runs.map(([path, e]) => (Number.isFinite(e) ? `eps ${e}` : `no DP (${path.replace(/^.*\/|\.json$/g, '')})`));
-      const svg = intervalPlot({
-        title: `WDBC, D-PSGD + secure averaging: accuracy vs epsilon (delta 1e-5; ${dpPath.replace(/^.*\//, '')}; 95% t over seeds)`, yLabel: 'accuracy (mean over peers)',
-        categories: cats,
-        groups: plan.map(([peers, n]) => ({ name: `${peers} peers (${n} seeds)`, values: runs.map(([path, e]) => {
-          const name = path.replace(/^.*\//, '');
-          const u = utility.find((x) => x.peers === peers && x.scenario === name && (x.epsilon === e || (x.epsilon === 'inf' && !Number.isFinite(e))));
-          return u && Number.isFinite(u.accuracy_lo) ? { mean: u.accuracy_mean, lo: u.accuracy_lo, hi: u.accuracy_hi } : null;
-        }) })),
-      });
-      writeFileSync(join(opts.resultsDir, 'privacy-utility.svg'), svg);
     }
-    // a run of some parts keeps the other parts' rows of the last results file (parts can then run one at a time)
+    // a run of some parts keeps the other parts' rows of the last results file (parts can then run one at a time), read just
+    // before the suite writes it. WDBC utility: this run replaces the rows it measured (same peers, scenario, epsilon) and, at
+    // its peer counts, the DP rows of any other DP scenario (one DP scenario per peer count); every other row stays (other
+    // peer counts', other tasks', the rows of a process that ran other epsilons)
     if (parts.includes('tcga')) rows.push(...await tcgaUtility({ seeds, rounds, verbose: opts.verbose, resultsDir: opts.resultsDir }));
     const file = join(opts.resultsDir, 'privacy.json');
     let tcga = parts.includes('tcga') ? TCGA_NOTE : 'not run';
     if (existsSync(file)) {
       const old = JSON.parse(readFileSync(file, 'utf8')) as { rows?: Record<string, unknown>[]; measured_at?: string; tcga?: string };
       if (!parts.includes('tcga') && old.tcga) tcga = old.tcga;
-      // (utility rows of a peer count not in this run's COHORT_BENCH_UTILITY are kept too)
-      const planned = new Set(parts.includes('utility') ? utility.map((u) => u.peers) : []);
-      const keep = (r: Record<string, unknown>) => r.task === 'tcga' ? !parts.includes('tcga')
-        : !parts.includes(String(r.part)) || (r.part === 'utility' && !planned.has(Number(r.peers)));
-      for (const r of old.rows ?? []) if (keep(r)) rows.push({ ...r, measured_at: r.measured_at ?? old.measured_at });
+      const measured = new Set(utility.map((u) => `${u.peers}|${u.scenario}|${u.epsilon}`));
+      const superseded = (r: Record<string, unknown>) => measured.has(`${r.peers}|${r.scenario}|${r.epsilon}`)
+        || (r.epsilon !== 'inf' && dpScenarioAt.has(Number(r.peers)) && dpScenarioAt.get(Number(r.peers)) !== r.scenario);
+      const replaced = (r: Record<string, unknown>) => r.part === 'utility'
+        ? r.task === 'tcga' ? parts.includes('tcga') : parts.includes('utility') && r.task === 'wdbc' && superseded(r)
+        : parts.includes(String(r.part));
+      for (const r of old.rows ?? []) if (!replaced(r)) rows.push({ ...r, measured_at: r.measured_at ?? old.measured_at });
+    }
+    if (parts.includes('utility')) {
+      mkdirSync(opts.resultsDir, { recursive: true });
+      writeFileSync(join(opts.resultsDir, 'privacy-utility.svg'), utilityPlot(rows.filter((r) => r.part === 'utility' && r.task === 'wdbc') as unknown as UtilityRow[]));
     }
     return { suite: 'privacy', rows, quick: opts.quick, parts_run: parts, tcga };
   },

@@ -5,12 +5,24 @@
  */
 import { epsilonSpent, noiseMultiplierFor, type DpPhase } from './accountant.ts';
 
-export interface DpSettings { readonly epsilon: number; readonly delta: number; readonly clip: number }
+export interface DpSettings {
+  readonly epsilon: number; readonly delta: number; readonly clip: number;
+  /**
+   * Rounds that train under DP (privacy.dp.trainRounds); the scenario's later rounds only average. Averaging models that were
+   * already released under DP is post-processing: it spends nothing, and it spreads each peer's noise over the network
+   * (docs/privacy.md, "Small sites"). Absent: every round trains.
+   */
+  readonly trainRounds?: number;
+}
 export interface DpPlan { readonly clip: number; readonly noiseMultiplier: number; readonly maxSteps: number; readonly q: number }
 
-/** `n`: this peer's training samples; `stepsPerRound`: local steps of one round; `rounds`: the scenario's maximum rounds. */
+/**
+ * `n`: this peer's training samples; `stepsPerRound`: local steps of one round; `rounds`: the scenario's maximum rounds (the
+ * budget is planned over min(rounds, dp.trainRounds) of them).
+ */
 export function planDp(dp: DpSettings, n: number, batchSize: number, stepsPerRound: number, rounds: number): DpPlan {
-  const maxSteps = Math.max(1, rounds * stepsPerRound);
+  const trainRounds = Math.min(rounds, dp.trainRounds ?? rounds);
+  const maxSteps = Math.max(1, trainRounds * stepsPerRound);
   const q = Math.min(batchSize, n) / n;
   return { clip: dp.clip, noiseMultiplier: noiseMultiplierFor(dp.epsilon, dp.delta, q, maxSteps), maxSteps, q };
 }

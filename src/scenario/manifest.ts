@@ -179,6 +179,8 @@ export const privacySchema = z.object({
     epsilon: z.number({ error: 'privacy.dp.epsilon must be a number' }).refine((e) => e > 0 && Number.isFinite(e), 'epsilon must be a positive finite number (e.g. 1, 3 or 8)'),
     delta: z.number().gt(0, 'delta must be in (0, 1), e.g. 1e-5').lt(1, 'delta must be in (0, 1), e.g. 1e-5').default(1e-5),
     clip: z.number({ error: 'privacy.dp.clip is required: the L2 norm each patient\'s gradient is clipped to (e.g. 1)' }).positive('clip must be positive'),
+    /** Rounds that train under DP (the budget is planned over them); later rounds only average: post-processing, no privacy cost. */
+    trainRounds: z.number().int('privacy.dp.trainRounds must be a whole number of rounds').min(1, 'privacy.dp.trainRounds must be at least 1').optional(),
   }).strict().optional(),
 }).strict();
 

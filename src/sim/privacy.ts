@@ -18,7 +18,7 @@ export function resolvePrivacy(p: SimPrivacy | undefined, o: Pick<SimOverrides, 
   let dp = p?.dp;
   if (o.dpEpsilon !== undefined) {
     if (!(o.dpEpsilon > 0)) throw new CohortError('BAD_FLAG', `--dp-epsilon ${o.dpEpsilon} is not valid: epsilon must be > 0`, 'give e.g. 1, 3 or 8 (or inf for no DP)');
-    dp = Number.isFinite(o.dpEpsilon) ? { delta: dp?.delta ?? DEFAULT_DP.delta, clip: dp?.clip ?? DEFAULT_DP.clip, epsilon: o.dpEpsilon } : undefined;
+    dp = Number.isFinite(o.dpEpsilon) ? { ...dp, delta: dp?.delta ?? DEFAULT_DP.delta, clip: dp?.clip ?? DEFAULT_DP.clip, epsilon: o.dpEpsilon } : undefined;
   }
   return dp ? { secure, dp } : { secure };
 }

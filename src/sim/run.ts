@@ -79,7 +79,7 @@ export interface SimScenario {
 
 export interface SimPrivacy {
   readonly secure: boolean;
-  readonly dp?: { readonly epsilon: number; readonly delta: number; readonly clip: number };
+  readonly dp?: { readonly epsilon: number; readonly delta: number; readonly clip: number; readonly trainRounds?: number };
 }
 
 export interface SimOverrides {
