@@ -156,6 +156,15 @@ export class SecureDpsgdNode extends AveragingNode {
     this.burnt = true; // its secret may be rebuilt by its receivers: it must never send a masked model again
   }
 
+  /** First round this peer masks and sends in: a peer back in the run waits for its fresh key's round (rejoin.ts). */
+  sendsFrom = 0;
+
+  /** `peer` rejoined with a fresh key (rejoin.ts): the pair secrets and any secret rebuilt from its old key are forgotten. */
+  rekeyed(peer: string): void {
+    this.keys = null;
+    this.recovered.delete(peer);
+  }
+
   protected async runRound(round: number): Promise<void> {
     await this.session.setup();
     this.keys ??= new PairKeys(this.session.peers.get(this.me)!.keys.secretKey, this.session.publicKeys);
@@ -169,7 +178,7 @@ export class SecureDpsgdNode extends AveragingNode {
     this.rounds.set(round, st);
     for (const [from, u] of this.early.get(round) ?? []) if (!st.sum.add(from, u)) { this.secure.maskedRefused++; this.reject('duplicate', from); }
     for (const r of this.early.keys()) if (r <= round) this.early.delete(r);
-    if (!this.burnt) {
+    if (!this.burnt && round >= this.sendsFrom) {
       for (const j of this.plan.receiversOf(this.me, round)) {
         const { payload, clipped } = maskedContribution(this.me, this.keys, j, this.plan.sendersOf(j, round), this.cfg.scenario, round, snapshot, this.plan.weight(j, this.me, round));
         this.secure.clippedValues += clipped;

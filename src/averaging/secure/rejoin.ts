@@ -1,0 +1,313 @@
+/**
+ * A peer back in a secure run after a restart (docs/privacy.md "Restart and late join"). Its old ephemeral key died with the
+ * process, and its neighbours may have rebuilt that key from Shamir shares while it was away (dropout recovery, node.ts), so
+ * it never masks with the old key again. Instead:
+ *   1. it draws a FRESH ephemeral X25519 key and announces it to every other participant, signed with its Ed25519 identity, with
+ *      the first round r0 from which it masks: r0 = its current round + rekeyLead(roundMs) (at least 3 rounds and 5 s ahead);
+ *   2. each participant that hears the announcement before its own round r0 starts keeps it pending and replies with its own
+ *      current key announcement (the joiner lost them all); one heard at round r0 or later is answered `late`;
+ *   3. once it has the others' keys, the joiner deals sealed Shamir shares of its new secret to them (the holders); each holder
+ *      acknowledges its share;
+ *   4. just before round r0 each participant swaps the joiner's key for the new one (and its share), and forgets the pair secrets
+ *      and any secret it had rebuilt for the joiner (SecureDpsgdNode.rekeyed); from r0 on all pairs with the joiner mask with
+ *      the new key. The joiner masks and sends from r0 only if nobody answered `late`, every participant it heard from has its
+ *      share, and it holds every other participant's key; otherwise it stays a receiver for the rest of the run.
+ * Why r0 this far ahead: the announcement is re-sent every second until answered, and a participant must hold the new key
+ * before it masks round r0 (a sender masks against every other sender of its receiver). Three rounds and at least five seconds
+ * leave room for several re-sends and for a participant whose run is just restarting to be reachable again.
+ * Until r0 the joiner sends no model: it receives its neighbours' masked sums and mixes them into the model restored from its
+ * checkpoint (nothing plain is pulled: a secure peer never answers a pull). What that leaks: nothing beyond a receiver's usual
+ * view (the weighted sum of its senders' models); its own earlier rounds' masks were recovered by its receivers as for any drop.
+ * Not handled: two participants rejoining at once (each would have to learn the other's future key), a late approver (not in the
+ * round-0 static graph the weights and masks are agreed on: SECURE_LATE stays), shares the joiner held for others (lost: the
+ * holder sets are one short of that peer).
+ */
+import { ed25519 } from '@noble/curves/ed25519.js';
+import type { AveragingMessage, AveragingTransport, MaybePromise, ModelMessage, PeerId } from '../types.ts';
+import { announce, dealShares, ephemeralKeys, openShare, verifyAnnouncement, type SealedShare } from './crypto.ts';
+import { PairKeys } from './masking.ts';
+import { SecureSession } from './session.ts';
+import { peerIdFromString } from '@libp2p/peer-id';
+
+export const REKEY_CODEC = { announce: 'secure-rekey', key: 'secure-rekey-key', deal: 'secure-rekey-deal', dealAck: 'secure-rekey-dack', late: 'secure-rekey-late' } as const;
+const REKEY_CODECS: ReadonlySet<string> = new Set(Object.values(REKEY_CODEC));
+const RESEND_MS = 1000;
+const te = new TextEncoder();
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+const same = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** Rounds between the joiner's current round and r0: at least 3, and at least 5 s of re-sends. */
+export function rekeyLead(roundMs: number): number {
+  return Math.max(3, Math.ceil(5000 / roundMs));
+}
+
+const rekeyBytes = (scenario: string, peer: string, fromRound: number, pk: Uint8Array): Uint8Array =>
+  new Uint8Array([...te.encode(`cohort/secure-rekey|${scenario}|${peer}|${fromRound}|`), ...pk]);
+
+/** A key announcement: the round-0 one (fromRound 0, crypto.ts's signature) or a rejoin's (fromRound r0, its own domain). */
+export interface CurrentKey { readonly publicKey: Uint8Array; readonly signature: Uint8Array; readonly fromRound: number }
+
+export function signRekey(scenario: string, peer: string, fromRound: number, publicKey: Uint8Array, identitySecret: Uint8Array): CurrentKey {
+  return { publicKey, fromRound, signature: ed25519.sign(rekeyBytes(scenario, peer, fromRound, publicKey), identitySecret) };
+}
+
+export function verifyKey(scenario: string, peer: string, k: CurrentKey, identityPublic: Uint8Array): boolean {
+  if (k.fromRound === 0) return verifyAnnouncement({ peer, scenario, publicKey: k.publicKey, signature: k.signature }, identityPublic);
+  try { return ed25519.verify(k.signature, rekeyBytes(scenario, peer, k.fromRound, k.publicKey), identityPublic); } catch { return false; }
+}
+
+/** A participant's round-0 key, as it announced it at the setup (Ed25519 signatures are deterministic: the same bytes again). */
+export function roundZeroKey(session: SecureSession, self: string, scenario: string, identitySeed: Uint8Array): CurrentKey | undefined {
+  const keys = session.peers.get(self)?.keys;
+  return keys && { ...announce(self, scenario, keys, identitySeed.subarray(0, 32)), fromRound: 0 };
+}
+
+/** What a participant's node does when a joiner's new key takes effect (SecureDpsgdNode). */
+export interface Rekeyable { rekeyed(peer: string): void }
+
+export interface RekeyOptions {
+  readonly scenario: string;
+  readonly layoutHash: string;
+  readonly roundMs: number;
+  /** This peer's session (its key, the keys it masks with, the shares it holds). */
+  readonly session: SecureSession;
+  /** This peer's current key announcement (round-0 or its own rejoin's). */
+  readonly mine: () => CurrentKey | undefined;
+  readonly onRefused?: (from: string, reason: string) => void;
+}
+
+interface Pending { readonly publicKey: Uint8Array; readonly fromRound: number; share?: Uint8Array; applied: boolean }
+
+/**
+ * Every participant's side: answers joiners' announcements, holds their new shares, and swaps their key in just before r0.
+ * `wrap` puts it under the secure session on the run's transport (it sees the rekey messages first).
+ */
+export class RekeyResponder {
+  private t: AveragingTransport | null = null;
+  private self = '';
+  private readonly pending = new Map<string, Pending>();
+  /** The joiner session on this peer, when this peer is rejoining itself (gets the replies to its announcement). */
+  joiner: RejoinSession | undefined;
+  /** This peer's averaging node, once created. */
+  node: Rekeyable | undefined;
+  refused = 0;
+  /** Joiners whose new key took effect here. */
+  readonly rekeyed: string[] = [];
+
+  constructor(private readonly o: RekeyOptions) {}
+
+  wrap(t: AveragingTransport): AveragingTransport {
+    this.t = t;
+    this.self = t.self;
+    let handler: ((from: PeerId, msg: AveragingMessage) => MaybePromise) | null = null;
+    t.onMessage((from, msg) => (msg.kind === 'model' && REKEY_CODECS.has(msg.codec) ? this.receive(from, msg) : handler?.(from, msg)));
+    return {
+      get self() { return t.self; },
+      neighbours: () => t.neighbours(), peers: () => t.peers(), send: (to, m) => t.send(to, m), now: () => t.now(),
+      onMessage: (h) => { handler = h; },
+      setTimer: (ms, cb) => t.setTimer(ms, cb), clearTimer: (id) => t.clearTimer(id), computeDelay: (s) => t.computeDelay(s),
+    };
+  }
+
+  private get round(): number { return Math.floor(this.t!.now() / this.o.roundMs); }
+
+  private receive(from: string, msg: ModelMessage): void {
+    if (msg.scenario !== this.o.scenario || !this.o.session.identity.has(from)) return this.refuse(from, 'secure-rekey-foreign');
+    if (msg.codec === REKEY_CODEC.announce) return this.onAnnounce(from, msg);
+    if (msg.codec === REKEY_CODEC.deal) return this.onDeal(from, msg);
+    this.joiner?.receive(from, msg);
+  }
+
+  private onAnnounce(from: string, msg: ModelMessage): void {
+    const k: CurrentKey = { publicKey: msg.payload.slice(0, 32), signature: msg.payload.slice(32), fromRound: msg.round };
+    if (msg.payload.byteLength !== 96 || k.fromRound < 1 || !verifyKey(this.o.scenario, from, k, this.o.session.identity.get(from)!)) return this.refuse(from, 'secure-rekey-refused');
+    const known = this.pending.get(from);
+    const again = known && same(known.publicKey, k.publicKey) && known.fromRound === k.fromRound;
+    if (!again) {
+      // heard after its r0 began here: this peer already masked that round with the old key; the joiner must not use this one
+      if (this.round >= k.fromRound || (known && known.fromRound >= k.fromRound)) return this.send(from, REKEY_CODEC.late, new Uint8Array(0), this.round);
+      this.pending.set(from, { publicKey: k.publicKey, fromRound: k.fromRound, applied: false });
+      const at = k.fromRound * this.o.roundMs - Math.min(50, this.o.roundMs * 0.01);
+      this.t!.setTimer(Math.max(0, at - this.t!.now()), () => this.apply(from));
+    }
+    const mine = this.o.mine();
+    if (mine) this.send(from, REKEY_CODEC.key, new Uint8Array([...mine.publicKey, ...mine.signature]), mine.fromRound);
+  }
+
+  private onDeal(from: string, msg: ModelMessage): void {
+    const p = this.pending.get(from);
+    const nonce = msg.nonce ?? '';
+    const me = this.o.session.peers.get(this.self);
+    if (!p || !me || msg.shareId !== from || !/^[0-9a-f]{24}$/.test(nonce)) return this.refuse(from, 'secure-rekey-share-refused');
+    const share = openShare({ dealer: from, holder: this.self, scenario: this.o.scenario, nonce: Uint8Array.from(Buffer.from(nonce, 'hex')), box: msg.payload.slice() },
+      this.self, this.o.scenario, me.keys.secretKey, p.publicKey);
+    if (!share) return this.refuse(from, 'secure-rekey-share-refused');
+    if (!p.applied) p.share = share;
+    this.send(from, REKEY_CODEC.dealAck, new Uint8Array(0), p.fromRound);
+  }
+
+  /** Just before r0: the joiner's new key (and share) replace the old; the node forgets what it derived from the old one. */
+  private apply(peer: string): void {
+    const p = this.pending.get(peer);
+    if (!p || p.applied) return;
+    p.applied = true;
+    this.o.session.publicKeys.set(peer, p.publicKey);
+    const held = this.o.session.peers.get(this.self)?.held;
+    if (held) { if (p.share) held.set(peer, p.share); else held.delete(peer); }
+    this.node?.rekeyed(peer);
+    this.rekeyed.push(peer);
+  }
+
+  private send(to: string, codec: string, payload: Uint8Array, round: number, extra: Partial<ModelMessage> = {}): void {
+    this.t!.send(to, { kind: 'model', scenario: this.o.scenario, round, layoutHash: this.o.layoutHash, codec, payload, ...extra });
+  }
+
+  private refuse(from: string, reason: string): void {
+    this.refused++;
+    this.o.onRefused?.(from, reason);
+  }
+}
+
+export interface RejoinOptions {
+  readonly scenario: string;
+  readonly layoutHash: string;
+  /** This peer's libp2p Ed25519 private key, raw (32-byte seed first). */
+  readonly identitySeed: Uint8Array;
+  /** Round-0 participants and the static graph over them (the same as at the run's setup). */
+  readonly graph: ReadonlyMap<string, readonly string[]>;
+  readonly roundMs: number;
+  readonly rounds: number;
+  /** r0 was decided: from it this peer masks and sends (Infinity: it stays a receiver). */
+  readonly onDecided?: (sendsFrom: number, why: string) => void;
+  readonly onRefused?: (from: string, reason: string) => void;
+}
+
+/**
+ * The joiner's side: a SecureSession with a fresh key whose setup is the announcement above. `setup()` resolves once every other
+ * participant's key is in, or half a round before r0 with those that answered; masking starts at `sendsFrom` (decided just
+ * before r0, reported through onDecided).
+ */
+export class RejoinSession extends SecureSession {
+  private t: AveragingTransport | null = null;
+  private self = '';
+  private closed = false;
+  private timer: number | null = null;
+  private current: CurrentKey | undefined;
+  private dealt: SealedShare[] | null = null;
+  private readonly answered = new Set<string>();
+  private readonly dealAcked = new Set<string>();
+  private late: string | undefined;
+  private keysIn: () => void = () => undefined;
+  /** First round this peer masks in; Infinity until decided, and for good when the rejoin did not complete. */
+  sendsFrom = Number.POSITIVE_INFINITY;
+  fromRound = 0;
+
+  constructor(private readonly o: RejoinOptions) {
+    super(o.scenario);
+    for (const [p, ns] of o.graph) {
+      this.neighbours.set(p, [...ns]);
+      this.identity.set(p, peerIdFromString(p).publicKey!.raw);
+    }
+    this.threshold = Math.max(2, Math.floor(o.graph.size / 2) + 1);
+  }
+
+  /** This peer's current key announcement (for the responder's replies to other joiners). */
+  get mine(): CurrentKey | undefined { return this.current; }
+
+  /** The transport is the responder's (it routes the replies here); nothing to intercept at this level. */
+  wrap(t: AveragingTransport): AveragingTransport {
+    this.t = t;
+    this.self = t.self;
+    return t;
+  }
+
+  /** A fresh key pair from the OS CSPRNG: never the old one, which others may have rebuilt. Idempotent. */
+  override register(id: string): void {
+    if (this.peers.has(id)) return;
+    this.identitySecrets.set(id, this.o.identitySeed.subarray(0, 32));
+    this.peers.set(id, { id, keys: ephemeralKeys(), held: new Map() });
+  }
+
+  async pairKeys(): Promise<PairKeys> {
+    await this.setup();
+    return new PairKeys(this.me.keys.secretKey, this.publicKeys);
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer !== null) this.t?.clearTimer(this.timer);
+  }
+
+  private get me() { return this.peers.get(this.self)!; }
+  private get others(): string[] { return [...this.o.graph.keys()].filter((p) => p !== this.self).sort(); }
+  private get round(): number { return Math.floor(this.t!.now() / this.o.roundMs); }
+
+  protected override async runSteps(): Promise<void> {
+    if (!this.t || !this.peers.has(this.self)) throw new Error('rejoin session used before its node registered');
+    this.fromRound = this.round + rekeyLead(this.o.roundMs);
+    this.current = signRekey(this.o.scenario, this.self, this.fromRound, this.me.keys.publicKey, this.identitySecrets.get(this.self)!);
+    this.publicKeys.set(this.self, this.me.keys.publicKey);
+    if (this.fromRound >= this.o.rounds) { this.decide(); return; }
+    const r0Ms = this.fromRound * this.o.roundMs;
+    const cutoff = r0Ms - this.o.roundMs / 2;
+    const keys = new Promise<void>((resolve) => { this.keysIn = resolve; });
+    const tick = (): void => {
+      if (this.closed) return;
+      void this.step(this.t!.now() >= cutoff);
+      if (this.t!.now() < r0Ms) this.timer = this.t!.setTimer(RESEND_MS, tick);
+    };
+    tick();
+    this.t.setTimer(Math.max(0, r0Ms - Math.min(50, this.o.roundMs * 0.01) - this.t.now()), () => this.decide());
+    await Promise.race([keys, new Promise<void>((r) => this.t!.setTimer(Math.max(0, cutoff - this.t!.now()), r))]);
+  }
+
+  /** Announce to those that have not answered; deal once every key is in (or at the cutoff); re-send shares not acknowledged. */
+  private async step(cutoff: boolean): Promise<void> {
+    for (const p of this.others) if (!this.answered.has(p)) this.send(p, REKEY_CODEC.announce, new Uint8Array([...this.current!.publicKey, ...this.current!.signature]));
+    const holders = this.others.filter((p) => this.answered.has(p));
+    if (!this.dealt && (holders.length === this.others.length || cutoff) && holders.length >= 2) {
+      this.dealt = [];
+      const sealed = await dealShares(this.self, this.o.scenario, this.me.keys, holders.map((h) => ({ peer: h, publicKey: this.publicKeys.get(h)! })), Math.min(this.threshold, holders.length));
+      this.dealt = sealed;
+    }
+    for (const s of this.dealt ?? []) if (!this.dealAcked.has(s.holder)) this.send(s.holder, REKEY_CODEC.deal, s.box, { shareId: this.self, nonce: hex(s.nonce) });
+  }
+
+  /** Replies routed here by the responder: a participant's current key, a share's receipt, or `late`. */
+  receive(from: string, msg: ModelMessage): void {
+    if (this.closed || !this.current) return;
+    if (msg.codec === REKEY_CODEC.late) { this.late ??= from; return; }
+    if (msg.codec === REKEY_CODEC.dealAck) { if (this.dealt?.some((s) => s.holder === from)) this.dealAcked.add(from); return; }
+    if (msg.codec !== REKEY_CODEC.key) return;
+    const k: CurrentKey = { publicKey: msg.payload.slice(0, 32), signature: msg.payload.slice(32), fromRound: msg.round };
+    // a participant that rejoined itself answers with a key from a later round: not handled (two joiners at once)
+    if (msg.payload.byteLength !== 96 || k.fromRound > this.round || !verifyKey(this.o.scenario, from, k, this.identity.get(from)!)) {
+      this.refusedAnnouncements++;
+      return this.o.onRefused?.(from, 'secure-rekey-key-refused');
+    }
+    if (!this.answered.has(from)) {
+      this.answered.add(from);
+      this.publicKeys.set(from, k.publicKey);
+    }
+    if (this.others.every((p) => this.answered.has(p))) this.keysIn();
+  }
+
+  /** Just before r0: mask from r0 only when every participant has the new key and every holder its share. */
+  private decide(): void {
+    if (this.closed) return;
+    const missing = this.others.filter((p) => !this.answered.has(p));
+    const unacked = (this.dealt ?? []).filter((s) => !this.dealAcked.has(s.holder)).map((s) => s.holder);
+    const why = this.fromRound >= this.o.rounds ? 'r0 is past the last round'
+      : this.late ? `${this.late} heard the new key after r0 began there`
+        : missing.length ? `no key from ${missing.join(', ')}`
+          : !this.dealt || this.dealt.length === 0 ? 'no shares dealt'
+            : unacked.length ? `share not acknowledged by ${unacked.join(', ')}` : '';
+    this.sendsFrom = why ? Number.POSITIVE_INFINITY : this.fromRound;
+    this.o.onDecided?.(this.sendsFrom, why || `masking with a fresh key from round ${this.fromRound}`);
+  }
+
+  private send(to: string, codec: string, payload: Uint8Array, extra: Partial<ModelMessage> = {}): void {
+    this.t!.send(to, { kind: 'model', scenario: this.o.scenario, round: this.fromRound, layoutHash: this.o.layoutHash, codec, payload, ...extra });
+    this.setupBytes += payload.byteLength;
+  }
+}
