@@ -76,7 +76,9 @@ export function defaultThreads(): number {
  * undefined: worth trying.
  */
 export function quietProbe(p: ExecutionProviderName): string | undefined {
-  if (p === 'cpu' || process.env.COHORT_PROBE_PROVIDERS === 'ort') return undefined;
+  if (p === 'cpu') return undefined;
+  // COHORT_PROBE_PROVIDERS=ort asks onnxruntime/Dawn for their own reasons; a software device stays a policy refusal even then
+  if (process.env.COHORT_PROBE_PROVIDERS === 'ort') return p === 'webgpu' && process.platform === 'linux' && vulkanKind() === 'software' ? softwareRefusal() : undefined;
   if (p === 'cuda') {
     let bin: string;
     try { bin = join(dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6', process.platform, process.arch); } catch { return undefined; }
@@ -117,11 +119,14 @@ function webgpuProbe(): string | undefined {
   switch (vulkanKind()) {
     case 'no-loader': return 'no Vulkan loader (libvulkan.so.1)';
     case 'no-driver': return 'a Vulkan loader but no Vulkan driver (no ICD manifest in /usr/share/vulkan/icd.d)';
-    case 'software':
-      return process.env[WEBGPU_SOFTWARE_ENV] === '1' ? undefined
-        : `only a software Vulkan device (no GPU device node: lavapipe would emulate the GPU on the CPU, slower than the cpu provider); set ${WEBGPU_SOFTWARE_ENV}=1 to use it for correctness checks`;
+    case 'software': return softwareRefusal();
     default: return undefined;
   }
+}
+
+function softwareRefusal(): string | undefined {
+  return process.env[WEBGPU_SOFTWARE_ENV] === '1' ? undefined
+    : `only a software Vulkan device (no GPU device node: lavapipe would emulate the GPU on the CPU, slower than the cpu provider); set ${WEBGPU_SOFTWARE_ENV}=1 to use it for correctness checks`;
 }
 
 /** The session, the provider that runs it, and why each provider before it was refused ("cuda: <reason>"). */
