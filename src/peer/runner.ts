@@ -33,6 +33,7 @@ import type { LocalData } from './datasets.ts';
 import type { RunnablePlan } from './plan.ts';
 import { PeerTransport } from './transport.ts';
 import { NetSecureSession } from '../averaging/secure/net-session.ts';
+import { RejoinSession, RekeyResponder, roundZeroKey } from '../averaging/secure/rejoin.ts';
 import type { PairKeys } from '../averaging/secure/masking.ts';
 import type { SecureDpsgdNode, SecureStats } from '../averaging/secure/node.ts';
 import { roundsToRun } from '../scenario/participants.ts';
@@ -264,7 +265,9 @@ export class ScenarioRun {
     const transport = this.transport;
     const secure = m.privacy?.secure ? this.secure ?? this.secureSession(ready.layoutHash, Boolean(resumed)) : undefined;
     const wire = this.testAdversary(transport, ready.params.length);
-    this.averaging = createNode(m.averaging.algorithm, secure ? secure.wrap(wire) : wire, this.learner, {
+    // secure: joiners' fresh keys are answered and swapped in below the session (src/averaging/secure/rejoin.ts)
+    const rekey = secure ? this.rekeyResponder(secure, ready.layoutHash) : undefined;
+    this.averaging = createNode(m.averaging.algorithm, secure && rekey ? secure.wrap(rekey.wrap(wire)) : wire, this.learner, {
       scenario: this.id, layoutHash: ready.layoutHash, rounds: m.rounds.max, roundMs: m.averaging.roundMs,
       deadlineMs: m.averaging.deadlineMs ?? Math.round(m.averaging.roundMs * 0.8), codec: m.compression.codec,
       codecOptions: { blockSize: m.compression.blockSize, topkFraction: m.compression.topkFraction },
@@ -273,6 +276,9 @@ export class ScenarioRun {
       robust: { aggregator: m.averaging.aggregator, trim: m.averaging.trim, radius: m.averaging.clipRadius },
     }, { fanout: m.averaging.fanout, s: m.averaging.s, gamma: m.averaging.gamma, receivers: m.averaging.receivers, ...(secure ? { secure } : {}) });
     this.averaging.onReject = (reason, from) => this.host.refused(this.id, from, reason);
+    if (rekey) rekey.node = this.averaging as SecureDpsgdNode;
+    // back from a restart: no masked model leaves this peer before its fresh key's round r0 (decided by the RejoinSession)
+    if (secure instanceof RejoinSession) (this.averaging as SecureDpsgdNode).sendsFrom = Number.POSITIVE_INFINITY;
     // the key setup runs now, before round 0 (round 0 waits for it); incomplete at its deadline: this peer's run fails
     secure?.setup().catch((e: unknown) => { if (!this.stopped) this.host.failed(this.id, e); });
     this.status = { round: resumed?.state.round ?? -1, provider: ready.provider, done: false };
@@ -339,10 +345,10 @@ export class ScenarioRun {
 
   /**
    * Secure averaging on real peers (docs/privacy.md): the key setup among the round-0 participants over this run's transport.
-   * A peer back from a restart does not rejoin a secure run: its ephemeral key is gone and its neighbours may have rebuilt it.
+   * A peer back from a restart rejoins with a fresh key from a round r0 ahead (src/averaging/secure/rejoin.ts): its old key is
+   * gone and its neighbours may have rebuilt it.
    */
-  private secureSession(layoutHash: string, resumed: boolean): NetSecureSession {
-    if (resumed) throw new CohortError('SECURE_RESUME', 'this peer left a secure scenario (restart) and does not rejoin it: its masking key is gone and its neighbours may have rebuilt it from shares', 'the scenario goes on with the other participants');
+  private secureSession(layoutHash: string, resumed: boolean): NetSecureSession | RejoinSession {
     const seed = (this.host.identity?.privateKey as { raw?: Uint8Array } | undefined)?.raw;
     if (!seed) throw new CohortError('SECURE_SETUP', 'secure averaging needs this peer\'s Ed25519 identity key to sign its key announcement', 'internal: the daemon passes its identity to the run');
     const m = this.plan.manifest;
@@ -350,11 +356,36 @@ export class ScenarioRun {
     if (!graph.has(this.host.node.peerId.toString())) {
       throw new CohortError('SECURE_LATE', 'this peer was admitted after round 0 of a secure scenario: the masking keys were agreed among the round-0 participants only', 'the scenario goes on without this peer');
     }
-    this.secure = new NetSecureSession({ scenario: this.id, layoutHash, identitySeed: seed, graph,
-      deadlineMs: Math.round(m.averaging.roundMs * 0.5), onRefused: (from, reason) => this.host.refused(this.id, from, reason) });
+    const onRefused = (from: string, reason: string): void => this.host.refused(this.id, from, reason);
+    this.secure = resumed
+      ? new RejoinSession({ scenario: this.id, layoutHash, identitySeed: seed, graph, roundMs: m.averaging.roundMs, rounds: this.rounds(), onRefused,
+        onDecided: (from, why) => void this.rejoinDecided(from, why) })
+      : new NetSecureSession({ scenario: this.id, layoutHash, identitySeed: seed, graph, deadlineMs: Math.round(m.averaging.roundMs * 0.5), onRefused });
     return this.secure;
   }
-  private secure: NetSecureSession | undefined;
+  private secure: NetSecureSession | RejoinSession | undefined;
+
+  /** Every secure peer answers joiners' announcements and swaps their fresh keys in before their r0; a joiner routes the replies to its session. */
+  private rekeyResponder(secure: NetSecureSession | RejoinSession, layoutHash: string): RekeyResponder {
+    const self = this.host.node.peerId.toString();
+    const seed = (this.host.identity?.privateKey as { raw?: Uint8Array } | undefined)?.raw ?? new Uint8Array(32);
+    const r = new RekeyResponder({ scenario: this.id, layoutHash, roundMs: this.plan.manifest.averaging.roundMs, session: secure,
+      mine: () => (secure instanceof RejoinSession ? secure.mine : roundZeroKey(secure, self, this.id, seed)),
+      onRefused: (from, reason) => this.host.refused(this.id, from, reason) });
+    if (secure instanceof RejoinSession) r.joiner = secure;
+    return r;
+  }
+
+  /** The joiner's decision just before r0: mask from r0 with the fresh key, or stay a receiver for the rest of the run (audited). */
+  private async rejoinDecided(from: number, why: string): Promise<void> {
+    const node = this.averaging as SecureDpsgdNode | undefined;
+    if (node) node.sendsFrom = from;
+    const ok = Number.isFinite(from);
+    if (ok) log.info({ scenario: this.id.slice(0, 12), r0: from }, 'secure rejoin: masking with a fresh key from round r0');
+    else log.warn({ scenario: this.id.slice(0, 12), why }, 'secure rejoin did not complete: this peer only receives for the rest of the run');
+    await this.host.audit.append({ kind: 'privacy', to: 'local', scenario: this.id, what: `secure rejoin after a restart: ${ok ? `fresh masking key from round ${from}` : `not masking again (${why})`}`,
+      detail: JSON.stringify({ state: ok ? 'rejoined' : 'receive-only', r0: ok ? from : null, why }) }).catch((e: unknown) => log.warn({ err: e }, 'audit append failed'));
+  }
 
   private secureProgress(): { secure: SecureProgress } | undefined {
     const s = this.secureStats;
