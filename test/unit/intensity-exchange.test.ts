@@ -3,20 +3,14 @@
  * three synthetic PET/CT sites (different scanner calibrations) send their PT voxel statistics; every peer ends with the same
  * standardiser (hash), whose PT mean/sd are the pooled values the simulator's functions give for the same three sites.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { decodeWire } from '../../src/averaging/message.ts';
 import { parsePreprocessConfig, preprocessCases } from '../../src/data/preprocess.ts';
 import { synthCase } from '../../src/data/synth.ts';
 import { agreeStandardiser, combineStats } from '../../src/data/standardiser-stats.ts';
 import { agreedIntensity, intensityStats } from '../../src/data/intensity-stats.ts';
-import { connectAll, makeConsortium, startLocalNodes } from '../../src/net/local-consortium.ts';
-import type { CohortNode } from '../../src/net/node.ts';
 import { StatsExchange } from '../../src/peer/stats-exchange.ts';
-import { AuditLog } from '../../src/store/audit.ts';
-import { openStore, type Store } from '../../src/store/db.ts';
+import { useLocalPeers } from '../helpers/local-peers.ts';
 
 const SCENARIO = 'b'.repeat(64);
 const config = { modalities: ['PT', 'CT'], size: [24, 24], crop: 'mask' as const,
@@ -27,35 +21,20 @@ const site = (s: number) => preprocessCases(Array.from({ length: 12 }, (_, k) =>
   return { subject: c.subject, images: { PT: c.pet, CT: c.ct }, mask: c.mask };
 }), config, 5).set;
 
-const dirs: string[] = [];
-const stores: Store[] = [];
-const nodes: CohortNode[] = [];
-afterAll(async () => {
-  await Promise.all(nodes.map((n) => n.stop()));
-  await Promise.all(stores.map((s) => s.close()));
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const localPeers = useLocalPeers();
 
 describe('consortium intensity z-score over the statistics exchange', () => {
   it('three sites, one standardiser at every peer: the pooled PT mean/sd the simulator computes', async () => {
-    const c = await makeConsortium(3, 2727);
-    const started = await startLocalNodes(c);
-    nodes.push(...started);
-    await connectAll(started);
-    const ids = started.map((x) => x.peerId.toString());
-    const exchanges = await Promise.all(started.map(async (node) => {
-      const dir = mkdtempSync(join(tmpdir(), 'cohort-intensity-'));
-      dirs.push(dir);
-      const store = await openStore(dir, { create: true });
-      stores.push(store);
-      const exchange = new StatsExchange({ node, audit: await AuditLog.open(store), scenario: SCENARIO, contributors: () => ids, participants: () => ids });
+    const { peers: group, ids } = await localPeers(3, 2727);
+    const exchanges = group.map(({ node, audit }) => {
+      const exchange = new StatsExchange({ node, audit, scenario: SCENARIO, contributors: () => ids, participants: () => ids });
       node.models.onModel({ receive: (_h, bytes, from) => {
         const msg = decodeWire(bytes);
         if (msg.kind === 'stats') exchange.receive(from.toString(), msg);
         return { ok: true };
       } });
       return exchange;
-    }));
+    });
     const own = [0, 1, 3].map((s) => intensityStats(site(s), cfg, { minCount: 10 })!);
     // a long deadline: the decider's standardiser must reach the others (their own fallback would come only after 2 x 60 s, past
     // this test's limit; before the acknowledgement fix one non-decider in two missed it)

@@ -5,58 +5,36 @@
  * of the same senders' round-start models (max relative error <= 1e-6), nothing is refused, and a receiver drawn by fewer than
  * two senders receives nothing.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { decodeWire } from '../../src/averaging/message.ts';
 import type { ModelMessage } from '../../src/averaging/types.ts';
 import { createNode } from '../../src/averaging/factory.ts';
 import { NetSecureSession } from '../../src/averaging/secure/net-session.ts';
 import type { SecureDpsgdNode } from '../../src/averaging/secure/node.ts';
 import { publicRoundGraph } from '../../src/averaging/secure/receivers.ts';
-import { connectAll, makeConsortium, startLocalNodes } from '../../src/net/local-consortium.ts';
-import type { CohortNode } from '../../src/net/node.ts';
 import { PeerTransport } from '../../src/peer/transport.ts';
 import { VectorLearner } from '../../src/sim/learners.ts';
-import { AuditLog } from '../../src/store/audit.ts';
-import { openStore, type Store } from '../../src/store/db.ts';
 import { Rng } from '../../src/util/random.ts';
+import { useLocalPeers } from '../helpers/local-peers.ts';
 
 const SCENARIO = 'e'.repeat(64);
 const ROUNDS = 4;
 const ROUND_MS = 3000;
 const S = 2;
 const P = 530; // the WDBC MLP's size
-const nodes: CohortNode[] = [];
-const stores: Store[] = [];
-const dirs: string[] = [];
-afterAll(async () => {
-  await Promise.all(nodes.map((n) => n.stop().catch(() => undefined)));
-  await Promise.all(stores.map((s) => s.close().catch(() => undefined)));
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const localPeers = useLocalPeers();
 
 describe('secure Epidemic Learning over libp2p', () => {
   it('masked sums equal the plain sums of the public senders, no refusals', async () => {
-    const c = await makeConsortium(4, 5151);
-    const started = await startLocalNodes(c);
-    nodes.push(...started);
-    await connectAll(started);
-    const ids = started.map((n) => n.peerId.toString());
+    const { peers: group, ids } = await localPeers(4, 5151);
     const startAt = Date.now() + 6000; // keys and shares are agreed before round 0
     const rng = new Rng(9);
     const snaps = new Map<string, Float32Array>();
     const sums: { receiver: string; round: number; sum: Float64Array; senders: string[] }[] = [];
     const refused: string[] = [];
-    const peers = await Promise.all(started.map(async (node, i) => {
-      const dir = mkdtempSync(join(tmpdir(), 'cohort-secure-el-'));
-      dirs.push(dir);
-      const store = await openStore(dir, { create: true });
-      stores.push(store);
-      const t = new PeerTransport(node, await AuditLog.open(store), SCENARIO, { at: () => ids, all: () => ids }, startAt, { kind: 'complete' }, ROUND_MS);
-      const raw = (c.identities[i]!.privateKey as unknown as { raw: Uint8Array }).raw;
-      const session = new NetSecureSession({ scenario: SCENARIO, layoutHash: 'layout', identitySeed: raw, graph: t.staticGraph(), deadlineMs: 30_000,
+    const peers = group.map(({ node, audit, identitySeed }, i) => {
+      const t = new PeerTransport(node, audit, SCENARIO, { at: () => ids, all: () => ids }, startAt, { kind: 'complete' }, ROUND_MS);
+      const session = new NetSecureSession({ scenario: SCENARIO, layoutHash: 'layout', identitySeed, graph: t.staticGraph(), deadlineMs: 30_000,
         onRefused: (from, reason) => refused.push(`${i}<-${ids.indexOf(from)}:${reason}`) });
       node.models.onModel({
         receive: (_h, bytes, from) => {
@@ -73,7 +51,7 @@ describe('secure Epidemic Learning over libp2p', () => {
       el.onSnapshot = (r, v) => snaps.set(`${ids[i]}|${r}`, v.slice());
       el.onSum = (r, s, senders) => sums.push({ receiver: ids[i]!, round: r, sum: s.slice(), senders: [...senders] });
       return { t, session, el };
-    }));
+    });
     const setupErrors: string[] = [];
     for (const p of peers) {
       p.el.onReject = (reason, from) => refused.push(`node<-${ids.indexOf(from)}:${reason}`);

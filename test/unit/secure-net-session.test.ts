@@ -2,53 +2,31 @@
  * Secure averaging's key setup over the real network (src/averaging/secure/net-session.ts): four libp2p nodes on loopback, each
  * with the daemon's PeerTransport (audited sends on /cohort/model/1, real LevelDB audit log) and a NetSecureSession. One peer's
  * run "begins" late (its model handler refuses transfers at first): keys and shares are re-sent until they arrive. Every peer
- * ends with every key (checked against its peer ID) and one share of every other peer's ephemeral secret; any three holders'
- * shares rebuild a dealer's secret (what dropout recovery does). A tampered share, a share replayed to another holder, a share
+ * ends with every key (checked against its peer ID) and one share of every other peer's ephemeral secret (at 4 peers the holder
+ * sets of holders.ts are all 3 others, threshold 2); any two holders' shares rebuild a dealer's secret (what dropout recovery does). A tampered share, a share replayed to another holder, a share
  * forwarded by a non-dealer and a second, different key announcement are refused and counted; identical re-sends are not.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { decodeWire } from '../../src/averaging/message.ts';
 import type { ModelMessage } from '../../src/averaging/types.ts';
 import { ephemeralKeys, recoverSecret } from '../../src/averaging/secure/crypto.ts';
 import { NetSecureSession, SETUP_CODEC } from '../../src/averaging/secure/net-session.ts';
-import { connectAll, makeConsortium, startLocalNodes } from '../../src/net/local-consortium.ts';
-import type { CohortNode } from '../../src/net/node.ts';
 import { PeerTransport } from '../../src/peer/transport.ts';
-import { AuditLog } from '../../src/store/audit.ts';
-import { openStore, type Store } from '../../src/store/db.ts';
+import { useLocalPeers } from '../helpers/local-peers.ts';
 
 const SCENARIO = 'f'.repeat(64);
-const nodes: CohortNode[] = [];
-const stores: Store[] = [];
-const dirs: string[] = [];
-afterAll(async () => {
-  await Promise.all(nodes.map((n) => n.stop().catch(() => undefined)));
-  await Promise.all(stores.map((s) => s.close().catch(() => undefined)));
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const localPeers = useLocalPeers();
 
 describe('secure key setup over libp2p', () => {
   it('delivers keys and sealed shares to every participant, rebuilds a secret from shares, refuses tampered and replayed ones', async () => {
-    const c = await makeConsortium(4, 4242);
-    const started = await startLocalNodes(c);
-    nodes.push(...started);
-    await connectAll(started);
-    const ids = started.map((n) => n.peerId.toString());
+    const { peers: group, ids } = await localPeers(4, 4242);
     const startAt = Date.now() + 4000;
     const open = [true, true, true, false];
     const refused: string[][] = [[], [], [], []];
     const received: { to: number; from: string; msg: ModelMessage }[] = [];
-    const peers = await Promise.all(started.map(async (node, i) => {
-      const dir = mkdtempSync(join(tmpdir(), 'cohort-secure-'));
-      dirs.push(dir);
-      const store = await openStore(dir, { create: true });
-      stores.push(store);
-      const t = new PeerTransport(node, await AuditLog.open(store), SCENARIO, { at: () => ids, all: () => ids }, startAt, { kind: 'complete' }, 5000);
-      const raw = (c.identities[i]!.privateKey as unknown as { raw: Uint8Array }).raw;
-      const session = new NetSecureSession({ scenario: SCENARIO, layoutHash: 'layout', identitySeed: raw, graph: t.staticGraph(), deadlineMs: 20_000,
+    const peers = group.map(({ node, audit, identitySeed }, i) => {
+      const t = new PeerTransport(node, audit, SCENARIO, { at: () => ids, all: () => ids }, startAt, { kind: 'complete' }, 5000);
+      const session = new NetSecureSession({ scenario: SCENARIO, layoutHash: 'layout', identitySeed, graph: t.staticGraph(), deadlineMs: 20_000,
         onRefused: (from, reason) => refused[i]!.push(`${ids.indexOf(from)}:${reason}`) });
       session.wrap(t);
       session.register(ids[i]!);
@@ -62,22 +40,25 @@ describe('secure key setup over libp2p', () => {
         },
       });
       return { t, session };
-    }));
+    });
     const setups = peers.map((p) => p.session.setup());
     setTimeout(() => { open[3] = true; }, 2500);
     await Promise.all(setups);
     for (const [i, p] of peers.entries()) {
       expect([...p.session.publicKeys.keys()].sort()).toEqual([...ids].sort());
       expect(p.session.peers.get(ids[i]!)!.held.size).toBe(3);
-      expect(p.session.threshold).toBe(3);
+      expect(p.session.threshold).toBe(2);
+      expect([...p.session.holdersOf(ids[i]!)].sort()).toEqual(ids.filter((x) => x !== ids[i]).sort());
       expect(p.session.refusedShares + p.session.refusedAnnouncements).toBe(0);
     }
-    // dropout recovery's input: the three holders' shares of peer 0's secret rebuild it (checked against its announced key)
+    // dropout recovery's input: any two of the three holders' shares of peer 0's secret rebuild it (checked against its announced key)
     const shares = [1, 2, 3].map((h) => peers[h]!.session.peers.get(ids[h]!)!.held.get(ids[0]!)!);
-    const secret = await recoverSecret(shares, peers[1]!.session.publicKeys.get(ids[0]!)!);
-    expect(secret).not.toBeNull();
-    expect(Buffer.from(secret!).equals(Buffer.from(peers[0]!.session.peers.get(ids[0]!)!.keys.secretKey))).toBe(true);
-    expect(await recoverSecret(shares.slice(0, 2), peers[1]!.session.publicKeys.get(ids[0]!)!)).toBeNull();
+    for (const pair of [[0, 1], [1, 2], [0, 2]]) {
+      const secret = await recoverSecret(pair.map((k) => shares[k]!), peers[1]!.session.publicKeys.get(ids[0]!)!);
+      expect(secret).not.toBeNull();
+      expect(Buffer.from(secret!).equals(Buffer.from(peers[0]!.session.peers.get(ids[0]!)!.keys.secretKey))).toBe(true);
+    }
+    expect(await recoverSecret(shares.slice(0, 1), peers[1]!.session.publicKeys.get(ids[0]!)!)).toBeNull();
 
     // attacks: peer 0's share for peer 1, replayed by peer 0 to peer 2 and forwarded by peer 1 to peer 3; a tampered copy; a new key
     const dealt = received.find((r) => r.to === 1 && r.from === ids[0] && r.msg.codec === SETUP_CODEC.deal)!.msg;

@@ -7,10 +7,7 @@
  * the clear: every masked vector captured on the wire differs from that site's plain encoding in every word, and its decoded
  * numbers are uncorrelated with the site's values. A site below the small-count rule sends a masked zero vector (test 2).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { decodeWire, type StatsMessage } from '../../src/averaging/message.ts';
 import type { ModelMessage } from '../../src/averaging/types.ts';
 import { NetSecureSession } from '../../src/averaging/secure/net-session.ts';
@@ -19,47 +16,27 @@ import { ephemeralKeys } from '../../src/averaging/secure/crypto.ts';
 import { PairKeys } from '../../src/averaging/secure/masking.ts';
 import { selectSamples, type SampleSet } from '../../src/data/samples.ts';
 import { agreeStandardiser, combineStats, decodeJson, siteStats, type AgreedStandardiser, type SiteStats, type StandardiserMeta } from '../../src/data/standardiser-stats.ts';
-import { connectAll, makeConsortium, startLocalNodes } from '../../src/net/local-consortium.ts';
-import type { CohortNode } from '../../src/net/node.ts';
 import { StatsExchange } from '../../src/peer/stats-exchange.ts';
 import { PeerTransport } from '../../src/peer/transport.ts';
-import { AuditLog } from '../../src/store/audit.ts';
-import { openStore, type Store } from '../../src/store/db.ts';
 import { loadSimData } from '../../src/sim/datasets.ts';
+import { useLocalPeers } from '../helpers/local-peers.ts';
 
 const SCENARIO = 'c'.repeat(64);
 const wdbc = loadSimData({ source: 'data/wdbc.csv', label: 'diagnosis' }, {}, 1);
 const meta: StandardiserMeta = { featureNames: wdbc.featureNames, classNames: wdbc.classNames };
 const slice = (a: number, b: number): SampleSet => selectSamples(wdbc.set, Array.from({ length: b - a }, (_, i) => a + i));
 
-const dirs: string[] = [];
-const stores: Store[] = [];
-const nodes: CohortNode[] = [];
-afterAll(async () => {
-  await Promise.all(nodes.map((n) => n.stop().catch(() => undefined)));
-  await Promise.all(stores.map((s) => s.close().catch(() => undefined)));
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const localPeers = useLocalPeers();
 
 interface Captured { from: string; msg: StatsMessage }
 
 /** n peers wired as the daemon wires a secure run: setup messages to the session, statistics to the exchange. */
 async function securePeers(n: number, seed: number, captured: Captured[]) {
-  const c = await makeConsortium(n, seed);
-  const started = await startLocalNodes(c);
-  nodes.push(...started);
-  await connectAll(started);
-  const ids = started.map((x) => x.peerId.toString());
+  const { peers: group, ids } = await localPeers(n, seed);
   const startAt = Date.now();
-  return Promise.all(started.map(async (node, i) => {
-    const dir = mkdtempSync(join(tmpdir(), 'cohort-secure-stats-'));
-    dirs.push(dir);
-    const store = await openStore(dir, { create: true });
-    stores.push(store);
-    const audit = await AuditLog.open(store);
+  return group.map(({ node, audit, identitySeed }, i) => {
     const t = new PeerTransport(node, audit, SCENARIO, { at: () => ids, all: () => ids }, startAt, { kind: 'complete' }, 5000);
-    const raw = (c.identities[i]!.privateKey as unknown as { raw: Uint8Array }).raw;
-    const session = new NetSecureSession({ scenario: SCENARIO, layoutHash: 'layout', identitySeed: raw, graph: t.staticGraph(), deadlineMs: 60_000 });
+    const session = new NetSecureSession({ scenario: SCENARIO, layoutHash: 'layout', identitySeed, graph: t.staticGraph(), deadlineMs: 60_000 });
     session.wrap(t);
     session.register(ids[i]!);
     const exchange = new StatsExchange({ node, audit, scenario: SCENARIO, contributors: () => ids, participants: () => ids });
@@ -74,7 +51,7 @@ async function securePeers(n: number, seed: number, captured: Captured[]) {
       },
     });
     return { id: ids[i]!, session, exchange, t, audit, startAt };
-  }));
+  });
 }
 
 function pearson(a: readonly number[], b: readonly number[]): number {

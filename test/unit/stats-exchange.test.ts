@@ -4,21 +4,18 @@
  * nothing but "suppressed"; a peer that starts after the deadline adopts what the others agreed; the store keeps it for export.
  * Also the simulator's report: one hash for "consortium", one per site for "site".
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import { decodeWire } from '../../src/averaging/message.ts';
 import { selectSamples, type SampleSet } from '../../src/data/samples.ts';
 import { siteStats, type AgreedStandardiser, type StandardiserMeta } from '../../src/data/standardiser-stats.ts';
-import { connectAll, makeConsortium, startLocalNodes } from '../../src/net/local-consortium.ts';
-import type { CohortNode } from '../../src/net/node.ts';
 import { readStandardiser, saveStandardiser, StatsExchange } from '../../src/peer/stats-exchange.ts';
 import { parseManifest } from '../../src/scenario/manifest.ts';
-import { AuditLog } from '../../src/store/audit.ts';
-import { openStore, type Store } from '../../src/store/db.ts';
+import type { AuditLog } from '../../src/store/audit.ts';
+import type { Store } from '../../src/store/db.ts';
 import { consortiumStandardiser, loadSimData } from '../../src/sim/datasets.ts';
 import { runScenarioSim } from '../../src/sim/run.ts';
+import { useLocalPeers } from '../helpers/local-peers.ts';
 
 const SCENARIO = 'a'.repeat(64);
 const wdbc = loadSimData({ source: 'data/wdbc.csv', label: 'diagnosis' }, {}, 1);
@@ -27,30 +24,14 @@ const meta: StandardiserMeta = { featureNames: wdbc.featureNames, classNames: wd
 const bounds = [[0, 120], [120, 260], [260, 420], [420, 563], [563, 569]] as const;
 const parts: SampleSet[] = bounds.map(([a, b]) => selectSamples(wdbc.set, Array.from({ length: b - a }, (_, i) => a + i)));
 
-const dirs: string[] = [];
-const stores: Store[] = [];
-const nodes: CohortNode[] = [];
-afterAll(async () => {
-  await Promise.all(nodes.map((n) => n.stop()));
-  await Promise.all(stores.map((s) => s.close()));
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const localPeers = useLocalPeers();
 
 interface Peer { id: string; exchange: StatsExchange; store: Store; audit: AuditLog; open: boolean }
 
 /** One peer as the daemon wires it: the model handler hands statistics messages to the run's exchange (only once it is "begun"). */
 async function peers(n: number, seed: number, members?: { contributors: string[]; participants: string[] }): Promise<Peer[]> {
-  const c = await makeConsortium(n, seed);
-  const started = await startLocalNodes(c);
-  nodes.push(...started);
-  await connectAll(started);
-  const ids = started.map((x) => x.peerId.toString());
-  return Promise.all(started.map(async (node) => {
-    const dir = mkdtempSync(join(tmpdir(), 'cohort-stats-'));
-    dirs.push(dir);
-    const store = await openStore(dir, { create: true });
-    stores.push(store);
-    const audit = await AuditLog.open(store);
+  const { peers: group, ids } = await localPeers(n, seed);
+  return group.map(({ node, store, audit }) => {
     const exchange = new StatsExchange({ node, audit, scenario: SCENARIO, contributors: () => members?.contributors ?? ids, participants: () => members?.participants ?? ids });
     const peer: Peer = { id: node.peerId.toString(), exchange, store, audit, open: true };
     node.models.onModel({
@@ -62,7 +43,7 @@ async function peers(n: number, seed: number, members?: { contributors: string[]
       },
     });
     return peer;
-  }));
+  });
 }
 
 describe('standardiser exchange over libp2p on loopback', () => {

@@ -2,7 +2,6 @@
 // one: a peer's model.onnx reads RAW table rows (the consortium's agreed standardiser in-graph), outputs labels, and carries the
 // scenario, participants, rounds and metric in its metadata; on the held-out rows it scores what the worker's own evaluation scores.
 // An image scenario's model reads raw intensities (its preprocessing's intensity transform in-graph) and gives the worker's Dice.
-import { Worker } from 'node:worker_threads';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,17 +16,10 @@ import { selectSamples } from '../../src/data/samples.ts';
 import { writeSynthSite } from '../../src/data/synth.ts';
 import { predictTable, scoreAgainstTruth } from '../../src/cli/commands/predict.ts';
 import { loadManifest, type ScenarioManifest } from '../../src/scenario/manifest.ts';
-import type { WorkerInit, WorkerReply } from '../../src/peer/worker.ts';
+import type { WorkerInit } from '../../src/peer/worker.ts';
+import { ask, trainRounds, withWorker } from '../helpers/worker.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
-
-function ask(w: Worker, req: Record<string, unknown>): Promise<WorkerReply> {
-  return new Promise((resolve) => {
-    const on = (r: WorkerReply): void => { if (r.rid === req.rid) { w.off('message', on); resolve(r); } };
-    w.on('message', on);
-    w.postMessage(req);
-  });
-}
 
 /** The rows of a table at the given indices (same columns). */
 function rowsOf(t: Table, rows: readonly number[]): Table {
@@ -39,19 +31,11 @@ describe('scenario export from the training worker', () => {
     const base = loadManifest(join(ROOT, 'scenarios/wdbc-radiomics.json'));
     const manifest: ScenarioManifest = { ...base, data: { ...base.data, preprocessing: { standardize: 'consortium' } } };
     const init: WorkerInit = { manifest, dataPath: join(ROOT, 'data/wdbc.csv'), dataOptions: {}, threads: 1, providers: ['cpu'] };
-    const w = new Worker(new URL('../../src/peer/worker-boot.mjs', import.meta.url), { workerData: init });
-    try {
-      const ready = await new Promise<WorkerReply>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
-      if (ready.op !== 'ready') throw new Error(JSON.stringify(ready));
+    await withWorker(init, async (w, ready) => {
       const scale = ready.inputScale;
       const agreed = agreeStandardiser(combineStats([scale.stats!]), scale.meta);
       expect(await ask(w, { rid: 1, op: 'standardise', standardiser: agreed })).toMatchObject({ op: 'standardised' });
-      let p: Float32Array = ready.params.slice();
-      for (let e = 0; e < 3; e++) {
-        const t = await ask(w, { rid: 10 + e, op: 'train', params: p.slice() });
-        if (t.op !== 'trained') throw new Error(JSON.stringify(t));
-        p = t.params;
-      }
+      const p = await trainRounds(w, ready.params.slice(), 3);
       const own = await ask(w, { rid: 20, op: 'evaluate', params: p.slice() });
       if (own.op !== 'metrics') throw new Error('no metrics');
       const provenance = { scenario: { id: 'abc123', hash: 'abc123', name: manifest.name }, participants: ['peerA', 'peerB'], rounds: 3,
@@ -69,9 +53,7 @@ describe('scenario export from the training worker', () => {
       expect(scored.labelled).toBe(ready.testCount);
       expect(scored.accuracy).toBe(own.metrics.accuracy);
       expect(own.metrics.accuracy).toBeGreaterThan(0.9);
-    } finally {
-      await w.terminate();
-    }
+    });
   }, 180_000);
 
   it('an image scenario (synthetic PET/CT U-Net): model.onnx on raw volumes gives the worker\'s held-out Dice', async () => {
@@ -80,34 +62,27 @@ describe('scenario export from the training worker', () => {
     const site = join(dir, 'site');
     writeSynthSite(site, { site: 1, cases: 8, seed: 4 });
     const init: WorkerInit = { manifest, dataPath: site, dataOptions: {}, threads: 1, providers: ['cpu'] };
-    const w = new Worker(new URL('../../src/peer/worker-boot.mjs', import.meta.url), { workerData: init });
     try {
-      const ready = await new Promise<WorkerReply>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
-      if (ready.op !== 'ready') throw new Error(JSON.stringify(ready));
-      let p: Float32Array = ready.params.slice();
-      for (let e = 0; e < 3; e++) {
-        const t = await ask(w, { rid: 10 + e, op: 'train', params: p.slice() });
-        if (t.op !== 'trained') throw new Error(JSON.stringify(t));
-        p = t.params;
-      }
-      const own = await ask(w, { rid: 20, op: 'evaluate', params: p.slice() });
-      const out = await ask(w, { rid: 21, op: 'export', params: p.slice() });
-      if (own.op !== 'metrics' || out.op !== 'bytes') throw new Error('no metrics or model');
-      const meta = readCohortMetadata(out.bytes, 'model.onnx');
-      expect(meta.task.kind).toBe('segmentation');
-      expect(meta.image?.intensity.map((i) => [i.modality, i.config.method, i.inGraph])).toEqual([['PT', 'suv', true], ['CT', 'window', true]]);
-      // the worker's held-out subjects, preprocessed the same way (same seed: same crops and flips) but without the intensity steps
-      const cfg = manifest.data.preprocessing as Record<string, unknown>;
-      const raw = preprocessFolder(site, { ...cfg, intensity: { PT: { method: 'none' }, CT: { method: 'none' } } }, manifest.training.seed);
-      const test = selectSamples(raw.set, splitBySubject(raw, manifest.data.holdout, manifest.training.seed).test);
-      expect(test.size).toBe(ready.testCount);
-      const s = await ort.InferenceSession.create(out.bytes);
-      const prob = (await s.run({ image: new ort.Tensor('float32', test.inputs.image.data, [test.size, ...test.inputs.image.shape]) })).prob.data as Float32Array;
-      await s.release();
-      expect(meanDice(prob, test.targets.mask.data, prob.length / test.size)).toBeCloseTo(own.metrics.dice!, 4);
-      expect(own.metrics.dice).toBeGreaterThan(0.05); // non-empty predicted masks: the equality above is not two empty ones
+      await withWorker(init, async (w, ready) => {
+        const p = await trainRounds(w, ready.params.slice(), 3);
+        const own = await ask(w, { rid: 20, op: 'evaluate', params: p.slice() });
+        const out = await ask(w, { rid: 21, op: 'export', params: p.slice() });
+        if (own.op !== 'metrics' || out.op !== 'bytes') throw new Error('no metrics or model');
+        const meta = readCohortMetadata(out.bytes, 'model.onnx');
+        expect(meta.task.kind).toBe('segmentation');
+        expect(meta.image?.intensity.map((i) => [i.modality, i.config.method, i.inGraph])).toEqual([['PT', 'suv', true], ['CT', 'window', true]]);
+        // the worker's held-out subjects, preprocessed the same way (same seed: same crops and flips) but without the intensity steps
+        const cfg = manifest.data.preprocessing as Record<string, unknown>;
+        const raw = preprocessFolder(site, { ...cfg, intensity: { PT: { method: 'none' }, CT: { method: 'none' } } }, manifest.training.seed);
+        const test = selectSamples(raw.set, splitBySubject(raw, manifest.data.holdout, manifest.training.seed).test);
+        expect(test.size).toBe(ready.testCount);
+        const s = await ort.InferenceSession.create(out.bytes);
+        const prob = (await s.run({ image: new ort.Tensor('float32', test.inputs.image.data, [test.size, ...test.inputs.image.shape]) })).prob.data as Float32Array;
+        await s.release();
+        expect(meanDice(prob, test.targets.mask.data, prob.length / test.size)).toBeCloseTo(own.metrics.dice!, 4);
+        expect(own.metrics.dice).toBeGreaterThan(0.05); // non-empty predicted masks: the equality above is not two empty ones
+      });
     } finally {
-      await w.terminate();
       rmSync(dir, { recursive: true, force: true });
     }
   }, 180_000);

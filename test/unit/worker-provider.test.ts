@@ -2,40 +2,21 @@
 // providers ['cuda'] stops the worker's start with PROVIDER_UNAVAILABLE and the reason (the daemon turns it into this peer's failed
 // run); "cpu" falls back, and the worker posts its graph reports (provider per graph, cuda refused with its reason, nodes measured
 // from ORT's profile) after 'ready' and again when training builds a new graph.
-import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadManifest } from '../../src/scenario/manifest.ts';
 import { quietProbe } from '../../src/engine/providers.ts';
-import type { WorkerInit, WorkerReply } from '../../src/peer/worker.ts';
+import { withStartingWorker, withWorker } from '../helpers/worker.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 const manifest = loadManifest(join(ROOT, 'scenarios/wdbc-radiomics.json'));
 const cudaMissing = quietProbe('cuda') !== undefined;
 
-function startWorker(init: WorkerInit): { w: Worker; messages: WorkerReply[]; next: (pred: (r: WorkerReply) => boolean) => Promise<WorkerReply> } {
-  const w = new Worker(new URL('../../src/peer/worker-boot.mjs', import.meta.url), { workerData: init });
-  const messages: WorkerReply[] = [];
-  const waiting: { pred: (r: WorkerReply) => boolean; resolve: (r: WorkerReply) => void }[] = [];
-  w.on('message', (r: WorkerReply) => {
-    messages.push(r);
-    for (const x of waiting.filter((x) => x.pred(r))) { waiting.splice(waiting.indexOf(x), 1); x.resolve(r); }
-  });
-  const next = (pred: (r: WorkerReply) => boolean): Promise<WorkerReply> => new Promise((resolve, reject) => {
-    const seen = messages.find(pred);
-    if (seen) return resolve(seen);
-    waiting.push({ pred, resolve });
-    w.once('error', reject);
-  });
-  return { w, messages, next };
-}
-
 const base = { manifest, dataPath: join(ROOT, 'data/wdbc.csv'), dataOptions: { label: 'diagnosis' }, threads: 1 };
 
 describe.runIf(cudaMissing)('training worker provider policy (no CUDA provider here)', () => {
   it('fallback "error" with providers [cuda]: the worker does not start, PROVIDER_UNAVAILABLE with the reason and a hint', async () => {
-    const { w, messages, next } = startWorker({ ...base, providers: ['cuda'], providerFallback: 'error' });
-    try {
+    await withStartingWorker({ ...base, providers: ['cuda'], providerFallback: 'error' }, async (_w, { messages, next }) => {
       const first = await next((r) => r.rid === 0);
       expect(first).toMatchObject({ op: 'error', code: 'PROVIDER_UNAVAILABLE' });
       if (first.op !== 'error') throw new Error('unreachable');
@@ -43,16 +24,11 @@ describe.runIf(cudaMissing)('training worker provider policy (no CUDA provider h
       expect(first.message).toContain('the CUDA provider is not installed');
       expect(first.hint).toContain('setup:gpu');
       expect(messages.some((m) => m.op === 'ready')).toBe(false);
-    } finally {
-      await w.terminate();
-    }
+    });
   }, 120_000);
 
   it('fallback "cpu" with providers [cuda]: trains on cpu and reports each graph, cuda refused with its reason', async () => {
-    const { w, next } = startWorker({ ...base, providers: ['cuda'], providerFallback: 'cpu' });
-    try {
-      const ready = await next((r) => r.op === 'ready');
-      if (ready.op !== 'ready') throw new Error(JSON.stringify(ready));
+    await withWorker({ ...base, providers: ['cuda'], providerFallback: 'cpu' }, async (w, ready, { next }) => {
       expect(ready.provider).toBe('cpu');
       const first = await next((r) => r.op === 'graphs');
       if (first.op !== 'graphs') throw new Error('unreachable');
@@ -70,8 +46,6 @@ describe.runIf(cudaMissing)('training worker provider policy (no CUDA provider h
         expect(g.refused[0]).toMatch(/^cuda: /);
       }
       expect(later.graphs.find((g) => g.graph.startsWith('loop|'))!.nodes).toBeGreaterThan(0);
-    } finally {
-      await w.terminate();
-    }
+    });
   }, 180_000);
 });

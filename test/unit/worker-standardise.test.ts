@@ -1,41 +1,26 @@
 // The real training worker thread (src/peer/worker.ts) with data.preprocessing.standardize: "consortium" hands the runner its
 // training part's statistics and waits raw for the agreed standardiser ('standardise', applied once); "site" standardises with
 // its own fit at once and says which (the same numbers as the statistics give for this one site).
-import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { agreeStandardiser, combineStats } from '../../src/data/standardiser-stats.ts';
 import { loadManifest, type ScenarioManifest } from '../../src/scenario/manifest.ts';
-import type { WorkerInit, WorkerReply } from '../../src/peer/worker.ts';
+import type { WorkerInit } from '../../src/peer/worker.ts';
+import { ask, trainRounds, withWorker } from '../helpers/worker.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 
-function ask(w: Worker, req: Record<string, unknown>): Promise<WorkerReply> {
-  return new Promise((resolve) => {
-    const on = (r: WorkerReply): void => { if (r.rid === req.rid) { w.off('message', on); resolve(r); } };
-    w.on('message', on);
-    w.postMessage(req);
-  });
-}
-
-async function withWorker(standardize: unknown, body: (w: Worker, ready: Extract<WorkerReply, { op: 'ready' }>) => Promise<void>): Promise<void> {
+/** The WDBC scenario's worker with the given data.preprocessing.standardize. */
+function wdbcInit(standardize: unknown): WorkerInit {
   const base = loadManifest(join(ROOT, 'scenarios/wdbc-radiomics.json'));
   const manifest: ScenarioManifest = { ...base, data: { ...base.data, preprocessing: { standardize } } };
-  const init: WorkerInit = { manifest, dataPath: join(ROOT, 'data/wdbc.csv'), dataOptions: {}, threads: 1, providers: ['cpu'] };
-  const w = new Worker(new URL('../../src/peer/worker-boot.mjs', import.meta.url), { workerData: init });
-  try {
-    const ready = await new Promise<WorkerReply>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
-    if (ready.op !== 'ready') throw new Error(JSON.stringify(ready));
-    await body(w, ready);
-  } finally {
-    await w.terminate();
-  }
+  return { manifest, dataPath: join(ROOT, 'data/wdbc.csv'), dataOptions: {}, threads: 1, providers: ['cpu'] };
 }
 
 describe('training worker input scale', () => {
   it('"consortium": statistics out, raw until the agreed standardiser comes, applied once', async () => {
     let siteInputs: unknown;
-    await withWorker('consortium', async (w, ready) => {
+    await withWorker(wdbcInit('consortium'), async (w, ready) => {
       const scale = ready.inputScale;
       expect(scale.mode).toBe('consortium');
       expect(scale.stats?.rows).toBe(ready.sampleCount);
@@ -54,17 +39,12 @@ describe('training worker input scale', () => {
       expect(await ask(w, { rid: 4, op: 'standardise', standardiser: agreed })).toMatchObject({ op: 'standardised' });
       const other = agreeStandardiser(combineStats([{ ...scale.stats!, rows: scale.stats!.rows + 1 }]), scale.meta);
       expect(await ask(w, { rid: 5, op: 'standardise', standardiser: other })).toMatchObject({ op: 'error', code: 'STANDARDISER_TWICE' });
-      let p: Float32Array = params;
-      for (let e = 0; e < 3; e++) {
-        const t = await ask(w, { rid: 10 + e, op: 'train', params: p.slice() });
-        if (t.op !== 'trained') throw new Error(JSON.stringify(t));
-        p = t.params;
-      }
+      const p = await trainRounds(w, params, 3);
       const after = await ask(w, { rid: 20, op: 'evaluate', params: p.slice() });
       if (after.op !== 'metrics') throw new Error('no metrics');
       expect(after.metrics.accuracy).toBeGreaterThan(0.9);
     });
-    await withWorker('site', async (_w, ready) => {
+    await withWorker(wdbcInit('site'), async (_w, ready) => {
       expect(ready.inputScale.mode).toBe('site');
       expect(ready.inputScale.stats).toBeUndefined();
       expect(ready.inputScale.standardiser?.mode).toBe('site');

@@ -2,7 +2,6 @@
 // identifier column and data.selector.ignore are not features, so the feature list is the simulator's; and a regression scenario
 // (the manifest `cohort sim --data --task regression` writes) runs on a real worker: the target's statistics travel with the
 // features', the agreed standardiser scales both, R2/MAE come back in the target's units and the exported model's `value` is too.
-import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
@@ -13,37 +12,21 @@ import { loadSimData } from '../../src/sim/datasets.ts';
 import { tableScenario } from '../../src/scenario/table-scenario.ts';
 import { readCohortMetadata } from '../../src/engine/export.ts';
 import type { ScenarioManifest } from '../../src/scenario/manifest.ts';
-import type { WorkerInit, WorkerReply } from '../../src/peer/worker.ts';
+import type { WorkerInit } from '../../src/peer/worker.ts';
+import { ask, withWorker } from '../helpers/worker.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 const WDBC = join(ROOT, 'data/wdbc.csv');
 
-function ask(w: Worker, req: Record<string, unknown>): Promise<WorkerReply> {
-  return new Promise((resolve) => {
-    const on = (r: WorkerReply): void => { if (r.rid === req.rid) { w.off('message', on); resolve(r); } };
-    w.on('message', on);
-    w.postMessage(req);
-  });
-}
-
-async function withWorker(manifest: ScenarioManifest, body: (w: Worker, ready: Extract<WorkerReply, { op: 'ready' }>) => Promise<void>): Promise<void> {
-  const init: WorkerInit = { manifest, dataPath: WDBC, dataOptions: {}, threads: 1, providers: ['cpu'] };
-  const w = new Worker(new URL('../../src/peer/worker-boot.mjs', import.meta.url), { workerData: init });
-  try {
-    const ready = await new Promise<WorkerReply>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
-    if (ready.op !== 'ready') throw new Error(JSON.stringify(ready));
-    await body(w, ready);
-  } finally {
-    await w.terminate();
-  }
-}
+/** A worker on the WDBC table for the given manifest. */
+const wdbcInit = (manifest: ScenarioManifest): WorkerInit => ({ manifest, dataPath: WDBC, dataOptions: {}, threads: 1, providers: ['cpu'] });
 
 describe('training worker tables', () => {
   it('drops the id column and data.selector.ignore: the same features as the simulator', async () => {
     const { manifest } = tableScenario({ data: WDBC, label: 'diagnosis', ignore: ['texture_mean', 'texture_se'] });
     expect(manifest.data.selector.ignore).toEqual(['texture_mean', 'texture_se']);
     const sim = loadSimData(manifest.data.selector, manifest.data.preprocessing, 1);
-    await withWorker(manifest, async (_w, ready) => {
+    await withWorker(wdbcInit(manifest), async (_w, ready) => {
       const names = ready.inputScale.meta!.featureNames!;
       expect(names).toHaveLength(28);   // 31 columns - diagnosis - id - two ignored
       expect(names).not.toContain('id');
@@ -55,7 +38,7 @@ describe('training worker tables', () => {
   it('regression: target scale agreed with the features, R2/MAE in the target\'s units, export value in units', async () => {
     const { manifest } = tableScenario({ data: WDBC, label: 'radius_mean', task: 'regression', ignore: ['perimeter_mean', 'area_mean'] });
     expect(manifest.task.kind).toBe('regression');
-    await withWorker(manifest, async (w, ready) => {
+    await withWorker(wdbcInit(manifest), async (w, ready) => {
       const stats = ready.inputScale.stats!;
       expect(Object.keys(stats.inputs).sort()).toEqual(['features', 'target']);
       const agreed = agreeStandardiser(combineStats([stats]), ready.inputScale.meta);
