@@ -64,7 +64,8 @@ function killing(victims: ReadonlySet<number>, unsent: { bytes: number }) {
 
 interface ExactRow { peers: number; killed_fraction: number; killed: number; sums_checked: number; max_rel_error: number; models_vs_plain_rel_diff: number; recovered: number; rounds_not_mixed: number;
   bytes_per_peer_round_plain: number; bytes_per_peer_round_secure: number; bytes_ratio: number; setup_bytes_per_peer: number; setup_ms: number;
-  wall_ms_plain: number; wall_ms_secure: number; wall_ratio: number; shares_refused: number; share_requests: number; recoveries_widened: number }
+  wall_ms_plain: number; wall_ms_secure: number; wall_ratio: number; shares_refused: number; share_requests: number; recoveries_widened: number;
+  holders: number; threshold: number; holders_short: number }
 
 async function exactness(peers: number, fraction: number, reps: number): Promise<ExactRow> {
   const rng = new Rng(1000 + peers);
@@ -135,6 +136,9 @@ async function exactness(peers: number, fraction: number, reps: number): Promise
     // (survivors only: a killed peer's muted node asks too, but nothing it sends reaches the wire)
     share_requests: st.reduce((a, s, i) => a + (victims.has(i) ? 0 : s.shareRequests), 0),
     recoveries_widened: st.reduce((a, s, i) => a + (victims.has(i) ? 0 : s.recoveryWidened), 0),
+    // SecAgg+-style holder sets (holders.ts): h holders per dealer, threshold t; dropped senders not rebuilt for want of holders
+    holders: sec.session!.holderPlan?.holders ?? 0, threshold: sec.session!.threshold,
+    holders_short: st.reduce((a, s, i) => a + (victims.has(i) ? 0 : s.holdersShort), 0),
   };
 }
 

@@ -3,14 +3,18 @@
  * (/cohort/model/1 between participants, audited like every transfer) before round 0:
  *   secure-key   this peer's ephemeral X25519 public key + its Ed25519 signature by the peer's libp2p identity key, to every other
  *                participant (verified against the sender's peer ID, which is its Ed25519 public key);
- *   secure-deal  once every participant's key is in: one sealed Shamir share of this peer's ephemeral secret per other participant
- *                (point to point; ChaCha20-Poly1305 bound to scenario, dealer and holder);
- *   secure-ack   a holder's receipt of its share.
+ *   secure-deal  once every participant's key is in: one sealed Shamir share of this peer's ephemeral secret per member of its
+ *                public holder set (holders.ts, the same sets as the simulator's; point to point; ChaCha20-Poly1305 bound to
+ *                scenario, dealer and holder);
+ *   secure-ack   a holder's receipt of its share;
+ *   secure-key-ack  a participant's receipt of this peer's key, sent only where neither holds a share of the other (otherwise the
+ *                share or its ack shows the key arrived).
  * Delivery is at least once: a participant whose run has not begun yet refuses the transfer, so keys are re-sent every
- * RESEND_MS until that peer's share arrives (it could only seal it with this peer's key) and shares until acknowledged.
+ * RESEND_MS until that peer shows it has this peer's key (its key-ack, its share for this peer, or its ack of this peer's share:
+ * it could only seal or open those with the key) and shares until acknowledged.
  * An identical re-send is not counted; a different or tampered announcement or share is refused and counted
  * (refusedAnnouncements, refusedShares) and reported through `onRefused`.
- * Setup is complete when every participant's key and every dealer's share are in; at `deadline` (ms since the run's start)
+ * Setup is complete when every participant's key and the share of every dealer whose holder set names this peer are in; at `deadline` (ms since the run's start)
  * an incomplete setup fails with SECURE_SETUP rather than run with masks that could not cancel.
  */
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -20,7 +24,7 @@ import { announce, dealShares, ephemeralKeys, type KeyAnnouncement, type SealedS
 import { PairKeys } from './masking.ts';
 import { SecureSession } from './session.ts';
 
-export const SETUP_CODEC = { key: 'secure-key', deal: 'secure-deal', ack: 'secure-ack' } as const;
+export const SETUP_CODEC = { key: 'secure-key', deal: 'secure-deal', ack: 'secure-ack', keyAck: 'secure-key-ack' } as const;
 const SETUP_CODECS: ReadonlySet<string> = new Set(Object.values(SETUP_CODEC));
 const RESEND_MS = 1000;
 
@@ -43,7 +47,10 @@ export interface NetSessionOptions {
 export class NetSecureSession extends SecureSession {
   private t: AveragingTransport | null = null;
   private self = '';
+  override readonly setupOverTransport = true;
   private readonly acked = new Set<string>();
+  /** Participants that acknowledged this peer's key. */
+  private readonly keyAcked = new Set<string>();
   /** Accepted shares by dealer: the sealed bytes, so that an identical re-send is recognised (and acknowledged again). */
   private readonly accepted = new Map<string, string>();
   private myShares: SealedShare[] | null = null;
@@ -59,6 +66,8 @@ export class NetSecureSession extends SecureSession {
       // a peer ID is its Ed25519 public key: announcements are checked against it, no key directory needed
       this.identity.set(p, peerIdFromString(p).publicKey!.raw);
     }
+    // known before any share can arrive: a share from a dealer whose holder set does not name this peer is refused
+    this.planHolders([...o.graph.keys()].sort());
   }
 
   /**
@@ -102,12 +111,14 @@ export class NetSecureSession extends SecureSession {
   }
 
   private get others(): string[] { return [...this.o.graph.keys()].filter((p) => p !== this.self).sort(); }
+  /** The dealers whose shares this peer holds (their holder sets name it). */
+  private get dealers(): string[] { return this.dealersTo(this.self); }
+  /** `p` has this peer's key: it said so, or it sealed a share to it, or it opened one from it. */
+  private hasMyKey(p: string): boolean { return this.keyAcked.has(p) || this.me.held.has(p) || this.acked.has(p); }
   private get me() { return this.peers.get(this.self)!; }
 
   protected override async runSteps(): Promise<void> {
     if (!this.t || !this.peers.has(this.self)) throw new CohortError('SECURE_SETUP', 'secure session used before its node registered', 'internal: wrap the transport, then create the node');
-    const n = this.o.graph.size;
-    this.threshold = Math.max(2, Math.floor(n / 2) + 1);
     const mine = announce(this.self, this.o.scenario, this.me.keys, this.identitySecrets.get(this.self)!);
     this.publicKeys.set(this.self, mine.publicKey);
     const done = new Promise<void>((resolve) => { this.progress = () => { void this.step(mine).then((all) => { if (all) resolve(); }); }; });
@@ -115,8 +126,9 @@ export class NetSecureSession extends SecureSession {
       if (this.closed) return;
       this.progress();
       this.resend(mine);
-      // until every holder has acknowledged its share and every share is held here
-      const settled = this.myShares !== null && this.myShares.every((x) => this.acked.has(x.holder)) && this.others.every((p) => this.me.held.has(p));
+      // until every holder has acknowledged its share, every share for this peer is held and every participant has its key
+      const settled = this.myShares !== null && this.myShares.every((x) => this.acked.has(x.holder)) && this.dealers.every((p) => this.me.held.has(p))
+        && this.others.every((p) => this.hasMyKey(p));
       if (!settled) this.resendTimer = this.t!.setTimer(RESEND_MS, tick);
     };
     tick();
@@ -126,7 +138,7 @@ export class NetSecureSession extends SecureSession {
 
   private incomplete(): CohortError {
     const keys = this.others.filter((p) => !this.publicKeys.has(p));
-    const shares = this.others.filter((p) => !this.me.held.has(p));
+    const shares = this.dealers.filter((p) => !this.me.held.has(p));
     return new CohortError('SECURE_SETUP', `secure averaging setup incomplete at round 0: ${keys.length ? `no key from ${keys.join(', ')}` : ''}${keys.length && shares.length ? '; ' : ''}${shares.length ? `no share from ${shares.join(', ')}` : ''}`,
       'every participant must be up and reachable before round 0 (raise launch.startDelayMs); the scenario is not run without masking');
   }
@@ -135,18 +147,18 @@ export class NetSecureSession extends SecureSession {
   private async step(mine: KeyAnnouncement): Promise<boolean> {
     if (!this.myShares && !this.dealing && this.others.every((p) => this.publicKeys.has(p))) {
       this.dealing = true;
-      const holders = this.others.slice(0, 255).map((h) => ({ peer: h, publicKey: this.publicKeys.get(h)! }));
+      const holders = this.holdersOf(this.self).map((h) => ({ peer: h, publicKey: this.publicKeys.get(h)! }));
       if (holders.length >= 2) this.myShares = await dealShares(this.self, this.o.scenario, this.me.keys, holders, Math.min(this.threshold, holders.length));
       else this.myShares = [];
       this.resend(mine);
     }
-    return this.myShares !== null && this.others.every((p) => this.me.held.has(p));
+    return this.myShares !== null && this.dealers.every((p) => this.me.held.has(p));
   }
 
-  /** Keys to those whose share has not come (they may not have ours), shares to those who have not acknowledged. */
+  /** Keys to those not known to have ours, shares to those who have not acknowledged. */
   private resend(mine: KeyAnnouncement): void {
     for (const p of this.others) {
-      if (!this.me.held.has(p)) this.sendSetup(p, SETUP_CODEC.key, new Uint8Array([...mine.publicKey, ...mine.signature]));
+      if (!this.hasMyKey(p)) this.sendSetup(p, SETUP_CODEC.key, new Uint8Array([...mine.publicKey, ...mine.signature]));
     }
     for (const s of this.myShares ?? []) {
       if (!this.acked.has(s.holder)) this.sendSetup(s.holder, SETUP_CODEC.deal, s.box, { shareId: this.self, nonce: hex(s.nonce) });
@@ -164,16 +176,18 @@ export class NetSecureSession extends SecureSession {
     if (msg.codec === SETUP_CODEC.key) return this.onKey(from, msg.payload);
     if (msg.codec === SETUP_CODEC.deal) return this.onDeal(from, msg);
     if (msg.codec === SETUP_CODEC.ack) { this.acked.add(from); return; }
+    if (msg.codec === SETUP_CODEC.keyAck) { this.keyAcked.add(from); return; }
   }
 
   private onKey(from: string, payload: Uint8Array): void {
     const a: KeyAnnouncement = { peer: from, scenario: this.o.scenario, publicKey: payload.slice(0, 32), signature: payload.slice(32) };
     const known = this.publicKeys.get(from);
-    if (known && sameBytes(known, a.publicKey)) return; // a re-send
+    if (known && sameBytes(known, a.publicKey)) return this.ackKey(from); // a re-send
     if (known || payload.byteLength !== 96 || !this.acceptAnnouncement(a)) {
       if (known || payload.byteLength !== 96) this.refusedAnnouncements++;
       return this.refuse(from, 'secure-key-refused');
     }
+    this.ackKey(from);
     this.progress();
   }
 
@@ -191,6 +205,12 @@ export class NetSecureSession extends SecureSession {
   }
 
   private ack(to: string): void { this.sendSetup(to, SETUP_CODEC.ack, new Uint8Array(0)); }
+
+  /** Tells `to` its key arrived, unless a share between the two will say so (this peer's share to it, or its ack of `to`'s share). */
+  private ackKey(to: string): void {
+    if (this.holdersOf(this.self).includes(to) || this.holdersOf(to).includes(this.self)) return;
+    this.sendSetup(to, SETUP_CODEC.keyAck, new Uint8Array(0));
+  }
 
   private refuse(from: string, reason: string): void { this.o.onRefused?.(from, reason); }
 }

@@ -4,11 +4,13 @@
  * cancel in j's sum over its senders (masking.ts), so j learns sum_k W_jk x_k^r and nothing else.
  *
  * Weights come from the static topology agreed at setup (session.ts: each peer's neighbour list), so a sender knows W_jk before
- * sending. A sender missing at the deadline (dropped, killed mid-round) is recovered: j asks the other participants for their
- * Shamir shares of the dropped peer's ephemeral secret (ceil(1.5 t) holders first, all the others
- * only if too few answer halfway to the round's end: holders.ts); t of them rebuild it (checked against its announced key), j removes the
+ * sending. A sender missing at the deadline (dropped, killed mid-round) is recovered: j asks the members of the dropped peer's
+ * public holder set for their Shamir shares of its ephemeral secret (ceil(1.5 t) holders first, the set's others only if too few
+ * answer halfway to the round's end: holders.ts); t of them rebuild it (checked against its announced key), j removes the
  * unmatched masks and mixes the survivors' exact sum; the dropped weight goes to W_jj. A recovered secret serves every later
- * round with no further messages. A receiver left with fewer than 2 senders does not mix that round (one sender's model would be
+ * round with no further messages. Fewer than t of the holders answering by the round's last chance: j does not mix that round
+ * (its sum still carries the dropped peer's masks), counts it in `holdersShort` and reports it through `onNotMixed`; it asks
+ * again in the next round (a holder may be back). A receiver left with fewer than 2 senders does not mix that round (one sender's model would be
  * exposed), and a peer that left never sends again (its secret may have been rebuilt); when it returns it only receives.
  * Refused and counted: masked models from outside S_j or twice, released shares that fail authentication (tampered) or that were
  * sealed for another round, receiver or scenario (replayed).
@@ -71,6 +73,8 @@ export interface SecureStats {
   roundsWithRecovery: number;
   /** Rounds not mixed: fewer than 2 senders, or a dropped sender not recovered by the end of the round. */
   roundsNotMixed: number;
+  /** Dropped senders not rebuilt in a round because fewer than t of their holders answered (one per round and dealer). */
+  holdersShort: number;
   sharesReleased: number;
   /** Share requests sent (one per holder asked per round of recovery; holders.ts). */
   shareRequests: number;
@@ -81,6 +85,8 @@ export interface SecureStats {
   /** Masked models refused (not a sender of this peer, second copy, wrong length, after the round closed). */
   maskedRefused: number;
 }
+
+export type NotMixedReason = 'few-senders' | 'holders-short';
 
 interface RoundState {
   readonly round: number;
@@ -117,7 +123,12 @@ class SplitTransport implements AveragingTransport {
 }
 
 export class SecureDpsgdNode extends AveragingNode {
-  readonly secure: SecureStats = { maskedSent: 0, clippedValues: 0, recovered: 0, roundsWithRecovery: 0, roundsNotMixed: 0, sharesReleased: 0, shareRequests: 0, recoveryWidened: 0, sharesRefused: 0, maskedRefused: 0 };
+  readonly secure: SecureStats = { maskedSent: 0, clippedValues: 0, recovered: 0, roundsWithRecovery: 0, roundsNotMixed: 0, holdersShort: 0, sharesReleased: 0, shareRequests: 0, recoveryWidened: 0, sharesRefused: 0, maskedRefused: 0 };
+  /**
+   * Called for every round this peer does not mix, with the reason: 'few-senders' (fewer than 2 live senders: one sender's
+   * model would be exposed) or 'holders-short' (fewer than t holders of the dropped senders named answered).
+   */
+  onNotMixed?: (round: number, reason: NotMixedReason, dealers: readonly PeerId[]) => void;
   /** Called after every mix with the weights used (self included), as DpsgdNode.onMix. */
   onMix?: (round: number, weights: ReadonlyMap<PeerId, number>) => void;
   /** Measurement hooks (benchmark, tests): the round-start model this peer masked, and the sum it decoded (dropped masks removed). */
@@ -165,7 +176,18 @@ export class SecureDpsgdNode extends AveragingNode {
     this.recovered.delete(peer);
   }
 
-  protected async runRound(round: number): Promise<void> {
+  protected runRound(round: number): void | Promise<void> {
+    if (this.session.setupOverTransport && !this.keys) {
+      // real peers: the setup's messages arrive through the same transport queue this round's timer runs on, so waiting for
+      // the setup inside the timer would hold them back until its deadline; the round starts when the setup completes (a
+      // failed setup is reported by whoever started it: the runner)
+      void this.session.setup().then(() => this.runSecureRound(round), () => undefined);
+      return;
+    }
+    return this.runSecureRound(round);
+  }
+
+  private async runSecureRound(round: number): Promise<void> {
     await this.session.setup();
     this.keys ??= new PairKeys(this.session.peers.get(this.me)!.keys.secretKey, this.session.publicKeys);
     const epoch = this.epoch;
@@ -249,7 +271,7 @@ export class SecureDpsgdNode extends AveragingNode {
       const held = this.session.peers.get(this.me)!.held;
       for (const d of unknown) st.shares.set(d, new Map(held.has(d) ? [[this.me, held.get(d)!]] : []));
       this.askHolders(st, unknown, (d, order) => order.slice(0, firstAskCount(this.session.threshold, held.has(d))));
-      // widen halfway to the round's last chance: every holder not asked yet, for the dealers still not rebuilt
+      // widen halfway to the round's last chance: every holder of theirs not asked yet, for the dealers still not rebuilt
       const last = Math.max(this.cfg.deadlineMs, this.cfg.roundMs * 0.98);
       this.t.setTimer((last - this.cfg.deadlineMs) / 2, () => {
         if (st.epoch !== this.epoch || st.done) return;
@@ -260,13 +282,14 @@ export class SecureDpsgdNode extends AveragingNode {
     }
   }
 
-  /** Requests the shares of `dealers` from the holders `pick` chooses among those not asked yet (one request per holder). */
+  /** Requests the shares of `dealers` from the holders `pick` chooses among their holders not asked yet (one request per holder). */
   private askHolders(st: RoundState, dealers: readonly string[], pick: (dealer: string, order: string[]) => string[]): void {
     const asks = new Map<string, string[]>();
     for (const d of dealers) {
       const asked = st.asked.get(d) ?? new Set<string>();
       st.asked.set(d, asked);
-      const candidates = this.t.peers().filter((h) => h !== this.me && !dealers.includes(h) && !asked.has(h));
+      const reachable = new Set(this.t.peers());
+      const candidates = this.session.holdersOf(d).filter((h) => h !== this.me && reachable.has(h) && !dealers.includes(h) && !asked.has(h));
       const chosen = pick(d, holderOrder(d, this.me, candidates, st.sum.received));
       for (const h of chosen) asked.add(h);
       asks.set(d, chosen);
@@ -320,9 +343,14 @@ export class SecureDpsgdNode extends AveragingNode {
   private finish(st: RoundState, complete: boolean): void {
     if (st.done) return;
     st.done = true;
-    if (!complete || st.sum.missing().some((d) => !this.recovered.has(d))) {
+    const lost = st.sum.missing().filter((d) => !this.recovered.has(d));
+    if (!complete || lost.length) {
       this.secure.roundsNotMixed++;
       this.stats.missedAtDeadline += st.sum.missing().length;
+      // fewer than 2 senders came in, or shares were asked for and too few holders answered by the round's last chance
+      const short = st.sum.received.size >= 2 && st.shares.size > 0 ? lost : [];
+      this.secure.holdersShort += short.length;
+      this.onNotMixed?.(st.round, short.length ? 'holders-short' : 'few-senders', short.length ? short : lost);
       return;
     }
     const missing = st.sum.missing();

@@ -22,12 +22,20 @@ const MAX_HKDF_BYTES = 255 * 32;
 
 /** Sender's receivers in a round: the first s of an HKDF-seeded Fisher-Yates shuffle of the other participants (sorted first). */
 export function publicReceivers(participants: readonly string[], sender: string, s: number, scenario: string, round: number): string[] {
-  const others = [...new Set(participants)].filter((p) => p !== sender).sort();
-  const take = Math.min(s, others.length);
-  if (take === 0) return [];
+  return publicDraw([...new Set(participants)].filter((p) => p !== sender), s, { ikm: scenario, salt: SALT, info: `${round}|${sender}` });
+}
+
+/**
+ * The first `take` of a Fisher-Yates shuffle of `items` (deduplicated and sorted first) whose randomness is HKDF-SHA256(ikm, salt,
+ * info): a draw anyone can recompute from public inputs. Also draws each dealer's share holders (holders.ts).
+ */
+export function publicDraw(items: readonly string[], take: number, seed: { readonly ikm: string; readonly salt: Uint8Array; readonly info: string }): string[] {
+  const others = [...new Set(items)].sort();
+  take = Math.min(take, others.length);
+  if (take <= 0) return [];
   // 4 random bytes per swap; the HKDF output limit (8160 bytes) caps the draw at 2040 swaps, far above any s
   const steps = Math.min(take, Math.floor(MAX_HKDF_BYTES / 4));
-  const bytes = hkdf(sha256, new TextEncoder().encode(scenario), SALT, new TextEncoder().encode(`${round}|${sender}`), steps * 4);
+  const bytes = hkdf(sha256, new TextEncoder().encode(seed.ikm), seed.salt, new TextEncoder().encode(seed.info), steps * 4);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let i = 0; i < steps; i++) {
     // swap position i with a uniform position in [i, n); the modulo bias is below n / 2^32 (irrelevant for a public draw)

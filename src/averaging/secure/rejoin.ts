@@ -6,8 +6,8 @@
  *      the first round r0 from which it masks: r0 = its current round + rekeyLead(roundMs) (at least 3 rounds and 5 s ahead);
  *   2. each participant that hears the announcement before its own round r0 starts keeps it pending and replies with its own
  *      current key announcement (the joiner lost them all); one heard at round r0 or later is answered `late`;
- *   3. once it has the others' keys, the joiner deals sealed Shamir shares of its new secret to them (the holders); each holder
- *      acknowledges its share;
+ *   3. once it has the others' keys, the joiner deals sealed Shamir shares of its new secret to its public holder set (holders.ts,
+ *      the same set and threshold as at setup); each holder acknowledges its share;
  *   4. just before round r0 each participant swaps the joiner's key for the new one (and its share), and forgets the pair secrets
  *      and any secret it had rebuilt for the joiner (SecureDpsgdNode.rekeyed); from r0 on all pairs with the joiner mask with
  *      the new key. The joiner masks and sends from r0 only if nobody answered `late`, every participant it heard from has its
@@ -208,7 +208,8 @@ export class RejoinSession extends SecureSession {
       this.neighbours.set(p, [...ns]);
       this.identity.set(p, peerIdFromString(p).publicKey!.raw);
     }
-    this.threshold = Math.max(2, Math.floor(o.graph.size / 2) + 1);
+    // the same holder sets and threshold as the setup (holders.ts): receivers rebuilding this peer's new key ask its holder set
+    this.planHolders([...o.graph.keys()].sort());
   }
 
   /** This peer's current key announcement (for the responder's replies to other joiners). */
@@ -264,8 +265,9 @@ export class RejoinSession extends SecureSession {
   /** Announce to those that have not answered; deal once every key is in (or at the cutoff); re-send shares not acknowledged. */
   private async step(cutoff: boolean): Promise<void> {
     for (const p of this.others) if (!this.answered.has(p)) this.send(p, REKEY_CODEC.announce, new Uint8Array([...this.current!.publicKey, ...this.current!.signature]));
-    const holders = this.others.filter((p) => this.answered.has(p));
-    if (!this.dealt && (holders.length === this.others.length || cutoff) && holders.length >= 2) {
+    const answered = this.others.filter((p) => this.answered.has(p));
+    const holders = this.holdersOf(this.self).filter((p) => this.answered.has(p));
+    if (!this.dealt && (answered.length === this.others.length || cutoff) && holders.length >= 2) {
       this.dealt = [];
       const sealed = await dealShares(this.self, this.o.scenario, this.me.keys, holders.map((h) => ({ peer: h, publicKey: this.publicKeys.get(h)! })), Math.min(this.threshold, holders.length));
       this.dealt = sealed;

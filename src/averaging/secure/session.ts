@@ -2,14 +2,16 @@
  * One scenario's key setup for secure averaging, as every participant runs it before round 0:
  *   1. each peer draws an ephemeral X25519 key and announces its public key in a message signed with its Ed25519 identity;
  *      every peer verifies every announcement (a forged or tampered one is refused and counted);
- *   2. each peer splits its ephemeral secret into Shamir shares, one per other participant (threshold t = floor(n/2) + 1 of
- *      n - 1 holders, at most 255 holders), seals each to its holder (ChaCha20-Poly1305) and sends it; each holder opens its share
- *      (a tampered or replayed share fails authentication and is refused and counted).
+ *   2. each peer splits its ephemeral secret into Shamir shares, one per member of its public holder set (h of the others, drawn
+ *      from the scenario id; threshold t; both from holders.ts holderPlan: SecAgg+-style, sized for a stated collusion and dropout
+ *      fraction), seals each to its holder (ChaCha20-Poly1305) and sends it; each holder opens its share (a tampered or replayed
+ *      share, or one from a dealer whose holder set does not name this peer, is refused and counted).
  * In the simulator the announcements and sealed shares are handed over in process (their bytes are counted in `setupBytes`);
  * on real peers NetSecureSession (net-session.ts) sends them over the scenario's averaging transport, with the same cryptography.
  */
 import { announce, dealShares, ephemeralKeys, identityKeys, openShare, verifyAnnouncement, type EphemeralKeys, type KeyAnnouncement, type SealedShare } from './crypto.ts';
 import { Rng } from '../../util/random.ts';
+import { holderPlan, holderSets, type HolderPlan } from './holders.ts';
 
 export interface SecurePeerState {
   readonly id: string;
@@ -25,9 +27,17 @@ export class SecureSession {
   /** Static topology: each peer's neighbours (its senders and receivers), fixed at setup. */
   readonly neighbours = new Map<string, readonly string[]>();
   threshold = 2;
+  /** h and t for this scenario's participants, and each dealer's holder set (public: every peer computes the same). */
+  holderPlan: HolderPlan | null = null;
+  private holderSetOf = new Map<string, readonly string[]>();
   setupBytes = 0;
   refusedAnnouncements = 0;
   refusedShares = 0;
+  /**
+   * Whether the setup needs messages over the nodes' own transport (real peers, net-session.ts): a round must then not wait for
+   * it inside a transport timer. In the simulator the setup runs in process, and a round awaits it (deterministic order).
+   */
+  readonly setupOverTransport: boolean = false;
   /** Wall time the setup took (ms, all peers together in the simulator). */
   setupMs = 0;
   private ready: Promise<void> | null = null;
@@ -61,6 +71,19 @@ export class SecureSession {
     this.setupMs = performance.now() - t0;
   }
 
+  /** The holder sets over `participants` (all of them, sorted): the same function on every peer and in the simulator. */
+  protected planHolders(participants: readonly string[]): void {
+    this.holderPlan = holderPlan(participants.length);
+    this.threshold = this.holderPlan.threshold;
+    this.holderSetOf = holderSets(participants, this.scenario, this.holderPlan.holders);
+  }
+
+  /** The peers that hold `dealer`'s shares (empty before the setup planned them, or for a participant unknown). */
+  holdersOf(dealer: string): readonly string[] { return this.holderSetOf.get(dealer) ?? []; }
+
+  /** The dealers whose holder sets name `holder`: the shares it should receive. */
+  dealersTo(holder: string): string[] { return [...this.holderSetOf].filter(([, hs]) => hs.includes(holder)).map(([d]) => d); }
+
   /** Steps 1 and 2; the simulator's in-process version (a real peer's runs over the network: net-session.ts). */
   protected async runSteps(): Promise<void> {
     const ids = [...this.peers.keys()].sort();
@@ -69,10 +92,9 @@ export class SecureSession {
       this.setupBytes += (ids.length - 1) * (a.publicKey.length + a.signature.length + a.peer.length + a.scenario.length);
       if (!this.acceptAnnouncement(a)) continue;
     }
-    const n = ids.length;
-    this.threshold = Math.max(2, Math.floor(n / 2) + 1);
+    this.planHolders(ids);
     for (const dealer of ids) {
-      const holders = ids.filter((h) => h !== dealer).slice(0, 255).map((h) => ({ peer: h, publicKey: this.publicKeys.get(h)! }));
+      const holders = this.holdersOf(dealer).map((h) => ({ peer: h, publicKey: this.publicKeys.get(h)! }));
       const threshold = Math.min(this.threshold, holders.length);
       if (holders.length < 2) continue;
       const sealed = await dealShares(dealer, this.scenario, this.peers.get(dealer)!.keys, holders, threshold);
@@ -91,11 +113,14 @@ export class SecureSession {
     return true;
   }
 
-  /** Step 2 at the holder: opens the sealed share, or refuses it (tampered, replayed from another scenario/holder, duplicate). */
+  /**
+   * Step 2 at the holder: opens the sealed share, or refuses it (tampered, replayed from another scenario/holder, duplicate, or
+   * from a dealer whose public holder set does not name this holder).
+   */
   deliverShare(s: SealedShare): boolean {
     const holder = this.peers.get(s.holder);
     const dealerPk = this.publicKeys.get(s.dealer);
-    if (!holder || !dealerPk || holder.held.has(s.dealer)) { this.refusedShares++; return false; }
+    if (!holder || !dealerPk || holder.held.has(s.dealer) || !this.holdersOf(s.dealer).includes(s.holder)) { this.refusedShares++; return false; }
     const share = openShare(s, s.holder, this.scenario, holder.keys.secretKey, dealerPk);
     if (!share) { this.refusedShares++; return false; }
     holder.held.set(s.dealer, share);
