@@ -16,6 +16,7 @@ import { describeModelInput } from '../../src/data/model-input.ts';
 import { applyStandardiser, readTable, tableToSamples } from '../../src/data/tabular.ts';
 import { predictTable, scoreAgainstTruth } from '../../src/cli/commands/predict.ts';
 import { loadManifest, parseManifest } from '../../src/scenario/manifest.ts';
+import { runScenarioSim } from '../../src/sim/run.ts';
 import { CohortError } from '../../src/util/errors.ts';
 import { Rng } from '../../src/util/random.ts';
 import type { SampleSet } from '../../src/data/samples.ts';
@@ -200,6 +201,21 @@ describe('manifest', () => {
     expect(err).toBeInstanceOf(CohortError);
     expect(`${(err as CohortError).message} ${(err as CohortError).hint}`).toMatch(/Cox[\s\S]*discrete-hazard/);
   });
+});
+
+describe('simulator', () => {
+  it('runs Fed-TCGA-BRCA with DP-SGD on the discrete-hazard scenario (epsilon spent <= target); --dp-epsilon on the Cox one is refused naming it', async () => {
+    const m = loadManifest('scenarios/tcga-brca-dp.json');
+    const r = await runScenarioSim(m, { seed: 1, rounds: 2, evalEvery: 2, baselines: false, dpEpsilon: 3 });
+    expect(r.peers).toBe(6);
+    expect(r.final.metric).toBe('c_index');
+    expect(r.final.mean).toBeGreaterThan(0);
+    expect(r.privacy?.dp?.epsilon_spent).toBeGreaterThan(0);
+    expect(r.privacy!.dp!.epsilon_spent).toBeLessThanOrEqual(3);
+    const e = await runScenarioSim(loadManifest('scenarios/tcga-brca.json'), { seed: 1, rounds: 2, baselines: false, dpEpsilon: 3 }).then(() => null, (x: unknown) => x);
+    expect((e as CohortError).code).toBe('SIM_PRIVACY');
+    expect(`${(e as CohortError).message} ${(e as CohortError).hint}`).toMatch(/Cox[\s\S]*discrete-hazard/);
+  }, 300_000);
 });
 
 describe('export', () => {
