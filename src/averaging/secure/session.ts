@@ -81,8 +81,8 @@ export class SecureSession {
   /** The peers that hold `dealer`'s shares (empty before the setup planned them, or for a participant unknown). */
   holdersOf(dealer: string): readonly string[] { return this.holderSetOf.get(dealer) ?? []; }
 
-  /** The dealers whose holder sets name `holder`: the shares it should receive. */
-  dealersTo(holder: string): string[] { return [...this.holderSetOf].filter(([, hs]) => hs.includes(holder)).map(([d]) => d); }
+  /** The dealers whose holder sets name `holder`: the shares it should receive (a set of fewer than 2 is never dealt to). */
+  dealersTo(holder: string): string[] { return [...this.holderSetOf].filter(([, hs]) => hs.length >= 2 && hs.includes(holder)).map(([d]) => d); }
 
   /** Steps 1 and 2; the simulator's in-process version (a real peer's runs over the network: net-session.ts). */
   protected async runSteps(): Promise<void> {
