@@ -277,6 +277,10 @@ export class ScenarioRun {
     }, { fanout: m.averaging.fanout, s: m.averaging.s, gamma: m.averaging.gamma, receivers: m.averaging.receivers, ...(secure ? { secure } : {}) });
     this.averaging.onReject = (reason, from) => this.host.refused(this.id, from, reason);
     if (rekey) rekey.node = this.averaging as SecureDpsgdNode;
+    // a dropped sender whose holders could not give t shares: that round is not mixed here (docs/privacy.md, "Holder sets")
+    if (secure) (this.averaging as SecureDpsgdNode).onNotMixed = (round, reason, dealers) => {
+      if (reason === 'holders-short') log.warn({ scenario: this.id.slice(0, 12), round, dealers }, 'secure averaging: fewer than t share holders of a dropped sender answered; this round is not mixed here');
+    };
     // back from a restart: no masked model leaves this peer before its fresh key's round r0 (decided by the RejoinSession)
     if (secure instanceof RejoinSession) (this.averaging as SecureDpsgdNode).sendsFrom = Number.POSITIVE_INFINITY;
     // the key setup runs now, before round 0 (round 0 waits for it); incomplete at its deadline: this peer's run fails
