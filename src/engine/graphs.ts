@@ -102,6 +102,7 @@ function stepNodes(g: GraphBuilder, plan: Plan, io: StepIO): StepOut {
 
 export function trainStep(plan: Plan, B: number): Uint8Array {
   const g = new GraphBuilder('train_step');
+  g.poolsPerChannel = true; // weights are inputs: no NCHWc convs to chain with (GraphCore.poolsPerChannel)
   const hyper = Object.fromEntries(hyperNames(plan.opt).map((h) => [h, g.input(N.hyper(h), [])])) as Record<HyperName, Tensor>;
   const r = stepNodes(g, plan, {
     data: dataInputs(g, plan.model, B),
@@ -127,6 +128,7 @@ function outer(name: string, shape: readonly number[], dtype: Tensor['dtype'] = 
 
 export function trainLoop(plan: Plan, B: number, K: number, decls: readonly ParamDecl[], bufferDecls: readonly BufferDecl[]): Uint8Array {
   const body = new GraphBuilder('train_loop_body');
+  body.poolsPerChannel = true; // weights are inputs: no NCHWc convs to chain with (GraphCore.poolsPerChannel)
   const iter = body.input('iter', [], 'int64');
   const cond = body.input('cond_in', [], 'bool');
   const gather = (name: string, shape: readonly number[], dtype: Tensor['dtype'] = 'float32'): Tensor =>
@@ -204,6 +206,7 @@ function loopModel(plan: Plan, B: number, K: number, decls: readonly ParamDecl[]
 /** Loss and its gradient for every parameter (outputs loss, g_<param>): for gradient checks and gradient-based averaging. */
 export function gradientGraph(plan: Plan, B: number): Uint8Array {
   const g = new GraphBuilder('gradient');
+  g.poolsPerChannel = true; // weights are inputs: no NCHWc convs to chain with (GraphCore.poolsPerChannel)
   const params: Tensor[] = [];
   const s = new ParamScope((d) => { const t = g.input(N.param(d.name), d.shape); params.push(t); return t; },
     (d) => g.input(N.buffer(d.name), d.shape));
@@ -229,6 +232,7 @@ function probabilities(g: GraphBuilder, out: ModelOutputs, loss: LossStage): { p
 
 export function evalGraph(plan: Plan, B: number): Uint8Array {
   const g = new GraphBuilder('eval');
+  g.poolsPerChannel = true; // weights are inputs: no NCHWc convs to chain with (GraphCore.poolsPerChannel)
   const s = new ParamScope((d) => g.input(N.param(d.name), d.shape), (d) => g.input(N.buffer(d.name), d.shape));
   const out = plan.model.forward(g, s, dataInputs(g, plan.model, B), EVAL_MODE);
   const loss = plan.loss.build(g, out, targetInputs(g, plan.loss, B));

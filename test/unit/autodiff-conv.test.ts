@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { checkGradients, type OpCase } from '../helpers/float64/gradcheck.ts';
 import { im2colConfig } from '../../src/engine/autodiff/im2col.ts';
 import { poolConfig } from '../../src/engine/autodiff/rules/pool.ts';
+import { GraphBuilder } from '../../src/engine/graph/index.ts';
 import type { Rng } from '../../src/util/random.ts';
 import { conv64, convTranspose64, globalAvgPool64, pool64, type Arr, type Geom, type PoolGeom64 } from '../helpers/float64/conv.ts';
 
@@ -168,11 +169,48 @@ describe('relu -> maxPool: relu backward folded into the pool when the pool is i
       return Float64Array.from(out);
     },
   };
-  for (const [name, c] of Object.entries({ 'pool is the only reader (folded)': fused, 'relu output also read elsewhere (not folded)': shared })) {
+  const fusedPerChannel: OpCase = { ...fused, build: (g, t) => { g.poolsPerChannel = true; return fused.build(g, t); } };
+  for (const [name, c] of Object.entries({ 'pool is the only reader (folded)': fused, 'relu output also read elsewhere (not folded)': shared,
+    'pool on a per-channel view reads the relu through a Reshape (folded)': fusedPerChannel })) {
     it(name, async () => {
       const { forwardErr, gradErr } = await checkGradients(c);
       expect(forwardErr, 'forward').toBeLessThan(FWD_TOL);
       for (const [k, e] of Object.entries(gradErr)) expect(e, `d/d${k}`).toBeLessThan(GRAD_TOL);
+    });
+  }
+});
+
+describe('2D pools on per-channel views (GraphCore.poolsPerChannel, as in train graphs) and the unfolded spread', () => {
+  const perChannel = (c: OpCase): OpCase => ({ ...c, build: (g, t) => { g.poolsPerChannel = true; return c.build(g, t); } });
+  const names = ['maxPool2d k2 s2', 'maxPool2d k3 s2 pad 1 (overlapping)', 'maxPool2d k2 on 7x5 (floor mode skips a row and a column)',
+    'avgPool2d k2', 'avgPool2d k2 on 5x7 (floor mode leftovers)', 'avgPool2d k3 s2 pad 1, pads not counted'];
+  for (const name of names) {
+    it(`${name}, per-channel view`, async () => {
+      const { forwardErr, gradErr } = await checkGradients(perChannel(cases[name]));
+      expect(forwardErr, 'forward').toBeLessThan(FWD_TOL);
+      for (const [k, e] of Object.entries(gradErr)) expect(e, `d/d${k}`).toBeLessThan(GRAD_TOL);
+    });
+  }
+  it('the per-channel view really pools [N*C, 1, H, W] (and a plain graph does not)', () => {
+    for (const on of [true, false]) {
+      const g = new GraphBuilder('p');
+      g.poolsPerChannel = on;
+      const y = g.maxPool(g.input('x', [2, 3, 4, 4]), { kernel: [2, 2] });
+      expect(y.shape).toEqual([2, 3, 2, 2]);
+      const pool = g.nodes.find((n) => n.op === 'MaxPool')!;
+      expect(pool.inputs[0]!.shape).toEqual(on ? [6, 1, 4, 4] : [2, 3, 4, 4]);
+    }
+  });
+  for (const name of ['maxPool2d k2 s2', 'maxPool3d k2', 'avgPool2d k2 on 5x7 (floor mode leftovers)', 'maxPool3d k2 on 5x4x5 (leftovers)']) {
+    it(`${name}, spread with one axis per MatMul (foldRows off)`, async () => {
+      poolConfig.foldRows = false;
+      try {
+        const { forwardErr, gradErr } = await checkGradients(cases[name]);
+        expect(forwardErr, 'forward').toBeLessThan(FWD_TOL);
+        for (const [k, e] of Object.entries(gradErr)) expect(e, `d/d${k}`).toBeLessThan(GRAD_TOL);
+      } finally {
+        poolConfig.foldRows = true;
+      }
     });
   }
 });

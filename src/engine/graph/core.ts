@@ -20,6 +20,12 @@ export class GraphCore {
   readonly inputs: Tensor[] = [];
   readonly outputs: Tensor[] = [];
   readonly initializers = new Map<string, ConstTensor>();
+  /**
+   * Pool each channel image on its own ([N*C, 1, ...] views) in 2D. For graphs whose weights are inputs (train, eval):
+   * there no Conv runs in ORT's NCHWc layout, so an NCHWc pool only adds a reorder in and out (CNN pool 2x2
+   * [64,16,32,32]: 1.58 vs 1.10 ms CPU). Exported graphs keep plain pools (their constant-weight convs chain NCHWc).
+   */
+  poolsPerChannel = false;
   private readonly used = new Set<string>();
   private readonly constCache = new Map<string, Tensor>();
   private counter = 0;

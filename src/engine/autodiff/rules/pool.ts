@@ -15,12 +15,16 @@ import type { Rule, RuleCtx } from '../types.ts';
 import { inp, mask } from '../util.ts';
 
 /** Which spread implementation backward rules use (exported for benchmarks on other machines/providers). */
-export const poolConfig = { spread: 'matmul' as 'matmul' | 'convTranspose' };
+export const poolConfig = {
+  spread: 'matmul' as 'matmul' | 'convTranspose',
+  /** Spread the second-to-last axis inside the MatMul too (no Expand for 2D); false: one axis per MatMul (A/B, tests). */
+  foldRows: true,
+};
 
 /**
  * Nearest-neighbour "spread" of a pooled tensor back over its tiling windows, [N, C, O...] -> x shape (cells that
- * floor-mode pooling never read get 0). The last axis is a MatMul with a 0/1 matrix, the other axes an Expand over
- * contiguous runs. Measured (2 threads): 2D [64,16,16,16] -> [64,16,32,32] 0.78 ms vs 0.87 ms for a ones-kernel
+ * floor-mode pooling never read get 0). The last axis is a MatMul with a 0/1 matrix (which also repeats each row for
+ * the second-to-last axis when that axis has no leftover), the other axes an Expand over contiguous runs. Measured (2 threads): 2D [64,16,16,16] -> [64,16,32,32] 0.78 ms vs 0.87 ms for a ones-kernel
  * ConvTranspose (1.3 Resize, 1.9 DepthToSpace, 4.8 6-D Expand); 3D [2,16,16^3] -> [2,16,32^3] 8 ms vs 31 ms.
  */
 function spread(g: GraphBuilder, y: Tensor, xShape: readonly number[], kernel: readonly number[]): Tensor {
@@ -29,11 +33,21 @@ function spread(g: GraphBuilder, y: Tensor, xShape: readonly number[], kernel: r
   const out = y.shape.slice(2);
   const last = nd - 1;
   const cols = xShape[2 + last];
-  const u = new Float32Array(out[last] * cols);
-  for (let j = 0; j < out[last]; j++) for (let t = 0; t < kernel[last]; t++) u[j * cols + j * kernel[last] + t] = 1;
-  let t = g.matmul(y, g.anonymousInitializer('spread', u, [out[last], cols]));
+  // the second-to-last axis rides along when its windows tile it exactly: a window's k rows are its spread row
+  // repeated k times, i.e. the spread matrix repeated k times side by side, and [.., O, k*cols] is [.., O*k, cols]
+  const rows = poolConfig.foldRows && nd >= 2 && xShape[1 + last] === out[last - 1] * kernel[last - 1] ? kernel[last - 1] : 1;
+  const u = new Float32Array(out[last] * rows * cols);
+  for (let j = 0; j < out[last]; j++) {
+    for (let r = 0; r < rows; r++) for (let t = 0; t < kernel[last]; t++) u[j * rows * cols + r * cols + j * kernel[last] + t] = 1;
+  }
+  let t = g.matmul(y, g.anonymousInitializer('spread', u, [out[last], rows * cols]));
   let post = cols; // size of the already spread trailing axes
-  for (let i = last - 1; i >= 0; i--) {
+  let first = last - 1; // the next axis still to spread
+  if (rows > 1) {
+    post *= xShape[1 + last];
+    first -= 1;
+  }
+  for (let i = first; i >= 0; i--) {
     const pre = sizeOf(xShape.slice(0, 2)) * sizeOf(out.slice(0, i));
     const e = g.expand(g.reshape(t, [pre * out[i], 1, post]), [pre * out[i], kernel[i], post]);
     let r = g.reshape(e, [pre, out[i] * kernel[i], post]);
@@ -70,8 +84,12 @@ function maxPoolTiling(g: GraphBuilder, x: Tensor, y: Tensor, dy: Tensor, geo: P
  * into the pool's backward (two pooled-size ops): 12.6 vs 13.4 ms for the CNN step in docs/engine.md.
  */
 function absorbedRelu(ctx: RuleCtx, x: Tensor): boolean {
-  const p = ctx.graph.producer(x);
-  if (!p || p.op !== 'Relu' || ctx.graph.consumers(x) !== 1) return false;
+  let t = x;
+  const view = ctx.graph.producer(t);
+  // a per-channel pool (GraphCore.poolsPerChannel) reads the relu through a Reshape: same values, same mask
+  if (view?.op === 'Reshape' && ctx.graph.consumers(t) === 1 && view.inputs[0]) t = view.inputs[0];
+  const p = ctx.graph.producer(t);
+  if (!p || p.op !== 'Relu' || ctx.graph.consumers(t) !== 1) return false;
   ctx.graph.absorb(p);
   return true;
 }

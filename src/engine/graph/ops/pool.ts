@@ -2,6 +2,7 @@
 import type { GraphCore } from '../core.ts';
 import { fmt, perAxis, shapeError } from '../shape.ts';
 import type { Tensor } from '../types.ts';
+import { reshape } from './shape-ops.ts';
 
 export interface PoolOpts {
   kernel: readonly number[] | number;
@@ -43,11 +44,27 @@ export function isTiling(geo: PoolGeom): boolean {
   return geo.strides.every((s, i) => s === geo.kernel[i]) && geo.pads.every((p) => p === 0);
 }
 
+/** Process-wide switch for A/B runs and tests (false: every graph pools [N, C, H, W] as it is). */
+export const poolLayoutConfig = { perChannel: true };
+
+/** 2D pools of a graph that asked for it (GraphCore.poolsPerChannel): pooling never mixes channels. */
+function perChannel(g: GraphCore, x: Tensor): boolean {
+  return poolLayoutConfig.perChannel && g.poolsPerChannel && x.shape.length === 4 && x.shape[1] > 1;
+}
+
+/** pool [N, C, H, W] as [N*C, 1, H, W] and view the result as [N, C, H', W'] (reshapes are free). */
+function perChannelView(g: GraphCore, x: Tensor, pool: (v: Tensor) => Tensor): Tensor {
+  const [n, c, ...sp] = x.shape;
+  const y = pool(reshape(g, x, [n * c, 1, ...sp]));
+  return reshape(g, y, [n, c, ...y.shape.slice(2)]);
+}
+
 /**
  * MaxPool. Tiling windows emit the plain single-output op (ORT's fast kernel; backward compares X with Y per
  * window); overlapping or padded windows also emit Indices, which their backward scatters into.
  */
 export function maxPool(g: GraphCore, x: Tensor, o: PoolOpts): Tensor {
+  if (perChannel(g, x)) return perChannelView(g, x, (v) => maxPool(g, v, o));
   const { geo, out } = geometry('MaxPool', g, x, o);
   const outputs = [{ shape: out, dtype: x.dtype }, ...(isTiling(geo) ? [] : [{ shape: out, dtype: 'int64' as const }])];
   const [y] = g.emit('MaxPool', [x], { attrs: attrs(geo), meta: { geo }, outputs });
@@ -55,6 +72,7 @@ export function maxPool(g: GraphCore, x: Tensor, o: PoolOpts): Tensor {
 }
 
 export function averagePool(g: GraphCore, x: Tensor, o: PoolOpts): Tensor {
+  if (perChannel(g, x)) return perChannelView(g, x, (v) => averagePool(g, v, o));
   const { geo, out } = geometry('AveragePool', g, x, o);
   const a = { ...attrs(geo), count_include_pad: { i: geo.countIncludePad ? 1 : 0 } };
   return g.emit1('AveragePool', [x], out, x.dtype, a, { geo });
