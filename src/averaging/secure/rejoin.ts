@@ -10,8 +10,9 @@
  *      the same set and threshold as at setup); each holder acknowledges its share;
  *   4. just before round r0 each participant swaps the joiner's key for the new one (and its share), and forgets the pair secrets
  *      and any secret it had rebuilt for the joiner (SecureDpsgdNode.rekeyed); from r0 on all pairs with the joiner mask with
- *      the new key. The joiner masks and sends from r0 only if nobody answered `late`, every participant it heard from has its
- *      share, and it holds every other participant's key; otherwise it stays a receiver for the rest of the run.
+ *      the new key. The joiner masks and sends from r0 only if every other participant answered (so holds the new key) and
+ *      none answered `late`; otherwise it stays a receiver for the rest of the run (its receivers rebuild the new key from the
+ *      shares dealt at the cutoff, half a round before r0, to those that answered, as for any dropped sender).
  * Why r0 this far ahead: the announcement is re-sent every second until answered, and a participant must hold the new key
  * before it masks round r0 (a sender masks against every other sender of its receiver). Three rounds and at least five seconds
  * leave room for several re-sends and for a participant whose run is just restarting to be reachable again.
@@ -183,9 +184,9 @@ export interface RejoinOptions {
 }
 
 /**
- * The joiner's side: a SecureSession with a fresh key whose setup is the announcement above. `setup()` resolves once every other
- * participant's key is in, or half a round before r0 with those that answered; masking starts at `sendsFrom` (decided just
- * before r0, reported through onDecided).
+ * The joiner's side: a SecureSession with a fresh key whose setup is the announcement above. `setup()` starts it and resolves at
+ * once; keys and shares follow over the run's transport; masking starts at `sendsFrom` (decided just before r0, reported
+ * through onDecided).
  */
 export class RejoinSession extends SecureSession {
   private t: AveragingTransport | null = null;
@@ -197,7 +198,6 @@ export class RejoinSession extends SecureSession {
   private readonly answered = new Set<string>();
   private readonly dealAcked = new Set<string>();
   private late: string | undefined;
-  private keysIn: () => void = () => undefined;
   /** First round this peer masks in; Infinity until decided, and for good when the rejoin did not complete. */
   sendsFrom = Number.POSITIVE_INFINITY;
   fromRound = 0;
@@ -251,15 +251,16 @@ export class RejoinSession extends SecureSession {
     if (this.fromRound >= this.o.rounds) { this.decide(); return; }
     const r0Ms = this.fromRound * this.o.roundMs;
     const cutoff = r0Ms - this.o.roundMs / 2;
-    const keys = new Promise<void>((resolve) => { this.keysIn = resolve; });
+    // until r0: announce and deal; after it, shares still unacknowledged are re-sent (they matter if this peer drops again)
     const tick = (): void => {
       if (this.closed) return;
       void this.step(this.t!.now() >= cutoff);
-      if (this.t!.now() < r0Ms) this.timer = this.t!.setTimer(RESEND_MS, tick);
+      if (this.t!.now() < r0Ms || (this.dealt ?? []).some((x) => !this.dealAcked.has(x.holder))) this.timer = this.t!.setTimer(RESEND_MS, tick);
     };
     tick();
     this.t.setTimer(Math.max(0, r0Ms - Math.min(50, this.o.roundMs * 0.01) - this.t.now()), () => this.decide());
-    await Promise.race([keys, new Promise<void>((r) => this.t!.setTimer(Math.max(0, cutoff - this.t!.now()), r))]);
+    // resolves at once: the node's rounds and this session's messages share the transport's one queue, so a setup that waited
+    // for the replies here would hold them back (the node sends nothing before sendsFrom anyway)
   }
 
   /** Announce to those that have not answered; deal once every key is in (or at the cutoff); re-send shares not acknowledged. */
@@ -291,21 +292,23 @@ export class RejoinSession extends SecureSession {
       this.answered.add(from);
       this.publicKeys.set(from, k.publicKey);
     }
-    if (this.others.every((p) => this.answered.has(p))) this.keysIn();
   }
 
-  /** Just before r0: mask from r0 only when every participant has the new key and every holder its share. */
+  /**
+   * Just before r0: mask from r0 only when every other participant answered (it holds the new key and swaps it in at r0) and
+   * none answered `late`. Shares not acknowledged yet do not stop it (they are re-sent; they only matter if this peer drops
+   * again, when its receivers rebuild its key from them).
+   */
   private decide(): void {
     if (this.closed) return;
     const missing = this.others.filter((p) => !this.answered.has(p));
     const unacked = (this.dealt ?? []).filter((s) => !this.dealAcked.has(s.holder)).map((s) => s.holder);
     const why = this.fromRound >= this.o.rounds ? 'r0 is past the last round'
       : this.late ? `${this.late} heard the new key after r0 began there`
-        : missing.length ? `no key from ${missing.join(', ')}`
-          : !this.dealt || this.dealt.length === 0 ? 'no shares dealt'
-            : unacked.length ? `share not acknowledged by ${unacked.join(', ')}` : '';
+        : missing.length ? `no key from ${missing.join(', ')}` : '';
     this.sendsFrom = why ? Number.POSITIVE_INFINITY : this.fromRound;
-    this.o.onDecided?.(this.sendsFrom, why || `masking with a fresh key from round ${this.fromRound}`);
+    const note = unacked.length ? ` (shares not acknowledged yet by ${unacked.join(', ')}: re-sent)` : '';
+    this.o.onDecided?.(this.sendsFrom, why || `masking with a fresh key from round ${this.fromRound}${note}`);
   }
 
   private send(to: string, codec: string, payload: Uint8Array, extra: Partial<ModelMessage> = {}): void {
