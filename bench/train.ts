@@ -9,10 +9,13 @@
  * Each model runs twice on the ORT side (issue 14.6): `fused` K steps per session run in one ONNX Loop, and `single` one step per
  * run as PyTorch does; `ratio` is the Trainer's default for the model (fused for the MLP, single steps for conv nets: what a
  * peer runs), `ratio_fused` and `ratio_single` compare like with like. The CNN applies max pool before ReLU on both sides.
+ * The CPU model and its vector extensions are recorded with the figures: both sides pick kernels by them (PyTorch's oneDNN
+ * runs AVX-512 kernels that block channels by 16 where the CPU has AVX-512), so ratios from different machines differ
+ * (docs/engine.md, "Why the U-Net 2D ratio jumped").
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -121,6 +124,16 @@ async function measureCase(c: Case, torch: TorchWorker | null, reps: number, pro
 
 function round(v: number): number { return Number(v.toFixed(1)); }
 
+/** The CPU the figures came from: model name and the vector extensions kernels are chosen by (Linux: /proc/cpuinfo). */
+function cpuSummary(): { model: string; vector: string[] } {
+  let flags: string[] = [];
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
+    flags = line ? line.split(':')[1].trim().split(/\s+/) : [];
+  } catch { /* not Linux: the model name alone */ }
+  return { model: cpus()[0]?.model ?? 'unknown', vector: ['avx2', 'fma', 'avx512f', 'avx512_bf16', 'avx512_vnni'].filter((f) => flags.includes(f)) };
+}
+
 const suite: BenchSuite = {
   name: 'train',
   description: 'train-step throughput, Cohort engine (onnxruntime-node) vs PyTorch CPU, same model/batch/threads',
@@ -144,7 +157,7 @@ const suite: BenchSuite = {
     return { suite: 'train', rows, threads: THREADS, repetitions: reps, optimizer: 'sgd momentum 0.9', torch_env: 'OMP_WAIT_POLICY=PASSIVE (spinning off, as ORT)',
       torch: torch ? `PyTorch ${torch.version} (${PYTHON})` : `unavailable: ${String(started)}`,
       // other work on the machine moves both sides (interleaving shares it out); a load far above `threads` means noisy figures
-      load_average_1min: { before: round(loadBefore), after: round(loadavg()[0]) } };
+      load_average_1min: { before: round(loadBefore), after: round(loadavg()[0]) }, cpu: cpuSummary() };
   },
 };
 
