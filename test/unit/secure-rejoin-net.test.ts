@@ -126,7 +126,9 @@ describe('secure rejoin over libp2p', () => {
     watch(J, node);
     runs[J] = { t, session, responder, node };
     down[J] = false;
-    void session.setup();
+    // the setup never holds the node's rounds back (they share the transport's queue): it resolves before any reply is in
+    await session.setup();
+    expect([...session.publicKeys.keys()]).toEqual([ids[J]]);
     node.rejoin();
     const r0 = 4 + rekeyLead(ROUND_MS);
     await waitFor('the rejoin decision', () => decided !== undefined, 3 * rekeyLead(ROUND_MS) * ROUND_MS + 20_000);
