@@ -83,11 +83,6 @@ export async function resumeAccounting(store: Store, scenario: string, checkpoin
   return { ...accountingOf(pick.rec.phases, delta), source: pick.source };
 }
 
-/** The scenario ended on this peer: its claim is no longer needed. */
-export async function dropClaim(store: Store, scenario: string): Promise<void> {
-  await store.scenarios.del(claimKey(scenario));
-}
-
 /**
  * A stored record, checked: absent is undefined; a damaged one is refused (DP_STATE_CORRUPT) rather than read as fewer steps,
  * so the run is not resumed and the ledger keeps the whole reservation.
