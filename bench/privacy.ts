@@ -204,7 +204,7 @@ const suite: BenchSuite = {
         // COHORT_BENCH_REFERENCE=0: without the wdbc-secure.json row (e.g. when another process runs it)
         const reference: [string, number][] = process.env.COHORT_BENCH_REFERENCE === '0' ? [] : [['scenarios/wdbc-secure.json', Infinity]];
         const runs: [string, number][] = [...EPSILONS.map((e) => [dpPath, e] as [string, number]), ...reference];
-        dpScenarioAt.set(peers, dpPath.replace(/^.*\//, ''));
+        if (EPSILONS.some(Number.isFinite)) dpScenarioAt.set(peers, dpPath.replace(/^.*\//, ''));
         for (const [path, eps] of runs) {
           const m = loadManifest(path);
           const totalRounds = rounds ?? m.rounds.max;
