@@ -519,8 +519,14 @@ export class Coordinator {
     const m = runPlanOf(entry.signed.manifest).manifest;
     if (m.rounds.stopping.kind === 'max-rounds') return;
     const series = meanSeries(await this.book.history(id), entry.view.run.participants);
-    const stopAt = stopRoundFor(m.rounds.stopping, series, { maximize: m.task.metric !== 'loss', maxRounds: m.rounds.max });
-    if (stopAt === undefined || stopAt >= m.rounds.max || this.book.get(id)?.view.stopAt !== undefined) return;
+    const fired = stopRoundFor(m.rounds.stopping, series, { maximize: m.task.metric !== 'loss', maxRounds: m.rounds.max });
+    if (fired === undefined) return;
+    // one round ahead of where the participants are, not of the series: the series lags the clock (metrics arrive by gossip, a
+    // loaded launcher judges late). A stop behind a participant's progress would never finish the run: its "done" at round
+    // stopAt-1 ranks below its own later progress in the merge (seen: stopAt 2 published while participants were in round 4-6)
+    const reached = Math.max(this.roundNow(id), ...Object.values(entry.view.progress).map((p) => p.round));
+    const stopAt = Math.max(fired, reached + 2);
+    if (stopAt >= m.rounds.max || this.book.get(id)?.view.stopAt !== undefined) return;
     log.info({ scenario: id.slice(0, 12), stopAt, rule: m.rounds.stopping.kind }, 'stopping rule fired');
     await this.applyAndPublish(delta.stopAt(id, stopAt), `stop after round ${stopAt - 1} (${m.rounds.stopping.kind})`);
   }
