@@ -6,7 +6,7 @@
  * shares and mix the exact sum of the survivors. The plain run loses site-d at the same moment (same daemons), so it is the
  * reference with the same history: both finish with the three survivors, each site's secure accuracy close to the plain run's.
  * Then secure averaging and DP-SGD together on the three survivors. A peer whose policy demands epsilon <= 1 declines a scenario
- * asking for 8: test/e2e/admission.test.ts.
+ * asking for 8: test/e2e/privacy-policy.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
