@@ -46,7 +46,7 @@ describe('a scenario\'s model on a site that did not take part', () => {
   // same three daemons (compute.maxConcurrentScenarios is 2 by default); each keeps its rounds and every check
   it.concurrent('predicts site-a\'s raw rows within the report\'s interval; every participant used the same standardiser', async () => {
     // few rounds, long enough for a loaded machine; the start delay covers the workers' start
-    const base = wdbcManifest({ name: 'wdbc-new-site', rounds: 4, roundMs: 5000, launch: { minPeers: 3, approvalWindowMs: 0, startDelayMs: 12_000 } });
+    const base = wdbcManifest({ name: 'wdbc-new-site', rounds: 4, roundMs: 5000, launch: { minPeers: 3, approvalWindowMs: 0 } });
     const data = base.data as Record<string, unknown>;
     const manifest = { ...base, data: { ...data, preprocessing: { ...(data.preprocessing as object), standardize: 'consortium' } } };
     const file = join(c.dir, 'new-site.json');
@@ -106,7 +106,7 @@ describe('a scenario\'s model on a site that did not take part', () => {
   // regression on real peers: the target's statistics travel with the features' (src/data/site-table.ts), so one target scale is
   // agreed; sites report R2 and MAE in mm with bootstrap intervals; the export's `value` is in mm
   it.concurrent('runs a regression scenario (radius_mean, metric r2): one target scale, R2 and MAE in millimetres, the export predicts site-a in mm', async () => {
-    const base = wdbcManifest({ name: 'wdbc-radius', rounds: 5, roundMs: 5000, launch: { minPeers: 3, approvalWindowMs: 0, startDelayMs: 12_000 } });
+    const base = wdbcManifest({ name: 'wdbc-radius', rounds: 5, roundMs: 5000, launch: { minPeers: 3, approvalWindowMs: 0 } });
     const data = base.data as Record<string, unknown>;
     const manifest = { ...base, task: { kind: 'regression', metric: 'r2' },
       // perimeter and area are radius by another name: left out, as the table audit would warn
