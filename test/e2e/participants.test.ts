@@ -20,7 +20,7 @@ import { registerDaemonGossip } from '../../src/peer/gossip.ts';
 import { delta, type ScenarioView } from '../../src/scenario/lifecycle.ts';
 import { transfers, type AuditEntry } from '../../src/store/audit.ts';
 import { peerIdFromString } from '@libp2p/peer-id';
-import { cli, client, provisionCluster, startDaemon, stopDaemon, waitConnected, waitFor, wdbcManifest, type Cluster, disposeCluster } from './daemon-harness.ts';
+import { cli, cliAsync, client, provisionCluster, startDaemon, stopDaemon, waitConnected, waitFor, wdbcManifest, type Cluster, disposeCluster } from './daemon-harness.ts';
 
 interface Detail { id: string; view: ScenarioView; participants: string[]; refused: { peer: string; channel: string; reason: string; count: number }[]; standing: { dropped: { peer: string; lastRound: number }[] } }
 const HONEST = [0, 1, 2, 3];
@@ -50,9 +50,10 @@ const detail = (i: number, id: string): Promise<Detail> => client(c, i).get<Deta
 const finished = (i: number, id: string): Promise<Detail> =>
   waitFor(`${c.sites[i]!.name} sees the scenario finished`, async () => { const d = await detail(i, id); return d.view.state === 'finished' ? d : false; }, 150_000);
 // rounds long enough that every model arrives before the deadline even on a loaded machine: the two runs then mix alike
-// (and the deadline at the end of the round: a round mixes as soon as every model is in, so timing cannot change what is averaged)
+// (and the deadline at the end of the round: a round mixes as soon as every model is in, so timing cannot change what is averaged).
+// The default start delay (4 s): the standardiser is agreed before the start now (docs/daemon.md, the start protocol).
 const manifest = (name: string): Record<string, unknown> => {
-  const m = wdbcManifest({ name, rounds: 6, roundMs: 3000, launch: { minPeers: 4, approvalWindowMs: 2000, startDelayMs: 12_000 } });
+  const m = wdbcManifest({ name, rounds: 6, roundMs: 3000, launch: { minPeers: 4, approvalWindowMs: 2000 } });
   return { ...m, averaging: { ...(m.averaging as Record<string, unknown>), deadlineMs: 2900 } };
 };
 
@@ -148,18 +149,21 @@ describe('a roster member that did not approve a scenario', () => {
       return want.every((w) => got.has(w)) ? got : false;
     }, 30_000);
     expect([...reasons].every((r) => r.startsWith('mallory:'))).toBe(true);
-    const status = cli(['scenario', 'status', id.slice(0, 12), '--json', '--peer', c.sites[2]!.dir]);
+    // the three read-only commands at once (each is a CLI process start: seconds on a loaded machine)
+    const out = join(c.dir, 'export-attacked');
+    const [status, human, exp] = await Promise.all([
+      cliAsync(['scenario', 'status', id.slice(0, 12), '--json', '--peer', c.sites[2]!.dir]),
+      cliAsync(['scenario', 'status', id.slice(0, 12), '--peer', c.sites[2]!.dir]),
+      cliAsync(['scenario', 'export', id.slice(0, 12), '--out', out, '--peer', c.sites[1]!.dir]),
+    ]);
     expect(status.code, status.stderr).toBe(0);
     const st = JSON.parse(status.stdout) as Detail;
     expect([...st.participants].sort()).toEqual(HONEST.map(peerId).sort());
     expect(st.refused.filter((r) => r.peer === mallory.peerId.toString()).length).toBeGreaterThanOrEqual(4);
-    const human = cli(['scenario', 'status', id.slice(0, 12), '--peer', c.sites[2]!.dir]);
     expect(human.stdout).toContain('refused: mallory');
     expect(human.stdout).toContain('participants: site-a, site-b, site-c, site-d');
 
     // the report lists only the real participants
-    const out = join(c.dir, 'export-attacked');
-    const exp = cli(['scenario', 'export', id.slice(0, 12), '--out', out, '--peer', c.sites[1]!.dir]);
     expect(exp.code, exp.stderr).toBe(0);
     const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { sites: { name: string }[] };
     expect(metrics.sites.map((s) => s.name)).toEqual(['site-a', 'site-b', 'site-c', 'site-d']);
@@ -173,7 +177,7 @@ describe('a roster member that did not approve a scenario', () => {
 
 describe('a participant that dies and does not come back before the end (issue 9.3)', () => {
   it('is dropped after dropAfterRounds silent rounds, the others finish and say so; back after the end, it takes the final model', async () => {
-    const m = wdbcManifest({ name: 'wdbc-dropout', rounds: 8, roundMs: 2000, launch: { minPeers: 3, approvalWindowMs: 2000, startDelayMs: 12_000, dropAfterRounds: 2 } });
+    const m = wdbcManifest({ name: 'wdbc-dropout', rounds: 8, roundMs: 2000, launch: { minPeers: 3, approvalWindowMs: 2000, dropAfterRounds: 2 } });
     const id = (await client(c, 0).post<{ id: string }>('/scenarios', { manifest: m })).id;
     await waitFor('site-d past round 1', async () => ((await detail(0, id)).view.progress[peerId(3)]?.round ?? -1) >= 1, 90_000);
     expect(await stopDaemon(c, 3, 'SIGKILL')).toBeNull();

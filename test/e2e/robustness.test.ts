@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
 import type { SignedSuspicion } from '../../src/scenario/suspicion.ts';
 import type { AuditEntry } from '../../src/store/audit.ts';
-import { cli, client, disposeCluster, provisionCluster, startDaemon, waitConnected, waitFor, wdbcManifest, type Cluster } from './daemon-harness.ts';
+import { cliAsync, client, disposeCluster, provisionCluster, startDaemon, waitConnected, waitFor, wdbcManifest, type Cluster } from './daemon-harness.ts';
 
 interface Detail { id: string; view: ScenarioView; participants: string[] }
 const HONEST = [0, 1, 2, 3];
@@ -41,9 +41,10 @@ const detail = (i: number, id: string): Promise<Detail> => client(c, i).get<Deta
 const finished = (i: number, id: string): Promise<Detail> =>
   waitFor(`${c.sites[i]!.name} sees the scenario finished`, async () => { const d = await detail(i, id); return d.view.state === 'finished' || d.view.state === 'failed' ? d : false; }, 300_000);
 
-// few rounds of a small MLP; rounds long enough for every model to arrive before the deadline on a loaded machine
+// few rounds of a small MLP; rounds long enough for every model to arrive before the deadline on a loaded machine; the default
+// start delay (4 s): the standardiser is agreed before the start now (docs/daemon.md, the start protocol)
 const manifest = (name: string, minPeers: number): Record<string, unknown> => {
-  const m = wdbcManifest({ name, rounds: 10, roundMs: 4000, launch: { minPeers, approvalWindowMs: 3000, startDelayMs: 15_000 } });
+  const m = wdbcManifest({ name, rounds: 10, roundMs: 4000, launch: { minPeers, approvalWindowMs: 3000 } });
   return { ...m, averaging: { ...(m.averaging as Record<string, unknown>), deadlineMs: 3800, aggregator: 'clipped' }, evaluation: { ...(m.evaluation as Record<string, unknown>), compareLocalOnly: false } };
 };
 
@@ -57,8 +58,9 @@ function honestAccuracy(d: Detail): { mean: number; sites: { name: string; metri
   return { mean: sites.reduce((a, s) => a + s.metric, 0) / sites.length, sites };
 }
 
-function suspicionEntries(i: number, id: string): { entry: AuditEntry; report: SignedSuspicion }[] {
-  const r = cli(['audit', '--json', '--scenario', id, '--peer', c.sites[i]!.dir]);
+/** `cohort audit --json` of one site: a CLI process each (seconds on a loaded machine), so the sites are asked at once. */
+async function suspicionEntries(i: number, id: string): Promise<{ entry: AuditEntry; report: SignedSuspicion }[]> {
+  const r = await cliAsync(['audit', '--json', '--scenario', id, '--peer', c.sites[i]!.dir]);
   expect(r.code, r.stderr).toBe(0);
   return (JSON.parse(r.stdout) as { entries: AuditEntry[] }).entries.filter((e) => e.kind === 'suspicion')
     .map((entry) => ({ entry, report: JSON.parse(entry.detail!) as SignedSuspicion }));
@@ -87,7 +89,8 @@ describe('a participant that sends scaled models (x1000) under ClippedGossip', (
       throw e;
     }
     // nobody is suspected when nobody attacks
-    for (const i of HONEST) expect(suspicionEntries(i, id).filter((s) => s.report.report.scenario === id)).toEqual([]);
+    const audits = await Promise.all(HONEST.map((i) => suspicionEntries(i, id)));
+    for (const s of audits) expect(s.filter((x) => x.report.report.scenario === id)).toEqual([]);
   }, 400_000);
 
   it.concurrent('keeps the honest accuracy within 3 points and names the adversary in every honest audit log', async () => {
@@ -109,13 +112,14 @@ describe('a participant that sends scaled models (x1000) under ClippedGossip', (
     expect(Math.abs(delta), `honest mean ${attacked.mean} vs ${reference.mean}`).toBeLessThanOrEqual(3);
 
     // every honest site published a signed report naming mallory (audited as sent) and recorded the other honest sites' reports
-    for (const i of HONEST) {
-      const reports = await waitFor(`${c.sites[i]!.name}'s audit holds the reports`, async () => {
-        const s = suspicionEntries(i, id);
-        const own = s.filter((x) => x.report.report.reporter === peerId(i) && x.entry.to === 'gossip:scenario-view');
-        const received = s.filter((x) => x.report.report.reporter !== peerId(i));
-        return own.length && received.length ? { own, received } : false;
-      }, 60_000);
+    const perSite = await Promise.all(HONEST.map((i) => waitFor(`${c.sites[i]!.name}'s audit holds the reports`, async () => {
+      const s = await suspicionEntries(i, id);
+      const own = s.filter((x) => x.report.report.reporter === peerId(i) && x.entry.to === 'gossip:scenario-view');
+      const received = s.filter((x) => x.report.report.reporter !== peerId(i));
+      return own.length && received.length ? { own, received } : false;
+    }, 60_000)));
+    for (const [k, i] of HONEST.entries()) {
+      const reports = perSite[k]!;
       const named = (x: { report: SignedSuspicion }): string[] => x.report.report.suspects.map((s) => s.peer);
       expect(reports.own.some((x) => named(x).includes(peerId(M))), `${c.sites[i]!.name} names mallory`).toBe(true);
       expect(reports.received.some((x) => named(x).includes(peerId(M)))).toBe(true);
@@ -128,15 +132,17 @@ describe('a participant that sends scaled models (x1000) under ClippedGossip', (
     }
 
     // the roster view of an honest site shows the reports received about mallory (who reported, after which round, the score)
-    const roster = cli(['roster', 'show', '--peer', c.sites[1]!.dir, '--json']);
+    const [roster, human, status] = await Promise.all([
+      cliAsync(['roster', 'show', '--peer', c.sites[1]!.dir, '--json']),
+      cliAsync(['roster', 'show', '--peer', c.sites[1]!.dir]),
+      cliAsync(['status', '--peer', c.sites[1]!.dir]),
+    ]);
     expect(roster.code, roster.stderr).toBe(0);
     const members = (JSON.parse(roster.stdout) as { members: { name: string; suspicions: { by: string; scenario: string; round: number; outliers: number; observed: number }[] }[] }).members;
     const aboutMallory = members.find((m) => m.name === 'mallory')!.suspicions.filter((s) => s.scenario === id);
     expect(aboutMallory.length).toBeGreaterThanOrEqual(2);
     for (const s of aboutMallory) expect(['site-a', 'site-b', 'site-c', 'site-d']).toContain(s.by);
-    const human = cli(['roster', 'show', '--peer', c.sites[1]!.dir]);
     expect(human.stdout).toMatch(/mallory .*\n\s+suspected by site-[a-d]/);
-    const status = cli(['status', '--peer', c.sites[1]!.dir]);
     expect(status.stdout).toMatch(/suspicion report: site-[a-d] names mallory/);
     expect(status.stdout).toMatch(/mallory .*\n\s+suspected by site-[a-d] in wdbc-robust-scaling \(\w+\) after round \d+: \d+\/\d+ clipped, severity [\d.]+/);
   }, 500_000);
