@@ -53,7 +53,7 @@ describe('standardiser exchange over libp2p on loopback', () => {
     const late = ps[4]!;
     late.open = false;   // its run has not begun: the others' sends are refused and retried
     const startAt = Date.now();
-    const opts = { layoutHash: 'layout', startAt, deadlineMs: 6000, meta };
+    const opts = { layoutHash: 'layout', startAt, deadlineMs: 20_000, meta };   // generous: under CI load the three on-time peers' sends must all land before it
     // peer 3 holds the 6-row site: it shares nothing but "suppressed"; peer 4 (late) holds a normal site, peer 0 decides
     const own = [parts[0], parts[1], parts[2], parts[4], parts[3]].map((p) => siteStats(p!));
     expect(own[3]).toBeNull();
@@ -88,10 +88,10 @@ describe('standardiser exchange over libp2p on loopback', () => {
     const [first, admitted] = [ps.slice(0, 3), ps[3]!];
     members.contributors.push(...first.map((p) => p.id));
     members.participants.push(...first.map((p) => p.id));
-    const opts = { layoutHash: 'layout', startAt: Date.now(), deadlineMs: 1500, meta };
+    const opts = { layoutHash: 'layout', startAt: Date.now(), deadlineMs: 8000, meta };
     const agreed = await Promise.all(first.map((p, k) => p.exchange.agree(siteStats(parts[k]!), opts)));
     expect(new Set(agreed.map((a) => a.hash)).size).toBe(1);
-    await new Promise((r) => setTimeout(r, 1600));   // past the deadline, as a peer admitted from a later round
+    await new Promise((r) => setTimeout(r, 8100));   // past the deadline, as a peer admitted from a later round
     members.participants.push(admitted.id);          // the launcher's plan amendment
     const late = await admitted.exchange.agree(siteStats(parts[3]!), opts);
     expect(late.hash).toBe(agreed[0]!.hash);
@@ -102,7 +102,7 @@ describe('standardiser exchange over libp2p on loopback', () => {
   it('a deciding peer that never answers: after a second deadline the others agree alike on what they all received', async () => {
     const ps = (await peers(3, 77)).sort((a, b) => (a.id < b.id ? -1 : 1));
     ps[0]!.open = false;   // the decider's run never begins
-    const opts = { layoutHash: 'layout', startAt: Date.now(), deadlineMs: 2000, meta };
+    const opts = { layoutHash: 'layout', startAt: Date.now(), deadlineMs: 8000, meta };
     const [a, b] = await Promise.all([ps[1]!.exchange.agree(siteStats(parts[0]!), opts), ps[2]!.exchange.agree(siteStats(parts[1]!), opts)]);
     expect(a.hash).toBe(b.hash);
     expect(a.sites).toBe(2);
