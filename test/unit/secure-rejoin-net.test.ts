@@ -8,10 +8,7 @@
  * it sends no masked model before r0 and one per receiver from r0 on; every decoded sum, before, during and after, equals the plain
  * weighted sum of the same senders' round-start models (max relative error <= 1e-6); a forged rekey announcement is refused.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { decodeWire } from '../../src/averaging/message.ts';
 import type { ModelMessage } from '../../src/averaging/types.ts';
 import { createNode } from '../../src/averaging/factory.ts';
@@ -21,46 +18,21 @@ import { REKEY_CODEC, RejoinSession, RekeyResponder, rekeyLead, roundZeroKey } f
 import { PeerTransport } from '../../src/peer/transport.ts';
 import { VectorLearner } from '../../src/sim/learners.ts';
 import { Rng } from '../../src/util/random.ts';
-import { connectAll, makeConsortium, startLocalNodes } from '../../src/net/local-consortium.ts';
-import type { CohortNode } from '../../src/net/node.ts';
-import { AuditLog } from '../../src/store/audit.ts';
-import { openStore, type Store } from '../../src/store/db.ts';
+import { useLocalPeers } from '../helpers/local-peers.ts';
 
 const SCENARIO = 'd'.repeat(64);
 const ROUNDS = 10;
 const ROUND_MS = 3000;
 const P = 530; // the WDBC MLP's size
 const J = 3;   // the peer that restarts
-const nodes: CohortNode[] = [];
-const stores: Store[] = [];
-const dirs: string[] = [];
-afterAll(async () => {
-  await Promise.all(nodes.map((n) => n.stop().catch(() => undefined)));
-  await Promise.all(stores.map((s) => s.close().catch(() => undefined)));
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
 /** Four libp2p nodes on loopback, each with its own LevelDB store and audit log (the peer side of a daemon). */
-async function localPeers(n: number, seed: number): Promise<{ group: { node: CohortNode; audit: AuditLog; identitySeed: Uint8Array }[]; ids: string[] }> {
-  const c = await makeConsortium(n, seed);
-  const started = await startLocalNodes(c);
-  nodes.push(...started);
-  await connectAll(started);
-  const group = await Promise.all(started.map(async (node, i) => {
-    const dir = mkdtempSync(join(tmpdir(), 'cohort-rejoin-'));
-    dirs.push(dir);
-    const store = await openStore(dir, { create: true });
-    stores.push(store);
-    return { node, audit: await AuditLog.open(store), identitySeed: (c.identities[i]!.privateKey as unknown as { raw: Uint8Array }).raw };
-  }));
-  return { group, ids: started.map((x) => x.peerId.toString()) };
-}
+const localPeers = useLocalPeers();
 
 interface Run { t: PeerTransport; session: NetSecureSession | RejoinSession; responder: RekeyResponder; node: SecureDpsgdNode }
 
 describe('secure rejoin over libp2p', () => {
   it('a restarted peer masks again from r0 with a fresh key; every sum stays exact', async () => {
-    const { group, ids } = await localPeers(4, 6262);
+    const { peers: group, ids } = await localPeers(4, 6262);
     const startAt = Date.now() + 6000;
     const rng = new Rng(11);
     const snaps = new Map<string, Float32Array>();
