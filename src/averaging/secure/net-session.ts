@@ -20,7 +20,7 @@
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { AveragingMessage, AveragingTransport, MaybePromise, ModelMessage, PeerId } from '../types.ts';
 import { CohortError } from '../../util/errors.ts';
-import { announce, dealShares, ephemeralKeys, type KeyAnnouncement, type SealedShare } from './crypto.ts';
+import { announce, dealShares, type KeyAnnouncement, type SealedShare } from './crypto.ts';
 import { PairKeys } from './masking.ts';
 import { SecureSession } from './session.ts';
 
@@ -90,10 +90,7 @@ export class NetSecureSession extends SecureSession {
 
   /** The node registers itself (or the runner, first): this peer's ephemeral key pair from the OS CSPRNG; its neighbours are the static graph's. */
   override register(id: string): void {
-    // idempotent: the runner registers early when the consortium statistics are secure-summed, the node registers again
-    if (this.peers.has(id)) return;
-    this.identitySecrets.set(id, this.o.identitySeed.subarray(0, 32));
-    this.peers.set(id, { id, keys: ephemeralKeys(), held: new Map() });
+    this.registerOwnKeys(id, this.o.identitySeed);
   }
 
   /**

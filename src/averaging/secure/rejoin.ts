@@ -25,7 +25,7 @@
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
 import type { AveragingMessage, AveragingTransport, MaybePromise, ModelMessage, PeerId } from '../types.ts';
-import { announce, dealShares, ephemeralKeys, openShare, verifyAnnouncement, type SealedShare } from './crypto.ts';
+import { announce, dealShares, openShare, verifyAnnouncement, type SealedShare } from './crypto.ts';
 import { PairKeys } from './masking.ts';
 import { SecureSession } from './session.ts';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -224,9 +224,7 @@ export class RejoinSession extends SecureSession {
 
   /** A fresh key pair from the OS CSPRNG: never the old one, which others may have rebuilt. Idempotent. */
   override register(id: string): void {
-    if (this.peers.has(id)) return;
-    this.identitySecrets.set(id, this.o.identitySeed.subarray(0, 32));
-    this.peers.set(id, { id, keys: ephemeralKeys(), held: new Map() });
+    this.registerOwnKeys(id, this.o.identitySeed);
   }
 
   async pairKeys(): Promise<PairKeys> {
