@@ -17,12 +17,10 @@
  * Setup is complete when every participant's key and the share of every dealer whose holder set names this peer are in; at `deadline` (ms since the run's start)
  * an incomplete setup fails with SECURE_SETUP rather than run with masks that could not cancel.
  */
-import { peerIdFromString } from '@libp2p/peer-id';
 import type { AveragingMessage, AveragingTransport, MaybePromise, ModelMessage, PeerId } from '../types.ts';
 import { CohortError } from '../../util/errors.ts';
 import { announce, dealShares, type KeyAnnouncement, type SealedShare } from './crypto.ts';
-import { PairKeys } from './masking.ts';
-import { SecureSession } from './session.ts';
+import { PeerSecureSession, type PeerSessionOptions } from './peer-session.ts';
 
 export const SETUP_CODEC = { key: 'secure-key', deal: 'secure-deal', ack: 'secure-ack', keyAck: 'secure-key-ack' } as const;
 const SETUP_CODECS: ReadonlySet<string> = new Set(Object.values(SETUP_CODEC));
@@ -31,22 +29,15 @@ const RESEND_MS = 1000;
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 
-export interface NetSessionOptions {
-  readonly scenario: string;
+export interface NetSessionOptions extends PeerSessionOptions {
   readonly layoutHash: string;
-  /** This peer's libp2p Ed25519 private key, raw (32-byte seed first). */
-  readonly identitySeed: Uint8Array;
-  /** Round-0 participants and the static graph over them (every participant draws the same one). */
-  readonly graph: ReadonlyMap<string, readonly string[]>;
   /** Ms since the run's start by which the setup must be complete. */
   readonly deadlineMs: number;
   /** A refused setup message (forged key, tampered or replayed share): counted by the daemon's refusals. */
   readonly onRefused?: (from: string, reason: string) => void;
 }
 
-export class NetSecureSession extends SecureSession {
-  private t: AveragingTransport | null = null;
-  private self = '';
+export class NetSecureSession extends PeerSecureSession {
   override readonly setupOverTransport = true;
   private readonly acked = new Set<string>();
   /** Participants that acknowledged this peer's key. */
@@ -60,14 +51,7 @@ export class NetSecureSession extends SecureSession {
   private dealing = false;
 
   constructor(private readonly o: NetSessionOptions) {
-    super(o.scenario);
-    for (const [p, ns] of o.graph) {
-      this.neighbours.set(p, [...ns]);
-      // a peer ID is its Ed25519 public key: announcements are checked against it, no key directory needed
-      this.identity.set(p, peerIdFromString(p).publicKey!.raw);
-    }
-    // known before any share can arrive: a share from a dealer whose holder set does not name this peer is refused
-    this.planHolders([...o.graph.keys()].sort());
+    super(o);
   }
 
   /**
@@ -75,8 +59,7 @@ export class NetSecureSession extends SecureSession {
    * setup at once (before round 0).
    */
   wrap(t: AveragingTransport): AveragingTransport {
-    this.t = t;
-    this.self = t.self;
+    this.attach(t);
     const session = this;
     let handler: ((from: PeerId, msg: AveragingMessage) => MaybePromise) | null = null;
     t.onMessage((from, msg) => (msg.kind === 'model' && SETUP_CODECS.has(msg.codec) ? session.receive(from, msg) : handler?.(from, msg)));
@@ -88,31 +71,15 @@ export class NetSecureSession extends SecureSession {
     };
   }
 
-  /** The node registers itself (or the runner, first): this peer's ephemeral key pair from the OS CSPRNG; its neighbours are the static graph's. */
-  override register(id: string): void {
-    this.registerOwnKeys(id, this.o.identitySeed);
-  }
-
-  /**
-   * This peer's pairwise keys once the setup is complete: the consortium statistics' secure sum (secure-sum.ts) masks with the
-   * same X25519 secrets as the models, under its own HKDF label. Waits for the setup (rejects as it does).
-   */
-  async pairKeys(): Promise<PairKeys> {
-    await this.setup();
-    return new PairKeys(this.me.keys.secretKey, this.publicKeys);
-  }
-
   close(): void {
     this.closed = true;
     if (this.resendTimer !== null) this.t?.clearTimer(this.resendTimer);
   }
 
-  private get others(): string[] { return [...this.o.graph.keys()].filter((p) => p !== this.self).sort(); }
   /** The dealers whose shares this peer holds (their holder sets name it). */
   private get dealers(): string[] { return this.dealersTo(this.self); }
   /** `p` has this peer's key: it said so, or it sealed a share to it, or it opened one from it. */
   private hasMyKey(p: string): boolean { return this.keyAcked.has(p) || this.me.held.has(p) || this.acked.has(p); }
-  private get me() { return this.peers.get(this.self)!; }
 
   protected override async runSteps(): Promise<void> {
     if (!this.t || !this.peers.has(this.self)) throw new CohortError('SECURE_SETUP', 'secure session used before its node registered', 'internal: wrap the transport, then create the node');

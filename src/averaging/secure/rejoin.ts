@@ -26,9 +26,8 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
 import type { AveragingMessage, AveragingTransport, MaybePromise, ModelMessage, PeerId } from '../types.ts';
 import { announce, dealShares, openShare, verifyAnnouncement, type SealedShare } from './crypto.ts';
-import { PairKeys } from './masking.ts';
-import { SecureSession } from './session.ts';
-import { peerIdFromString } from '@libp2p/peer-id';
+import { PeerSecureSession, type PeerSessionOptions } from './peer-session.ts';
+import type { SecureSession } from './session.ts';
 
 export const REKEY_CODEC = { announce: 'secure-rekey', key: 'secure-rekey-key', deal: 'secure-rekey-deal', dealAck: 'secure-rekey-dack', late: 'secure-rekey-late' } as const;
 const REKEY_CODECS: ReadonlySet<string> = new Set(Object.values(REKEY_CODEC));
@@ -169,13 +168,9 @@ export class RekeyResponder {
   }
 }
 
-export interface RejoinOptions {
-  readonly scenario: string;
+/** `graph`: the round-0 participants and static graph, the same as at the run's setup. */
+export interface RejoinOptions extends PeerSessionOptions {
   readonly layoutHash: string;
-  /** This peer's libp2p Ed25519 private key, raw (32-byte seed first). */
-  readonly identitySeed: Uint8Array;
-  /** Round-0 participants and the static graph over them (the same as at the run's setup). */
-  readonly graph: ReadonlyMap<string, readonly string[]>;
   readonly roundMs: number;
   readonly rounds: number;
   /** r0 was decided: from it this peer masks and sends (Infinity: it stays a receiver). */
@@ -188,9 +183,7 @@ export interface RejoinOptions {
  * once; keys and shares follow over the run's transport; masking starts at `sendsFrom` (decided just before r0, reported
  * through onDecided).
  */
-export class RejoinSession extends SecureSession {
-  private t: AveragingTransport | null = null;
-  private self = '';
+export class RejoinSession extends PeerSecureSession {
   private closed = false;
   private timer: number | null = null;
   private current: CurrentKey | undefined;
@@ -202,14 +195,9 @@ export class RejoinSession extends SecureSession {
   sendsFrom = Number.POSITIVE_INFINITY;
   fromRound = 0;
 
+  // the same holder sets and threshold as the setup (holders.ts): receivers rebuilding this peer's new key ask its holder set
   constructor(private readonly o: RejoinOptions) {
-    super(o.scenario);
-    for (const [p, ns] of o.graph) {
-      this.neighbours.set(p, [...ns]);
-      this.identity.set(p, peerIdFromString(p).publicKey!.raw);
-    }
-    // the same holder sets and threshold as the setup (holders.ts): receivers rebuilding this peer's new key ask its holder set
-    this.planHolders([...o.graph.keys()].sort());
+    super(o);
   }
 
   /** This peer's current key announcement (for the responder's replies to other joiners). */
@@ -217,19 +205,8 @@ export class RejoinSession extends SecureSession {
 
   /** The transport is the responder's (it routes the replies here); nothing to intercept at this level. */
   wrap(t: AveragingTransport): AveragingTransport {
-    this.t = t;
-    this.self = t.self;
+    this.attach(t);
     return t;
-  }
-
-  /** A fresh key pair from the OS CSPRNG: never the old one, which others may have rebuilt. Idempotent. */
-  override register(id: string): void {
-    this.registerOwnKeys(id, this.o.identitySeed);
-  }
-
-  async pairKeys(): Promise<PairKeys> {
-    await this.setup();
-    return new PairKeys(this.me.keys.secretKey, this.publicKeys);
   }
 
   close(): void {
@@ -237,8 +214,6 @@ export class RejoinSession extends SecureSession {
     if (this.timer !== null) this.t?.clearTimer(this.timer);
   }
 
-  private get me() { return this.peers.get(this.self)!; }
-  private get others(): string[] { return [...this.o.graph.keys()].filter((p) => p !== this.self).sort(); }
   private get round(): number { return Math.floor(this.t!.now() / this.o.roundMs); }
 
   protected override async runSteps(): Promise<void> {

@@ -59,17 +59,6 @@ export class SecureSession {
     this.neighbours.set(id, [...neighbours]);
   }
 
-  /**
-   * A real peer's own registration (net-session.ts, rejoin.ts): its Ed25519 identity seed from the daemon and a fresh ephemeral
-   * key pair from the OS CSPRNG (never an old one, which others may have rebuilt). Idempotent: the runner registers early when the
-   * consortium statistics are secure-summed, and the node registers again.
-   */
-  protected registerOwnKeys(id: string, identitySeed: Uint8Array): void {
-    if (this.peers.has(id)) return;
-    this.identitySecrets.set(id, identitySeed.subarray(0, 32));
-    this.peers.set(id, { id, keys: ephemeralKeys(), held: new Map() });
-  }
-
   /** Runs steps 1 and 2 once for every registered peer. */
   setup(): Promise<void> {
     this.ready ??= this.run();
