@@ -9,10 +9,11 @@ import {
 import { MaskedSum, PairKeys, maskedContribution } from '../../src/averaging/secure/masking.ts';
 import { SecureSession } from '../../src/averaging/secure/session.ts';
 import { SecureDpsgdNode, SECURE_CODEC } from '../../src/averaging/secure/node.ts';
-import type { AveragingMessage, AveragingTransport } from '../../src/averaging/types.ts';
+import type { AveragingTransport } from '../../src/averaging/types.ts';
 import { simulate } from '../../src/sim/simulate.ts';
 import { VectorLearner } from '../../src/sim/learners.ts';
 import { Rng } from '../../src/util/random.ts';
+import { tamperer, withSend } from '../helpers/secure-faults.ts';
 
 const seedBytes = (k: number): Uint8Array => Uint8Array.from({ length: 32 }, (_, i) => (k * 31 + i * 7) & 0xff);
 
@@ -163,28 +164,10 @@ function killer(victim: number | number[], round: number, sentTo: number) {
   return (i: number, t: AveragingTransport): AveragingTransport => {
     if (!(Array.isArray(victim) ? victim.includes(i) : i === victim)) return t;
     let sent = 0;
-    return { ...t, self: t.self, neighbours: () => t.neighbours(), peers: () => t.peers(), now: () => t.now(), setTimer: (ms, cb) => t.setTimer(ms, cb),
-      clearTimer: (id) => t.clearTimer(id), computeDelay: (s) => t.computeDelay(s), onMessage: (h) => t.onMessage(h),
-      send: (to: string, msg: AveragingMessage) => {
-        if (t.now() < round * 100) return t.send(to, msg);
-        if (t.now() < round * 100 + 1 && msg.kind === 'model' && (msg.codec === SECURE_CODEC.model || msg.codec === 'f32') && sent < sentTo) { sent++; return t.send(to, msg); }
-      } };
-  };
-}
-
-/** A holder that tampers with every share it releases, and replays each one to the next round. */
-function tamperer(holder: number) {
-  return (i: number, t: AveragingTransport): AveragingTransport => {
-    if (i !== holder) return t;
-    return { ...t, self: t.self, neighbours: () => t.neighbours(), peers: () => t.peers(), now: () => t.now(), setTimer: (ms, cb) => t.setTimer(ms, cb),
-      clearTimer: (id) => t.clearTimer(id), computeDelay: (s) => t.computeDelay(s), onMessage: (h) => t.onMessage(h),
-      send: (to: string, msg: AveragingMessage) => {
-        if (msg.kind !== 'model' || msg.codec !== SECURE_CODEC.share) return t.send(to, msg);
-        const bad = msg.payload.slice();
-        bad[0] ^= 0xff;
-        t.send(to, { ...msg, payload: bad });
-        t.send(to, { ...msg, round: msg.round + 1 });
-      } };
+    return withSend(t, (to, msg) => {
+      if (t.now() < round * 100) return t.send(to, msg);
+      if (t.now() < round * 100 + 1 && msg.kind === 'model' && (msg.codec === SECURE_CODEC.model || msg.codec === 'f32') && sent < sentTo) { sent++; return t.send(to, msg); }
+    });
   };
 }
 
