@@ -75,6 +75,12 @@ export async function waitConnected(c: Cluster, idx: number[]): Promise<void> {
   }, 90_000);
 }
 
+/** Starts the daemons in `idx` and waits until each answers and is connected to the others (a test file's usual set-up). */
+export async function startConnected(c: Cluster, idx: number[]): Promise<void> {
+  for (const i of idx) startDaemon(c, i);
+  await waitConnected(c, idx);
+}
+
 export function log(c: Cluster, i: number): string {
   const f = join(c.sites[i]!.dir, 'daemon.log');
   return existsSync(f) ? readFileSync(f, 'utf8') : '';

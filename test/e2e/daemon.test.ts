@@ -16,7 +16,7 @@ import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
 import { openStore, storePath } from '../../src/store/db.ts';
 import { AuditLog, transfers, type AuditEntry } from '../../src/store/audit.ts';
 import { loadRound } from '../../src/store/checkpoints.ts';
-import { cli, client, provisionCluster, startDaemon, stopDaemon, waitConnected, waitFor, wdbcManifest, log, type Cluster, disposeCluster } from './daemon-harness.ts';
+import { cli, client, provisionCluster, startDaemon, stopDaemon, waitFor, wdbcManifest, log, type Cluster, disposeCluster, startConnected } from './daemon-harness.ts';
 
 interface Detail { id: string; view: ScenarioView; names: Record<string, string> }
 const A = 0, B = 1, C = 2, D = 3, E = 4;
@@ -25,8 +25,7 @@ let c: Cluster;
 beforeAll(async () => {
   c = await provisionCluster([{ name: 'site-e', roles: ['researcher'], port: 0 }], (s) => s.name === 'site-d'
     ? { ...s, config: { ...s.config, approval: { autoApprove: { families: [], authors: [], manifests: [] } } } } : s);
-  for (const i of [A, B, C, D]) startDaemon(c, i);
-  await waitConnected(c, [A, B, C, D]);
+  await startConnected(c, [A, B, C, D]);
 }, 120_000);
 
 afterAll(async () => {

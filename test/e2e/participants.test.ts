@@ -20,7 +20,7 @@ import { registerDaemonGossip } from '../../src/peer/gossip.ts';
 import { delta, type ScenarioView } from '../../src/scenario/lifecycle.ts';
 import { transfers, type AuditEntry } from '../../src/store/audit.ts';
 import { peerIdFromString } from '@libp2p/peer-id';
-import { cli, cliAsync, client, provisionCluster, startDaemon, stopDaemon, waitConnected, waitFor, wdbcManifest, type Cluster, disposeCluster } from './daemon-harness.ts';
+import { cli, cliAsync, client, provisionCluster, startDaemon, stopDaemon, waitConnected, waitFor, wdbcManifest, type Cluster, disposeCluster, startConnected } from './daemon-harness.ts';
 
 interface Detail { id: string; view: ScenarioView; participants: string[]; refused: { peer: string; channel: string; reason: string; count: number }[]; standing: { dropped: { peer: string; lastRound: number }[] } }
 const HONEST = [0, 1, 2, 3];
@@ -30,8 +30,7 @@ let mallory: CohortNode;
 
 beforeAll(async () => {
   c = await provisionCluster([{ name: 'mallory', roles: ['data-provider'], port: 0 }]);
-  for (const i of HONEST) startDaemon(c, i);
-  await waitConnected(c, HONEST);
+  await startConnected(c, HONEST);
   registerDaemonGossip();
   mallory = await createCohortNode({ identity: loadIdentity(join(c.sites[M]!.dir, 'peer.key')), roster: readRosterFile(join(c.sites[M]!.dir, 'roster.json')),
     net: parseNetConfig({ listen: ['/ip4/127.0.0.1/tcp/0'], consortium: 'example' }) });

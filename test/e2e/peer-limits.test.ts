@@ -24,7 +24,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
 import type { GraphReport } from '../../src/engine/trainer.ts';
 import { quietProbe } from '../../src/engine/providers.ts';
-import { cli, client, disposeCluster, log, provisionCluster, sleep, startDaemon, stopDaemon, waitConnected, waitFor, wdbcManifest, type Cluster } from './daemon-harness.ts';
+import { cli, client, disposeCluster, log, provisionCluster, sleep, startDaemon, stopDaemon, waitConnected, waitFor, wdbcManifest, type Cluster, startConnected } from './daemon-harness.ts';
 
 const A = 0;
 const B = 1;
@@ -36,8 +36,7 @@ interface Status { scenarios: { id: string; state: string; running: boolean }[] 
 beforeAll(async () => {
   // site-b's workers get a 160 MiB budget: enough for the WDBC MLP, not for a 9M-parameter one with Adam
   c = await provisionCluster([], (s) => (s.name === 'site-b' ? { ...s, config: { ...s.config, admission: { workerHeapMiB: 160 } } } : s));
-  for (const i of [A, B]) startDaemon(c, i);
-  await waitConnected(c, [A, B]);
+  await startConnected(c, [A, B]);
 }, 150_000);
 
 afterAll(async () => {

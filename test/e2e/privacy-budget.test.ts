@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
-import { cli, client, disposeCluster, provisionCluster, startDaemon, waitConnected, waitFor, wdbcManifest, type Cluster } from './daemon-harness.ts';
+import { cli, client, disposeCluster, provisionCluster, waitFor, wdbcManifest, type Cluster, startConnected } from './daemon-harness.ts';
 
 const A = 0, B = 1;
 const LIFETIME = 5;
@@ -17,8 +17,7 @@ let c: Cluster;
 
 beforeAll(async () => {
   c = await provisionCluster([], (s) => ({ ...s, config: { ...s.config, approval: { autoApprove: { families: ['mlp'] }, privacy: { lifetimeEpsilon: LIFETIME } } } }));
-  for (const i of [A, B]) startDaemon(c, i);
-  await waitConnected(c, [A, B]);
+  await startConnected(c, [A, B]);
 }, 150_000);
 
 afterAll(async () => {

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
-import { cli, client, provisionCluster, startDaemon, waitConnected, waitFor, wdbcManifest, type Cluster, disposeCluster } from './daemon-harness.ts';
+import { cli, client, provisionCluster, waitFor, wdbcManifest, type Cluster, disposeCluster, startConnected } from './daemon-harness.ts';
 
 const A = 0;
 const B = 1;
@@ -14,8 +14,7 @@ let c: Cluster;
 beforeAll(async () => {
   c = await provisionCluster([], (s) => (s.name === 'site-b'
     ? { ...s, config: { ...s.config, approval: { ...((s.config?.approval as object | undefined) ?? {}), privacy: { maxEpsilon: 1 } } } } : s));
-  for (const i of [A, B]) startDaemon(c, i);
-  await waitConnected(c, [A, B]);
+  await startConnected(c, [A, B]);
 }, 150_000);
 
 afterAll(async () => {

@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
-import { cli, client, disposeCluster, log, provisionCluster, sleep, startDaemon, stopDaemon, waitConnected, waitFor, wdbcManifest, type Cluster } from './daemon-harness.ts';
+import { cli, client, disposeCluster, log, provisionCluster, sleep, startDaemon, stopDaemon, waitFor, wdbcManifest, type Cluster, startConnected } from './daemon-harness.ts';
 
 const ALL = [0, 1, 2, 3];
 const D = 3;
@@ -23,8 +23,7 @@ let c: Cluster;
 
 beforeAll(async () => {
   c = await provisionCluster();
-  for (const i of ALL) startDaemon(c, i);
-  await waitConnected(c, ALL);
+  await startConnected(c, ALL);
 }, 150_000);
 
 afterAll(async () => {

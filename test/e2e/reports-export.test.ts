@@ -27,7 +27,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
 import { readCohortMetadata } from '../../src/engine/export.ts';
 import { wilsonInterval, type ScoreInterval } from '../../src/util/stats.ts';
-import { cliAsync as cli, client, disposeCluster, provisionCluster, sleep, startDaemon, waitConnected, waitFor, wdbcManifest, type Cluster } from './daemon-harness.ts';
+import { cliAsync as cli, client, disposeCluster, provisionCluster, sleep, startDaemon, waitConnected, waitFor, wdbcManifest, type Cluster, startConnected } from './daemon-harness.ts';
 
 interface Detail { id: string; view: ScenarioView }
 interface SiteJson { name: string; held_out: number | null; metric: number | null; standardiser: string | null; scores: Record<string, ScoreInterval> | null }
@@ -43,8 +43,7 @@ beforeAll(async () => {
   // site-a (started by the last case) approves nothing by itself: its operator has to decide
   c = await provisionCluster([], (s) => s.name === 'site-a'
     ? { ...s, config: { ...s.config, approval: { autoApprove: { families: [], authors: [], manifests: [] } } } } : s);
-  for (const i of PARTICIPANTS) startDaemon(c, i);
-  await waitConnected(c, PARTICIPANTS);
+  await startConnected(c, PARTICIPANTS);
 }, 150_000);
 
 afterAll(async () => {

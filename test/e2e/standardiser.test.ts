@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
 import { transfers, type AuditEntry } from '../../src/store/audit.ts';
-import { cli, client, disposeCluster, provisionCluster, startDaemon, waitConnected, waitFor, wdbcManifest, type Cluster } from './daemon-harness.ts';
+import { cli, client, disposeCluster, provisionCluster, waitFor, wdbcManifest, type Cluster, startConnected } from './daemon-harness.ts';
 
 interface Detail { id: string; view: ScenarioView }
 const A = 0, B = 1, C = 2, D = 3;
@@ -17,8 +17,7 @@ let c: Cluster;
 beforeAll(async () => {
   c = await provisionCluster([], (s) => s.name === 'site-d'
     ? { ...s, config: { ...s.config, approval: { autoApprove: { families: [], authors: [], manifests: [] } } } } : s);
-  for (const i of [A, B, C, D]) startDaemon(c, i);
-  await waitConnected(c, [A, B, C, D]);
+  await startConnected(c, [A, B, C, D]);
 }, 120_000);
 
 afterAll(async () => {
