@@ -442,9 +442,13 @@ export class Coordinator {
    */
   private mayBeStale(view: ScenarioView, rule: EndRule, author: string, roundMs: number): boolean {
     if (standing(view, rule).dropped.length === 0) return false;
-    const heard = (p: string): boolean => Date.now() - (this.heartbeats.get(p)?.at ?? 0) < 3 * this.cfg.heartbeatMs;
     const settleMs = (rule.dropAfterRounds + 1) * roundMs + 2 * ANTI_ENTROPY_BEATS * this.cfg.heartbeatMs;
-    return (author !== this.self && heard(author)) || Date.now() - this.startedAt < settleMs;
+    return (author !== this.self && this.heardRecently(author)) || Date.now() - this.startedAt < settleMs;
+  }
+
+  /** A heartbeat from `p` within the last three heartbeat periods. */
+  private heardRecently(p: string): boolean {
+    return Date.now() - (this.heartbeats.get(p)?.at ?? 0) < 3 * this.cfg.heartbeatMs;
   }
 
   /**
@@ -453,8 +457,7 @@ export class Coordinator {
    * and the scenario finished without its "done" (the two-scenario daemon e2e then saw a participant not done in the result).
    */
   private droppedStillRunning(view: ScenarioView, rule: EndRule): boolean {
-    const heard = (p: string): boolean => Date.now() - (this.heartbeats.get(p)?.at ?? 0) < 3 * this.cfg.heartbeatMs;
-    const stillRunning = (p: string): boolean => (p === this.self ? this.locallyReady(view.id) : heard(p) && (this.heartbeats.get(p)?.scenarios ?? []).includes(view.id));
+    const stillRunning = (p: string): boolean => (p === this.self ? this.locallyReady(view.id) : this.heardRecently(p) && (this.heartbeats.get(p)?.scenarios ?? []).includes(view.id));
     return standing(view, rule).dropped.some((d) => rule.clockRound <= d.lastRound + 5 * rule.dropAfterRounds && stillRunning(d.peer));
   }
 
