@@ -53,6 +53,21 @@ afterAll(async () => {
 const peerId = (i: number): string => c.sites[i]!.peerId;
 const detail = (i: number, id: string): Promise<Detail> => client(c, i).get<Detail>(`/scenarios/${id}`);
 
+/** Writes `manifest` into the cluster's folder and launches it with the CLI at site `from` (exit 0 checked). */
+async function launchFile(name: string, manifest: unknown, from: number): Promise<{ code: number; stdout: string; stderr: string }> {
+  const file = join(c.dir, name);
+  writeFileSync(file, JSON.stringify(manifest));
+  const launch = await cli(['scenario', 'launch', file, '--json', '--peer', c.sites[from]!.dir]);
+  expect(launch.code, launch.stderr).toBe(0);
+  return launch;
+}
+
+/** Each participant's view of scenario `id` once it says finished. */
+const finishedViews = (id: string): Promise<ScenarioView[]> => Promise.all(PARTICIPANTS.map((i) => waitFor(`finished at ${c.sites[i]!.name}`, async () => {
+  const d = await detail(i, id);
+  return d.view.state === 'finished' ? d.view : false;
+}, 240_000)));
+
 describe('a scenario\'s model on a site that did not take part', () => {
   // the classification and the regression scenario are independent (names, files, exports): they run at the same time on the
   // same three daemons (compute.maxConcurrentScenarios is 2 by default); each keeps its rounds and every check
@@ -61,16 +76,10 @@ describe('a scenario\'s model on a site that did not take part', () => {
     const base = wdbcManifest({ name: 'wdbc-new-site', rounds: 4, roundMs: 5000, launch: { minPeers: 3, approvalWindowMs: 0 } });
     const data = base.data as Record<string, unknown>;
     const manifest = { ...base, data: { ...data, preprocessing: { ...(data.preprocessing as object), standardize: 'consortium' } } };
-    const file = join(c.dir, 'new-site.json');
-    writeFileSync(file, JSON.stringify(manifest));
-    const launch = await cli(['scenario', 'launch', file, '--json', '--peer', c.sites[B]!.dir]);
-    expect(launch.code, launch.stderr).toBe(0);
+    const launch = await launchFile('new-site.json', manifest, B);
     const { id } = JSON.parse(launch.stdout) as { id: string };
 
-    const views = await Promise.all(PARTICIPANTS.map((i) => waitFor(`finished at ${c.sites[i]!.name}`, async () => {
-      const d = await detail(i, id);
-      return d.view.state === 'finished' ? d.view : false;
-    }, 240_000)));
+    const views = await finishedViews(id);
     expect([...(views[0]!.run?.participants ?? [])].sort()).toEqual(PARTICIPANTS.map(peerId).sort());
     expect(views[0]!.run?.participants).not.toContain(peerId(A));
 
@@ -126,15 +135,9 @@ describe('a scenario\'s model on a site that did not take part', () => {
         preprocessing: { standardize: 'consortium' } },
       model: { type: 'mlp', hidden: [16], activation: 'relu', classes: 1 }, loss: { type: 'mse' },
       training: { ...(base.training as object), localEpochs: 2 } };
-    const file = join(c.dir, 'radius.json');
-    writeFileSync(file, JSON.stringify(manifest));
-    const launch = await cli(['scenario', 'launch', file, '--json', '--peer', c.sites[B]!.dir]);
-    expect(launch.code, launch.stderr).toBe(0);
+    const launch = await launchFile('radius.json', manifest, B);
     const { id } = JSON.parse(launch.stdout) as { id: string };
-    const views = await Promise.all(PARTICIPANTS.map((i) => waitFor(`finished at ${c.sites[i]!.name}`, async () => {
-      const d = await detail(i, id);
-      return d.view.state === 'finished' ? d.view : false;
-    }, 240_000)));
+    const views = await finishedViews(id);
     const own = PARTICIPANTS.map((i, k) => views[k]!.progress[peerId(i)]?.standardiser);
     expect(own[0]).toMatch(/^[0-9a-f]{64}$/);
     expect(new Set(own).size).toBe(1);
@@ -176,10 +179,8 @@ describe('the launcher\'s own peer approves too late to take part', () => {
     startDaemon(c, A);
     await waitConnected(c, ALL);
     // rounds long enough for a loaded machine; the start delay covers the workers' start
-    const file = join(c.dir, 'late-launcher.json');
-    writeFileSync(file, JSON.stringify(wdbcManifest({ name: 'wdbc-late-launcher', rounds: ROUNDS, roundMs: 5000, launch: { minPeers: 3, approvalWindowMs: 0, startDelayMs: 12_000 } })));
-    const launch = await cli(['scenario', 'launch', file, '--json', '--peer', c.sites[A]!.dir]);
-    expect(launch.code, launch.stderr).toBe(0);
+    const launch = await launchFile('late-launcher.json',
+      wdbcManifest({ name: 'wdbc-late-launcher', rounds: ROUNDS, roundMs: 5000, launch: { minPeers: 3, approvalWindowMs: 0, startDelayMs: 12_000 } }), A);
     expect(launch.stderr).toContain('warning: this peer (site-a) will not take part unless its operator approves');
     const { id, this_peer } = JSON.parse(launch.stdout) as { id: string; this_peer: { decision: string } };
     expect(this_peer.decision).toBe('manual');
