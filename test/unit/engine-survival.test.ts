@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { GraphBuilder, Trainer, releaseSessions } from '../../src/engine/index.ts';
 import { coxPartialLikelihood } from '../../src/engine/losses.ts';
 import { concordanceIndex } from '../../src/engine/metrics.ts';
-import type { SampleSet } from '../../src/data/samples.ts';
+import { survivalData } from '../helpers/survival-data.ts';
 import { Rng } from '../../src/util/random.ts';
 import { checkGradients } from '../helpers/float64/gradcheck.ts';
 import { run, session } from '../helpers/float64/ort.ts';
@@ -86,28 +86,10 @@ describe('Cox partial likelihood (graph ops, real ORT)', () => {
   });
 });
 
-/** Survival data with a known linear log-hazard x . beta: exponential times, independent censoring. */
-function survivalData(n: number, beta: number[], seed: number): SampleSet {
-  const rng = new Rng(seed);
-  const F = beta.length;
-  const x = Float32Array.from({ length: n * F }, () => rng.normal());
-  const time = new Float32Array(n);
-  const event = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    let eta = 0;
-    for (let j = 0; j < F; j++) eta += beta[j] * x[i * F + j];
-    const t = -Math.log(1 - rng.next()) / Math.exp(eta);
-    const c = -Math.log(1 - rng.next()) * 1.5;
-    time[i] = Math.round(Math.min(t, c) * 20) / 20; // rounded: ties in time
-    event[i] = t <= c ? 1 : 0;
-  }
-  return { size: n, inputs: { features: { shape: [F], data: x } }, targets: { time: { shape: [], data: time }, event: { shape: [], data: event } } };
-}
-
 describe('linear Cox model in a Trainer', () => {
   it('loss and gradient equal the float64 reference; training recovers the log-hazard ranking (C-index)', async () => {
     const beta = [1, -0.5, 0, 0.8];
-    const data = survivalData(64, beta, 5);
+    const data = survivalData(64, beta, 5, 20);
     const t = await Trainer.create({ model: { type: 'mlp', hidden: [], classes: 1 }, loss: { type: 'cox' }, optimizer: { type: 'adam', lr: 0.05 },
       batchSize: 64, seed: 1, providers: ['cpu'], threads: 1 }, data);
     const F = beta.length;
@@ -141,7 +123,7 @@ describe('linear Cox model in a Trainer', () => {
   });
 
   it('refuses a model with several outputs and data without survival targets', async () => {
-    const data = survivalData(8, [1], 1);
+    const data = survivalData(8, [1], 1, 20);
     await expect(Trainer.create({ model: { type: 'mlp', hidden: [], classes: 2 }, loss: { type: 'cox' }, optimizer: { type: 'sgd' }, batchSize: 8, seed: 1, providers: ['cpu'] }, data))
       .rejects.toThrow(/one output/);
     const t = await Trainer.create({ model: { type: 'mlp', hidden: [], classes: 1 }, loss: { type: 'cox' }, optimizer: { type: 'sgd' }, batchSize: 8, seed: 1, providers: ['cpu'] }, data);

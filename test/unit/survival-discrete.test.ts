@@ -19,7 +19,7 @@ import { loadManifest, parseManifest } from '../../src/scenario/manifest.ts';
 import { runScenarioSim } from '../../src/sim/run.ts';
 import { CohortError } from '../../src/util/errors.ts';
 import { Rng } from '../../src/util/random.ts';
-import type { SampleSet } from '../../src/data/samples.ts';
+import { survivalData } from '../helpers/survival-data.ts';
 import { checkGradients } from '../helpers/float64/gradcheck.ts';
 import { run, session } from '../helpers/float64/ort.ts';
 
@@ -111,24 +111,6 @@ describe('discrete-hazard loss (graph ops, real ORT)', () => {
     expect(whole).toBeCloseTo(sum / B, 5);
   });
 });
-
-/** Survival data with a known log-hazard x . beta: exponential times, independent censoring, times in [0, ~3]. */
-function survivalData(n: number, beta: number[], seed: number): SampleSet {
-  const rng = new Rng(seed);
-  const F = beta.length;
-  const x = Float32Array.from({ length: n * F }, () => rng.normal());
-  const time = new Float32Array(n);
-  const event = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    let eta = 0;
-    for (let j = 0; j < F; j++) eta += beta[j]! * x[i * F + j]!;
-    const t = -Math.log(1 - rng.next()) / Math.exp(eta);
-    const c = -Math.log(1 - rng.next()) * 1.5;
-    time[i] = Math.min(t, c);
-    event[i] = t <= c ? 1 : 0;
-  }
-  return { size: n, inputs: { features: { shape: [F], data: x } }, targets: { time: { shape: [], data: time }, event: { shape: [], data: event } } };
-}
 
 const CUTS = [0.25, 0.5, 1, 2];
 
