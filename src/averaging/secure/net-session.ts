@@ -85,6 +85,7 @@ export class NetSecureSession extends PeerSecureSession {
     if (!this.t || !this.peers.has(this.self)) throw new CohortError('SECURE_SETUP', 'secure session used before its node registered', 'internal: wrap the transport, then create the node');
     const mine = announce(this.self, this.o.scenario, this.me.keys, this.identitySecrets.get(this.self)!);
     this.publicKeys.set(this.self, mine.publicKey);
+    this.recordKey(this.self, { publicKey: mine.publicKey, signature: mine.signature, fromRound: 0 });
     const done = new Promise<void>((resolve) => { this.progress = () => { void this.step(mine).then((all) => { if (all) resolve(); }); }; });
     const tick = (): void => {
       if (this.closed) return;
@@ -151,6 +152,8 @@ export class NetSecureSession extends PeerSecureSession {
       if (known || payload.byteLength !== 96) this.refusedAnnouncements++;
       return this.refuse(from, 'secure-key-refused');
     }
+    // kept with its signature: a rejoiner that lost every key can learn this one from any participant (rejoin.ts, key directory)
+    this.recordKey(from, { publicKey: a.publicKey, signature: a.signature, fromRound: 0 });
     this.ackKey(from);
     this.progress();
   }

@@ -266,6 +266,8 @@ export class SecureDpsgdNode extends AveragingNode {
     if (st.sum.received.size < 2) return this.finish(st, false);
     const unknown = missing.filter((d) => !this.recovered.has(d));
     if (unknown.length === 0) return this.finish(st, true);
+    // a rejoiner before its r0: holders would seal the shares to its old key, which died with its process (rejoin.ts)
+    if (st.round < this.session.keyFromRound) return this.finish(st, false);
     if (st.shares.size === 0) {
       // this peer's own shares count towards the threshold
       const held = this.session.peers.get(this.me)!.held;
@@ -305,6 +307,8 @@ export class SecureDpsgdNode extends AveragingNode {
     const dead = msg.participants ?? [];
     // the asker must still have >= 2 senders: a sum of one would expose that sender's model
     if ((msg.degree ?? 0) < 2 || dead.includes(this.me) || dead.includes(from)) return this.reject('unsolicited', from);
+    // a rejoiner before its r0: the asker would open the shares with this peer's old key (rejoin.ts); it asks other holders
+    if (msg.round < this.session.keyFromRound) return;
     const mine = this.session.peers.get(this.me)!;
     const receiverPk = this.session.publicKeys.get(from);
     if (!receiverPk) return this.reject('unsolicited', from);

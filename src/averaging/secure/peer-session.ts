@@ -19,9 +19,24 @@ export interface PeerSessionOptions {
   readonly graph: ReadonlyMap<string, readonly string[]>;
 }
 
+/**
+ * A participant's signed key: its round-0 announcement (fromRound 0, crypto.ts's signature domain) or a rejoin's (fromRound r0,
+ * rejoin.ts's domain). Anyone can check it against the participant's peer ID, so any participant may pass it on (rejoin.ts's
+ * key directory).
+ */
+export interface CurrentKey { readonly publicKey: Uint8Array; readonly signature: Uint8Array; readonly fromRound: number }
+
+const sameKey = (a: CurrentKey, b: CurrentKey): boolean =>
+  a.fromRound === b.fromRound && a.publicKey.length === b.publicKey.length && a.publicKey.every((x, i) => x === b.publicKey[i]);
+
 export abstract class PeerSecureSession extends SecureSession {
   protected t: AveragingTransport | null = null;
   protected self = '';
+  /**
+   * Every verified signed key this peer knows, by participant, in fromRound order: the round-0 ones from the setup, rejoiners'
+   * fresh ones (pending or swapped in), and what other participants passed on (rejoin.ts). Callers record only verified keys.
+   */
+  readonly keyLog = new Map<string, CurrentKey[]>();
 
   constructor(private readonly peerOptions: PeerSessionOptions) {
     super(peerOptions.scenario);
@@ -47,6 +62,20 @@ export abstract class PeerSecureSession extends SecureSession {
   async pairKeys(): Promise<PairKeys> {
     await this.setup();
     return new PairKeys(this.me.keys.secretKey, this.publicKeys);
+  }
+
+  /** Records a verified signed key of `peer` (an identical one again is ignored). */
+  recordKey(peer: string, k: CurrentKey): void {
+    const log = this.keyLog.get(peer) ?? [];
+    if (log.some((x) => sameKey(x, k))) return;
+    log.push({ publicKey: k.publicKey.slice(), signature: k.signature.slice(), fromRound: k.fromRound });
+    log.sort((a, b) => a.fromRound - b.fromRound);
+    this.keyLog.set(peer, log);
+  }
+
+  /** `peer`'s key in force at `round`: the recorded key with the largest fromRound <= round (undefined: none known). */
+  keyAt(peer: string, round: number): CurrentKey | undefined {
+    return (this.keyLog.get(peer) ?? []).filter((k) => k.fromRound <= round).at(-1);
   }
 
   /** Binds the session to the run's transport (each subclass's wrap() does this first). */

@@ -38,6 +38,11 @@ export class SecureSession {
    * it inside a transport timer. In the simulator the setup runs in process, and a round awaits it (deterministic order).
    */
   readonly setupOverTransport: boolean = false;
+  /**
+   * First round in which the other participants know this peer's current key: 0, or a rejoiner's r0 (rejoin.ts). Before it
+   * this peer's key is not the one the others seal to, so it neither releases shares nor asks for them (node.ts).
+   */
+  get keyFromRound(): number { return 0; }
   /** Wall time the setup took (ms, all peers together in the simulator). */
   setupMs = 0;
   private ready: Promise<void> | null = null;
