@@ -12,7 +12,8 @@
  *     setTimer / clearTimer: wall-clock timers; computeDelay(): 0 (training already took real time)
  * One transport per node and scenario: it installs the node's model handler.
  *
- *   runOnLoopback({ algorithm, learners, node, settings, seed })   N real libp2p peers on 127.0.0.1 running one rule (sim's real mode)
+ *   runOnLoopback({ algorithm, learners, node, settings, seed, secure? })   N real libp2p peers on 127.0.0.1 running one rule
+ *                   (sim's real mode); `secure`: masked D-PSGD with each peer's own key setup over libp2p (net-session.ts), as daemons
  */
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { PeerId as Libp2pPeerId } from '@libp2p/interface';
@@ -24,6 +25,7 @@ import { createNode, type AlgorithmSettings } from '../averaging/factory.ts';
 import type { AlgorithmName, AveragingNode, NodeConfig } from '../averaging/node.ts';
 import type { LocalLearner } from '../averaging/types.ts';
 import { Rng } from '../util/random.ts';
+import { NetSecureSession } from '../averaging/secure/net-session.ts';
 import { connectAll, makeConsortium, startLocalNodes } from './local-consortium.ts';
 import { makeHeader } from './model-exchange.ts';
 import type { CohortNode } from './node.ts';
@@ -43,7 +45,7 @@ export class Libp2pAveragingTransport implements AveragingTransport {
   private queue: Promise<void> = Promise.resolve();
   private readonly timers = new Map<number, NodeJS.Timeout>();
   private nextTimer = 1;
-  private readonly startedAt: number;
+  private startedAt: number;
   private closed = false;
   /** Messages that could not be delivered (peer down, refused): the algorithms treat them as lost. */
   sendFailures = 0;
@@ -112,6 +114,11 @@ export class Libp2pAveragingTransport implements AveragingTransport {
     return Date.now() - this.startedAt;
   }
 
+  /** Moves round 0 to `startedAt` (wall-clock ms); only before any node on this transport has started (runOnLoopback's key setup). */
+  reschedule(startedAt: number): void {
+    this.startedAt = startedAt;
+  }
+
   /** Timer callbacks run through the same queue as messages, so a peer's state machine sees one event at a time. */
   setTimer(ms: number, cb: () => MaybePromise): number {
     const id = this.nextTimer++;
@@ -153,10 +160,17 @@ export interface LoopbackRunOptions {
   readonly node: Omit<NodeConfig, 'seed'>;
   readonly settings?: AlgorithmSettings;
   readonly seed: number;
+  /**
+   * Secure (masked) D-PSGD: every peer runs a real peer's key setup over libp2p (NetSecureSession: signed ephemeral keys,
+   * sealed Shamir shares to its holder set) before round 0, on the complete graph its transport sees.
+   */
+  readonly secure?: boolean;
 }
 
 export interface LoopbackRunResult {
   readonly nodes: readonly AveragingNode[];
+  /** Secure runs: each peer's key-setup bytes (announcements, shares, acknowledgements) and refused setup messages. */
+  readonly secureSetup?: { readonly bytesPerPeer: number; readonly refused: number; readonly wallMs: number };
   readonly estimates: Float32Array[];
   readonly sendFailures: number;
   readonly wallMs: number;
@@ -173,23 +187,56 @@ export async function runOnLoopback(o: LoopbackRunOptions): Promise<LoopbackRunR
   try {
     await connectAll(cohortNodes);
     // round 0 starts a little later on every peer alike: connection set-up work (identify, gossipsub) settles first
+    const transports = cohortNodes.map((n) => new Libp2pAveragingTransport(n, { startedAt: Date.now() + 500 }));
+    const secure = o.secure ? await secureSetup(o, consortium.identities.map((id) => id.privateKey.raw), transports) : undefined;
     const startedAt = Date.now() + 500;
-    const transports = cohortNodes.map((n) => new Libp2pAveragingTransport(n, { startedAt }));
+    transports.forEach((t) => t.reschedule(startedAt));
     const seeds = new Rng(o.seed);
-    const nodes = o.learners.map((l, i) => createNode(o.algorithm, transports[i]!, l, { ...o.node, seed: seeds.nextU32() }, o.settings));
+    const nodes = o.learners.map((l, i) => createNode(o.algorithm, secure?.wires[i] ?? transports[i]!, l, { ...o.node, seed: seeds.nextU32() },
+      { ...o.settings, ...(secure ? { secure: secure.sessions[i]! } : {}) }));
     nodes.forEach((n) => n.start());
     // done when every node has passed its last round (a stalled peer skips rounds it is more than a round late for)
     const giveUpAt = startedAt + 3 * o.node.rounds * o.node.roundMs + 10_000;
     while (nodes.some((n) => !n.finished) && Date.now() < giveUpAt) await new Promise((r) => setTimeout(r, 25));
     await new Promise((r) => setTimeout(r, Math.min(o.node.roundMs, 200)));
+    secure?.sessions.forEach((s) => s.close());
     await Promise.all(transports.map((t) => t.close()));
     return {
       nodes,
       estimates: nodes.map((n) => n.estimate().slice()),
       sendFailures: transports.reduce((a, t) => a + t.sendFailures, 0),
       wallMs: Date.now() - started,
+      ...(secure ? { secureSetup: {
+        bytesPerPeer: secure.sessions.reduce((a, s) => a + s.setupBytes, 0) / secure.sessions.length,
+        refused: secure.sessions.reduce((a, s) => a + s.refusedAnnouncements + s.refusedShares, 0),
+        wallMs: secure.wallMs,
+      } } : {}),
     };
   } finally {
     await Promise.all(cohortNodes.map((n) => n.stop()));
   }
+}
+
+/** Time every peer's key setup may take on loopback (one process does all peers' X25519 work: generous on a loaded machine). */
+const LOOPBACK_SETUP_MS = 120_000;
+
+/**
+ * Each peer's real key setup (net-session.ts) over its own transport, all at once, before round 0 is scheduled: the complete
+ * graph (what a full mesh's transports call neighbours), identities = the peers' libp2p keys. Rejects as a daemon's setup does.
+ */
+async function secureSetup(o: LoopbackRunOptions, identitySeeds: readonly Uint8Array[], transports: readonly Libp2pAveragingTransport[]) {
+  if (o.algorithm !== 'dpsgd') {
+    throw new CohortError('SIM_PRIVACY', `secure averaging over real peers runs D-PSGD, not "${o.algorithm}"`, 'use --algorithm dpsgd with --libp2p --secure');
+  }
+  const t0 = Date.now();
+  const ids = transports.map((t) => t.self).sort();
+  const graph = new Map(ids.map((p) => [p, ids.filter((q) => q !== p)]));
+  const sessions = transports.map((t, i) => new NetSecureSession({
+    scenario: o.node.scenario, layoutHash: o.node.layoutHash, identitySeed: identitySeeds[i]!, graph, deadlineMs: LOOPBACK_SETUP_MS,
+    onRefused: (from, reason) => log.warn({ to: t.self, from, reason }, 'secure setup message refused'),
+  }));
+  const wires = sessions.map((s, i) => s.wrap(transports[i]!));
+  sessions.forEach((s, i) => s.register(transports[i]!.self));
+  await Promise.all(sessions.map((s) => s.setup()));
+  return { sessions, wires, wallMs: Date.now() - t0 };
 }

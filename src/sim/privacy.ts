@@ -74,7 +74,7 @@ export function checkSimPrivacy(p: SimPrivacy, algorithm: string, codec: string,
       'set averaging.receivers to "public" in the manifest (who sends to whom becomes predictable: docs/privacy.md)');
   }
   if (p.secure && algorithm === 'dpsgd' && topology === 'time-varying') throw new CohortError('SIM_PRIVACY', 'secure averaging needs a static graph (weights are agreed at setup)', 'use complete, ring or random-regular');
-  if (p.secure && real) throw new CohortError('SIM_PRIVACY', 'secure averaging runs in the simulator only so far (real peers: not built)', 'drop --libp2p with --secure');
+  if (p.secure && real && algorithm !== 'dpsgd') throw new CohortError('SIM_PRIVACY', `secure averaging over real peers (--libp2p) runs D-PSGD, not "${algorithm}"`, 'use --algorithm dpsgd with --libp2p --secure, or drop --libp2p');
   if (p.secure && codec !== 'f32') throw new CohortError('SIM_PRIVACY', `secure averaging needs the exact f32 codec, not "${codec}"`, 'drop --codec');
   if (p.dp && taskKind === 'survival' && lossType !== 'discrete-hazard') {
     throw new CohortError('SIM_PRIVACY', 'DP-SGD is not available for the Cox loss (the partial likelihood is not a sum of per-patient terms)',

@@ -123,7 +123,9 @@ export interface SimOverrides {
 /** A runner of one rule over real peers (src/net/averaging-transport.ts runOnLoopback has this shape). */
 export type RealRunner = (o: {
   algorithm: AlgorithmName; learners: readonly LocalLearner[]; node: Omit<NodeConfig, 'seed'>; settings?: AlgorithmSettings; seed: number;
-}) => Promise<{ nodes: readonly AveragingNode[]; estimates: Float32Array[]; sendFailures: number }>;
+  /** Masked D-PSGD: each real peer runs its own key setup over the network (the simulator's in-process session is not used). */
+  secure?: boolean;
+}) => Promise<{ nodes: readonly AveragingNode[]; estimates: Float32Array[]; sendFailures: number; secureSetup?: { bytesPerPeer: number; refused: number; wallMs: number } }>;
 
 /** The outcome of one rule's run, virtual or real. */
 interface RuleRun {
@@ -141,7 +143,9 @@ interface RuleRun {
 
 async function realRun(runner: RealRunner, so: SimulateOptions, evaluate: (x: Float32Array) => Promise<number>): Promise<RuleRun> {
   if (so.churn?.length) throw new CohortError('SIM_REAL_CHURN', 'churn is simulated on the virtual network only', 'drop --churn with --libp2p');
-  const r = await runner({ algorithm: so.algorithm, learners: so.learners, node: so.node, settings: so.settings, seed: so.seed });
+  // secure: the real peers set up their own keys (net-session.ts); the in-process SecureSession of the virtual network stays unused
+  const { secure, ...settings } = so.settings ?? {};
+  const r = await runner({ algorithm: so.algorithm, learners: so.learners, node: so.node, settings, seed: so.seed, secure: secure !== undefined });
   const finalMetrics: number[] = [];
   for (const x of r.estimates) finalMetrics.push(await evaluate(x));
   const rejected = { ...r.nodes[0]!.stats.rejected };
