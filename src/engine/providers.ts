@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { CohortError } from '../util/errors.ts';
+import { blockSizeProbeModel, lowerConvsToNchwc, nchwcConfig } from './graph/nchwc.ts';
 import { logger } from '../util/log.ts';
 
 export type ExecutionProviderName = 'cuda' | 'webgpu' | 'cpu';
@@ -138,6 +139,34 @@ const HINTS: Record<ExecutionProviderName, string> = {
   cpu: 'the CPU provider is built into onnxruntime-node: reinstall it (npm ci)',
 };
 
+let blockSize: Promise<number> | undefined;
+/**
+ * ORT's NCHWc block size on this CPU (16 with AVX-512, 8 with AVX2), read from its own ReorderInput (a [1, 4, 1, 1] input comes
+ * back with the block's channel count); 0 where the contrib kernels are missing. Probed once per process.
+ */
+export function nchwcBlockSize(): Promise<number> {
+  blockSize ??= (async () => {
+    try {
+      const s = await ort.InferenceSession.create(blockSizeProbeModel(), sessionOptions('cpu', 1));
+      try {
+        const y = (await s.run({ x: new ort.Tensor('float32', new Float32Array(4), [1, 4, 1, 1]) })).y;
+        return y.dims.length === 4 ? Number(y.dims[1]) : 0;
+      } finally { await s.release(); }
+    } catch (e) {
+      log.debug({ err: e instanceof Error ? e.message : String(e) }, 'no NCHWc kernels: convolutions with weight inputs stay on the generic path');
+      return 0;
+    }
+  })();
+  return blockSize;
+}
+
+/** The model as the CPU provider runs it: convolutions whose weights are inputs on ORT's NCHWc kernels (graph/nchwc.ts). */
+async function forCpu(model: Uint8Array): Promise<Uint8Array> {
+  if (!nchwcConfig.convs) return model;
+  const block = await nchwcBlockSize();
+  return (block > 1 ? lowerConvsToNchwc(model, block) : null) ?? model;
+}
+
 /** Why provider p cannot create this session, or undefined with the session when it can. */
 async function tryProvider(model: Uint8Array, p: ExecutionProviderName, threads: number, extras: SessionExtras):
   Promise<{ session?: ort.InferenceSession; why?: string }> {
@@ -146,7 +175,8 @@ async function tryProvider(model: Uint8Array, p: ExecutionProviderName, threads:
   if (quiet) return { why: quiet };
   if (refused.has(p)) return { why: refused.get(p) };
   try {
-    return { session: await ort.InferenceSession.create(model, sessionOptions(p, threads, extras)) };
+    const bytes = p === 'cpu' ? await forCpu(model) : model;
+    return { session: await ort.InferenceSession.create(bytes, sessionOptions(p, threads, extras)) };
   } catch (e) {
     const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
     refused.set(p, why);

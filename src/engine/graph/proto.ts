@@ -39,6 +39,25 @@ function nodeProto(n: NodeRecord): onnx.onnx.INodeProto {
   };
 }
 
+/**
+ * Shapes of the computed Conv operands (data and weight), so that a provider-specific pass on the serialised model can read
+ * them (graph/nchwc.ts: CPU sessions run such Convs on ORT's NCHWc kernels). Graph inputs and initializers carry their own.
+ */
+function convValueInfo(g: GraphCore): onnx.onnx.IValueInfoProto[] {
+  const declared = new Set([...g.inputs.map((t) => t.name), ...g.initializers.keys()]);
+  const seen = new Set<string>();
+  const out: onnx.onnx.IValueInfoProto[] = [];
+  for (const n of g.nodes) {
+    if (n.op !== 'Conv') continue;
+    for (const t of n.inputs.slice(0, 2)) {
+      if (!t || declared.has(t.name) || seen.has(t.name)) continue;
+      seen.add(t.name);
+      out.push(valueInfo(t));
+    }
+  }
+  return out;
+}
+
 /** The GraphProto alone (also usable as a Loop body by a caller that builds one). */
 export function graphProto(g: GraphCore): onnx.onnx.IGraphProto {
   return {
@@ -46,6 +65,7 @@ export function graphProto(g: GraphCore): onnx.onnx.IGraphProto {
     node: g.nodes.map(nodeProto),
     input: g.inputs.map(valueInfo),
     output: g.outputs.map(valueInfo),
+    valueInfo: convValueInfo(g),
     initializer: [...g.initializers].map(([name, c]) => tensorProto(name, c)),
   };
 }
