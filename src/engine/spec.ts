@@ -16,10 +16,11 @@ const norm = z.enum(['none', 'instance', 'group', 'batch']);
 const dropout = z.number().min(0).lt(1).default(0);
 
 export const LAYER_TYPES = ['dense', 'conv', 'relu', 'leakyRelu', 'tanh', 'sigmoid', 'maxPool', 'avgPool', 'globalAvgPool',
-  'flatten', 'instanceNorm', 'groupNorm', 'batchNorm', 'dropout'] as const;
+  'flatten', 'instanceNorm', 'groupNorm', 'batchNorm', 'dropout', 'offsets'] as const;
 
 export const layerSpecSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('dense'), units: pos }).strict(),
+  /** bias: false drops the layer's bias (e.g. the linear predictor before `offsets`, whose offsets already carry one). */
+  z.object({ type: z.literal('dense'), units: pos, bias: z.boolean().default(true) }).strict(),
   z.object({ type: z.literal('conv'), channels: pos, kernel: pos.default(3), stride: pos.default(1), padding: z.number().int().min(0).optional() }).strict(),
   z.object({ type: z.literal('relu') }).strict(),
   z.object({ type: z.literal('leakyRelu'), alpha: z.number().default(0.01) }).strict(),
@@ -33,6 +34,12 @@ export const layerSpecSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('groupNorm'), groups: pos.default(4) }).strict(),
   z.object({ type: z.literal('batchNorm') }).strict(),
   z.object({ type: z.literal('dropout'), ratio: z.number().min(0).lt(1) }).strict(),
+  /**
+   * One value per sample [B, 1] -> [B, units]: z_k = x + b_k with a learnable offset b_k per unit (initialised at 0).
+   * With `dense {units: 1, bias: false}` before it, a proportional-hazards head for `discrete-hazard` (nnet-survival's
+   * parametrisation: one shared linear predictor plus one baseline logit per interval).
+   */
+  z.object({ type: z.literal('offsets'), units: pos }).strict(),
 ]);
 export type LayerSpec = z.infer<typeof layerSpecSchema>;
 

@@ -3,7 +3,9 @@
  * hand-worked cases, the loss and its gradient against a float64 reference (real ORT, central differences), the batch loss
  * as the mean of per-patient losses (what makes DP-SGD's clipping a per-patient bound), a Trainer that learns a known hazard
  * ranking and reports the C-index of the cumulative hazard, DP-SGD accepted for it (Cox still refused, naming it), the
- * manifest rules, and the self-contained export's `risk` output from raw TCGA-BRCA columns.
+ * manifest rules, and the self-contained export's `risk` output from raw TCGA-BRCA columns. The proportional-hazards head
+ * (bias-free dense 1 -> offsets K): its parameter layout, loss and every parameter's gradient against a host reference, a
+ * learnt ranking equal to that of the shared predictor, DP-SGD on it, the refusal of offsets after a wider layer, its export.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { GraphBuilder, Trainer, releaseSessions } from '../../src/engine/index.ts';
@@ -221,6 +223,93 @@ describe('export', () => {
     expect(own.length).toBe(table.rows);
     expect(worst).toBeLessThan(1e-4);
     expect(scoreAgainstTruth(p, meta, table).c_index).toBeGreaterThan(0.5);
+    await r.trainer.dispose();
+  });
+});
+
+/** The proportional-hazards head (nnet-survival's parametrisation): z_ik = x_i . w + b_k, a bias-free dense 1 then offsets K. */
+const PH = (K: number) => ({ type: 'sequential' as const, layers: [{ type: 'dense', units: 1, bias: false }, { type: 'offsets', units: K }] });
+
+describe('proportional-hazards head (sequential: dense 1 without bias -> offsets K)', () => {
+  const K = CUTS.length, F = 3;
+  /** host logits from the flat params: l0.dense.w [F x 1], then l1.offsets.b [K] */
+  const phLogits = (p: Float32Array, x: Float32Array, n: number): number[] => Array.from({ length: n * K }, (_, ik) => {
+    const i = Math.floor(ik / K), k = ik % K;
+    let eta = 0;
+    for (let j = 0; j < F; j++) eta += x[i * F + j]! * p[j]!;
+    return eta + p[F + k]!;
+  });
+
+  it('has F + K parameters; loss and gradient equal the host reference and central differences', async () => {
+    const data = survivalData(30, [1, -0.7, 0.3], 5);
+    const t = await Trainer.create({ model: PH(K), loss: { type: 'discrete-hazard', cuts: CUTS }, optimizer: { type: 'sgd', lr: 0.1 },
+      batchSize: data.size, seed: 3, providers: ['cpu'], threads: 1 }, data);
+    expect(t.layout.entries.map((e) => [e.name, e.length])).toEqual([['l0.dense.w', F], ['l1.offsets.b', K]]);
+    const { y, m } = hazardTargets(data.targets.time!.data, data.targets.event!.data, CUTS);
+    const x = data.inputs.features.data;
+    const p0 = t.getParameters().map((v, i) => (i >= F ? -1 + 0.3 * (i - F) : v)); // offsets off zero, so that they matter
+    t.setParameters(p0);
+    const { loss, gradient } = await t.lossAndGradient(data);
+    expect(loss).toBeCloseTo(nllRef(phLogits(p0, x, data.size), y, m, data.size), 4);
+    const h = 1e-3;
+    for (let i = 0; i < p0.length; i++) {
+      const at = (d: number) => { const p = Float64Array.from(p0); p[i] += d; return nllRef(phLogits(Float32Array.from(p), x, data.size), y, m, data.size); };
+      const fd = (at(h) - at(-h)) / (2 * h);
+      expect(Math.abs(gradient[i]! - fd), `param ${i}: analytic ${gradient[i]} vs finite difference ${fd}`).toBeLessThan(1e-3 + 1e-2 * Math.abs(fd));
+    }
+    expect(Math.max(...Array.from(gradient, Math.abs))).toBeGreaterThan(1e-2);
+    await t.dispose();
+  });
+
+  it('learns the hazard ranking; its risk (cumulative hazard) ranks as the shared linear predictor; DP-SGD trains it', async () => {
+    const data = survivalData(200, [1, -0.7, 0], 3);
+    const t = await Trainer.create({ model: PH(K), loss: { type: 'discrete-hazard', cuts: CUTS }, optimizer: { type: 'adam', lr: 0.05 },
+      batchSize: 50, seed: 1, providers: ['cpu'], threads: 1 }, data);
+    for (let e = 0; e < 60; e++) await t.trainEpoch(data);
+    const metrics = await t.evaluate(data);
+    expect(metrics.c_index).toBeGreaterThan(0.7);
+    const p = t.getParameters();
+    const eta = Float32Array.from({ length: data.size }, (_, i) => phLogits(p, data.inputs.features.data, data.size)[i * K]! - p[F]!);
+    expect(metrics.c_index).toBeCloseTo(concordanceIndex(eta, data.targets.time!.data, data.targets.event!.data), 5);
+    expect(p[0]).toBeGreaterThan(0.3); // beta = (1, -0.7, 0): the learnt predictor has the true signs
+    expect(p[1]).toBeLessThan(-0.2);
+    await t.dispose();
+    const d = await Trainer.create({ model: PH(K), loss: { type: 'discrete-hazard', cuts: CUTS }, optimizer: { type: 'sgd', lr: 0.1 },
+      batchSize: 8, seed: 1, providers: ['cpu'], threads: 1, dp: { clip: 1, noiseMultiplier: 1 } }, survivalData(40, [1, -0.5, 0], 2));
+    const before = d.getParameters();
+    expect(Number.isFinite((await d.trainEpoch(survivalData(40, [1, -0.5, 0], 2))).loss)).toBe(true);
+    expect(d.getParameters().some((v, i) => v !== before[i])).toBe(true);
+    await d.dispose();
+  });
+
+  it('refuses offsets after a layer with more than one unit, naming the fix', async () => {
+    const data = survivalData(8, [1], 1);
+    const e = await Trainer.create({ model: { type: 'sequential', layers: [{ type: 'dense', units: 2 }, { type: 'offsets', units: K }] },
+      loss: { type: 'discrete-hazard', cuts: CUTS }, optimizer: { type: 'sgd' }, batchSize: 8, seed: 1, providers: ['cpu'] }, data).then(() => null, (x: unknown) => x);
+    expect(e).toBeInstanceOf(CohortError);
+    expect((e as CohortError).code).toBe('SHAPE_MISMATCH');
+    expect(`${(e as CohortError).message} ${(e as CohortError).hint}`).toMatch(/expected \[1\][\s\S]*units 1/);
+  });
+
+  it('exports `risk` from raw TCGA-BRCA columns equal to Cohort\'s own prediction', async () => {
+    const table = readTable('data/tcga-brca.csv');
+    const ts = tableToSamples(table, { survival: { time: 'time_days', event: 'event' }, ignore: ['pid', 'region', 'split'] });
+    const cuts = [365, 730, 1096, 1461, 1826];
+    const all = [...Array(ts.set.size).keys()];
+    const r = await trainLocal(ts.set, { model: PH(cuts.length), loss: { type: 'discrete-hazard', cuts },
+      optimizer: { type: 'adam', lr: 0.03 }, epochs: 5, batchSize: 32, seed: 2, providers: ['cpu'], standardize: ['features'],
+      split: { train: all.filter((i) => i % 4), test: all.filter((i) => !(i % 4)) } });
+    const s = r.standardisers['features']!;
+    const bytes = selfContainedTabular(r.trainer.exportOnnx(), { input: describeModelInput(ts, s), task: { kind: 'survival', time: 'time_days', event: 'event' } });
+    const meta = readCohortMetadata(bytes, 'proportional-hazards discrete-hazard model');
+    expect(meta.outputs).toEqual(['risk']);
+    const p = await predictTable(bytes, meta, table);
+    const own = (await r.trainer.predict({ ...ts.set, inputs: { features: applyStandardiser(ts.set.inputs.features, s) } })).prob;
+    let worst = 0;
+    for (let i = 0; i < own.length; i++) worst = Math.max(worst, Math.abs(p.scores[i]! - own[i]!));
+    expect(own.length).toBe(table.rows);
+    expect(worst).toBeLessThan(1e-4);
+    expect(scoreAgainstTruth(p, meta, table).c_index).toBeGreaterThan(0.6);
     await r.trainer.dispose();
   });
 });

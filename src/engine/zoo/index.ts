@@ -5,14 +5,15 @@
  *   unet2d / unet3d     encoder-decoder with skip connections (double conv blocks, max pool down, transposed conv up)
  *   multitask-unet      a U-Net whose bottleneck also feeds one binary logit per marker (e.g. IDH, 1p/19q, MGMT, grade)
  *   multimodal          CNN image features concatenated with MLP features of tabular (clinical) inputs, dense head
- *   sequential          an explicit list of layers
+ *   sequential          an explicit list of layers (incl. `offsets`: [B, 1] -> [B, K] plus one learnable offset per unit,
+ *                       the proportional-hazards head of a discrete-time survival model)
  * A Model is a forward function over a ParamScope; the same function builds train, eval and export graphs.
  */
 import { CohortError } from '../../util/errors.ts';
 import { GraphBuilder, type Tensor } from '../graph/index.ts';
 import { EVAL_MODE, ParamScope, type ForwardMode } from '../params.ts';
 import { parseLayers, type LayerSpec, type ResolvedModelSpec } from '../spec.ts';
-import { activate, conv, dense, doubleConv, drop, norm, pool, upConv, type Norm } from './nn.ts';
+import { activate, conv, dense, doubleConv, drop, norm, offsets, pool, upConv, type Norm } from './nn.ts';
 
 export type ModelKind = 'classify' | 'segment' | 'multitask';
 
@@ -163,7 +164,8 @@ function multimodal(spec: Extract<ResolvedModelSpec, { type: 'multimodal' }>, sh
 
 function applyLayer(g: GraphBuilder, s: ParamScope, l: LayerSpec, i: number, h: Tensor, last: boolean, mode: ForwardMode): Tensor {
   switch (l.type) {
-    case 'dense': return dense(g, s, `l${i}.dense`, h, l.units, last);
+    case 'dense': return dense(g, s, `l${i}.dense`, h, l.units, last, l.bias);
+    case 'offsets': return offsets(g, s, `l${i}.offsets`, h, l.units);
     case 'conv': return conv(g, s, `l${i}.conv`, h, l.channels, { kernel: l.kernel, stride: l.stride, padding: l.padding, output: last });
     case 'relu': return g.relu(h);
     case 'leakyRelu': return g.leakyRelu(h, l.alpha);

@@ -23,13 +23,27 @@ export function activate(g: GraphBuilder, x: Tensor, act: Act): Tensor {
   }
 }
 
-/** Fully connected: x [B, in] -> [B, units]. He init for hidden layers, Xavier for output layers. */
-export function dense(g: GraphBuilder, s: ParamScope, name: string, x: Tensor, units: number, output = false): Tensor {
+/** Fully connected: x [B, in] -> [B, units]. He init for hidden layers, Xavier for output layers; bias false: no bias. */
+export function dense(g: GraphBuilder, s: ParamScope, name: string, x: Tensor, units: number, output = false, bias = true): Tensor {
   if (x.shape.length !== 2) x = g.flatten(x, 1);
   const fin = x.shape[1];
   const w = s.param(`${name}.w`, [fin, units], output ? 'xavier' : 'he', fin, units);
+  if (!bias) return g.gemm(x, w);
   const b = s.param(`${name}.b`, [units], 'zeros');
   return g.gemm(x, w, b);
+}
+
+/**
+ * One value per sample x [B, 1] -> [B, units], z_k = x + b_k: a learnable offset per unit (zeros at start). After a
+ * bias-free dense layer with one unit it is the proportional-hazards head of a discrete-time survival model (one shared
+ * linear predictor, one baseline logit per interval: survival-discrete.ts).
+ */
+export function offsets(g: GraphBuilder, s: ParamScope, name: string, x: Tensor, units: number): Tensor {
+  if (x.shape.length !== 2 || x.shape[1] !== 1) {
+    throw new CohortError('SHAPE_MISMATCH', `offsets layer '${name}': input has per-sample shape [${x.shape.slice(1).join(',')}], expected [1] (one value per sample)`,
+      'put a dense layer with units 1 (e.g. {"type": "dense", "units": 1, "bias": false}) right before the offsets layer');
+  }
+  return g.add(x, s.param(`${name}.b`, [units], 'zeros'));
 }
 
 /** N-d convolution, 'same' padding for odd kernels by default. */
