@@ -8,7 +8,7 @@ import type { ConvGeom } from '../../graph/ops/conv.ts';
 import type { Tensor } from '../../graph/types.ts';
 import type { Rule } from '../types.ts';
 import { inp } from '../util.ts';
-import { weightGradient } from '../im2col.ts';
+import { im2colConfig, weightAndOuterSum, weightGradient } from '../im2col.ts';
 
 function biasGrad(g: Parameters<Rule>[0]['g'], dy: Parameters<Rule>[0]['dy'][number]) {
   const axes = dy!.shape.map((_, i) => i).filter((i) => i !== 1);
@@ -48,10 +48,13 @@ const conv: Rule = ({ g, node, dy: [dy], needs }) => {
   const geo = (node.meta as { geo: ConvGeom }).geo;
   const nd = geo.kernel.length;
   const d = dy!;
+  const wantBias = Boolean(node.inputs[2] && needs[2]);
+  // the bias gradient comes from the channels-first dY the weight gradient's Gemm reads (contiguous reduction)
+  const [dw, db] = needs[1] ? weightAndOuterSum(g, d, x, { ...geo, padBegin: geo.pads.slice(0, nd) }, wantBias && im2colConfig.biasFromOuter) : [null, null];
   return [
     needs[0] ? inputGradient(g, x, w, d, geo) : null,
-    needs[1] ? weightGradient(g, d, x, { ...geo, padBegin: geo.pads.slice(0, nd) }) : null,
-    node.inputs[2] && needs[2] ? biasGrad(g, d) : null,
+    dw,
+    wantBias ? db ?? biasGrad(g, d) : null,
   ];
 };
 
