@@ -5,8 +5,9 @@
  * masked, and site-d is killed (SIGKILL) in the middle of round 2: its receivers rebuild its ephemeral secret from the survivors'
  * shares and mix the exact sum of the survivors. The plain run loses site-d at the same moment (same daemons), so it is the
  * reference with the same history: both finish with the three survivors, each site's secure accuracy close to the plain run's.
- * Then secure averaging and DP-SGD together on the three survivors. A peer whose policy demands epsilon <= 1 declines a scenario
- * asking for 8: test/e2e/privacy-policy.test.ts.
+ * Then secure averaging and DP-SGD together on the three survivors; then two of them killed at once mid-run and started again on
+ * their stores (both rejoin the masking with fresh keys, src/averaging/secure/rejoin.ts). A peer whose policy demands epsilon <= 1
+ * declines a scenario asking for 8: test/e2e/privacy-policy.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScenarioView } from '../../src/scenario/lifecycle.ts';
@@ -95,37 +96,41 @@ describe('secure averaging on real peers', () => {
     }
   }, 420_000);
 
-  it('a survivor killed (-9) mid-run of a secure + DP scenario and started again on its store resumes: accountant continued, fresh masking key', async () => {
-    // rounds long enough that the restart (daemon boot, worker, checkpoint) and the rejoin lead (3 rounds) fit well inside the run
-    const R = 18, MS = 5000, J = 2;
+  it('two survivors killed (-9) at once mid-run of a secure + DP scenario and started again on their stores resume: accountants continued, fresh masking keys', async () => {
+    // rounds long enough that the restarts (daemon boot, worker, checkpoint) and the rejoin lead (3 rounds) fit well inside the run
+    const R = 18, MS = 5000, JS = [1, 2];
     const m = { ...wdbcManifest({ name: 'wdbc-secure-dp-restart', rounds: R, roundMs: MS, launch: { minPeers: 3, approvalWindowMs: 5000, startDelayMs: START_DELAY_MS, dropAfterRounds: R } }),
       privacy: { secure: true, dp: { epsilon: 8, delta: 1e-5, clip: 1 } } };
     const id = (await client(c, 0).post<{ id: string }>('/scenarios', { manifest: m })).id;
-    // kill -9 once site-c has checkpointed a trained round (its DP accounting rides in that checkpoint), then start it again
-    await waitFor('site-c past round 1', async () => ((await detail(0, id)).view.progress[c.sites[J]!.peerId]?.round ?? -1) >= 1, 180_000);
-    expect(await stopDaemon(c, J, 'SIGKILL')).toBeNull();
-    startDaemon(c, J);
+    // kill -9 site-b and site-c once both have checkpointed a trained round (their DP accounting rides in it), then start both
+    // again: two participants rejoining the masking at once (src/averaging/secure/rejoin.ts), site-a the only one that stayed
+    await waitFor('site-b and site-c past round 1', async () => { const v = (await detail(0, id)).view; return JS.every((j) => (v.progress[c.sites[j]!.peerId]?.round ?? -1) >= 1); }, 180_000);
+    expect(await Promise.all(JS.map((j) => stopDaemon(c, j, 'SIGKILL')))).toEqual([null, null]);
+    for (const j of JS) startDaemon(c, j);
     const done = await finished(id, [0, 1, 2]);
-    const back = done.view.progress[c.sites[J]!.peerId]!;
-    console.log(`site-c after the restart: accuracy ${back.metric} (n ${back.heldOut}), epsilon spent ${back.epsilon}, rounds trained ${back.roundsTrained}; secure ${JSON.stringify(back.secure)}`);
-    expect(log(c, J)).toContain('resumed from checkpoint');
-    expect(log(c, J)).toMatch(/DP-SGD resumed: the accountant continues from the steps before the restart/);
-    const r0 = /"r0":(\d+),"msg":"secure rejoin: masking with a fresh key from round r0"/.exec(log(c, J));
-    expect(r0, 'site-c masks again with a fresh key').not.toBeNull();
-    expect(Number(r0![1])).toBeLessThan(R);
-    // its final model, its epsilon within the scenario's, masked models sent from r0 on (fresh counters since the restart)
-    expect(back.done).toBe(true);
-    expect(back.epsilon!).toBeGreaterThan(0);
-    expect(back.epsilon!).toBeLessThanOrEqual(8);
-    // one masked model per receiver (every other participant on the complete graph) per round from r0 on, none before
     const receivers = done.view.run!.participants.length - 1;
-    expect(back.secure!.maskedSent).toBeGreaterThanOrEqual(receivers);
-    expect(back.secure!.maskedSent).toBeLessThanOrEqual(receivers * (R - Number(r0![1])));
-    // the privacy ledger settled what the continued accountant says (at most the reservation)
-    const audit = await client(c, J).get<{ entries: { kind: string; what: string }[] }>(`/audit?scenario=${id}`);
-    expect(audit.entries.some((e) => e.kind === 'privacy' && /DP-SGD resumed after a restart: \d+ steps before it counted/.test(e.what))).toBe(true);
-    expect(audit.entries.some((e) => e.kind === 'privacy' && /secure rejoin after a restart: fresh masking key from round \d+/.test(e.what))).toBe(true);
-    expect(audit.entries.some((e) => e.kind === 'privacy' && e.what.startsWith(`privacy budget: spent epsilon ${back.epsilon}`))).toBe(true);
+    for (const j of JS) {
+      const back = done.view.progress[c.sites[j]!.peerId]!;
+      console.log(`${c.sites[j]!.name} after the restart: accuracy ${back.metric} (n ${back.heldOut}), epsilon spent ${back.epsilon}, rounds trained ${back.roundsTrained}; secure ${JSON.stringify(back.secure)}`);
+      expect(log(c, j)).toContain('resumed from checkpoint');
+      expect(log(c, j)).toMatch(/DP-SGD resumed: the accountant continues from the steps before the restart/);
+      const r0 = /"r0":(\d+),"msg":"secure rejoin: masking with a fresh key from round r0"/.exec(log(c, j));
+      expect(r0, `${c.sites[j]!.name} masks again with a fresh key`).not.toBeNull();
+      expect(Number(r0![1])).toBeLessThan(R);
+      // its final model, its epsilon within the scenario's, masked models sent from r0 on (fresh counters since the restart)
+      expect(back.done).toBe(true);
+      expect(back.epsilon!).toBeGreaterThan(0);
+      expect(back.epsilon!).toBeLessThanOrEqual(8);
+      // one masked model per receiver (every other participant on the complete graph) per round from r0 on, none before
+      expect(back.secure!.maskedSent).toBeGreaterThanOrEqual(receivers);
+      expect(back.secure!.maskedSent).toBeLessThanOrEqual(receivers * (R - Number(r0![1])));
+      // the privacy ledger settled what the continued accountant says (at most the reservation)
+      const audit = await client(c, j).get<{ entries: { kind: string; what: string }[] }>(`/audit?scenario=${id}`);
+      expect(audit.entries.some((e) => e.kind === 'privacy' && /DP-SGD resumed after a restart: \d+ steps before it counted/.test(e.what))).toBe(true);
+      expect(audit.entries.some((e) => e.kind === 'privacy' && /secure rejoin after a restart: fresh masking key from round \d+/.test(e.what))).toBe(true);
+      expect(audit.entries.some((e) => e.kind === 'privacy' && e.what.startsWith(`privacy budget: spent epsilon ${back.epsilon}`))).toBe(true);
+      expect(log(c, j)).not.toMatch(/secure rejoin did not complete/);
+    }
     for (const i of [0, 1, 2]) {
       const p = done.view.progress[c.sites[i]!.peerId]!;
       console.log(`${c.sites[i]!.name}: accuracy ${p.metric} (n ${p.heldOut}), epsilon ${p.epsilon}; secure ${JSON.stringify(p.secure)}`);
@@ -135,6 +140,5 @@ describe('secure averaging on real peers', () => {
       expect(p.metric!).toBeGreaterThanOrEqual(0.8);
       expect(p.epsilon!).toBeLessThanOrEqual(8);
     }
-    expect(log(c, J)).not.toMatch(/secure rejoin did not complete/);
   }, 480_000);
 });

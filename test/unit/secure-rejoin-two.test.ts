@@ -9,7 +9,8 @@
  *   2. Failure: both back in round 4 (r0 = 7 for both); peer 2 dies again in round 5, after answering and dealing. Peer 3 still
  *      masks from 7; peer 2's new key takes effect at 7 everywhere and its receivers rebuild it from the shares it dealt.
  * Checked in both: every decoded sum, before, during and after, equals the plain weighted sum of the same senders' round-start
- * models (max relative error <= 1e-6); nothing is refused; masked models only from each joiner's r0.
+ * models (max relative error <= 1e-6); nothing is refused (but a forged key directory entry, refused and counted); masked
+ * models only from each joiner's r0.
  */
 import { describe, expect, it } from 'vitest';
 import { decodeWire } from '../../src/averaging/message.ts';
@@ -17,7 +18,7 @@ import type { ModelMessage } from '../../src/averaging/types.ts';
 import { createNode } from '../../src/averaging/factory.ts';
 import { NetSecureSession } from '../../src/averaging/secure/net-session.ts';
 import type { SecureDpsgdNode } from '../../src/averaging/secure/node.ts';
-import { RejoinSession, RekeyResponder, rekeyLead, roundZeroKey } from '../../src/averaging/secure/rejoin.ts';
+import { REKEY_CODEC, RejoinSession, RekeyResponder, encodeDirectory, rekeyLead, roundZeroKey } from '../../src/averaging/secure/rejoin.ts';
 import { PeerTransport } from '../../src/peer/transport.ts';
 import { VectorLearner } from '../../src/sim/learners.ts';
 import { Rng } from '../../src/util/random.ts';
@@ -141,6 +142,12 @@ describe('two peers rejoining a secure run at once, over libp2p', () => {
     // peer 3 took peer 2's old key from a directory (signed at round 0) and holds its new one pending
     expect(Buffer.from((runs[3]!.session as RejoinSession).keyAt(ids[2]!, r3)!.publicKey).equals(Buffer.from(old2))).toBe(true);
     expect(Buffer.from((runs[3]!.session as RejoinSession).keyAt(ids[2]!, r2)!.publicKey).equals(Buffer.from(new2))).toBe(true);
+    // a forged directory entry (another key for peer 2 from round 9, signed by nobody) is refused and counted, and changes nothing
+    const forged = encodeDirectory([[ids[2]!, { fromRound: r2 + 1, publicKey: new Uint8Array(32).fill(7), signature: new Uint8Array(64).fill(7) }]]);
+    runs[0]!.t.send(ids[3]!, { kind: 'model', scenario: SCENARIO, round: r2, layoutHash: 'layout', codec: REKEY_CODEC.dir, ...forged });
+    await g.waitFor('the forged directory refused', () => g.refused.length > 0, 10_000);
+    expect(g.refused.splice(0)).toEqual(['3<-0:secure-rekey-dir-refused']);
+    expect(Buffer.from((runs[3]!.session as RejoinSession).keyAt(ids[2]!, r2 + 1)!.publicKey).equals(Buffer.from(new2))).toBe(true);
     await g.waitFor('every round', () => runs.every((r, i) => r.node.stats.rounds + r.node.secure.roundsNotMixed >= (i >= 2 ? ROUNDS - 6 : ROUNDS)) && Date.now() > g.startAt + ROUNDS * ROUND_MS, (ROUNDS + 8) * ROUND_MS);
     for (const i of [0, 1]) {
       expect(runs[i]!.responder.rekeyed.sort()).toEqual([ids[2], ids[3]].sort());
