@@ -9,7 +9,8 @@
  *
  * A setting patches the base scenario (TUNE_SCENARIO, default scenarios/wdbc-dp-small.json): `hidden` (model.hidden; [] is
  * logistic regression), `lr`, `optimizer` ("adam" | "sgd"), `momentum` (sgd), `clip`, `batch` (training.batchSize), `rounds`
- * (rounds.max), `trainRounds` (privacy.dp.trainRounds: DP rounds; the later rounds only average). Unset fields keep the base's.
+ * (rounds.max), `trainRounds` (privacy.dp.trainRounds: DP rounds; the later rounds only average), `degree` (a random regular
+ * graph of that degree). Unset fields keep the base's.
  * Knobs: TUNE_PEERS=100, TUNE_OUT=bench/results/privacy-tune-100.jsonl ("-" for stdout only).
  */
 import { appendFileSync } from 'node:fs';
@@ -27,6 +28,8 @@ export interface TuneSetting {
   readonly batch?: number;
   readonly rounds?: number;
   readonly trainRounds?: number;
+  /** averaging.topology: a random regular graph of this degree. */
+  readonly degree?: number;
 }
 
 /** The base scenario with `s` applied, at `epsilon` (Infinity: no DP, masking kept as the base has it), validated as a manifest. */
@@ -41,6 +44,7 @@ export function patched(base: Manifest, s: TuneSetting, epsilon: number): Manife
   };
   const training = s.batch !== undefined ? { ...base.training, batchSize: s.batch } : base.training;
   const rounds = s.rounds !== undefined ? { ...base.rounds, max: s.rounds } : base.rounds;
+  const averaging = s.degree !== undefined ? { ...base.averaging, topology: { kind: 'random-regular', degree: s.degree } } : base.averaging;
   const secure = base.privacy?.secure ?? false;
   const baseDp = base.privacy?.dp;
   const privacy = Number.isFinite(epsilon)
@@ -55,7 +59,7 @@ export function patched(base: Manifest, s: TuneSetting, epsilon: number): Manife
         },
       }
     : { secure };
-  return parseManifest({ ...base, model, optimizer, training, rounds, privacy }, 'tuning setting');
+  return parseManifest({ ...base, model, optimizer, training, rounds, averaging, privacy }, 'tuning setting');
 }
 
 const r4 = (x: number): number => Math.round(x * 1e4) / 1e4;
