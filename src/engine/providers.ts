@@ -147,7 +147,7 @@ let blockSize: Promise<number> | undefined;
 export function nchwcBlockSize(): Promise<number> {
   blockSize ??= (async () => {
     try {
-      const s = await ort.InferenceSession.create(blockSizeProbeModel(), sessionOptions('cpu', 1));
+      const s = await ort.InferenceSession.create(blockSizeProbeModel(), { ...sessionOptions('cpu', 1), enableProfiling: false });
       try {
         const y = (await s.run({ x: new ort.Tensor('float32', new Float32Array(4), [1, 4, 1, 1]) })).y;
         return y.dims.length === 4 ? Number(y.dims[1]) : 0;
