@@ -13,112 +13,15 @@
  * models only from each joiner's r0.
  */
 import { describe, expect, it } from 'vitest';
-import { decodeWire } from '../../src/averaging/message.ts';
-import type { ModelMessage } from '../../src/averaging/types.ts';
-import { createNode } from '../../src/averaging/factory.ts';
-import { NetSecureSession } from '../../src/averaging/secure/net-session.ts';
-import type { SecureDpsgdNode } from '../../src/averaging/secure/node.ts';
-import { REKEY_CODEC, RejoinSession, RekeyResponder, encodeDirectory, rekeyLead, roundZeroKey } from '../../src/averaging/secure/rejoin.ts';
-import { PeerTransport } from '../../src/peer/transport.ts';
-import { VectorLearner } from '../../src/sim/learners.ts';
-import { Rng } from '../../src/util/random.ts';
+import { REKEY_CODEC, encodeDirectory, rekeyLead, type RejoinSession } from '../../src/averaging/secure/rejoin.ts';
 import { useLocalPeers } from '../helpers/local-peers.ts';
+import { secureGroup as group } from '../helpers/secure-rejoin-peers.ts';
 
 const SCENARIO = 'e'.repeat(64);
 const ROUNDS = 10;
 const ROUND_MS = 3000;
-const P = 530; // the WDBC MLP's size
 const localPeers = useLocalPeers();
-
-interface Run { t: PeerTransport; session: NetSecureSession | RejoinSession; responder: RekeyResponder; node: SecureDpsgdNode }
-interface Sum { receiver: string; round: number; sum: Float64Array; senders: string[] }
-
-/** Four secure peers on loopback, with kill and restart as the runner would see them. */
-async function secureGroup(seed: number) {
-  const { peers: group, ids } = await localPeers(4, seed);
-  const startAt = Date.now() + 6000;
-  const rng = new Rng(seed);
-  const snaps = new Map<string, Float32Array>();
-  const sums: Sum[] = [];
-  const refused: string[] = [];
-  const decided = new Map<number, { from: number; why: string }>();
-  const down = [false, false, false, false];
-  const runs: Run[] = [];
-  const cfg = { scenario: SCENARIO, layoutHash: 'layout', rounds: ROUNDS, roundMs: ROUND_MS, deadlineMs: 1500, codec: 'f32' as const, weighting: 'uniform' as const, train: false, proximal: false };
-  const onRefused = (i: number) => (from: string, reason: string): void => { refused.push(`${i}<-${ids.indexOf(from)}:${reason}`); };
-  const watch = (i: number, node: SecureDpsgdNode): void => {
-    node.onSnapshot = (r, v) => snaps.set(`${ids[i]}|${r}`, v.slice());
-    node.onSum = (r, s, senders) => sums.push({ receiver: ids[i]!, round: r, sum: s.slice(), senders: [...senders] });
-    node.onReject = (reason, from) => refused.push(`${i}<-${ids.indexOf(from)}:${reason}`);
-  };
-  const transport = (i: number): PeerTransport => new PeerTransport(group[i]!.node, group[i]!.audit, SCENARIO, { at: () => ids, all: () => ids }, startAt, { kind: 'complete' }, ROUND_MS);
-  for (const [i, { node, identitySeed }] of group.entries()) {
-    const t = transport(i);
-    const session = new NetSecureSession({ scenario: SCENARIO, layoutHash: 'layout', identitySeed, graph: t.staticGraph(), deadlineMs: 30_000, onRefused: onRefused(i) });
-    const responder = new RekeyResponder({ scenario: SCENARIO, layoutHash: 'layout', roundMs: ROUND_MS, session, mine: () => roundZeroKey(session, ids[i]!, SCENARIO, identitySeed), onRefused: onRefused(i) });
-    const el = createNode('dpsgd', session.wrap(responder.wrap(t)), new VectorLearner(Float32Array.from({ length: P }, () => rng.normal())), { ...cfg, seed: i + 1 }, { secure: session }) as SecureDpsgdNode;
-    responder.node = el;
-    watch(i, el);
-    runs.push({ t, session, responder, node: el });
-    node.models.onModel({
-      receive: (_h, bytes, from) => {
-        if (down[i]) return { ok: false, reason: 'unknown-scenario' };
-        runs[i]!.t.deliver(from.toString(), decodeWire(bytes) as ModelMessage);
-        return { ok: true };
-      },
-    });
-    session.setup().catch((e: unknown) => refused.push(`setup ${i}: ${String(e)}`));
-    el.start();
-  }
-  const waitFor = async (what: string, ok: () => boolean, ms: number): Promise<void> => {
-    const end = Date.now() + ms;
-    while (!ok()) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}; refused: ${refused.join(', ')}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
-  const at = (round: number, frac: number): Promise<void> => waitFor(`round ${round}`, () => Date.now() >= startAt + (round + frac) * ROUND_MS, (round + 10) * ROUND_MS + 20_000);
-  /** kill -9: the run stops, nothing reaches the peer any more. */
-  const kill = (i: number): void => {
-    down[i] = true;
-    const r = runs[i]!;
-    r.node.leave();
-    r.session.close();
-    r.t.close();
-  };
-  /** Back on the same identity with a fresh key: a new transport, RejoinSession, responder and node (as the runner builds them). */
-  const restart = async (i: number): Promise<void> => {
-    const t = transport(i);
-    let node: SecureDpsgdNode | undefined;
-    const session = new RejoinSession({ scenario: SCENARIO, layoutHash: 'layout', identitySeed: group[i]!.identitySeed, graph: t.staticGraph(), roundMs: ROUND_MS, rounds: ROUNDS,
-      onDecided: (from, why) => { decided.set(i, { from, why }); node!.sendsFrom = from; }, onRefused: onRefused(i) });
-    const responder = new RekeyResponder({ scenario: SCENARIO, layoutHash: 'layout', roundMs: ROUND_MS, session, mine: () => session.mine, onRefused: onRefused(i) });
-    responder.joiner = session;
-    node = createNode('dpsgd', session.wrap(responder.wrap(t)), new VectorLearner(Float32Array.from({ length: P }, () => rng.normal())), { ...cfg, seed: 90 + i }, { secure: session }) as SecureDpsgdNode;
-    node.sendsFrom = Number.POSITIVE_INFINITY;
-    responder.node = node;
-    watch(i, node);
-    runs[i] = { t, session, responder, node };
-    down[i] = false;
-    await session.setup();
-    node.rejoin();
-  };
-  /** Max relative error of every decoded sum against the plain weighted sum of its senders' round-start models. */
-  const relErr = (): number => {
-    let err = 0, scale = 0;
-    for (const { round, sum, senders } of sums) {
-      const w = 1 / 4;   // complete graph of 4: Metropolis-Hastings weights 1 / (1 + 3)
-      for (let k = 0; k < P; k++) {
-        const plain = senders.reduce((a, s) => a + w * snaps.get(`${s}|${round}`)![k]!, 0);
-        err = Math.max(err, Math.abs(sum[k]! - plain));
-        scale = Math.max(scale, Math.abs(plain));
-      }
-    }
-    return err / scale;
-  };
-  const close = (): void => { for (const r of runs) { r.node.leave(); r.session.close(); r.t.close(); } };
-  return { ids, runs, sums, refused, decided, startAt, waitFor, at, kill, restart, relErr, close };
-}
+const secureGroup = (seed: number) => group(localPeers, { scenario: SCENARIO, seed, rounds: ROUNDS, roundMs: ROUND_MS, length: 530 });
 
 describe('two peers rejoining a secure run at once, over libp2p', () => {
   it('staggered: each learns the other\'s fresh key before its own r0 (the earlier one masks against the later one\'s old key until its r0); both mask again; every sum exact', async () => {
