@@ -35,11 +35,12 @@ export const layerSpecSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('batchNorm') }).strict(),
   z.object({ type: z.literal('dropout'), ratio: z.number().min(0).lt(1) }).strict(),
   /**
-   * One value per sample [B, 1] -> [B, units]: z_k = x + b_k with a learnable offset b_k per unit (initialised at 0).
+   * One value per sample [B, 1] -> [B, units]: z_k = x + init + b_k with a learnable offset b_k per unit (starting at 0,
+   * so the offsets start at `init`: for a hazard head, a prior logit of the per-interval hazard fixed in the manifest).
    * With `dense {units: 1, bias: false}` before it, a proportional-hazards head for `discrete-hazard` (nnet-survival's
    * parametrisation: one shared linear predictor plus one baseline logit per interval).
    */
-  z.object({ type: z.literal('offsets'), units: pos }).strict(),
+  z.object({ type: z.literal('offsets'), units: pos, init: z.number().finite().default(0) }).strict(),
 ]);
 export type LayerSpec = z.infer<typeof layerSpecSchema>;
 

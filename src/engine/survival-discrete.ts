@@ -19,6 +19,13 @@
  *   H(c_K) = sum_k -log(1 - h_k) = sum_k softplus(z_k),
  * a strictly increasing function of 1 - S(c_K) = 1 - exp(-H(c_K)), so the ranking is that of the predicted probability of the
  * event within the horizon.
+ *
+ * Parametrisation. Any model with K outputs works. A linear model with K free outputs (mlp, hidden [], classes K: K (F + 1)
+ * parameters) fits each interval's hazard on that interval's own risk set; on TCGA-BRCA the late intervals (<= 183 patients at
+ * risk, 4-11 events each) get the largest weights and dominate H(c_K), which then ranks patients poorly even on the training
+ * rows (docs/privacy.md, "Survival under DP"). nnet-survival's proportional-hazards form shares one linear predictor:
+ *   z_ik = eta(x_i) + b_k   (sequential: dense {units: 1, bias: false} -> offsets {units: K}; F + K parameters)
+ * and then H(c_K) = sum_k softplus(eta + b_k) is strictly increasing in eta: every horizon ranks patients alike, as Cox does.
  */
 import { CohortError } from '../util/errors.ts';
 import type { GraphBuilder, Tensor } from './graph/index.ts';

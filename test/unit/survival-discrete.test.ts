@@ -228,32 +228,36 @@ describe('export', () => {
 });
 
 /** The proportional-hazards head (nnet-survival's parametrisation): z_ik = x_i . w + b_k, a bias-free dense 1 then offsets K. */
-const PH = (K: number) => ({ type: 'sequential' as const, layers: [{ type: 'dense', units: 1, bias: false }, { type: 'offsets', units: K }] });
+const PH = (K: number, init = 0) => ({ type: 'sequential' as const, layers: [{ type: 'dense', units: 1, bias: false }, { type: 'offsets', units: K, init }] });
 
 describe('proportional-hazards head (sequential: dense 1 without bias -> offsets K)', () => {
   const K = CUTS.length, F = 3;
-  /** host logits from the flat params: l0.dense.w [F x 1], then l1.offsets.b [K] */
-  const phLogits = (p: Float32Array, x: Float32Array, n: number): number[] => Array.from({ length: n * K }, (_, ik) => {
+  /** host logits from the flat params: l0.dense.w [F x 1], then l1.offsets.b [K]; the offsets start at `init` */
+  const phLogits = (p: Float32Array, x: Float32Array, n: number, init = 0): number[] => Array.from({ length: n * K }, (_, ik) => {
     const i = Math.floor(ik / K), k = ik % K;
     let eta = 0;
     for (let j = 0; j < F; j++) eta += x[i * F + j]! * p[j]!;
-    return eta + p[F + k]!;
+    return eta + init + p[F + k]!;
   });
 
-  it('has F + K parameters; loss and gradient equal the host reference and central differences', async () => {
+  it('has F + K parameters; loss and gradient equal the host reference and central differences (offsets starting at init)', async () => {
     const data = survivalData(30, [1, -0.7, 0.3], 5);
-    const t = await Trainer.create({ model: PH(K), loss: { type: 'discrete-hazard', cuts: CUTS }, optimizer: { type: 'sgd', lr: 0.1 },
+    const init = -1.5;
+    const t = await Trainer.create({ model: PH(K, init), loss: { type: 'discrete-hazard', cuts: CUTS }, optimizer: { type: 'sgd', lr: 0.1 },
       batchSize: data.size, seed: 3, providers: ['cpu'], threads: 1 }, data);
     expect(t.layout.entries.map((e) => [e.name, e.length])).toEqual([['l0.dense.w', F], ['l1.offsets.b', K]]);
     const { y, m } = hazardTargets(data.targets.time!.data, data.targets.event!.data, CUTS);
     const x = data.inputs.features.data;
-    const p0 = t.getParameters().map((v, i) => (i >= F ? -1 + 0.3 * (i - F) : v)); // offsets off zero, so that they matter
+    const start = t.getParameters();
+    expect([...start.subarray(F)]).toEqual(new Array(K).fill(0));
+    expect((await t.lossAndGradient(data)).loss).toBeCloseTo(nllRef(phLogits(start, x, data.size, init), y, m, data.size), 4);
+    const p0 = start.map((v, i) => (i >= F ? 0.5 - 0.3 * (i - F) : v)); // offsets moved apart, so that each matters
     t.setParameters(p0);
     const { loss, gradient } = await t.lossAndGradient(data);
-    expect(loss).toBeCloseTo(nllRef(phLogits(p0, x, data.size), y, m, data.size), 4);
+    expect(loss).toBeCloseTo(nllRef(phLogits(p0, x, data.size, init), y, m, data.size), 4);
     const h = 1e-3;
     for (let i = 0; i < p0.length; i++) {
-      const at = (d: number) => { const p = Float64Array.from(p0); p[i] += d; return nllRef(phLogits(Float32Array.from(p), x, data.size), y, m, data.size); };
+      const at = (d: number) => { const p = Float64Array.from(p0); p[i] += d; return nllRef(phLogits(Float32Array.from(p), x, data.size, init), y, m, data.size); };
       const fd = (at(h) - at(-h)) / (2 * h);
       expect(Math.abs(gradient[i]! - fd), `param ${i}: analytic ${gradient[i]} vs finite difference ${fd}`).toBeLessThan(1e-3 + 1e-2 * Math.abs(fd));
     }
@@ -296,7 +300,7 @@ describe('proportional-hazards head (sequential: dense 1 without bias -> offsets
     const ts = tableToSamples(table, { survival: { time: 'time_days', event: 'event' }, ignore: ['pid', 'region', 'split'] });
     const cuts = [365, 730, 1096, 1461, 1826];
     const all = [...Array(ts.set.size).keys()];
-    const r = await trainLocal(ts.set, { model: PH(cuts.length), loss: { type: 'discrete-hazard', cuts },
+    const r = await trainLocal(ts.set, { model: PH(cuts.length, -3), loss: { type: 'discrete-hazard', cuts },
       optimizer: { type: 'adam', lr: 0.03 }, epochs: 5, batchSize: 32, seed: 2, providers: ['cpu'], standardize: ['features'],
       split: { train: all.filter((i) => i % 4), test: all.filter((i) => !(i % 4)) } });
     const s = r.standardisers['features']!;

@@ -165,7 +165,7 @@ function multimodal(spec: Extract<ResolvedModelSpec, { type: 'multimodal' }>, sh
 function applyLayer(g: GraphBuilder, s: ParamScope, l: LayerSpec, i: number, h: Tensor, last: boolean, mode: ForwardMode): Tensor {
   switch (l.type) {
     case 'dense': return dense(g, s, `l${i}.dense`, h, l.units, last, l.bias);
-    case 'offsets': return offsets(g, s, `l${i}.offsets`, h, l.units);
+    case 'offsets': return offsets(g, s, `l${i}.offsets`, h, l.units, l.init);
     case 'conv': return conv(g, s, `l${i}.conv`, h, l.channels, { kernel: l.kernel, stride: l.stride, padding: l.padding, output: last });
     case 'relu': return g.relu(h);
     case 'leakyRelu': return g.leakyRelu(h, l.alpha);

@@ -34,16 +34,17 @@ export function dense(g: GraphBuilder, s: ParamScope, name: string, x: Tensor, u
 }
 
 /**
- * One value per sample x [B, 1] -> [B, units], z_k = x + b_k: a learnable offset per unit (zeros at start). After a
- * bias-free dense layer with one unit it is the proportional-hazards head of a discrete-time survival model (one shared
- * linear predictor, one baseline logit per interval: survival-discrete.ts).
+ * One value per sample x [B, 1] -> [B, units], z_k = x + init + b_k: a learnable offset per unit (b zeros at start, so the
+ * offsets start at the constant `init`). After a bias-free dense layer with one unit it is the proportional-hazards head of a
+ * discrete-time survival model (one shared linear predictor, one baseline logit per interval: survival-discrete.ts).
  */
-export function offsets(g: GraphBuilder, s: ParamScope, name: string, x: Tensor, units: number): Tensor {
+export function offsets(g: GraphBuilder, s: ParamScope, name: string, x: Tensor, units: number, init = 0): Tensor {
   if (x.shape.length !== 2 || x.shape[1] !== 1) {
     throw new CohortError('SHAPE_MISMATCH', `offsets layer '${name}': input has per-sample shape [${x.shape.slice(1).join(',')}], expected [1] (one value per sample)`,
       'put a dense layer with units 1 (e.g. {"type": "dense", "units": 1, "bias": false}) right before the offsets layer');
   }
-  return g.add(x, s.param(`${name}.b`, [units], 'zeros'));
+  const b = s.param(`${name}.b`, [units], 'zeros');
+  return g.add(x, init === 0 ? b : g.add(b, g.constant(init)));
 }
 
 /** N-d convolution, 'same' padding for odd kernels by default. */
