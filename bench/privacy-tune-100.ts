@@ -10,7 +10,7 @@
  * A setting patches the base scenario (TUNE_SCENARIO, default scenarios/wdbc-dp-small.json): `hidden` (model.hidden; [] is
  * logistic regression), `lr`, `optimizer` ("adam" | "sgd"), `momentum` (sgd), `clip`, `batch` (training.batchSize), `rounds`
  * (rounds.max), `trainRounds` (privacy.dp.trainRounds: DP rounds; the later rounds only average), `degree` (a random regular
- * graph of that degree). Unset fields keep the base's.
+ * graph of that degree), `cosine` (cosine learning-rate decay to 0 over that many steps). Unset fields keep the base's.
  * Knobs: TUNE_PEERS=100, TUNE_OUT=bench/results/privacy-tune-100.jsonl ("-" for stdout only).
  */
 import { appendFileSync } from 'node:fs';
@@ -28,6 +28,8 @@ export interface TuneSetting {
   readonly batch?: number;
   readonly rounds?: number;
   readonly trainRounds?: number;
+  /** optimizer.schedule.cosineSteps: cosine decay of the learning rate to 0 over this many steps. */
+  readonly cosine?: number;
   /** averaging.topology: a random regular graph of this degree. */
   readonly degree?: number;
 }
@@ -41,6 +43,7 @@ export function patched(base: Manifest, s: TuneSetting, epsilon: number): Manife
     type: optType,
     ...(s.lr !== undefined ? { lr: s.lr } : {}),
     ...(s.momentum !== undefined ? { momentum: s.momentum } : {}),
+    ...(s.cosine !== undefined ? { schedule: { cosineSteps: s.cosine } } : {}),
   };
   const training = s.batch !== undefined ? { ...base.training, batchSize: s.batch } : base.training;
   const rounds = s.rounds !== undefined ? { ...base.rounds, max: s.rounds } : base.rounds;
