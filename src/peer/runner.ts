@@ -363,7 +363,8 @@ export class ScenarioRun {
     const onRefused = (from: string, reason: string): void => this.host.refused(this.id, from, reason);
     this.secure = resumed
       ? new RejoinSession({ scenario: this.id, layoutHash, identitySeed: seed, graph, roundMs: m.averaging.roundMs, rounds: this.rounds(), onRefused,
-        onDecided: (from, why) => void this.rejoinDecided(from, why) })
+        onDecided: (from, why) => void this.rejoinDecided(from, why),
+        onRetry: (from, why) => log.info({ scenario: this.id.slice(0, 12), r0: from, why }, 'secure rejoin: the attempt did not commit before its r0 (nobody uses that key); a new one from round r0') })
       : new NetSecureSession({ scenario: this.id, layoutHash, identitySeed: seed, graph, deadlineMs: Math.round(m.averaging.roundMs * 0.5), onRefused });
     return this.secure;
   }

@@ -2,7 +2,8 @@
  * Four secure D-PSGD peers over real libp2p on loopback, for the rejoin tests (test/unit/secure-rejoin*.test.ts): each with the
  * daemon's PeerTransport (audited sends, real LevelDB audit log), a NetSecureSession (round-0 key setup over the wire), a
  * RekeyResponder and the secure node, wired as src/peer/runner.ts wires them; `kill` and `restart` do to one peer what a
- * `kill -9` and a daemon restart on the same identity do (a new transport, RejoinSession, responder and node). Every node's
+ * `kill -9` and a daemon restart on the same identity do (a new transport, RejoinSession, responder and node), `cut` partitions
+ * two live peers. Every node's
  * round-start models and decoded sums are recorded, so `relErr` compares each sum with the plain weighted sum of its senders.
  */
 import { decodeWire } from '../../src/averaging/message.ts';
@@ -38,6 +39,9 @@ export async function secureGroup(localPeers: (n: number, seed: number) => Promi
   const refused: string[] = [];
   const decided = new Map<number, { from: number; why: string }>();
   const down = [false, false, false, false];
+  const retries = new Map<number, { from: number; why: string }[]>();
+  /** Pairs cut off from each other ("i|j", both ways): each one's libp2p handler refuses what the other sends. */
+  const cuts = new Set<string>();
   const runs: RejoinRun[] = [];
   const cfg = { scenario, layoutHash: 'layout', rounds, roundMs, deadlineMs: roundMs / 2, codec: 'f32' as const, weighting: 'uniform' as const, train: false, proximal: false };
   const onRefused = (i: number) => (from: string, reason: string): void => { refused.push(`${i}<-${ids.indexOf(from)}:${reason}`); };
@@ -58,7 +62,7 @@ export async function secureGroup(localPeers: (n: number, seed: number) => Promi
     runs.push({ t, session, responder, node: el });
     node.models.onModel({
       receive: (_h, bytes, from) => {
-        if (down[i]) return { ok: false, reason: 'unknown-scenario' };
+        if (down[i] || cuts.has(`${i}|${ids.indexOf(from.toString())}`)) return { ok: false, reason: 'unknown-scenario' };
         runs[i]!.t.deliver(from.toString(), decodeWire(bytes) as ModelMessage);
         return { ok: true };
       },
@@ -88,7 +92,8 @@ export async function secureGroup(localPeers: (n: number, seed: number) => Promi
     const t = transport(i);
     let node: SecureDpsgdNode | undefined;
     const session = new RejoinSession({ scenario, layoutHash: 'layout', identitySeed: group[i]!.identitySeed, graph: t.staticGraph(), roundMs, rounds,
-      onDecided: (from, why) => { decided.set(i, { from, why }); node!.sendsFrom = from; }, onRefused: onRefused(i) });
+      onDecided: (from, why) => { decided.set(i, { from, why }); node!.sendsFrom = from; }, onRefused: onRefused(i),
+      onRetry: (from, why) => retries.set(i, [...(retries.get(i) ?? []), { from, why }]) });
     const responder = new RekeyResponder({ scenario, layoutHash: 'layout', roundMs, session, mine: () => session.mine, onRefused: onRefused(i) });
     responder.joiner = session;
     node = createNode('dpsgd', session.wrap(responder.wrap(t)), model(), { ...cfg, seed: 90 + i }, { secure: session }) as SecureDpsgdNode;
@@ -115,6 +120,10 @@ export async function secureGroup(localPeers: (n: number, seed: number) => Promi
     }
     return err / scale;
   };
+  /** Cuts `i` and `j` off from each other (a partition between two live peers), or heals the cut. */
+  const cut = (i: number, j: number, on: boolean): void => {
+    for (const k of [`${i}|${j}`, `${j}|${i}`]) { if (on) cuts.add(k); else cuts.delete(k); }
+  };
   const close = (): void => { for (const r of runs) { r.node.leave(); r.session.close(); r.t.close(); } };
-  return { ids, runs, sums, refused, decided, startAt, waitFor, at, kill, restart, relErr, close };
+  return { ids, runs, sums, refused, decided, retries, startAt, waitFor, at, kill, restart, cut, relErr, close };
 }

@@ -94,10 +94,10 @@ describe('two peers rejoining a secure run at once, over libp2p', () => {
     await g.at(4, 0.3);
     await Promise.all([g.restart(2), g.restart(3)]);
     const r0 = 4 + rekeyLead(ROUND_MS);
-    // peer 2 answered peer 3 and dealt its shares (to 0, 1 and 3), then dies again before its r0
+    // peer 2 answered peer 3, dealt its shares (to 0, 1 and 3) and committed its key, then dies again before its r0
     const j2 = runs[2]!.session as RejoinSession;
     const j3 = runs[3]!.session as RejoinSession;
-    await g.waitFor('peer 2 answered peer 3 and its shares acknowledged', () => j3.progress.answered.includes(ids[2]!) && j2.progress.acknowledged.length === 3, 3 * ROUND_MS);
+    await g.waitFor('peer 2 answered peer 3 and committed its key', () => j3.progress.answered.includes(ids[2]!) && j2.progress.committed && j2.progress.commitAcknowledged.length === 3, 3 * ROUND_MS);
     await g.at(5, 0.3);
     g.kill(2);
     const new2 = j2.publicKeys.get(ids[2]!)!;
@@ -122,6 +122,42 @@ describe('two peers rejoining a secure run at once, over libp2p', () => {
     for (const i of [0, 1, 3]) expect(runs[i]!.node.secure.recovered).toBe(1);
     const err = g.relErr();
     if (process.env.COHORT_PRINT) console.log(JSON.stringify({ case: 'joiner dies again', sums: g.sums.length, relErr: err, r0, refused: g.refused }));
+    expect(err).toBeLessThanOrEqual(1e-6);
+    expect(g.refused).toEqual([]);
+    g.close();
+  }, 240_000);
+
+  it('a joiner cut off from one peer until past its r0 does not commit: nobody swaps, its old secret keeps being rebuilt (no stall); it retries and masks from the new r0', async () => {
+    const rounds = 12;
+    const g = await group(localPeers, { scenario: 'f'.repeat(64), seed: 7575, rounds, roundMs: ROUND_MS, length: 530 });
+    const { ids, runs } = g;
+    await g.at(2, 0.3);
+    g.kill(3);
+    await g.at(4, 0.4);
+    g.cut(1, 3, true);
+    await g.restart(3);
+    const r0 = 4 + rekeyLead(ROUND_MS);
+    await g.at(r0 - 1, 0.9);
+    expect((runs[3]!.session as RejoinSession).progress.committed).toBe(false);
+    await g.at(r0, 0.3);
+    g.cut(1, 3, false);
+    const retry = r0 - 1 + rekeyLead(ROUND_MS);
+    expect(g.retries.get(3)).toEqual([{ from: retry, why: `no answer from ${ids[1]}` }]);
+    await g.waitFor('peer 3\'s rejoin decision', () => g.decided.has(3), 3 * rekeyLead(ROUND_MS) * ROUND_MS + 20_000);
+    expect(g.decided.get(3)).toEqual({ from: retry, why: `masking with a fresh key from round ${retry}` });
+    await g.waitFor('every round', () => runs.every((r, i) => r.node.stats.rounds + r.node.secure.roundsNotMixed >= (i === 3 ? rounds - 5 : rounds)) && Date.now() > g.startAt + rounds * ROUND_MS, (rounds + 8) * ROUND_MS);
+    for (const i of [0, 1, 2]) {
+      // the first attempt's key was never used: one swap, at the retry's r0
+      expect(runs[i]!.responder.rekeyed).toEqual([ids[3]]);
+      // every round from 3 on mixed, peer 3 missing until the retry's r0 (its old secret, rebuilt once), a sender from then on
+      const mine = g.sums.filter((s) => s.receiver === ids[i] && s.round >= 3);
+      expect(mine.map((s) => s.round)).toEqual(Array.from({ length: rounds - 3 }, (_, k) => 3 + k));
+      expect(mine.every((s) => s.senders.includes(ids[3]!) === (s.round >= retry))).toBe(true);
+      expect(runs[i]!.node.secure.recovered).toBe(1);
+    }
+    expect(runs[3]!.node.secure.maskedSent).toBe(3 * (rounds - retry));
+    const err = g.relErr();
+    if (process.env.COHORT_PRINT) console.log(JSON.stringify({ case: 'cut off, retry', sums: g.sums.length, relErr: err, r0, retry, refused: g.refused }));
     expect(err).toBeLessThanOrEqual(1e-6);
     expect(g.refused).toEqual([]);
     g.close();

@@ -26,6 +26,9 @@ export interface PeerSessionOptions {
  */
 export interface CurrentKey { readonly publicKey: Uint8Array; readonly signature: Uint8Array; readonly fromRound: number }
 
+/** A recorded key and the round it is in force from here: its fromRound once committed, later if the commit came late; Infinity until then. */
+export interface LoggedKey extends CurrentKey { inForce: number }
+
 const sameKey = (a: CurrentKey, b: CurrentKey): boolean =>
   a.fromRound === b.fromRound && a.publicKey.length === b.publicKey.length && a.publicKey.every((x, i) => x === b.publicKey[i]);
 
@@ -33,10 +36,11 @@ export abstract class PeerSecureSession extends SecureSession {
   protected t: AveragingTransport | null = null;
   protected self = '';
   /**
-   * Every verified signed key this peer knows, by participant, in fromRound order: the round-0 ones from the setup, rejoiners'
-   * fresh ones (pending or swapped in), and what other participants passed on (rejoin.ts). Callers record only verified keys.
+   * Every verified signed key this peer knows, by participant, in fromRound order: the round-0 ones from the setup (in force from
+   * round 0), rejoiners' fresh ones (in force once their commit is in: rejoin.ts), and what other participants passed on in their
+   * key directories (committed there). Callers record only verified keys.
    */
-  readonly keyLog = new Map<string, CurrentKey[]>();
+  readonly keyLog = new Map<string, LoggedKey[]>();
 
   constructor(private readonly peerOptions: PeerSessionOptions) {
     super(peerOptions.scenario);
@@ -64,18 +68,24 @@ export abstract class PeerSecureSession extends SecureSession {
     return new PairKeys(this.me.keys.secretKey, this.publicKeys);
   }
 
-  /** Records a verified signed key of `peer` (an identical one again is ignored). */
-  recordKey(peer: string, k: CurrentKey): void {
+  /**
+   * Records a verified signed key of `peer`, in force from `inForce` (round-0 keys: 0; a rejoiner's: Infinity until committed).
+   * A key recorded again keeps the earlier of the two rounds.
+   */
+  recordKey(peer: string, k: CurrentKey, inForce = k.fromRound === 0 ? 0 : Number.POSITIVE_INFINITY): LoggedKey {
     const log = this.keyLog.get(peer) ?? [];
-    if (log.some((x) => sameKey(x, k))) return;
-    log.push({ publicKey: k.publicKey.slice(), signature: k.signature.slice(), fromRound: k.fromRound });
+    const known = log.find((x) => sameKey(x, k));
+    if (known) { known.inForce = Math.min(known.inForce, inForce); return known; }
+    const entry: LoggedKey = { publicKey: k.publicKey.slice(), signature: k.signature.slice(), fromRound: k.fromRound, inForce };
+    log.push(entry);
     log.sort((a, b) => a.fromRound - b.fromRound);
     this.keyLog.set(peer, log);
+    return entry;
   }
 
-  /** `peer`'s key in force at `round`: the recorded key with the largest fromRound <= round (undefined: none known). */
-  keyAt(peer: string, round: number): CurrentKey | undefined {
-    return (this.keyLog.get(peer) ?? []).filter((k) => k.fromRound <= round).at(-1);
+  /** `peer`'s key in force at `round` here: of the keys in force by then, the one from the latest round (undefined: none known). */
+  keyAt(peer: string, round: number): LoggedKey | undefined {
+    return (this.keyLog.get(peer) ?? []).filter((k) => k.inForce <= round).at(-1);
   }
 
   /** Binds the session to the run's transport (each subclass's wrap() does this first). */

@@ -4,47 +4,52 @@
  * it never masks with the old key again. Instead:
  *   1. it draws a FRESH ephemeral X25519 key and announces it to every other participant, signed with its Ed25519 identity, with
  *      the first round r0 from which it masks: r0 = its current round + rekeyLead(roundMs) (at least 3 rounds and 5 s ahead);
- *   2. each participant that hears the announcement before its own round r0 starts keeps it pending (a schedule: one entry per
- *      announcement, each applied at its own r0) and replies with its own current key announcement (the joiner lost them all)
- *      and its key directory: every signed key it knows of the others, in force or pending (`secure-rekey-dir`); one heard at
- *      round r0 or later is answered `late`;
+ *   2. each participant that hears the announcement before its own round r0 starts holds it and replies with its own current key
+ *      announcement (the joiner lost them all) and its key directory: every committed signed key it knows of the others, in force
+ *      or from a later round (`secure-rekey-dir`); one heard at round r0 or later is answered `late`;
  *   3. once every other participant answered, the joiner deals sealed Shamir shares of its new secret to its public holder set
  *      (holders.ts, the same set and threshold as at setup), each sealed to the key the holder answered with; each holder
  *      acknowledges its share;
- *   4. just before round r0 each participant swaps the joiner's key for the new one (and its share), and forgets the pair secrets
- *      and any secret it had rebuilt for the joiner (SecureDpsgdNode.rekeyed); from r0 on all pairs with the joiner mask with
- *      the new key. The joiner masks and sends from r0 only if every other participant answered (so holds the new key), none
- *      answered `late`, and it knows every participant's key in force at r0; otherwise it stays a receiver for the rest of the
- *      run (its receivers rebuild the new key from the shares dealt at the cutoff, half a round before r0, to those that
- *      answered, as for any dropped sender).
+ *   4. COMMIT: with every answer in, none `late`, and every share acknowledged, before the cutoff (half a round before r0), the
+ *      joiner sends `secure-rekey-commit` to everyone (re-sent until acknowledged). A participant swaps the key in (and its share),
+ *      forgetting the pair secrets and any secret it had rebuilt from the old key (SecureDpsgdNode.rekeyed), just before r0 if
+ *      the commit came before r0 began there, else at the start of its next round. A key never committed is never used: an
+ *      attempt that cannot commit by the cutoff is dropped and a new one announced (same key, r0 = current round + lead), so a
+ *      joiner cut off from one participant for a while, or dead again before committing, changes nothing for the others (its
+ *      receivers keep removing its masks with its old secret) and a live one masks once it is reachable again;
+ *   5. the joiner masks from r0 when every participant acknowledged the commit and it knows every key in force at r0; a commit
+ *      acknowledged later: from two rounds after the last receipt (a late one is swapped in at the next round there).
  * Two (or more) participants rejoining at once, J1 with r0_1 <= r0_2 of J2: each answers the other's announcement with its fresh
- * key (a key from a later round than the asker's current one is accepted: it is signed with its r0). What each masks with, round
- * by round, is a key schedule: J1 masks rounds [r0_1, r0_2) against J2's OLD key (in force at every other participant until
- * r0_2; J2 sends nothing then, so its receivers remove those masks with J2's old secret, rebuilt as for any drop) and from r0_2
- * against J2's new one (its own responder holds J2's announcement pending, as every participant does). J1 cannot get J2's old key
- * from J2 (it died with J2's process): it takes it from the directories, where each entry is signed by its owner, so a relayer
- * cannot forge one. J2 needs only J1's new key (in force from r0_1 <= r0_2). A holder that is itself rejoining gets its share
- * sealed to its NEW key (the one it answered with: the only secret it has); it releases shares from its own r0 on, when the
- * others know that key (node.ts); its share is not skipped, as the threshold at small n may need every holder (n = 4: t = 2 of
- * h = 3). The joiner that dies again before r0: its new key still takes effect at r0 where it was heard, and its receivers
- * rebuild it from the shares it dealt; if it died before dealing them, they cannot (its receivers stop mixing: sums stay exact).
+ * key (a key from a later round than the asker's current one is accepted: it is signed with its r0, and counts once committed).
+ * What each masks with, round by round, is a key schedule (PeerSecureSession.keyLog / keyAt): J1 masks rounds [r0_1, r0_2)
+ * against J2's OLD key (in force at every other participant until r0_2; J2 sends nothing then, so its receivers remove those
+ * masks with J2's old secret, rebuilt as for any drop) and from r0_2 against J2's new one (its own responder holds J2's key until
+ * J2's commit, as every participant does). J1 cannot get J2's old key from J2 (it died with J2's process): it takes it from the
+ * directories, where each entry is signed by its owner, so a relayer cannot forge one. J2 needs only J1's new key (in force from
+ * r0_1 <= r0_2). A holder that is itself rejoining gets its share sealed to its NEW key (the one it answered with: the only
+ * secret it has); it releases shares from its own r0 on, once committed, when the others know that key (node.ts); it is not
+ * skipped, as the threshold at small n may need every holder (n = 4: t = 2 of h = 3). A joiner that dies again after its commit:
+ * its new key takes effect everywhere and its receivers rebuild it from the shares it dealt (acknowledged before the commit).
  * Why r0 this far ahead: the announcement is re-sent every second until answered, and a participant must hold the new key
  * before it masks round r0 (a sender masks against every other sender of its receiver). Three rounds and at least five seconds
  * leave room for several re-sends and for a participant whose run is just restarting to be reachable again.
- * Until r0 the joiner sends no model: it receives its neighbours' masked sums and mixes them into the model restored from its
- * checkpoint (nothing plain is pulled: a secure peer never answers a pull). What that leaks: nothing beyond a receiver's usual
+ * Until it masks the joiner sends no model: it receives its neighbours' masked sums and mixes them into the model restored from
+ * its checkpoint (nothing plain is pulled: a secure peer never answers a pull). What that leaks: nothing beyond a receiver's usual
  * view (the weighted sum of its senders' models); its own earlier rounds' masks were recovered by its receivers as for any drop.
- * Not handled: a late approver (not in the round-0 static graph the weights and masks are agreed on: SECURE_LATE stays), shares
- * the joiner held for others (lost: the holder sets are one short of that peer).
+ * Not handled: a commit that reaches some participants only after r0 (they use the old key until their next round: sums with
+ * the joiner missing decode wrong there meanwhile; the commit is sent half a round before r0 to participants that all answered
+ * moments before), a late approver (not in the round-0 static graph the weights and masks are agreed on: SECURE_LATE stays),
+ * shares the joiner held for others (lost: the holder sets are one short of that peer).
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
 import type { AveragingMessage, AveragingTransport, MaybePromise, ModelMessage, PeerId } from '../types.ts';
 import { announce, dealShares, openShare, verifyAnnouncement, type SealedShare } from './crypto.ts';
-import { PeerSecureSession, type CurrentKey, type PeerSessionOptions } from './peer-session.ts';
+import { PeerSecureSession, type CurrentKey, type LoggedKey, type PeerSessionOptions } from './peer-session.ts';
 
 export type { CurrentKey } from './peer-session.ts';
 
-export const REKEY_CODEC = { announce: 'secure-rekey', key: 'secure-rekey-key', dir: 'secure-rekey-dir', deal: 'secure-rekey-deal', dealAck: 'secure-rekey-dack', late: 'secure-rekey-late' } as const;
+export const REKEY_CODEC = { announce: 'secure-rekey', key: 'secure-rekey-key', dir: 'secure-rekey-dir', deal: 'secure-rekey-deal', dealAck: 'secure-rekey-dack', late: 'secure-rekey-late',
+  commit: 'secure-rekey-commit', commitAck: 'secure-rekey-cack' } as const;
 const REKEY_CODECS: ReadonlySet<string> = new Set(Object.values(REKEY_CODEC));
 const RESEND_MS = 1000;
 /** One key directory entry on the wire: fromRound (uint32, big-endian), public key, signature; its owner in `participants`. */
@@ -110,17 +115,21 @@ export interface RekeyOptions {
   readonly onRefused?: (from: string, reason: string) => void;
 }
 
-interface Pending { readonly publicKey: Uint8Array; readonly fromRound: number; share?: Uint8Array; applied: boolean }
+interface Pending { readonly publicKey: Uint8Array; readonly fromRound: number; share?: Uint8Array; committed: boolean; applied: boolean }
+
+/** How long before a round's start a key for it is swapped in (the round's timers then see the new key). */
+const swapMargin = (roundMs: number): number => Math.min(50, roundMs * 0.01);
 
 /**
  * Every participant's side: answers joiners' announcements (its key and its key directory), holds their new shares, and swaps
- * each announced key in just before its r0. `wrap` puts it under the secure session on the run's transport (it sees the rekey
- * messages first).
+ * each joiner's key in once the joiner committed it: just before its r0, or at the next round's start when the commit came after
+ * r0 began here. A key never committed is never used. `wrap` puts it under the secure session on the run's transport (it sees the
+ * rekey messages first).
  */
 export class RekeyResponder {
   private t: AveragingTransport | null = null;
   private self = '';
-  /** Announced keys by joiner, in fromRound order: each is applied at its own r0 (a joiner that restarts twice announces twice). */
+  /** Announced keys by joiner, in fromRound order (a joiner that retries or restarts again announces again). */
   private readonly pending = new Map<string, Pending[]>();
   private joinerSession: RejoinSession | undefined;
   /** This peer's averaging node, once created. */
@@ -157,16 +166,15 @@ export class RekeyResponder {
     if (msg.scenario !== this.o.scenario || !this.o.session.identity.has(from)) return this.refuse(from, 'secure-rekey-foreign');
     if (msg.codec === REKEY_CODEC.announce) return this.onAnnounce(from, msg);
     if (msg.codec === REKEY_CODEC.deal) return this.onDeal(from, msg);
+    if (msg.codec === REKEY_CODEC.commit) return this.onCommit(from, msg);
     this.joiner?.receive(from, msg);
   }
 
   private onAnnounce(from: string, msg: ModelMessage): void {
     const k: CurrentKey = { publicKey: msg.payload.slice(0, 32), signature: msg.payload.slice(32), fromRound: msg.round };
     if (msg.payload.byteLength !== 96 || k.fromRound < 1 || !verifyKey(this.o.scenario, from, k, this.o.session.identity.get(from)!)) return this.refuse(from, 'secure-rekey-refused');
-    const known = this.pending.get(from) ?? [];
-    const again = known.some((p) => same(p.publicKey, k.publicKey) && p.fromRound === k.fromRound);
-    // heard after its r0 began here: this peer already masked that round with the old key; the joiner must not use this one
-    if (!again && !this.schedule(from, k)) return this.send(from, REKEY_CODEC.late, new Uint8Array(0), this.round);
+    // heard after its r0 began here (or an older attempt than one known): the joiner must not commit this one
+    if (this.schedule(from, k, false) !== 'ok') return this.send(from, REKEY_CODEC.late, new Uint8Array(0), k.fromRound);
     const mine = this.o.mine();
     if (mine) this.send(from, REKEY_CODEC.key, new Uint8Array([...mine.publicKey, ...mine.signature]), mine.fromRound);
     const dir = this.directory(from);
@@ -174,29 +182,62 @@ export class RekeyResponder {
   }
 
   /**
-   * A joiner's verified key, to be swapped in just before its r0 (from its announcement, or learned by this peer's own joiner
-   * session from a reply or a directory). False when its r0 has begun here, or a key of the same joiner from that round or a
-   * later one is already pending (keys only move forward).
+   * A joiner's verified key, held until its commit (from its announcement, or learned by this peer's own joiner session from a
+   * reply; `committed`: from a directory, whose keys are committed). 'late': its r0 has begun here; 'stale': a key of the same
+   * joiner from that round or a later one is already held (keys only move forward).
    */
-  schedule(peer: string, k: CurrentKey): boolean {
+  schedule(peer: string, k: CurrentKey, committed: boolean): 'ok' | 'late' | 'stale' {
     const known = this.pending.get(peer) ?? [];
-    if (known.some((p) => same(p.publicKey, k.publicKey) && p.fromRound === k.fromRound)) return true;
-    if (this.round >= k.fromRound || known.some((p) => p.fromRound >= k.fromRound)) return false;
-    const entry: Pending = { publicKey: k.publicKey, fromRound: k.fromRound, applied: false };
-    this.pending.set(peer, [...known, entry]);
-    this.o.session.recordKey(peer, k);
-    const at = k.fromRound * this.o.roundMs - Math.min(50, this.o.roundMs * 0.01);
-    this.t!.setTimer(Math.max(0, at - this.t!.now()), () => this.apply(peer, entry));
-    return true;
+    const hit = known.find((p) => same(p.publicKey, k.publicKey) && p.fromRound === k.fromRound);
+    if (hit) { if (committed) this.commit(peer, hit); return 'ok'; }
+    if (known.some((p) => p.fromRound >= k.fromRound)) return 'stale';
+    if (this.round >= k.fromRound) return 'late';
+    const entry = this.hold(peer, k);
+    if (committed) this.commit(peer, entry);
+    return 'ok';
   }
 
-  /** The signed keys this peer knows of everyone but `to`: each one's key in force now and those pending. */
+  private hold(peer: string, k: CurrentKey): Pending {
+    const entry: Pending = { publicKey: k.publicKey, fromRound: k.fromRound, committed: false, applied: false };
+    this.pending.set(peer, [...(this.pending.get(peer) ?? []), entry].sort((a, b) => a.fromRound - b.fromRound));
+    this.o.session.recordKey(peer, k);
+    const at = k.fromRound * this.o.roundMs - swapMargin(this.o.roundMs);
+    this.t!.setTimer(Math.max(0, at - this.t!.now()), () => this.apply(peer, entry));
+    return entry;
+  }
+
+  /** Committed: in force from its r0, or from the next round when the commit came after r0 began here. */
+  private commit(peer: string, p: Pending): void {
+    if (p.committed) return;
+    p.committed = true;
+    const at = p.fromRound * this.o.roundMs - swapMargin(this.o.roundMs);
+    const late = this.t!.now() >= at;
+    const inForce = late ? this.round + 1 : p.fromRound;
+    this.o.session.recordKey(peer, { publicKey: p.publicKey, signature: new Uint8Array(0), fromRound: p.fromRound }, inForce);
+    if (late) this.t!.setTimer(Math.max(0, inForce * this.o.roundMs - swapMargin(this.o.roundMs) - this.t!.now()), () => this.apply(peer, p));
+  }
+
+  /** The joiner's commit of its key (sent once every participant answered and its holders acknowledged their shares). */
+  private onCommit(from: string, msg: ModelMessage): void {
+    const pk = msg.payload.slice(0, 32);
+    let p = (this.pending.get(from) ?? []).find((x) => x.fromRound === msg.round && same(x.publicKey, pk));
+    if (!p) {
+      // announced to this peer's previous run, or learned from a reply only: the key is in the log if this peer knows it
+      const logged = (this.o.session.keyLog.get(from) ?? []).find((x) => x.fromRound === msg.round && same(x.publicKey, pk));
+      if (!logged || (this.pending.get(from) ?? []).some((x) => x.fromRound > msg.round)) return;   // not acknowledged: re-sent
+      p = this.hold(from, logged);
+    }
+    this.commit(from, p);
+    this.send(from, REKEY_CODEC.commitAck, new Uint8Array(0), p.fromRound);
+  }
+
+  /** The committed signed keys this peer knows of everyone but `to`: each one's key in force now and those from later rounds. */
   private directory(to: string): { participants: string[]; payload: Uint8Array } {
     const entries: [string, CurrentKey][] = [];
     for (const [q, log] of this.o.session.keyLog) {
       if (q === to) continue;
-      const now = log.filter((k) => k.fromRound <= this.round).at(-1);
-      for (const k of log) if (k === now || k.fromRound > this.round) entries.push([q, k]);
+      const now = log.filter((k) => k.inForce <= this.round).at(-1);
+      for (const k of log) if (k.signature.length && (k === now || (k.inForce > this.round && Number.isFinite(k.inForce)))) entries.push([q, k]);
     }
     return encodeDirectory(entries);
   }
@@ -210,14 +251,17 @@ export class RekeyResponder {
       this.self, this.o.scenario, me.keys.secretKey, p.publicKey);
     if (!share) return this.refuse(from, 'secure-rekey-share-refused');
     if (!p.applied) p.share = share;
-    // a re-send after r0 (the first was lost or late): held from now on if that key is still the joiner's current one here
+    // a re-send after the swap (the first was lost or late): held from now on if that key is still the joiner's current one here
     else if (!me.held.has(from) && same(this.o.session.publicKeys.get(from) ?? new Uint8Array(0), p.publicKey)) me.held.set(from, share);
     this.send(from, REKEY_CODEC.dealAck, new Uint8Array(0), p.fromRound);
   }
 
-  /** Just before r0: the joiner's new key (and share) replace the old; the node forgets what it derived from the old one. */
+  /** When a committed key comes in force: it (and its share) replace the old; the node forgets what it derived from the old one. */
   private apply(peer: string, p: Pending): void {
-    if (p.applied) return;
+    if (p.applied || !p.committed) return;
+    // a later key of the same joiner already in force here (its commit came first): this one is superseded
+    const current = this.o.session.keyAt(peer, Math.max(this.round + 1, p.fromRound));
+    if (current && current.fromRound > p.fromRound) return;
     p.applied = true;
     this.o.session.publicKeys.set(peer, p.publicKey);
     const held = this.o.session.peers.get(this.self)?.held;
@@ -241,28 +285,38 @@ export interface RejoinOptions extends PeerSessionOptions {
   readonly layoutHash: string;
   readonly roundMs: number;
   readonly rounds: number;
-  /** r0 was decided: from it this peer masks and sends (Infinity: it stays a receiver). */
+  /** Decided, for good: from `sendsFrom` this peer masks and sends (Infinity: it stays a receiver; `why` says why). */
   readonly onDecided?: (sendsFrom: number, why: string) => void;
+  /** An attempt did not commit before its r0 (`why`); a new one starts with r0 = `fromRound`. */
+  readonly onRetry?: (fromRound: number, why: string) => void;
   readonly onRefused?: (from: string, reason: string) => void;
 }
 
 /**
  * The joiner's side: a SecureSession with a fresh key whose setup is the announcement above. `setup()` starts it and resolves at
- * once; keys and shares follow over the run's transport; masking starts at `sendsFrom` (decided just before r0, reported
- * through onDecided).
+ * once; keys, shares and the commit follow over the run's transport; masking starts at `sendsFrom` (reported through onDecided).
+ * An attempt that cannot commit before its cutoff (half a round before its r0: someone did not answer, answered `late`, or did
+ * not acknowledge its share) is dropped, and a new one announced (same key, r0 = the current round + lead) while r0 stays
+ * inside the run. The key is the same across attempts: it was never used before a commit.
  */
 export class RejoinSession extends PeerSecureSession {
   private closed = false;
   private timer: number | null = null;
   private current: CurrentKey | undefined;
   private dealt: SealedShare[] | null = null;
-  private readonly answered = new Set<string>();
+  private dealing = false;
+  private answered = new Set<string>();
   /** Each participant's key as it answered with it (its newest: the one it holds the secret of, so shares are sealed to it). */
   private readonly newest = new Map<string, CurrentKey>();
-  private readonly dealAcked = new Set<string>();
+  private dealAcked = new Set<string>();
+  private commitAcked = new Set<string>();
   private late: string | undefined;
-  private decided = false;
-  /** This peer's responder (set when the responder takes this session as its joiner): keys from later rounds are scheduled there. */
+  private committed = false;
+  /** Past this attempt's r0: waiting for every commit receipt and every key in force to start masking. */
+  private awaiting = false;
+  private done = false;
+  private attempts = 0;
+  /** This peer's responder (set when the responder takes this session as its joiner): keys from later rounds are held there. */
   responder: RekeyResponder | undefined;
   /** First round this peer masks in; Infinity until decided, and for good when the rejoin did not complete. */
   sendsFrom = Number.POSITIVE_INFINITY;
@@ -276,13 +330,14 @@ export class RejoinSession extends PeerSecureSession {
   /** This peer's current key announcement (for the responder's replies to other joiners). */
   get mine(): CurrentKey | undefined { return this.current; }
 
-  /** Where the rekey stands: who answered, to whom shares were dealt, who acknowledged them (status, tests). */
-  get progress(): { answered: string[]; dealt: string[]; acknowledged: string[] } {
-    return { answered: [...this.answered].sort(), dealt: (this.dealt ?? []).map((s) => s.holder).sort(), acknowledged: [...this.dealAcked].sort() };
+  /** Where the rekey stands (status, tests). */
+  get progress(): { attempt: number; fromRound: number; answered: string[]; dealt: string[]; acknowledged: string[]; committed: boolean; commitAcknowledged: string[] } {
+    return { attempt: this.attempts, fromRound: this.fromRound, answered: [...this.answered].sort(), dealt: (this.dealt ?? []).map((s) => s.holder).sort(),
+      acknowledged: [...this.dealAcked].sort(), committed: this.committed, commitAcknowledged: [...this.commitAcked].sort() };
   }
 
-  /** The others know this peer's new key from r0 on (they swap it in then, whatever this peer decides); none before its announcement. */
-  override get keyFromRound(): number { return this.current ? this.fromRound : Number.POSITIVE_INFINITY; }
+  /** The others know this peer's new key from r0 on once it committed it; before that they use its old one (which died with it). */
+  override get keyFromRound(): number { return this.committed ? this.fromRound : Number.POSITIVE_INFINITY; }
 
   /** The transport is the responder's (it routes the replies here); nothing to intercept at this level. */
   wrap(t: AveragingTransport): AveragingTransport {
@@ -299,44 +354,73 @@ export class RejoinSession extends PeerSecureSession {
 
   protected override async runSteps(): Promise<void> {
     if (!this.t || !this.peers.has(this.self)) throw new Error('rejoin session used before its node registered');
-    this.fromRound = this.round + rekeyLead(this.o.roundMs);
-    this.current = signRekey(this.o.scenario, this.self, this.fromRound, this.me.keys.publicKey, this.identitySecrets.get(this.self)!);
     this.publicKeys.set(this.self, this.me.keys.publicKey);
-    this.recordKey(this.self, this.current);
-    if (this.fromRound >= this.o.rounds) { this.decide(); return; }
-    const r0Ms = this.fromRound * this.o.roundMs;
-    const cutoff = r0Ms - this.o.roundMs / 2;
-    // until r0: announce and deal; after it, shares still unacknowledged are re-sent (they matter if this peer drops again)
+    this.attempt();
     const tick = (): void => {
-      if (this.closed) return;
-      void this.step(this.t!.now() >= cutoff);
-      if (this.t!.now() < r0Ms || (this.dealt ?? []).some((x) => !this.dealAcked.has(x.holder))) this.timer = this.t!.setTimer(RESEND_MS, tick);
+      if (this.closed || this.done || this.round >= this.o.rounds) return;
+      void this.step();
+      this.timer = this.t!.setTimer(RESEND_MS, tick);
     };
     tick();
-    this.t.setTimer(Math.max(0, r0Ms - Math.min(50, this.o.roundMs * 0.01) - this.t.now()), () => this.decide());
     // resolves at once: the node's rounds and this session's messages share the transport's one queue, so a setup that waited
     // for the replies here would hold them back (the node sends nothing before sendsFrom anyway)
   }
 
-  /** Announce to those that have not answered; deal once every key is in (or at the cutoff); re-send shares not acknowledged. */
-  private async step(cutoff: boolean): Promise<void> {
-    for (const p of this.others) if (!this.answered.has(p)) this.send(p, REKEY_CODEC.announce, new Uint8Array([...this.current!.publicKey, ...this.current!.signature]));
-    const answered = this.others.filter((p) => this.answered.has(p));
-    const holders = this.holdersOf(this.self).filter((p) => this.answered.has(p));
-    if (!this.dealt && (answered.length === this.others.length || cutoff) && holders.length >= 2) {
-      this.dealt = [];
+  /** A new attempt: r0 = the current round + lead, announced to everyone again; decided just before r0. */
+  private attempt(): void {
+    this.fromRound = this.round + rekeyLead(this.o.roundMs);
+    if (this.fromRound >= this.o.rounds) return this.final(Number.POSITIVE_INFINITY, 'r0 is past the last round');
+    this.attempts++;
+    this.current = signRekey(this.o.scenario, this.self, this.fromRound, this.me.keys.publicKey, this.identitySecrets.get(this.self)!);
+    this.answered = new Set();
+    this.dealt = null;
+    this.dealAcked = new Set();
+    this.commitAcked = new Set();
+    this.late = undefined;
+    const r0 = this.fromRound;
+    this.t!.setTimer(Math.max(0, r0 * this.o.roundMs - swapMargin(this.o.roundMs) - this.t!.now()), () => { if (this.fromRound === r0) this.decide(); });
+  }
+
+  private get cutoffMs(): number { return this.fromRound * this.o.roundMs - this.o.roundMs / 2; }
+
+  /** Announce to those that have not answered; deal once every key is in; commit; re-send what is not acknowledged. */
+  private async step(): Promise<void> {
+    if (!this.current || this.done) return;
+    const payload = new Uint8Array([...this.current.publicKey, ...this.current.signature]);
+    if (!this.committed) for (const p of this.others) if (!this.answered.has(p)) this.send(p, REKEY_CODEC.announce, payload);
+    if (!this.dealt && !this.dealing && !this.committed && this.others.every((p) => this.answered.has(p))) {
+      this.dealing = true;
+      const r0 = this.fromRound;
       // sealed to the key each holder answered with: a holder that is rejoining too holds only its new secret
-      const sealed = await dealShares(this.self, this.o.scenario, this.me.keys, holders.map((h) => ({ peer: h, publicKey: this.newest.get(h)!.publicKey })), Math.min(this.threshold, holders.length));
+      const holders = this.holdersOf(this.self).map((h) => ({ peer: h, publicKey: this.newest.get(h)!.publicKey }));
+      const sealed = holders.length >= 2 ? await dealShares(this.self, this.o.scenario, this.me.keys, holders, Math.min(this.threshold, holders.length)) : [];
+      this.dealing = false;
+      if (r0 !== this.fromRound) return;   // a new attempt began meanwhile
       this.dealt = sealed;
     }
     for (const s of this.dealt ?? []) if (!this.dealAcked.has(s.holder)) this.send(s.holder, REKEY_CODEC.deal, s.box, { shareId: this.self, nonce: hex(s.nonce) });
+    this.tryCommit();
+    if (this.committed) for (const p of this.others) if (!this.commitAcked.has(p)) this.send(p, REKEY_CODEC.commit, this.current.publicKey);
+    if (this.awaiting) this.tryStart(this.round + 2);
   }
 
-  /** Replies routed here by the responder: a participant's current key, its key directory, a share's receipt, or `late`. */
+  /** Commits once every participant answered (none `late`) and every holder acknowledged its share, before the cutoff. */
+  private tryCommit(): void {
+    if (this.committed || this.late || !this.dealt || this.t!.now() >= this.cutoffMs) return;
+    if (!this.others.every((p) => this.answered.has(p)) || !this.dealt.every((s) => this.dealAcked.has(s.holder))) return;
+    this.committed = true;
+    this.recordKey(this.self, this.current!, this.fromRound);
+    for (const p of this.others) this.send(p, REKEY_CODEC.commit, this.current!.publicKey);
+  }
+
+  /** Replies routed here by the responder: a participant's key, its key directory, a share's or the commit's receipt, or `late`. */
   receive(from: string, msg: ModelMessage): void {
     if (this.closed || !this.current) return;
-    if (msg.codec === REKEY_CODEC.late) { this.late ??= from; return; }
-    if (msg.codec === REKEY_CODEC.dealAck) { if (this.dealt?.some((s) => s.holder === from)) this.dealAcked.add(from); return; }
+    // receipts and `late` name the attempt (its r0): an earlier attempt's are stale
+    if ((msg.codec === REKEY_CODEC.late || msg.codec === REKEY_CODEC.dealAck || msg.codec === REKEY_CODEC.commitAck) && msg.round !== this.fromRound) return;
+    if (msg.codec === REKEY_CODEC.late) { if (!this.committed) this.late ??= from; return; }
+    if (msg.codec === REKEY_CODEC.dealAck) { if (this.dealt?.some((s) => s.holder === from)) { this.dealAcked.add(from); this.tryCommit(); } return; }
+    if (msg.codec === REKEY_CODEC.commitAck) { if (this.committed) this.commitAcked.add(from); if (this.awaiting) this.tryStart(this.round + 2); return; }
     if (msg.codec === REKEY_CODEC.dir) return this.onDirectory(from, msg);
     if (msg.codec !== REKEY_CODEC.key) return;
     const k: CurrentKey = { publicKey: msg.payload.slice(0, 32), signature: msg.payload.slice(32), fromRound: msg.round };
@@ -344,14 +428,15 @@ export class RejoinSession extends PeerSecureSession {
       this.refusedAnnouncements++;
       return this.o.onRefused?.(from, 'secure-rekey-key-refused');
     }
-    // a participant rejoining too answers with its fresh key, from its own r0 (maybe after this peer's): a schedule entry
-    this.learn(from, k);
+    // a participant rejoining too answers with its fresh key: in force once it commits it (its r0 past here: it did, or it
+    // would have announced a new attempt)
+    this.learn(from, k, k.fromRound <= this.round);
     const had = this.newest.get(from);
     if (!had || had.fromRound < k.fromRound) this.newest.set(from, k);
     this.answered.add(from);
   }
 
-  /** Another participant's signed keys of the others (each checked against its owner's identity; its own key comes as `key`). */
+  /** Another participant's committed signed keys of the others (each checked against its owner's identity). */
   private onDirectory(from: string, msg: ModelMessage): void {
     const entries = decodeDirectory(msg.participants, msg.payload);
     if (!entries) { this.refusedAnnouncements++; return this.o.onRefused?.(from, 'secure-rekey-dir-refused'); }
@@ -359,42 +444,60 @@ export class RejoinSession extends PeerSecureSession {
       if (q === this.self) continue;
       const id = this.identity.get(q);
       if (!id || !verifyKey(this.o.scenario, q, k, id)) { this.refusedAnnouncements++; this.o.onRefused?.(from, 'secure-rekey-dir-refused'); continue; }
-      this.learn(q, k);
+      this.learn(q, k, true);
     }
   }
 
-  /** A verified key: recorded; one from a later round is scheduled with the responder (swapped in at its r0 there). */
-  private learn(peer: string, k: CurrentKey): void {
-    this.recordKey(peer, k);
-    if (k.fromRound > this.round) this.responder?.schedule(peer, k);
-    // after the decision (a reply that came late, or this peer stays a receiver): the key in force now, for rebuilding drops
-    if (this.decided && !this.publicKeys.has(peer)) {
+  /** A verified key: recorded; one from a later round is held by the responder until its commit (swapped in there). */
+  private learn(peer: string, k: CurrentKey, committed: boolean): void {
+    const logged: LoggedKey = this.recordKey(peer, k, k.fromRound === 0 || (committed && k.fromRound <= this.round) ? k.fromRound : Number.POSITIVE_INFINITY);
+    if (k.fromRound > this.round) this.responder?.schedule(peer, k, committed);
+    // once decided (a reply that came late, or this peer waits): the key in force, for rebuilding drops
+    if ((this.awaiting || this.done) && !this.publicKeys.has(peer)) {
       const now = this.keyAt(peer, Math.max(this.round, this.fromRound));
       if (now) this.publicKeys.set(peer, now.publicKey);
     }
+    void logged;
   }
 
   /**
-   * Just before r0: mask from r0 only when every other participant answered (it holds the new key and swaps it in at r0), none
-   * answered `late`, and this peer knows each participant's key in force at r0 (for another rejoiner whose r0 is later: its
-   * old key, from a directory). Shares not acknowledged yet do not stop it (they are re-sent; they only matter if this peer
-   * drops again, when its receivers rebuild its key from them).
+   * Just before r0: an attempt that did not commit is dropped and a new one begins (none of the others uses the key). A committed
+   * one masks from r0 when every participant acknowledged the commit and this peer knows every key in force at r0 (for another
+   * rejoiner whose key comes later: its old key, from a directory); otherwise it waits, and masks from two rounds after both hold
+   * (a commit acknowledged late is applied there at the next round).
    */
   private decide(): void {
-    if (this.closed) return;
-    this.decided = true;
-    const missing = this.others.filter((p) => !this.answered.has(p));
-    const noKey = this.others.filter((p) => this.answered.has(p) && !this.keyAt(p, this.fromRound));
-    // every pair with this peer masks with the keys in force at r0; later ones are swapped in by the responder at their r0
+    if (this.closed || this.done) return;
+    if (!this.committed) {
+      const missing = this.others.filter((p) => !this.answered.has(p));
+      const unacked = (this.dealt ?? []).filter((s) => !this.dealAcked.has(s.holder)).map((s) => s.holder);
+      const why = this.late ? `${this.late} heard the new key after r0 began there`
+        : missing.length ? `no answer from ${missing.join(', ')}` : unacked.length ? `shares not acknowledged by ${unacked.join(', ')}` : 'not committed before the cutoff';
+      const next = this.round + rekeyLead(this.o.roundMs);
+      if (next >= this.o.rounds) return this.final(Number.POSITIVE_INFINITY, why);
+      this.o.onRetry?.(next, why);
+      return this.attempt();
+    }
     for (const p of this.others) { const k = this.keyAt(p, this.fromRound); if (k) this.publicKeys.set(p, k.publicKey); }
-    const unacked = (this.dealt ?? []).filter((s) => !this.dealAcked.has(s.holder)).map((s) => s.holder);
-    const why = this.fromRound >= this.o.rounds ? 'r0 is past the last round'
-      : this.late ? `${this.late} heard the new key after r0 began there`
-        : missing.length ? `no key from ${missing.join(', ')}`
-          : noKey.length ? `no key in force at round ${this.fromRound} known for ${noKey.join(', ')} (rejoining from a later round; no directory had its old key)` : '';
-    this.sendsFrom = why ? Number.POSITIVE_INFINITY : this.fromRound;
-    const note = unacked.length ? ` (shares not acknowledged yet by ${unacked.join(', ')}: re-sent)` : '';
-    this.o.onDecided?.(this.sendsFrom, why || `masking with a fresh key from round ${this.fromRound}${note}`);
+    this.awaiting = true;
+    this.tryStart(this.fromRound);
+  }
+
+  /** Masks from `from` once every participant acknowledged the commit and every key in force then is known. */
+  private tryStart(from: number): void {
+    if (this.done || !this.awaiting) return;
+    if (from >= this.o.rounds) return this.final(Number.POSITIVE_INFINITY, 'not every participant acknowledged the commit before the last round');
+    if (!this.others.every((p) => this.commitAcked.has(p) && this.keyAt(p, from))) return;
+    for (const p of this.others) this.publicKeys.set(p, this.keyAt(p, from)!.publicKey);
+    const note = from > this.fromRound ? ` (the key is in force from round ${this.fromRound}; every commit receipt was in only later)` : '';
+    this.final(from, `masking with a fresh key from round ${from}${note}`);
+  }
+
+  private final(sendsFrom: number, why: string): void {
+    this.done = true;
+    this.awaiting = false;
+    this.sendsFrom = sendsFrom;
+    this.o.onDecided?.(sendsFrom, why);
   }
 
   private send(to: string, codec: string, payload: Uint8Array, extra: Partial<ModelMessage> = {}): void {
