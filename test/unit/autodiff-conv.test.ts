@@ -5,6 +5,8 @@ import { checkGradients, type OpCase } from '../helpers/float64/gradcheck.ts';
 import { im2colConfig } from '../../src/engine/autodiff/im2col.ts';
 import { poolConfig } from '../../src/engine/autodiff/rules/pool.ts';
 import { GraphBuilder } from '../../src/engine/graph/index.ts';
+import { gradients } from '../../src/engine/autodiff/index.ts';
+import { run, session } from '../helpers/float64/ort.ts';
 import type { Rng } from '../../src/util/random.ts';
 import { conv64, convTranspose64, globalAvgPool64, pool64, type Arr, type Geom, type PoolGeom64 } from '../helpers/float64/conv.ts';
 
@@ -210,6 +212,51 @@ describe('2D pools on per-channel views (GraphCore.poolsPerChannel, as in train 
         for (const [k, e] of Object.entries(gradErr)) expect(e, `d/d${k}`).toBeLessThan(GRAD_TOL);
       } finally {
         poolConfig.foldRows = true;
+      }
+    });
+  }
+});
+
+describe('max pool ties: every winner of a window gets an equal share of its gradient', () => {
+  // windows with 1, 2, 3 and 4 equal maxima (finite differences cannot check ties: the max is not differentiable there)
+  const reference = (x: Float32Array, r: Float32Array, [n, c, h, w]: number[], k: number): Float32Array => {
+    const d = new Float32Array(x.length);
+    const oh = Math.floor(h / k), ow = Math.floor(w / k);
+    for (let p = 0; p < n * c; p++) for (let i = 0; i < oh; i++) for (let j = 0; j < ow; j++) {
+      const cells: number[] = [];
+      for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) cells.push(p * h * w + (i * k + a) * w + j * k + b);
+      const m = Math.max(...cells.map((q) => x[q]));
+      const win = cells.filter((q) => x[q] === m);
+      for (const q of win) d[q] = r[p * oh * ow + i * ow + j] / win.length;
+    }
+    return d;
+  };
+  for (const [name, shape, perChannel, countByMatmul] of [
+    ['2D, per-channel views, window sums by the spread matrix', [2, 3, 4, 6], true, true],
+    ['2D, a leftover column (4x7), window sums by the spread matrix', [1, 2, 4, 7], true, true],
+    ['2D, a leftover row and column (5x7): rows do not fold, AveragePool', [1, 2, 5, 7], true, true],
+    ['2D, window sums by AveragePool', [2, 3, 4, 6], false, false],
+  ] as const) {
+    it(name, async () => {
+      const saved = poolConfig.countByMatmul;
+      poolConfig.countByMatmul = countByMatmul;
+      try {
+        const g = new GraphBuilder('ties');
+        g.poolsPerChannel = perChannel;
+        const x = g.input('x', shape);
+        const y = g.maxPool(x, { kernel: [2, 2] });
+        const r = g.input('r', y.shape);
+        const [dx] = gradients(g, g.reduceSum(g.mul(y, r)), [x]);
+        g.output(dx, 'dx');
+        const size = (shape as readonly number[]).reduce((p, q) => p * q, 1);
+        // values from {0, 1, 2}: many windows tie, with 2, 3 or 4 equal maxima
+        const xs = Float32Array.from({ length: size }, (_, i) => [2, 1, 2, 0, 2, 2, 1, 1, 2, 2, 2, 2][i % 12]);
+        const rs = Float32Array.from({ length: y.shape.reduce((p, q) => p * q, 1) }, (_, i) => 1 + (i % 5));
+        const out = await run(await session(g), { x: { data: xs, shape }, r: { data: rs, shape: y.shape } });
+        const want = reference(xs, rs, [...shape], 2);
+        for (let i = 0; i < size; i++) expect(out.dx[i], `dx[${i}]`).toBeCloseTo(want[i], 5);
+      } finally {
+        poolConfig.countByMatmul = saved;
       }
     });
   }
