@@ -4,8 +4,8 @@
  * likelihood stays refused).
  *
  * Rows (part "utility", task "tcga"; the 6 regions are the peers): scenarios/tcga-brca-dp.json at epsilon 1, 3, 8 and inf
- * (its clip, batch size and learning rate were chosen by bench/privacy-tune-tcga.ts on tuning seeds 101-103 and FLamby's
- * training rows only), and the non-private Cox reference scenarios/tcga-brca.json, with the same seeds 1..N: final C-index on
+ * (its model form, clip and learning rate were chosen by bench/privacy-tune-tcga.ts with 5-fold cross-validation on FLamby's
+ * training rows only, tuning seeds 101-103; bench/tcga-diagnose.ts shows why the model form matters), and the non-private Cox reference scenarios/tcga-brca.json, with the same seeds 1..N: final C-index on
  * FLamby's pooled test set (mean over peers) with a 95% t interval over seeds, epsilon actually spent, noise multipliers.
  *
  *   npx tsx bench/privacy-tcga.ts     runs the rows and MERGES them into bench/results/privacy.json: the file is read right
@@ -31,7 +31,8 @@ export type TcgaRow = {
 };
 
 export const TCGA_NOTE = 'Fed-TCGA-BRCA, 6 regions as peers, D-PSGD on the complete graph; DP rows: discrete-time logistic hazard (10 yearly intervals, '
-  + 'a sum of per-patient terms, so DP-SGD clipping bounds each patient); reference: linear Cox (Breslow), non-private. C-index on FLamby\'s pooled test set.';
+  + 'proportional-hazards form: one linear predictor + 10 baseline logits, 49 parameters; a sum of per-patient terms, so DP-SGD clipping bounds each patient); '
+  + 'reference: linear Cox (Breslow), non-private. C-index on FLamby\'s pooled test set.';
 
 const EPSILONS = [1, 3, 8, Infinity];
 

@@ -37,9 +37,9 @@ export function withDp(m: Manifest, epsilon: number, clip: number, batchSize: nu
 
 /** The model as one short phrase, for the results lines. */
 function describeModel(m: Manifest): string {
-  const spec = m.model as { type: string; hidden?: number[]; classes?: number; layers?: { type: string; units?: number; bias?: boolean }[] };
+  const spec = m.model as { type: string; hidden?: number[]; classes?: number; layers?: { type: string; units?: number; bias?: boolean; init?: number }[] };
   if (spec.type === 'mlp') return `mlp hidden [${(spec.hidden ?? []).join(',')}] classes ${spec.classes}`;
-  return `${spec.type} ${(spec.layers ?? []).map((l) => `${l.type}${l.units !== undefined ? ` ${l.units}` : ''}${l.bias === false ? ' no bias' : ''}`).join(' -> ')}`;
+  return `${spec.type} ${(spec.layers ?? []).map((l) => `${l.type}${l.units !== undefined ? ` ${l.units}` : ''}${l.bias === false ? ' no bias' : ''}${l.init !== undefined ? ` init ${l.init}` : ''}`).join(' -> ')}`;
 }
 
 /** The manifest on FLamby's training rows only: a temporary CSV without the test rows; each region holds out 20% for validation. */
