@@ -97,8 +97,9 @@ describe('secure averaging on real peers', () => {
   }, 420_000);
 
   it('two survivors killed (-9) at once mid-run of a secure + DP scenario and started again on their stores resume: accountants continued, fresh masking keys', async () => {
-    // rounds long enough that the restarts (daemon boot, worker, checkpoint) and the rejoin lead (3 rounds) fit well inside the run
-    const R = 18, MS = 5000, JS = [1, 2];
+    // rounds long enough that the restarts (daemon boot, worker, checkpoint) and the rejoin lead (3 rounds) fit well inside the run:
+    // two daemons restarting at once at load ~14 were back at round 12 (r0 = 15), hence 20 rounds
+    const R = 20, MS = 5000, JS = [1, 2];
     const m = { ...wdbcManifest({ name: 'wdbc-secure-dp-restart', rounds: R, roundMs: MS, launch: { minPeers: 3, approvalWindowMs: 5000, startDelayMs: START_DELAY_MS, dropAfterRounds: R } }),
       privacy: { secure: true, dp: { epsilon: 8, delta: 1e-5, clip: 1 } } };
     const id = (await client(c, 0).post<{ id: string }>('/scenarios', { manifest: m })).id;
