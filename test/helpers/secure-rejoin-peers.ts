@@ -7,7 +7,7 @@
  * round-start models and decoded sums are recorded, so `relErr` compares each sum with the plain weighted sum of its senders.
  */
 import { decodeWire } from '../../src/averaging/message.ts';
-import type { ModelMessage } from '../../src/averaging/types.ts';
+import type { AveragingTransport, ModelMessage } from '../../src/averaging/types.ts';
 import { createNode } from '../../src/averaging/factory.ts';
 import { NetSecureSession } from '../../src/averaging/secure/net-session.ts';
 import type { SecureDpsgdNode } from '../../src/averaging/secure/node.ts';
@@ -27,6 +27,8 @@ export interface SecureGroupOptions {
   readonly roundMs: number;
   /** Model length (530: the WDBC MLP's size). */
   readonly length: number;
+  /** Faults on a peer's sends (test/helpers/secure-faults.ts withSend): wraps its wire transport, under the session and responder. */
+  readonly wire?: (i: number, t: AveragingTransport) => AveragingTransport;
 }
 
 export async function secureGroup(localPeers: (n: number, seed: number) => Promise<LocalPeerGroup>, o: SecureGroupOptions) {
@@ -56,7 +58,7 @@ export async function secureGroup(localPeers: (n: number, seed: number) => Promi
     const t = transport(i);
     const session = new NetSecureSession({ scenario, layoutHash: 'layout', identitySeed, graph: t.staticGraph(), deadlineMs: 30_000, onRefused: onRefused(i) });
     const responder = new RekeyResponder({ scenario, layoutHash: 'layout', roundMs, session, mine: () => roundZeroKey(session, ids[i]!, scenario, identitySeed), onRefused: onRefused(i) });
-    const el = createNode('dpsgd', session.wrap(responder.wrap(t)), model(), { ...cfg, seed: i + 1 }, { secure: session }) as SecureDpsgdNode;
+    const el = createNode('dpsgd', session.wrap(responder.wrap(o.wire?.(i, t) ?? t)), model(), { ...cfg, seed: i + 1 }, { secure: session }) as SecureDpsgdNode;
     responder.node = el;
     watch(i, el);
     runs.push({ t, session, responder, node: el });

@@ -62,7 +62,11 @@ export function epidemicPlan(session: SecureSession, s: number, scenario: string
   };
 }
 
-export const SECURE_CODEC = { model: 'secure-u32', request: 'secure-unmask', share: 'secure-share' } as const;
+/**
+ * `burnt`: a holder's burn notice to a dealer whose share it released (payload: the dealer's public key the share belongs to,
+ * `shareId` the dealer, `participants` the receiver it was released to, `round` the request's round).
+ */
+export const SECURE_CODEC = { model: 'secure-u32', request: 'secure-unmask', share: 'secure-share', burnt: 'secure-burnt' } as const;
 
 export interface SecureStats {
   maskedSent: number;
@@ -84,6 +88,16 @@ export interface SecureStats {
   sharesRefused: number;
   /** Masked models refused (not a sender of this peer, second copy, wrong length, after the round closed). */
   maskedRefused: number;
+  /** Burn notices sent: one per share of a dealer this peer released (to that dealer), and one per rebuild of a dealer it holds a share of. */
+  burnNoticesSent: number;
+  /** This peer's keys burnt: a holder told it its share was released, so its secret may be known to that receiver (once per key). */
+  keyBurnt: number;
+  /** Burn notices accepted (from a holder of this peer, for its current key), the first of each key included. */
+  burnNotices: number;
+  /** Burn notices for a key this peer no longer uses (replaced by a rejoin): ignored, not refused. */
+  burnStale: number;
+  /** Burn notices refused: from a peer that holds no share of this peer's key, naming another dealer, or malformed. */
+  burnRefused: number;
 }
 
 export type NotMixedReason = 'few-senders' | 'holders-short';
@@ -103,6 +117,7 @@ interface RoundState {
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const unhex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, 'hex'));
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** A transport whose secure messages go to the secure node and everything else (pulls, pull replies) to the base class. */
 class SplitTransport implements AveragingTransport {
@@ -123,7 +138,7 @@ class SplitTransport implements AveragingTransport {
 }
 
 export class SecureDpsgdNode extends AveragingNode {
-  readonly secure: SecureStats = { maskedSent: 0, clippedValues: 0, recovered: 0, roundsWithRecovery: 0, roundsNotMixed: 0, holdersShort: 0, sharesReleased: 0, shareRequests: 0, recoveryWidened: 0, sharesRefused: 0, maskedRefused: 0 };
+  readonly secure: SecureStats = { maskedSent: 0, clippedValues: 0, recovered: 0, roundsWithRecovery: 0, roundsNotMixed: 0, holdersShort: 0, sharesReleased: 0, shareRequests: 0, recoveryWidened: 0, sharesRefused: 0, maskedRefused: 0, burnNoticesSent: 0, keyBurnt: 0, burnNotices: 0, burnStale: 0, burnRefused: 0 };
   /**
    * Called for every round this peer does not mix, with the reason: 'few-senders' (fewer than 2 live senders: one sender's
    * model would be exposed) or 'holders-short' (fewer than t holders of the dropped senders named answered).
@@ -137,7 +152,15 @@ export class SecureDpsgdNode extends AveragingNode {
   private readonly rounds = new Map<number, RoundState>();
   /** Dropped senders' ephemeral secrets, once rebuilt. */
   private readonly recovered = new Map<string, Uint8Array>();
+  /**
+   * This peer's key may be known to another peer (it left, or a holder's burn notice said a share of it was released): it never
+   * masks, asks for shares or releases shares with that key again (a receiver that rebuilt it could open what it seals).
+   */
   private burnt = false;
+  /** Called once per key when a holder's burn notice says this peer's key was released (`holder` released it to `receiver` in `round`). */
+  onBurnt?: (round: number, holder: PeerId, receiver: PeerId) => void;
+  /** Whether this peer's current key is burnt (it sends no masked model with it any more). */
+  get keyIsBurnt(): boolean { return this.burnt; }
   /** Masked models that arrived before this peer started their round. */
   private readonly early = new Map<number, [PeerId, Uint32Array][]>();
   private keys: PairKeys | null = null;
@@ -240,6 +263,7 @@ export class SecureDpsgdNode extends AveragingNode {
     if (msg.codec === SECURE_CODEC.model) return this.onMasked(from, msg);
     if (msg.codec === SECURE_CODEC.request) return this.onRequest(from, msg);
     if (msg.codec === SECURE_CODEC.share) return void this.onShare(from, msg);
+    if (msg.codec === SECURE_CODEC.burnt) return this.onBurnNotice(from, msg);
     this.reject('malformed', from);
   }
 
@@ -266,8 +290,9 @@ export class SecureDpsgdNode extends AveragingNode {
     if (st.sum.received.size < 2) return this.finish(st, false);
     const unknown = missing.filter((d) => !this.recovered.has(d));
     if (unknown.length === 0) return this.finish(st, true);
-    // a rejoiner before its r0: holders would seal the shares to its old key, which died with its process (rejoin.ts)
-    if (st.round < this.session.keyFromRound) return this.finish(st, false);
+    // a rejoiner before its r0: holders would seal the shares to its old key, which died with its process (rejoin.ts); a burnt
+    // key: whoever rebuilt it could open the shares sealed to it
+    if (st.round < this.session.keyFromRound || this.burnt) return this.finish(st, false);
     if (st.shares.size === 0) {
       // this peer's own shares count towards the threshold
       const held = this.session.peers.get(this.me)!.held;
@@ -309,6 +334,8 @@ export class SecureDpsgdNode extends AveragingNode {
     if ((msg.degree ?? 0) < 2 || dead.includes(this.me) || dead.includes(from)) return this.reject('unsolicited', from);
     // a rejoiner before its r0: the asker would open the shares with this peer's old key (rejoin.ts); it asks other holders
     if (msg.round < this.session.keyFromRound) return;
+    // a burnt key: the receiver that rebuilt it could open a share this peer seals with it; the asker turns to other holders
+    if (this.burnt) return;
     const mine = this.session.peers.get(this.me)!;
     const receiverPk = this.session.publicKeys.get(from);
     if (!receiverPk) return this.reject('unsolicited', from);
@@ -318,7 +345,41 @@ export class SecureDpsgdNode extends AveragingNode {
       const r = releaseShare(share, d, this.me, from, this.cfg.scenario, msg.round, mine.keys.secretKey, receiverPk);
       this.secure.sharesReleased++;
       this.send(from, { kind: 'model', ...this.header(msg.round), codec: SECURE_CODEC.share, payload: r.box, shareId: d, nonce: hex(r.nonce) });
+      this.burnNotice(d, from, msg.round);
     }
+  }
+
+  /**
+   * Tells dealer `d` that its share held here went to `receiver` in `round` (docs/privacy.md "Burn notices"): if `d` is alive
+   * (merely late at that receiver), it must stop masking with that key, since the receiver may now rebuild it. The payload names
+   * the key (its public half) so that a notice about a key `d` already replaced is recognised as stale.
+   */
+  private burnNotice(d: string, receiver: string, round: number): void {
+    const pk = this.session.publicKeys.get(d);
+    if (!pk || d === this.me) return;
+    this.secure.burnNoticesSent++;
+    this.send(d, { kind: 'model', ...this.header(round), codec: SECURE_CODEC.burnt, payload: pk.slice(), shareId: d, participants: [receiver] });
+  }
+
+  /**
+   * A holder says a share of this peer's key was released. Accepted from a member of this peer's public holder set (the transport
+   * authenticates the sender: libp2p's peer ID), naming this peer, for its current key: from then on this peer masks nothing
+   * with that key. A notice for a key already replaced is stale (ignored); one from a non-holder, naming another dealer or
+   * malformed is refused and counted (it cannot burn a key: only the holders' shares can expose it).
+   */
+  private onBurnNotice(from: PeerId, msg: ModelMessage): void {
+    const receiver = msg.participants?.[0];
+    if (msg.shareId !== this.me || msg.payload.byteLength !== 32 || !receiver || !this.session.holdersOf(this.me).includes(from)) {
+      this.secure.burnRefused++;
+      return this.reject('unsolicited', from);
+    }
+    const mine = this.session.publicKeys.get(this.me);
+    if (!mine || !sameBytes(mine, msg.payload)) { this.secure.burnStale++; return; }
+    this.secure.burnNotices++;
+    if (this.burnt) return;
+    this.burnt = true;
+    this.secure.keyBurnt++;
+    this.onBurnt?.(msg.round, from, receiver);
   }
 
   private async onShare(from: PeerId, msg: ModelMessage): Promise<void> {
@@ -341,6 +402,8 @@ export class SecureDpsgdNode extends AveragingNode {
     if (!sk || this.recovered.has(dealer)) return; // a bad share among them: wait for more (or another reply rebuilt it meanwhile)
     this.recovered.set(dealer, sk);
     this.secure.recovered++;
+    // this peer's own share went into the rebuild: it tells the dealer too (the holders it asked do, for theirs)
+    if (this.session.peers.get(this.me)!.held.has(dealer)) this.burnNotice(dealer, this.me, st.round);
     this.tryFinish(st);
   }
 
