@@ -12,12 +12,17 @@ import { createNode } from '../../src/averaging/factory.ts';
 import { NetSecureSession } from '../../src/averaging/secure/net-session.ts';
 import type { SecureDpsgdNode } from '../../src/averaging/secure/node.ts';
 import { RejoinSession, RekeyResponder, roundZeroKey } from '../../src/averaging/secure/rejoin.ts';
+import { rejoinAfterBurn } from '../../src/averaging/secure/burn.ts';
 import { PeerTransport } from '../../src/peer/transport.ts';
 import { VectorLearner } from '../../src/sim/learners.ts';
 import { Rng } from '../../src/util/random.ts';
 import type { LocalPeerGroup } from './local-peers.ts';
 
-export interface RejoinRun { t: PeerTransport; session: NetSecureSession | RejoinSession; responder: RekeyResponder; node: SecureDpsgdNode }
+export interface RejoinRun {
+  t: PeerTransport; session: NetSecureSession | RejoinSession; responder: RekeyResponder; node: SecureDpsgdNode;
+  /** The transport under the responder: `t`, or `t` with the test's send faults (SecureGroupOptions.wire). */
+  wire: AveragingTransport;
+}
 export interface RecordedSum { receiver: string; round: number; sum: Float64Array; senders: string[] }
 
 export interface SecureGroupOptions {
@@ -58,10 +63,11 @@ export async function secureGroup(localPeers: (n: number, seed: number) => Promi
     const t = transport(i);
     const session = new NetSecureSession({ scenario, layoutHash: 'layout', identitySeed, graph: t.staticGraph(), deadlineMs: 30_000, onRefused: onRefused(i) });
     const responder = new RekeyResponder({ scenario, layoutHash: 'layout', roundMs, session, mine: () => roundZeroKey(session, ids[i]!, scenario, identitySeed), onRefused: onRefused(i) });
-    const el = createNode('dpsgd', session.wrap(responder.wrap(o.wire?.(i, t) ?? t)), model(), { ...cfg, seed: i + 1 }, { secure: session }) as SecureDpsgdNode;
+    const wire = o.wire?.(i, t) ?? t;
+    const el = createNode('dpsgd', session.wrap(responder.wrap(wire)), model(), { ...cfg, seed: i + 1 }, { secure: session }) as SecureDpsgdNode;
     responder.node = el;
     watch(i, el);
-    runs.push({ t, session, responder, node: el });
+    runs.push({ t, session, responder, node: el, wire });
     node.models.onModel({
       receive: (_h, bytes, from) => {
         if (down[i] || cuts.has(`${i}|${ids.indexOf(from.toString())}`)) return { ok: false, reason: 'unknown-scenario' };
@@ -102,12 +108,27 @@ export async function secureGroup(localPeers: (n: number, seed: number) => Promi
     node.sendsFrom = Number.POSITIVE_INFINITY;
     responder.node = node;
     watch(i, node);
-    runs[i] = { t, session, responder, node };
+    runs[i] = { t, session, responder, node, wire: t };
     down[i] = false;
     // the setup never holds the node's rounds back (they share the transport's queue): it resolves before any reply is in
     await session.setup();
     node.rejoin();
     return session;
+  };
+  /**
+   * Peer `i`, alive, rejoins with a fresh key whenever a holder's burn notice says its key was released (as the runner wires it:
+   * src/peer/runner.ts); `onBurnt` sees each notice that burnt a key first. The decision lands in `decided` as for a restart.
+   */
+  const rejoinOnBurn = (i: number, onBurnt?: (round: number, holder: string, receiver: string) => void): void => {
+    runs[i]!.node.onBurnt = (round, holder, receiver) => {
+      onBurnt?.(round, holder, receiver);
+      const r = runs[i]!;   // the run as it is now (a second burn rejoins from the first rejoin's session)
+      const node = r.node;
+      const session = rejoinAfterBurn(node, r.responder, r.session, r.wire, { scenario, layoutHash: 'layout', identitySeed: group[i]!.identitySeed, graph: r.t.staticGraph(), roundMs, rounds,
+        onDecided: (from, why) => { decided.set(i, { from, why }); node.sendsFrom = from; }, onRefused: onRefused(i),
+        onRetry: (from, why) => retries.set(i, [...(retries.get(i) ?? []), { from, why }]) });
+      runs[i] = { ...r, session };
+    };
   };
   /** Max relative error of every decoded sum against the plain weighted sum of its senders' round-start models. */
   const relErr = (): number => {
@@ -127,5 +148,5 @@ export async function secureGroup(localPeers: (n: number, seed: number) => Promi
     for (const k of [`${i}|${j}`, `${j}|${i}`]) { if (on) cuts.add(k); else cuts.delete(k); }
   };
   const close = (): void => { for (const r of runs) { r.node.leave(); r.session.close(); r.t.close(); } };
-  return { ids, runs, sums, refused, decided, retries, startAt, waitFor, at, kill, restart, cut, relErr, close };
+  return { ids, runs, sums, refused, decided, retries, startAt, waitFor, at, kill, restart, cut, rejoinOnBurn, relErr, close };
 }

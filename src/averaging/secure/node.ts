@@ -174,7 +174,7 @@ export class SecureDpsgdNode extends AveragingNode {
     return node;
   }
 
-  private constructor(t: AveragingTransport, learner: LocalLearner, cfg: NodeConfig, private readonly session: SecureSession, private readonly plan: MaskPlan) {
+  private constructor(t: AveragingTransport, learner: LocalLearner, cfg: NodeConfig, private session: SecureSession, private readonly plan: MaskPlan) {
     super(plan.algorithm, t, learner, cfg);
     session.register(t.self, t.neighbours());
   }
@@ -192,6 +192,19 @@ export class SecureDpsgdNode extends AveragingNode {
 
   /** First round this peer masks and sends in: a peer back in the run waits for its fresh key's round (rejoin.ts). */
   sendsFrom = 0;
+
+  /**
+   * This peer's key was burnt and it rejoins with a fresh one while alive (burn.ts): from now on it runs on `session` (a
+   * RejoinSession, whose key is drawn here), masks nothing until `sendsFrom` is decided there, and forgets the pair secrets of
+   * the burnt key. The secrets it rebuilt of others stay (their keys did not change).
+   */
+  useSession(session: SecureSession): void {
+    this.session = session;
+    session.register(this.me, this.t.neighbours());
+    this.keys = null;
+    this.sendsFrom = Number.POSITIVE_INFINITY;
+    this.burnt = false;
+  }
 
   /** `peer` rejoined with a fresh key (rejoin.ts): the pair secrets and any secret rebuilt from its old key are forgotten. */
   rekeyed(peer: string): void {

@@ -138,7 +138,24 @@ export class RekeyResponder {
   /** Joiners whose new key took effect here (once per key). */
   readonly rekeyed: string[] = [];
 
-  constructor(private readonly o: RekeyOptions) {}
+  /** This peer's session (its key, the keys it masks with, the shares it holds): replaced when this peer rejoins while alive (burn.ts). */
+  private session: PeerSecureSession;
+  private mine: () => CurrentKey | undefined;
+
+  constructor(private readonly o: RekeyOptions) {
+    this.session = o.session;
+    this.mine = o.mine;
+  }
+
+  /**
+   * This peer rejoins with a fresh key while alive (its old one burnt, burn.ts): from now on the responder answers with, records
+   * into and swaps keys in `joiner`, and routes the replies to its announcement there.
+   */
+  rebind(joiner: RejoinSession): void {
+    this.session = joiner;
+    this.mine = () => joiner.mine;
+    this.joiner = joiner;
+  }
 
   /** The joiner session on this peer, when this peer is rejoining itself (gets the replies to its announcement). */
   get joiner(): RejoinSession | undefined { return this.joinerSession; }
@@ -163,7 +180,7 @@ export class RekeyResponder {
   private get round(): number { return Math.floor(this.t!.now() / this.o.roundMs); }
 
   private receive(from: string, msg: ModelMessage): void {
-    if (msg.scenario !== this.o.scenario || !this.o.session.identity.has(from)) return this.refuse(from, 'secure-rekey-foreign');
+    if (msg.scenario !== this.o.scenario || !this.session.identity.has(from)) return this.refuse(from, 'secure-rekey-foreign');
     if (msg.codec === REKEY_CODEC.announce) return this.onAnnounce(from, msg);
     if (msg.codec === REKEY_CODEC.deal) return this.onDeal(from, msg);
     if (msg.codec === REKEY_CODEC.commit) return this.onCommit(from, msg);
@@ -172,10 +189,10 @@ export class RekeyResponder {
 
   private onAnnounce(from: string, msg: ModelMessage): void {
     const k: CurrentKey = { publicKey: msg.payload.slice(0, 32), signature: msg.payload.slice(32), fromRound: msg.round };
-    if (msg.payload.byteLength !== 96 || k.fromRound < 1 || !verifyKey(this.o.scenario, from, k, this.o.session.identity.get(from)!)) return this.refuse(from, 'secure-rekey-refused');
+    if (msg.payload.byteLength !== 96 || k.fromRound < 1 || !verifyKey(this.o.scenario, from, k, this.session.identity.get(from)!)) return this.refuse(from, 'secure-rekey-refused');
     // heard after its r0 began here (or an older attempt than one known): the joiner must not commit this one
     if (this.schedule(from, k, false) !== 'ok') return this.send(from, REKEY_CODEC.late, new Uint8Array(0), k.fromRound);
-    const mine = this.o.mine();
+    const mine = this.mine();
     if (mine) this.send(from, REKEY_CODEC.key, new Uint8Array([...mine.publicKey, ...mine.signature]), mine.fromRound);
     const dir = this.directory(from);
     if (dir.participants.length) this.send(from, REKEY_CODEC.dir, dir.payload, this.round, { participants: dir.participants });
@@ -200,7 +217,7 @@ export class RekeyResponder {
   private hold(peer: string, k: CurrentKey): Pending {
     const entry: Pending = { publicKey: k.publicKey, fromRound: k.fromRound, committed: false, applied: false };
     this.pending.set(peer, [...(this.pending.get(peer) ?? []), entry].sort((a, b) => a.fromRound - b.fromRound));
-    this.o.session.recordKey(peer, k);
+    this.session.recordKey(peer, k);
     const at = k.fromRound * this.o.roundMs - swapMargin(this.o.roundMs);
     this.t!.setTimer(Math.max(0, at - this.t!.now()), () => this.apply(peer, entry));
     return entry;
@@ -213,7 +230,7 @@ export class RekeyResponder {
     const at = p.fromRound * this.o.roundMs - swapMargin(this.o.roundMs);
     const late = this.t!.now() >= at;
     const inForce = late ? this.round + 1 : p.fromRound;
-    this.o.session.recordKey(peer, { publicKey: p.publicKey, signature: new Uint8Array(0), fromRound: p.fromRound }, inForce);
+    this.session.recordKey(peer, { publicKey: p.publicKey, signature: new Uint8Array(0), fromRound: p.fromRound }, inForce);
     if (late) this.t!.setTimer(Math.max(0, inForce * this.o.roundMs - swapMargin(this.o.roundMs) - this.t!.now()), () => this.apply(peer, p));
   }
 
@@ -223,7 +240,7 @@ export class RekeyResponder {
     let p = (this.pending.get(from) ?? []).find((x) => x.fromRound === msg.round && same(x.publicKey, pk));
     if (!p) {
       // announced to this peer's previous run, or learned from a reply only: the key is in the log if this peer knows it
-      const logged = (this.o.session.keyLog.get(from) ?? []).find((x) => x.fromRound === msg.round && same(x.publicKey, pk));
+      const logged = (this.session.keyLog.get(from) ?? []).find((x) => x.fromRound === msg.round && same(x.publicKey, pk));
       if (!logged || (this.pending.get(from) ?? []).some((x) => x.fromRound > msg.round)) return;   // not acknowledged: re-sent
       p = this.hold(from, logged);
     }
@@ -234,7 +251,7 @@ export class RekeyResponder {
   /** The committed signed keys this peer knows of everyone but `to`: each one's key in force now and those from later rounds. */
   private directory(to: string): { participants: string[]; payload: Uint8Array } {
     const entries: [string, CurrentKey][] = [];
-    for (const [q, log] of this.o.session.keyLog) {
+    for (const [q, log] of this.session.keyLog) {
       if (q === to) continue;
       const now = log.filter((k) => k.inForce <= this.round).at(-1);
       for (const k of log) if (k.signature.length && (k === now || (k.inForce > this.round && Number.isFinite(k.inForce)))) entries.push([q, k]);
@@ -245,14 +262,14 @@ export class RekeyResponder {
   private onDeal(from: string, msg: ModelMessage): void {
     const p = (this.pending.get(from) ?? []).find((x) => x.fromRound === msg.round);
     const nonce = msg.nonce ?? '';
-    const me = this.o.session.peers.get(this.self);
+    const me = this.session.peers.get(this.self);
     if (!p || !me || msg.shareId !== from || !/^[0-9a-f]{24}$/.test(nonce)) return this.refuse(from, 'secure-rekey-share-refused');
     const share = openShare({ dealer: from, holder: this.self, scenario: this.o.scenario, nonce: Uint8Array.from(Buffer.from(nonce, 'hex')), box: msg.payload.slice() },
       this.self, this.o.scenario, me.keys.secretKey, p.publicKey);
     if (!share) return this.refuse(from, 'secure-rekey-share-refused');
     if (!p.applied) p.share = share;
     // a re-send after the swap (the first was lost or late): held from now on if that key is still the joiner's current one here
-    else if (!me.held.has(from) && same(this.o.session.publicKeys.get(from) ?? new Uint8Array(0), p.publicKey)) me.held.set(from, share);
+    else if (!me.held.has(from) && same(this.session.publicKeys.get(from) ?? new Uint8Array(0), p.publicKey)) me.held.set(from, share);
     this.send(from, REKEY_CODEC.dealAck, new Uint8Array(0), p.fromRound);
   }
 
@@ -260,11 +277,11 @@ export class RekeyResponder {
   private apply(peer: string, p: Pending): void {
     if (p.applied || !p.committed) return;
     // a later key of the same joiner already in force here (its commit came first): this one is superseded
-    const current = this.o.session.keyAt(peer, Math.max(this.round + 1, p.fromRound));
+    const current = this.session.keyAt(peer, Math.max(this.round + 1, p.fromRound));
     if (current && current.fromRound > p.fromRound) return;
     p.applied = true;
-    this.o.session.publicKeys.set(peer, p.publicKey);
-    const held = this.o.session.peers.get(this.self)?.held;
+    this.session.publicKeys.set(peer, p.publicKey);
+    const held = this.session.peers.get(this.self)?.held;
     if (held) { if (p.share) held.set(peer, p.share); else held.delete(peer); }
     this.node?.rekeyed(peer);
     this.rekeyed.push(peer);
