@@ -34,6 +34,7 @@ import type { RunnablePlan } from './plan.ts';
 import { PeerTransport } from './transport.ts';
 import { NetSecureSession } from '../averaging/secure/net-session.ts';
 import { RejoinSession, RekeyResponder, roundZeroKey } from '../averaging/secure/rejoin.ts';
+import { rejoinAfterBurn } from '../averaging/secure/burn.ts';
 import type { PairKeys } from '../averaging/secure/masking.ts';
 import type { SecureDpsgdNode, SecureStats } from '../averaging/secure/node.ts';
 import { roundsToRun } from '../scenario/participants.ts';
@@ -281,6 +282,8 @@ export class ScenarioRun {
     if (secure) (this.averaging as SecureDpsgdNode).onNotMixed = (round, reason, dealers) => {
       if (reason === 'holders-short') log.warn({ scenario: this.id.slice(0, 12), round, dealers }, 'secure averaging: fewer than t share holders of a dropped sender answered; this round is not mixed here');
     };
+    // a holder released a share of this peer's key (a receiver found it late): never mask with it again; rejoin with a fresh one
+    if (secure && rekey) (this.averaging as SecureDpsgdNode).onBurnt = (round, holder, receiver) => this.keyBurnt(round, holder, receiver, rekey, wire, ready.layoutHash);
     // back from a restart: no masked model leaves this peer before its fresh key's round r0 (decided by the RejoinSession)
     if (secure instanceof RejoinSession) (this.averaging as SecureDpsgdNode).sendsFrom = Number.POSITIVE_INFINITY;
     // the key setup runs now, before round 0 (round 0 waits for it); incomplete at its deadline: this peer's run fails
@@ -381,28 +384,54 @@ export class ScenarioRun {
     return r;
   }
 
+  /**
+   * A burn notice (src/averaging/secure/node.ts): `holder` released its share of this peer's key to `receiver` in `round`, so that
+   * receiver may know the key. The node already masks nothing with it; this peer rejoins the masking with a fresh key, without a
+   * restart (src/averaging/secure/burn.ts, the rejoin path of rejoin.ts). Logged and audited.
+   */
+  private keyBurnt(round: number, holder: string, receiver: string, rekey: RekeyResponder, wire: AveragingTransport, layoutHash: string): void {
+    const node = this.averaging as SecureDpsgdNode;
+    const old = this.secure;
+    const seed = (this.host.identity?.privateKey as { raw?: Uint8Array } | undefined)?.raw;
+    log.warn({ scenario: this.id.slice(0, 12), round, holder, receiver }, 'secure averaging: a share holder released a share of this peer\'s masking key to a receiver that missed its model (this peer was late there); the key is burnt: no masked model with it any more, rejoining with a fresh key');
+    void this.host.audit.append({ kind: 'privacy', to: 'local', scenario: this.id, what: `secure masking key burnt in round ${round}: ${holder} released its share to ${receiver}; rejoining with a fresh key`,
+      detail: JSON.stringify({ state: 'key-burnt', round, holder, receiver }) }).catch((e: unknown) => log.warn({ err: e }, 'audit append failed'));
+    if (!old || !seed || this.stopped) return;   // receiver-only for the rest of the run (the node masks nothing with the burnt key)
+    const m = this.plan.manifest;
+    const onRefused = (from: string, reason: string): void => this.host.refused(this.id, from, reason);
+    const next = rejoinAfterBurn(node, rekey, old, wire, { scenario: this.id, layoutHash, identitySeed: seed, graph: this.transport!.staticGraph(), roundMs: m.averaging.roundMs, rounds: this.rounds(), onRefused,
+      onDecided: (from, why) => void this.rejoinDecided(from, why, 'after its key was burnt'),
+      onRetry: (from, why) => log.info({ scenario: this.id.slice(0, 12), r0: from, why }, 'secure rejoin: the attempt did not commit before its r0 (nobody uses that key); a new one from round r0') });
+    this.retiredSecure.push(old);
+    this.secure = next;
+  }
+  /** Sessions replaced by a rejoin after a burn (their refusal counters still count). */
+  private readonly retiredSecure: (NetSecureSession | RejoinSession)[] = [];
+
   /** The joiner's decision just before r0: mask from r0 with the fresh key, or stay a receiver for the rest of the run (audited). */
-  private async rejoinDecided(from: number, why: string): Promise<void> {
+  private async rejoinDecided(from: number, why: string, cause = 'after a restart'): Promise<void> {
     const node = this.averaging as SecureDpsgdNode | undefined;
     if (node) node.sendsFrom = from;
     const ok = Number.isFinite(from);
     if (ok) log.info({ scenario: this.id.slice(0, 12), r0: from }, 'secure rejoin: masking with a fresh key from round r0');
     else log.warn({ scenario: this.id.slice(0, 12), why }, 'secure rejoin did not complete: this peer only receives for the rest of the run');
-    await this.host.audit.append({ kind: 'privacy', to: 'local', scenario: this.id, what: `secure rejoin after a restart: ${ok ? `fresh masking key from round ${from}` : `not masking again (${why})`}`,
+    await this.host.audit.append({ kind: 'privacy', to: 'local', scenario: this.id, what: `secure rejoin ${cause}: ${ok ? `fresh masking key from round ${from}` : `not masking again (${why})`}`,
       detail: JSON.stringify({ state: ok ? 'rejoined' : 'receive-only', r0: ok ? from : null, why }) }).catch((e: unknown) => log.warn({ err: e }, 'audit append failed'));
   }
 
   private secureProgress(): { secure: SecureProgress } | undefined {
     const s = this.secureStats;
     return s && { secure: { maskedSent: s.maskedSent, recovered: s.recovered, roundsWithRecovery: s.roundsWithRecovery, roundsNotMixed: s.roundsNotMixed,
-      sharesReleased: s.sharesReleased, sharesRefused: s.sharesRefused, maskedRefused: s.maskedRefused, refusedSetup: s.refusedAnnouncements + s.refusedSetupShares } };
+      sharesReleased: s.sharesReleased, sharesRefused: s.sharesRefused, maskedRefused: s.maskedRefused, refusedSetup: s.refusedAnnouncements + s.refusedSetupShares,
+      keyBurnt: s.keyBurnt, burnNotices: s.burnNotices, burnNoticesSent: s.burnNoticesSent, burnRefused: s.burnRefused } };
   }
 
   /** Secure averaging's counters (masked models sent, dropped senders recovered, refused shares...), for status and progress. */
   get secureStats(): (SecureStats & { refusedAnnouncements: number; refusedSetupShares: number }) | undefined {
     const node = this.averaging as SecureDpsgdNode | undefined;
     if (!this.secure || !node?.secure) return undefined;
-    return { ...node.secure, refusedAnnouncements: this.secure.refusedAnnouncements, refusedSetupShares: this.secure.refusedShares };
+    const all = [...this.retiredSecure, this.secure];
+    return { ...node.secure, refusedAnnouncements: all.reduce((a, x) => a + x.refusedAnnouncements, 0), refusedSetupShares: all.reduce((a, x) => a + x.refusedShares, 0) };
   }
 
   /**
@@ -701,6 +730,7 @@ export class ScenarioRun {
     this.averaging?.leave();
     this.transport?.close();
     this.secure?.close();
+    for (const x of this.retiredSecure) x.close();
     this.exchangeInstance?.close();
     const client = this.client;
     if (!client || this.exited) return;

@@ -30,6 +30,11 @@ export interface SecureProgress {
   readonly sharesRefused: number; readonly maskedRefused: number;
   /** Setup messages refused: forged key announcements and tampered or replayed dealt shares. */
   readonly refusedSetup: number;
+  /**
+   * Burn notices (docs/privacy.md): this peer's keys burnt (a holder released a share of it: it was late at a receiver), notices
+   * accepted, sent (one per share released or used in a rebuild) and refused (from a non-holder or naming another dealer).
+   */
+  readonly keyBurnt?: number; readonly burnNotices?: number; readonly burnNoticesSent?: number; readonly burnRefused?: number;
 }
 
 export interface SiteProgress {

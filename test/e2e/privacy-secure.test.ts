@@ -62,21 +62,40 @@ describe('secure averaging on real peers', () => {
     expect(plain.view.progress[c.sites[D]!.peerId]?.done).toBeFalsy();
     expect(done.view.progress[c.sites[D]!.peerId]?.done).toBeFalsy();
 
+    // what must hold on a loaded machine: every survivor rebuilt site-d's secret; a live survivor late at a receiver may have had
+    // its secret rebuilt too (an extra rebuild): then the holders' burn notices reached it and no masked model left it with the
+    // burnt key after the round of the notice (its audit log's round tallies); nothing refused; accuracy close to the plain run's
+    const extra = [0, 1, 2].reduce((a, i) => a + done.view.progress[c.sites[i]!.peerId]!.secure!.recovered - 1, 0);
+    let burnt = 0;
     for (const i of [0, 1, 2]) {
       const p = done.view.progress[c.sites[i]!.peerId]!;
       const q = plain.view.progress[c.sites[i]!.peerId]!;
       console.log(`${c.sites[i]!.name}: secure accuracy ${p.metric} (held-out n ${p.heldOut}), plain ${q.metric}; secure ${JSON.stringify(p.secure)}`);
-      expect(p.secure?.recovered, `${c.sites[i]!.name} rebuilt site-d's secret from shares`).toBe(1);
+      expect(p.secure!.recovered, `${c.sites[i]!.name} rebuilt site-d's secret from shares`).toBeGreaterThanOrEqual(1);
       expect(p.secure!.maskedSent).toBeGreaterThan(0);
-      expect(p.secure!.sharesRefused + p.secure!.refusedSetup).toBe(0);
+      expect(p.secure!.sharesRefused + p.secure!.refusedSetup + (p.secure!.burnRefused ?? 0)).toBe(0);
       // accuracy close to the plain run's: within 3 held-out samples of this site
       expect(Math.abs(p.metric! - q.metric!)).toBeLessThanOrEqual(3 / p.heldOut! + 1e-9);
+      const k = p.secure!.keyBurnt ?? 0;
+      burnt += k;
+      if (k === 0) continue;
+      const audit = await client(c, i).get<{ entries: { kind: string; what: string; detail?: string }[] }>(`/audit?scenario=${id}`);
+      const at = audit.entries.map((e) => /^secure masking key burnt in round (\d+)/.exec(e.what)).find((x) => x);
+      expect(at, `${c.sites[i]!.name}'s burn is audited`).toBeTruthy();
+      const rejoined = audit.entries.map((e) => /^secure rejoin after its key was burnt: fresh masking key from round (\d+)/.exec(e.what)).find((x) => x);
+      const r0 = rejoined ? Number(rejoined[1]) : Infinity;
+      const masked = audit.entries.filter((e) => e.kind === 'round' && e.detail).flatMap((e) => (JSON.parse(e.detail!) as { sent: { what: string }[] }).sent)
+        .map((x) => /^round (\d+) model \(secure-u32\)/.exec(x.what)).filter((x) => x).map((x) => Number(x![1]));
+      console.log(`${c.sites[i]!.name}: key burnt in round ${at![1]}, fresh key from round ${r0}; masked models sent in rounds ${masked.join(',')}`);
+      expect(masked.filter((r) => r > Number(at![1]) + 1 && r < r0)).toEqual([]);
     }
+    if (extra > 0) expect(burnt, 'a live peer whose secret was rebuilt was told').toBeGreaterThanOrEqual(1);
     for (const i of [0, 1, 2]) expect(log(c, i)).not.toMatch(/SECURE_SETUP/);
     // what the operator sees: the counters per site in `cohort scenario status`
     const st = cli(['scenario', 'status', id.slice(0, 10), '--peer', c.sites[0]!.dir]);
     expect(st.code, st.stderr).toBe(0);
-    for (const name of ['site-a', 'site-b', 'site-c']) expect(st.stdout).toMatch(new RegExp(`${name} \\d+ masked sent, 1 dropped rebuilt, 0 rounds not mixed, refused 0 shares / 0 masked / 0 setup`));
+    // the counts that depend on timing (a live peer late at a receiver: rebuilt, burnt, its late model refused there) are \d+
+    for (const name of ['site-a', 'site-b', 'site-c']) expect(st.stdout).toMatch(new RegExp(`${name} \\d+ masked sent, \\d+ dropped rebuilt, \\d+ rounds not mixed, \\d+ keys burnt, refused 0 shares / \\d+ masked / 0 setup`));
   }, 600_000);
 
   it('runs secure averaging and DP-SGD together on the three survivors: masked models, each site within its epsilon', async () => {
@@ -92,8 +111,12 @@ describe('secure averaging on real peers', () => {
       // two receivers per round on the complete graph of three (fewer if a stalled machine skipped a round)
       expect(p.secure!.maskedSent).toBeGreaterThanOrEqual(2);
       expect(p.secure!.maskedSent).toBeLessThanOrEqual(2 * ROUNDS);
-      expect(p.secure!.roundsNotMixed + p.secure!.sharesRefused + p.secure!.maskedRefused + p.secure!.refusedSetup).toBe(0);
+      expect(p.secure!.sharesRefused + p.secure!.refusedSetup + (p.secure!.burnRefused ?? 0)).toBe(0);
     }
+    // a live site late at a receiver gets its key burnt (and with 3 rounds of lead in a 5-round run stays a receiver): its
+    // receivers are then left with one sender and do not mix (and refuse its late model); otherwise every round mixed
+    const burnt = [0, 1, 2].reduce((a, i) => a + (done.view.progress[c.sites[i]!.peerId]!.secure!.keyBurnt ?? 0), 0);
+    if (burnt === 0) for (const i of [0, 1, 2]) expect(done.view.progress[c.sites[i]!.peerId]!.secure!.roundsNotMixed + done.view.progress[c.sites[i]!.peerId]!.secure!.maskedRefused).toBe(0);
   }, 420_000);
 
   it('two survivors killed (-9) at once mid-run of a secure + DP scenario and started again on their stores resume: accountants continued, fresh masking keys', async () => {

@@ -79,7 +79,7 @@ export function siteTable(d: Detail): string {
   const eps = Object.entries(d.view.progress).filter(([, x]) => x.epsilon !== undefined);
   if (eps.length) extra.push(`  epsilon spent: ${eps.map(([p, x]) => `${name(p)} ${x.epsilon!.toFixed(3)}`).join(', ')}`);
   const sec = Object.entries(d.view.progress).filter(([, x]) => x.secure);
-  if (sec.length) extra.push(`  secure averaging: ${sec.map(([p, x]) => `${name(p)} ${x.secure!.maskedSent} masked sent, ${x.secure!.recovered} dropped rebuilt, ${x.secure!.roundsNotMixed} rounds not mixed, refused ${x.secure!.sharesRefused} shares / ${x.secure!.maskedRefused} masked / ${x.secure!.refusedSetup} setup`).join('; ')}`);
+  if (sec.length) extra.push(`  secure averaging: ${sec.map(([p, x]) => `${name(p)} ${x.secure!.maskedSent} masked sent, ${x.secure!.recovered} dropped rebuilt, ${x.secure!.roundsNotMixed} rounds not mixed, ${x.secure!.keyBurnt ?? 0} keys burnt, refused ${x.secure!.sharesRefused} shares / ${x.secure!.maskedRefused} masked / ${x.secure!.refusedSetup} setup`).join('; ')}`);
   const approvals = `approvals ${answers.in_time.length} in time${answers.late.length ? `, ${answers.late.length} late` : ''}`;
   return [`${d.id.slice(0, 12)} ${String(d.manifest.name)}: ${d.view.state}${d.view.reason ? ` (${d.view.reason})` : ''}, ${approvals}, participants ${shown.length}`, ...rows, ...extra].join('\n');
 }
