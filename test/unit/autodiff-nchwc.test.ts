@@ -76,6 +76,8 @@ describe('NCHWc lowering of convolutions with weight inputs (CPU provider)', () 
     ['3x3 pad 1, 16 -> 32 channels, then 32 -> 16 (forward and the input gradient lowered)', [2, 16, 6, 6], [32, 16, 3, 3], 16, { pads: [1, 1, 1, 1] }],
     ['stride 2, asymmetric pads', [2, 16, 7, 6], [16, 16, 3, 3], undefined, { pads: [1, 0, 0, 1], strides: [2, 2] }],
     ['dilation 2, 1x3 kernel', [1, 32, 6, 7], [16, 32, 1, 3], undefined, { dilations: [2, 2], pads: [0, 2, 0, 2] }],
+    ['1x1 kernel with pads wider than the kernel', [2, 16, 4, 5], [16, 16, 1, 1], undefined, { pads: [1, 1, 1, 1] }],
+    ['5x5 kernel, pad 2, 3 images', [3, 16, 7, 7], [32, 16, 5, 5], undefined, { pads: [2, 2, 2, 2] }],
   ];
   for (const [name, xs, ws, c2, geo] of qualifying) {
     it(`${name}: the lowered model computes what the plain one does`, async (ctx) => {
