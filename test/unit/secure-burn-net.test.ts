@@ -3,7 +3,8 @@
  * network: four libp2p nodes on loopback wired as the runner wires them (test/helpers/secure-rejoin-peers.ts). Peer 3's masked
  * model to peer 0 in round 2 is held back past peer 0's deadline (a send wrapper, as a loaded machine or a slow link would):
  * peer 0 rebuilds peer 3's secret from its holders' shares although peer 3 is alive. Checked: every holder that released a share
- * (and peer 0, whose own share went in) sent peer 3 a burn notice; peer 3 burnt its key once and, on the wire, handed no masked
+ * (and peer 0, whose own share went in) sent peer 3 a burn notice (each first copy lost in transit: the re-sends, until
+ * acknowledged, get through); peer 3 burnt its key once and, on the wire, handed no masked
  * model to its transport after the notice before its fresh key's r0; it rejoined without a restart (src/averaging/secure/burn.ts:
  * the rejoin path of rejoin.ts) and masked from r0 with the new key, swapped in everywhere; every decoded sum at every peer, before,
  * during and after, is exact (max relative error <= 1e-6); a notice naming another dealer is refused and counted, one for a key
@@ -28,9 +29,14 @@ describe('burn notices over libp2p', () => {
     /** Every masked model peer SLOW's node handed to its transport: round, receiver, when. */
     const wire: { round: number; to: number; at: number }[] = [];
     let ids: string[] = [];
+    const lost = new Set<string>();
     const g = await secureGroup(localPeers, {
       scenario: SCENARIO, seed: 7373, rounds: ROUNDS, roundMs: ROUND_MS, length: 530,
-      wire: (i, t) => i !== SLOW ? t : withSend(t, (to, msg) => {
+      wire: (i, t) => i !== SLOW ? withSend(t, (to, msg) => {
+        // every first burn notice to peer 3 is lost in transit: only the re-sends (until acknowledged) reach it
+        if (msg.kind === 'model' && msg.codec === SECURE_CODEC.burnt && !lost.has(`${i}|${msg.participants?.[0]}|${msg.round}`)) { lost.add(`${i}|${msg.participants?.[0]}|${msg.round}`); return; }
+        t.send(to, msg);
+      }) : withSend(t, (to, msg) => {
         if (msg.kind !== 'model' || msg.codec !== SECURE_CODEC.model) return t.send(to, msg);
         wire.push({ round: msg.round, to: ids.indexOf(to), at: Date.now() });
         // held back a whole round: it reaches peer 0 after that round's deadline there (the round is closed: refused as stale)
@@ -65,6 +71,7 @@ describe('burn notices over libp2p', () => {
     // notices after the switch name the burnt key: stale there, nothing refused
     expect(slow.secure.burnNotices + slow.secure.burnStale).toBe(sent);
     expect(slow.secure.burnRefused).toBe(0);
+    expect(lost.size).toBe(sent);   // every notice's first copy was dropped: all that arrived were re-sends
     // rejoined without a restart: a fresh key, committed, in force everywhere from r0
     const d = g.decided.get(SLOW);
     expect(d?.why).toMatch(/^masking with a fresh key from round \d+/);

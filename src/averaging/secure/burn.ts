@@ -26,6 +26,8 @@ export function rejoinAfterBurn(node: SecureDpsgdNode, responder: RekeyResponder
   const held = session.peers.get(wire.self)!.held;
   for (const [dealer, share] of kept ?? []) held.set(dealer, share);
   responder.rebind(session);
+  // a rejoin's session whose key is now burnt in turn: its re-sends (announcement, commit) stop; the new one replaces it
+  if (old instanceof RejoinSession) old.close();
   void session.setup();   // resolves at once (rejoin.ts): the announcement and what follows run on the transport's timers
   return session;
 }

@@ -64,9 +64,12 @@ export function epidemicPlan(session: SecureSession, s: number, scenario: string
 
 /**
  * `burnt`: a holder's burn notice to a dealer whose share it released (payload: the dealer's public key the share belongs to,
- * `shareId` the dealer, `participants` the receiver it was released to, `round` the request's round).
+ * `shareId` the dealer, `participants` the receiver it was released to, `round` the request's round); `burntAck`: the dealer's
+ * receipt (the same fields), which stops the holder's re-sends.
  */
-export const SECURE_CODEC = { model: 'secure-u32', request: 'secure-unmask', share: 'secure-share', burnt: 'secure-burnt' } as const;
+export const SECURE_CODEC = { model: 'secure-u32', request: 'secure-unmask', share: 'secure-share', burnt: 'secure-burnt', burntAck: 'secure-burnt-ack' } as const;
+/** A burn notice not acknowledged is re-sent every second, this many times at most (a dead dealer never answers). */
+const BURN_RESENDS = 5;
 
 export interface SecureStats {
   maskedSent: number;
@@ -88,11 +91,11 @@ export interface SecureStats {
   sharesRefused: number;
   /** Masked models refused (not a sender of this peer, second copy, wrong length, after the round closed). */
   maskedRefused: number;
-  /** Burn notices sent: one per share of a dealer this peer released (to that dealer), and one per rebuild of a dealer it holds a share of. */
+  /** Burn notices sent: one per share of a dealer this peer released (to that dealer), and one per rebuild of a dealer it holds a share of (re-sends not counted). */
   burnNoticesSent: number;
   /** This peer's keys burnt: a holder told it its share was released, so its secret may be known to that receiver (once per key). */
   keyBurnt: number;
-  /** Burn notices accepted (from a holder of this peer, for its current key), the first of each key included. */
+  /** Burn notices accepted (from a holder of this peer, for its current key), the first of each key included; re-sends not counted. */
   burnNotices: number;
   /** Burn notices for a key this peer no longer uses (replaced by a rejoin): ignored, not refused. */
   burnStale: number;
@@ -277,6 +280,7 @@ export class SecureDpsgdNode extends AveragingNode {
     if (msg.codec === SECURE_CODEC.request) return this.onRequest(from, msg);
     if (msg.codec === SECURE_CODEC.share) return void this.onShare(from, msg);
     if (msg.codec === SECURE_CODEC.burnt) return this.onBurnNotice(from, msg);
+    if (msg.codec === SECURE_CODEC.burntAck) { this.unackedBurns.delete(`${from}|${msg.participants?.[0] ?? ''}|${msg.round}`); return; }
     this.reject('malformed', from);
   }
 
@@ -369,10 +373,36 @@ export class SecureDpsgdNode extends AveragingNode {
    */
   private burnNotice(d: string, receiver: string, round: number): void {
     const pk = this.session.publicKeys.get(d);
-    if (!pk || d === this.me) return;
+    const key = `${d}|${receiver}|${round}`;
+    if (!pk || d === this.me || this.unackedBurns.has(key)) return;
     this.secure.burnNoticesSent++;
-    this.send(d, { kind: 'model', ...this.header(round), codec: SECURE_CODEC.burnt, payload: pk.slice(), shareId: d, participants: [receiver] });
+    const msg: ModelMessage = { kind: 'model', ...this.header(round), codec: SECURE_CODEC.burnt, payload: pk.slice(), shareId: d, participants: [receiver] };
+    this.send(d, msg);
+    // re-sent until the dealer acknowledges it (a notice lost in transit would leave a live dealer masking with an exposed key)
+    this.unackedBurns.set(key, { to: d, msg, left: BURN_RESENDS });
+    this.armBurnResends();
   }
+
+  /** Burn notices sent and not acknowledged yet, by dealer|receiver|round. */
+  private readonly unackedBurns = new Map<string, { to: string; msg: ModelMessage; left: number }>();
+  private burnResendArmed = false;
+
+  private armBurnResends(): void {
+    if (this.burnResendArmed) return;
+    this.burnResendArmed = true;
+    this.t.setTimer(1000, () => {
+      this.burnResendArmed = false;
+      if (!this.online) return;
+      for (const [key, u] of this.unackedBurns) {
+        if (u.left-- <= 0) { this.unackedBurns.delete(key); continue; }
+        this.send(u.to, u.msg);
+      }
+      if (this.unackedBurns.size) this.armBurnResends();
+    });
+  }
+
+  /** Notices already counted here (holder|receiver|round|key): a re-send is acknowledged again, not counted again. */
+  private readonly seenBurns = new Set<string>();
 
   /**
    * A holder says a share of this peer's key was released. Accepted from a member of this peer's public holder set (the transport
@@ -386,6 +416,10 @@ export class SecureDpsgdNode extends AveragingNode {
       this.secure.burnRefused++;
       return this.reject('unsolicited', from);
     }
+    this.send(from, { kind: 'model', ...this.header(msg.round), codec: SECURE_CODEC.burntAck, payload: msg.payload.slice(), shareId: this.me, participants: [receiver] });
+    const seen = `${from}|${receiver}|${msg.round}|${hex(msg.payload)}`;
+    if (this.seenBurns.has(seen)) return;
+    this.seenBurns.add(seen);
     const mine = this.session.publicKeys.get(this.me);
     if (!mine || !sameBytes(mine, msg.payload)) { this.secure.burnStale++; return; }
     this.secure.burnNotices++;
