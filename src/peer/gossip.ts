@@ -25,7 +25,8 @@ const ProgressSchema = z.object({
   standardiser: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   epsilon: z.number().nonnegative().optional(),
   secure: z.object(Object.fromEntries(['maskedSent', 'recovered', 'roundsWithRecovery', 'roundsNotMixed', 'sharesReleased', 'sharesRefused', 'maskedRefused', 'refusedSetup']
-    .map((k) => [k, z.number().int().nonnegative()]))).strict().optional(),
+    .map((k) => [k, z.number().int().nonnegative()]))).extend(Object.fromEntries(['keyBurnt', 'burnNotices', 'burnNoticesSent', 'burnRefused']   // burn notices (docs/privacy.md)
+    .map((k) => [k, z.number().int().nonnegative().optional()]))).strict().optional(),
   scores: ScoresSchema.optional(), localOnlyScores: ScoresSchema.optional(),
 }).strict();
 const RunSchema = z.object({
