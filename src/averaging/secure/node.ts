@@ -68,7 +68,7 @@ export function epidemicPlan(session: SecureSession, s: number, scenario: string
  * receipt (the same fields), which stops the holder's re-sends.
  */
 export const SECURE_CODEC = { model: 'secure-u32', request: 'secure-unmask', share: 'secure-share', burnt: 'secure-burnt', burntAck: 'secure-burnt-ack' } as const;
-/** A burn notice not acknowledged is re-sent every second, this many times at most (a dead dealer never answers). */
+/** A burn notice not acknowledged is re-sent every second while its dealer is reachable, this many times at most. */
 const BURN_RESENDS = 5;
 
 export interface SecureStats {
@@ -393,9 +393,11 @@ export class SecureDpsgdNode extends AveragingNode {
     this.t.setTimer(1000, () => {
       this.burnResendArmed = false;
       if (!this.online) return;
+      // only to a dealer still reachable (a dead one never answers: its notices would be re-sent for nothing)
+      const live = new Set(this.t.peers());
       for (const [key, u] of this.unackedBurns) {
         if (u.left-- <= 0) { this.unackedBurns.delete(key); continue; }
-        this.send(u.to, u.msg);
+        if (live.has(u.to)) this.send(u.to, u.msg);
       }
       if (this.unackedBurns.size) this.armBurnResends();
     });
