@@ -28,6 +28,8 @@ export function rejoinAfterBurn(node: SecureDpsgdNode, responder: RekeyResponder
   responder.rebind(session);
   // a rejoin's session whose key is now burnt in turn: its re-sends (announcement, commit) stop; the new one replaces it
   if (old instanceof RejoinSession) old.close();
-  void session.setup();   // resolves at once (rejoin.ts): the announcement and what follows run on the transport's timers
+  // resolves at once (rejoin.ts): the announcement and what follows run on the transport's timers; it rejects only when this
+  // peer is not registered, which useSession just did (never an unhandled rejection in a daemon)
+  session.setup().catch(() => undefined);
   return session;
 }
