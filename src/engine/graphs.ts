@@ -264,6 +264,10 @@ export function exportGraph(plan: Plan, decls: readonly ParamDecl[], params: Flo
   const other = exportAt(plan, decls, params, bufferDecls, buffers, SENTINEL_B);
   symbolicBatch(g, other);
   const model = onnx.onnx.ModelProto.decode(g.toModelProto());
+  // intermediate shapes (proto.ts writes them for Conv operands) were taken at the sentinel batch: left in, ORT's shape inference
+  // would carry batch 97 to the outputs (a VerifyOutputSizes warning at every other batch). An export's Conv weights are
+  // initializers, so nothing here needs them: ORT infers the shapes itself.
+  if (model.graph) model.graph.valueInfo = [];
   for (const v of [...(model.graph?.input ?? []), ...(model.graph?.output ?? [])]) {
     const dim = v.type?.tensorType?.shape?.dim?.[0];
     if (dim) { dim.dimValue = null; dim.dimParam = 'N'; }
