@@ -162,7 +162,8 @@ export function nchwcBlockSize(): Promise<number> {
 
 /** The model as the CPU provider runs it: convolutions whose weights are inputs on ORT's NCHWc kernels (graph/nchwc.ts). */
 async function forCpu(model: Uint8Array): Promise<Uint8Array> {
-  if (!nchwcConfig.convs) return model;
+  // a model without the op name "Conv" anywhere in its bytes has no Conv node: skip decoding it (MLPs, large DP-SGD graphs)
+  if (!nchwcConfig.convs || Buffer.from(model.buffer, model.byteOffset, model.byteLength).indexOf('Conv') < 0) return model;
   const block = await nchwcBlockSize();
   return (block > 1 ? lowerConvsToNchwc(model, block) : null) ?? model;
 }

@@ -23,7 +23,8 @@ const ROUND_MS = 3000;
 const localPeers = useLocalPeers();
 const secureGroup = (seed: number) => group(localPeers, { scenario: SCENARIO, seed, rounds: ROUNDS, roundMs: ROUND_MS, length: 530 });
 
-describe('two peers rejoining a secure run at once, over libp2p', () => {
+// the three cases use their own four nodes each and mostly wait on round timers: run side by side (suite time)
+describe.concurrent('two peers rejoining a secure run at once, over libp2p', () => {
   it('staggered: each learns the other\'s fresh key before its own r0 (the earlier one masks against the later one\'s old key until its r0); both mask again; every sum exact', async () => {
     const g = await secureGroup(7373);
     const { ids, runs } = g;
