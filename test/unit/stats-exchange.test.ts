@@ -46,7 +46,8 @@ async function peers(n: number, seed: number, members?: { contributors: string[]
   });
 }
 
-describe('standardiser exchange over libp2p on loopback', () => {
+// each case starts its own peers and mostly waits on exchange deadlines: run side by side (suite time)
+describe.concurrent('standardiser exchange over libp2p on loopback', () => {
   it('every peer agrees the simulator\'s standardiser; a small site is left out; a late peer adopts it; the store keeps it', async () => {
     // in peer ID order: the first decides; the fourth holds a site below the small-count rule; the fifth starts late
     const ps = (await peers(5, 1313)).sort((a, b) => (a.id < b.id ? -1 : 1));
