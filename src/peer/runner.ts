@@ -33,7 +33,7 @@ import type { LocalData } from './datasets.ts';
 import type { RunnablePlan } from './plan.ts';
 import { PeerTransport } from './transport.ts';
 import { NetSecureSession } from '../averaging/secure/net-session.ts';
-import { RejoinSession, RekeyResponder, roundZeroKey } from '../averaging/secure/rejoin.ts';
+import { RejoinSession, RekeyResponder, roundZeroKey, type RejoinOptions } from '../averaging/secure/rejoin.ts';
 import { rejoinAfterBurn } from '../averaging/secure/burn.ts';
 import type { PairKeys } from '../averaging/secure/masking.ts';
 import type { SecureDpsgdNode, SecureStats } from '../averaging/secure/node.ts';
@@ -356,27 +356,38 @@ export class ScenarioRun {
    * gone and its neighbours may have rebuilt it.
    */
   private secureSession(layoutHash: string, resumed: boolean): NetSecureSession | RejoinSession {
-    const seed = (this.host.identity?.privateKey as { raw?: Uint8Array } | undefined)?.raw;
+    const seed = this.identitySeed;
     if (!seed) throw new CohortError('SECURE_SETUP', 'secure averaging needs this peer\'s Ed25519 identity key to sign its key announcement', 'internal: the daemon passes its identity to the run');
     const m = this.plan.manifest;
     const graph = this.transport!.staticGraph();
     if (!graph.has(this.host.node.peerId.toString())) {
       throw new CohortError('SECURE_LATE', 'this peer was admitted after round 0 of a secure scenario: the masking keys were agreed among the round-0 participants only', 'the scenario goes on without this peer');
     }
-    const onRefused = (from: string, reason: string): void => this.host.refused(this.id, from, reason);
     this.secure = resumed
-      ? new RejoinSession({ scenario: this.id, layoutHash, identitySeed: seed, graph, roundMs: m.averaging.roundMs, rounds: this.rounds(), onRefused,
-        onDecided: (from, why) => void this.rejoinDecided(from, why),
-        onRetry: (from, why) => log.info({ scenario: this.id.slice(0, 12), r0: from, why }, 'secure rejoin: the attempt did not commit before its r0 (nobody uses that key); a new one from round r0') })
-      : new NetSecureSession({ scenario: this.id, layoutHash, identitySeed: seed, graph, deadlineMs: Math.round(m.averaging.roundMs * 0.5), onRefused });
+      ? new RejoinSession(this.rejoinOptions(layoutHash, seed, graph, 'after a restart'))
+      : new NetSecureSession({ scenario: this.id, layoutHash, identitySeed: seed, graph, deadlineMs: Math.round(m.averaging.roundMs * 0.5),
+        onRefused: (from, reason) => this.host.refused(this.id, from, reason) });
     return this.secure;
   }
   private secure: NetSecureSession | RejoinSession | undefined;
 
+  /** This peer's libp2p Ed25519 private key, raw (signs its masking-key announcements), or undefined when the daemon gave none. */
+  private get identitySeed(): Uint8Array | undefined {
+    return (this.host.identity?.privateKey as { raw?: Uint8Array } | undefined)?.raw;
+  }
+
+  /** A fresh-key rejoin's options (after a restart, or after this peer's key was burnt): the same graph, callbacks and audit. */
+  private rejoinOptions(layoutHash: string, seed: Uint8Array, graph: ReadonlyMap<string, readonly string[]>, cause: string): RejoinOptions {
+    return { scenario: this.id, layoutHash, identitySeed: seed, graph, roundMs: this.plan.manifest.averaging.roundMs, rounds: this.rounds(),
+      onRefused: (from, reason) => this.host.refused(this.id, from, reason),
+      onDecided: (from, why) => void this.rejoinDecided(from, why, cause),
+      onRetry: (from, why) => log.info({ scenario: this.id.slice(0, 12), r0: from, why }, 'secure rejoin: the attempt did not commit before its r0 (nobody uses that key); a new one from round r0') };
+  }
+
   /** Every secure peer answers joiners' announcements and swaps their fresh keys in before their r0; a joiner routes the replies to its session. */
   private rekeyResponder(secure: NetSecureSession | RejoinSession, layoutHash: string): RekeyResponder {
     const self = this.host.node.peerId.toString();
-    const seed = (this.host.identity?.privateKey as { raw?: Uint8Array } | undefined)?.raw ?? new Uint8Array(32);
+    const seed = this.identitySeed ?? new Uint8Array(32);
     const r = new RekeyResponder({ scenario: this.id, layoutHash, roundMs: this.plan.manifest.averaging.roundMs, session: secure,
       mine: () => (secure instanceof RejoinSession ? secure.mine : roundZeroKey(secure, self, this.id, seed)),
       onRefused: (from, reason) => this.host.refused(this.id, from, reason) });
@@ -392,16 +403,12 @@ export class ScenarioRun {
   private keyBurnt(round: number, holder: string, receiver: string, rekey: RekeyResponder, wire: AveragingTransport, layoutHash: string): void {
     const node = this.averaging as SecureDpsgdNode;
     const old = this.secure;
-    const seed = (this.host.identity?.privateKey as { raw?: Uint8Array } | undefined)?.raw;
+    const seed = this.identitySeed;
     log.warn({ scenario: this.id.slice(0, 12), round, holder, receiver }, 'secure averaging: a share holder released a share of this peer\'s masking key to a receiver that missed its model (this peer was late there); the key is burnt: no masked model with it any more, rejoining with a fresh key');
     void this.host.audit.append({ kind: 'privacy', to: 'local', scenario: this.id, what: `secure masking key burnt in round ${round}: ${holder} released its share to ${receiver}; rejoining with a fresh key`,
       detail: JSON.stringify({ state: 'key-burnt', round, holder, receiver }) }).catch((e: unknown) => log.warn({ err: e }, 'audit append failed'));
     if (!old || !seed || this.stopped) return;   // receiver-only for the rest of the run (the node masks nothing with the burnt key)
-    const m = this.plan.manifest;
-    const onRefused = (from: string, reason: string): void => this.host.refused(this.id, from, reason);
-    const next = rejoinAfterBurn(node, rekey, old, wire, { scenario: this.id, layoutHash, identitySeed: seed, graph: this.transport!.staticGraph(), roundMs: m.averaging.roundMs, rounds: this.rounds(), onRefused,
-      onDecided: (from, why) => void this.rejoinDecided(from, why, 'after its key was burnt'),
-      onRetry: (from, why) => log.info({ scenario: this.id.slice(0, 12), r0: from, why }, 'secure rejoin: the attempt did not commit before its r0 (nobody uses that key); a new one from round r0') });
+    const next = rejoinAfterBurn(node, rekey, old, wire, this.rejoinOptions(layoutHash, seed, this.transport!.staticGraph(), 'after its key was burnt'));
     this.retiredSecure.push(old);
     this.secure = next;
   }
@@ -409,7 +416,7 @@ export class ScenarioRun {
   private readonly retiredSecure: (NetSecureSession | RejoinSession)[] = [];
 
   /** The joiner's decision just before r0: mask from r0 with the fresh key, or stay a receiver for the rest of the run (audited). */
-  private async rejoinDecided(from: number, why: string, cause = 'after a restart'): Promise<void> {
+  private async rejoinDecided(from: number, why: string, cause: string): Promise<void> {
     const node = this.averaging as SecureDpsgdNode | undefined;
     if (node) node.sendsFrom = from;
     const ok = Number.isFinite(from);
