@@ -17,6 +17,7 @@
  * Setup is complete when every participant's key and the share of every dealer whose holder set names this peer are in; at `deadline` (ms since the run's start)
  * an incomplete setup fails with SECURE_SETUP rather than run with masks that could not cancel.
  */
+import { bytesToHex as hex, equalBytes } from '@noble/curves/utils.js';
 import type { AveragingMessage, AveragingTransport, MaybePromise, ModelMessage, PeerId } from '../types.ts';
 import { CohortError } from '../../util/errors.ts';
 import { announce, dealShares, type KeyAnnouncement, type SealedShare } from './crypto.ts';
@@ -26,8 +27,6 @@ export const SETUP_CODEC = { key: 'secure-key', deal: 'secure-deal', ack: 'secur
 const SETUP_CODECS: ReadonlySet<string> = new Set(Object.values(SETUP_CODEC));
 const RESEND_MS = 1000;
 
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
-const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 
 export interface NetSessionOptions extends PeerSessionOptions {
   readonly layoutHash: string;
@@ -147,7 +146,7 @@ export class NetSecureSession extends PeerSecureSession {
   private onKey(from: string, payload: Uint8Array): void {
     const a: KeyAnnouncement = { peer: from, scenario: this.o.scenario, publicKey: payload.slice(0, 32), signature: payload.slice(32) };
     const known = this.publicKeys.get(from);
-    if (known && sameBytes(known, a.publicKey)) return this.ackKey(from); // a re-send
+    if (known && equalBytes(known, a.publicKey)) return this.ackKey(from); // a re-send
     if (known || payload.byteLength !== 96 || !this.acceptAnnouncement(a)) {
       if (known || payload.byteLength !== 96) this.refusedAnnouncements++;
       return this.refuse(from, 'secure-key-refused');

@@ -15,6 +15,7 @@
  * Refused and counted: masked models from outside S_j or twice, released shares that fail authentication (tampered) or that were
  * sealed for another round, receiver or scenario (replayed).
  */
+import { bytesToHex as hex, equalBytes } from '@noble/curves/utils.js';
 import { AveragingNode, type NodeConfig } from '../node.ts';
 import { checkHeader } from '../message.ts';
 import type { AveragingMessage, AveragingTransport, LocalLearner, MaybePromise, ModelMessage, PeerId } from '../types.ts';
@@ -118,9 +119,7 @@ interface RoundState {
   done: boolean;
 }
 
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const unhex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, 'hex'));
-const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** A transport whose secure messages go to the secure node and everything else (pulls, pull replies) to the base class. */
 class SplitTransport implements AveragingTransport {
@@ -423,7 +422,7 @@ export class SecureDpsgdNode extends AveragingNode {
     if (this.seenBurns.has(seen)) return;
     this.seenBurns.add(seen);
     const mine = this.session.publicKeys.get(this.me);
-    if (!mine || !sameBytes(mine, msg.payload)) { this.secure.burnStale++; return; }
+    if (!mine || !equalBytes(mine, msg.payload)) { this.secure.burnStale++; return; }
     this.secure.burnNotices++;
     if (this.burnt) return;
     this.burnt = true;

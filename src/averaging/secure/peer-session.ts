@@ -5,6 +5,7 @@
  * pair is drawn from the OS CSPRNG with its libp2p identity seed for signing. The simulator's SecureSession registers every
  * simulated peer itself instead.
  */
+import { equalBytes } from '@noble/curves/utils.js';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { AveragingTransport } from '../types.ts';
 import { ephemeralKeys } from './crypto.ts';
@@ -29,8 +30,7 @@ export interface CurrentKey { readonly publicKey: Uint8Array; readonly signature
 /** A recorded key and the round it is in force from here: its fromRound once committed, later if the commit came late; Infinity until then. */
 export interface LoggedKey extends CurrentKey { inForce: number }
 
-const sameKey = (a: CurrentKey, b: CurrentKey): boolean =>
-  a.fromRound === b.fromRound && a.publicKey.length === b.publicKey.length && a.publicKey.every((x, i) => x === b.publicKey[i]);
+const sameKey = (a: CurrentKey, b: CurrentKey): boolean => a.fromRound === b.fromRound && equalBytes(a.publicKey, b.publicKey);
 
 export abstract class PeerSecureSession extends SecureSession {
   protected t: AveragingTransport | null = null;

@@ -41,6 +41,7 @@
  * moments before), a late approver (not in the round-0 static graph the weights and masks are agreed on: SECURE_LATE stays),
  * shares the joiner held for others (lost: the holder sets are one short of that peer).
  */
+import { bytesToHex as hex, equalBytes } from '@noble/curves/utils.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import type { AveragingMessage, AveragingTransport, MaybePromise, ModelMessage, PeerId } from '../types.ts';
 import { announce, dealShares, openShare, verifyAnnouncement, type SealedShare } from './crypto.ts';
@@ -55,8 +56,6 @@ const RESEND_MS = 1000;
 /** One key directory entry on the wire: fromRound (uint32, big-endian), public key, signature; its owner in `participants`. */
 const DIR_ENTRY = 4 + 32 + 64;
 const te = new TextEncoder();
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
-const same = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** Rounds between the joiner's current round and r0: at least 3, and at least 5 s of re-sends. */
 export function rekeyLead(roundMs: number): number {
@@ -205,7 +204,7 @@ export class RekeyResponder {
    */
   schedule(peer: string, k: CurrentKey, committed: boolean): 'ok' | 'late' | 'stale' {
     const known = this.pending.get(peer) ?? [];
-    const hit = known.find((p) => same(p.publicKey, k.publicKey) && p.fromRound === k.fromRound);
+    const hit = known.find((p) => equalBytes(p.publicKey, k.publicKey) && p.fromRound === k.fromRound);
     if (hit) { if (committed) this.commit(peer, hit); return 'ok'; }
     if (known.some((p) => p.fromRound >= k.fromRound)) return 'stale';
     if (this.round >= k.fromRound) return 'late';
@@ -237,10 +236,10 @@ export class RekeyResponder {
   /** The joiner's commit of its key (sent once every participant answered and its holders acknowledged their shares). */
   private onCommit(from: string, msg: ModelMessage): void {
     const pk = msg.payload.slice(0, 32);
-    let p = (this.pending.get(from) ?? []).find((x) => x.fromRound === msg.round && same(x.publicKey, pk));
+    let p = (this.pending.get(from) ?? []).find((x) => x.fromRound === msg.round && equalBytes(x.publicKey, pk));
     if (!p) {
       // announced to this peer's previous run, or learned from a reply only: the key is in the log if this peer knows it
-      const logged = (this.session.keyLog.get(from) ?? []).find((x) => x.fromRound === msg.round && same(x.publicKey, pk));
+      const logged = (this.session.keyLog.get(from) ?? []).find((x) => x.fromRound === msg.round && equalBytes(x.publicKey, pk));
       if (!logged || (this.pending.get(from) ?? []).some((x) => x.fromRound > msg.round)) return;   // not acknowledged: re-sent
       p = this.hold(from, logged);
     }
@@ -269,7 +268,7 @@ export class RekeyResponder {
     if (!share) return this.refuse(from, 'secure-rekey-share-refused');
     if (!p.applied) p.share = share;
     // a re-send after the swap (the first was lost or late): held from now on if that key is still the joiner's current one here
-    else if (!me.held.has(from) && same(this.session.publicKeys.get(from) ?? new Uint8Array(0), p.publicKey)) me.held.set(from, share);
+    else if (!me.held.has(from) && equalBytes(this.session.publicKeys.get(from) ?? new Uint8Array(0), p.publicKey)) me.held.set(from, share);
     this.send(from, REKEY_CODEC.dealAck, new Uint8Array(0), p.fromRound);
   }
 
