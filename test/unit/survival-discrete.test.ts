@@ -8,7 +8,7 @@
  * learnt ranking equal to that of the shared predictor, DP-SGD on it, the refusal of offsets after a wider layer, its export.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { GraphBuilder, Trainer, releaseSessions } from '../../src/engine/index.ts';
+import { GraphBuilder, Trainer, releaseSessions, type ModelSpec } from '../../src/engine/index.ts';
 import { cumulativeHazard, discreteHazardNll, hazardTargets } from '../../src/engine/survival-discrete.ts';
 import { lossSpecSchema } from '../../src/engine/spec.ts';
 import { concordanceIndex } from '../../src/engine/metrics.ts';
@@ -202,28 +202,42 @@ describe('simulator', () => {
   }, 300_000);
 });
 
-describe('export', () => {
-  it('the self-contained model outputs `risk` (cumulative hazard) from raw TCGA-BRCA columns, as Cohort predicts it', async () => {
-    const table = readTable('data/tcga-brca.csv');
-    const ts = tableToSamples(table, { survival: { time: 'time_days', event: 'event' }, ignore: ['pid', 'region', 'split'] });
-    const cuts = [365, 730, 1096, 1461, 1826];
-    const all = [...Array(ts.set.size).keys()];
-    const r = await trainLocal(ts.set, { model: { type: 'mlp', hidden: [], classes: cuts.length }, loss: { type: 'discrete-hazard', cuts },
-      optimizer: { type: 'adam', lr: 0.01 }, epochs: 5, batchSize: 32, seed: 2, providers: ['cpu'], standardize: ['features'],
-      split: { train: all.filter((i) => i % 4), test: all.filter((i) => !(i % 4)) } });
+/** Yearly cuts over five years (days), for the TCGA-BRCA exports below. */
+const TCGA_CUTS = [365, 730, 1096, 1461, 1826];
+
+/**
+ * Trains `model` with the discrete-hazard loss on 3/4 of TCGA-BRCA, exports the self-contained model and scores every raw row
+ * with it: the file outputs `risk` only, equal (1e-4) to Cohort's own prediction for every row.
+ */
+async function exportedRisk(model: ModelSpec, lr: number, what: string) {
+  const table = readTable('data/tcga-brca.csv');
+  const ts = tableToSamples(table, { survival: { time: 'time_days', event: 'event' }, ignore: ['pid', 'region', 'split'] });
+  const all = [...Array(ts.set.size).keys()];
+  const r = await trainLocal(ts.set, { model, loss: { type: 'discrete-hazard', cuts: TCGA_CUTS },
+    optimizer: { type: 'adam', lr }, epochs: 5, batchSize: 32, seed: 2, providers: ['cpu'], standardize: ['features'],
+    split: { train: all.filter((i) => i % 4), test: all.filter((i) => !(i % 4)) } });
+  try {
     const s = r.standardisers['features']!;
     const bytes = selfContainedTabular(r.trainer.exportOnnx(), { input: describeModelInput(ts, s), task: { kind: 'survival', time: 'time_days', event: 'event' } });
-    const meta = readCohortMetadata(bytes, 'discrete-hazard model');
+    const meta = readCohortMetadata(bytes, what);
     expect(meta.outputs).toEqual(['risk']);
     const p = await predictTable(bytes, meta, table);
-    expect(p.labels).toBeUndefined();
     const own = (await r.trainer.predict({ ...ts.set, inputs: { features: applyStandardiser(ts.set.inputs.features, s) } })).prob;
     let worst = 0;
     for (let i = 0; i < own.length; i++) worst = Math.max(worst, Math.abs(p.scores[i]! - own[i]!));
     expect(own.length).toBe(table.rows);
     expect(worst).toBeLessThan(1e-4);
-    expect(scoreAgainstTruth(p, meta, table).c_index).toBeGreaterThan(0.5);
+    return { p, meta, table };
+  } finally {
     await r.trainer.dispose();
+  }
+}
+
+describe('export', () => {
+  it('the self-contained model outputs `risk` (cumulative hazard) from raw TCGA-BRCA columns, as Cohort predicts it', async () => {
+    const { p, meta, table } = await exportedRisk({ type: 'mlp', hidden: [], classes: TCGA_CUTS.length }, 0.01, 'discrete-hazard model');
+    expect(p.labels).toBeUndefined();
+    expect(scoreAgainstTruth(p, meta, table).c_index).toBeGreaterThan(0.5);
   });
 });
 
@@ -296,24 +310,7 @@ describe('proportional-hazards head (sequential: dense 1 without bias -> offsets
   });
 
   it('exports `risk` from raw TCGA-BRCA columns equal to Cohort\'s own prediction', async () => {
-    const table = readTable('data/tcga-brca.csv');
-    const ts = tableToSamples(table, { survival: { time: 'time_days', event: 'event' }, ignore: ['pid', 'region', 'split'] });
-    const cuts = [365, 730, 1096, 1461, 1826];
-    const all = [...Array(ts.set.size).keys()];
-    const r = await trainLocal(ts.set, { model: PH(cuts.length, -3), loss: { type: 'discrete-hazard', cuts },
-      optimizer: { type: 'adam', lr: 0.03 }, epochs: 5, batchSize: 32, seed: 2, providers: ['cpu'], standardize: ['features'],
-      split: { train: all.filter((i) => i % 4), test: all.filter((i) => !(i % 4)) } });
-    const s = r.standardisers['features']!;
-    const bytes = selfContainedTabular(r.trainer.exportOnnx(), { input: describeModelInput(ts, s), task: { kind: 'survival', time: 'time_days', event: 'event' } });
-    const meta = readCohortMetadata(bytes, 'proportional-hazards discrete-hazard model');
-    expect(meta.outputs).toEqual(['risk']);
-    const p = await predictTable(bytes, meta, table);
-    const own = (await r.trainer.predict({ ...ts.set, inputs: { features: applyStandardiser(ts.set.inputs.features, s) } })).prob;
-    let worst = 0;
-    for (let i = 0; i < own.length; i++) worst = Math.max(worst, Math.abs(p.scores[i]! - own[i]!));
-    expect(own.length).toBe(table.rows);
-    expect(worst).toBeLessThan(1e-4);
+    const { p, meta, table } = await exportedRisk(PH(TCGA_CUTS.length, -3), 0.03, 'proportional-hazards discrete-hazard model');
     expect(scoreAgainstTruth(p, meta, table).c_index).toBeGreaterThan(0.6);
-    await r.trainer.dispose();
   });
 });
