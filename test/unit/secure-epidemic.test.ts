@@ -9,6 +9,7 @@ import { SecureSession } from '../../src/averaging/secure/session.ts';
 import { SecureDpsgdNode, SECURE_CODEC } from '../../src/averaging/secure/node.ts';
 import type { AveragingTransport } from '../../src/averaging/types.ts';
 import { parseManifest } from '../../src/scenario/manifest.ts';
+import { checkSimPrivacy } from '../../src/sim/privacy.ts';
 import { simulate } from '../../src/sim/simulate.ts';
 import { VectorLearner } from '../../src/sim/learners.ts';
 import { CohortError } from '../../src/util/errors.ts';
@@ -154,5 +155,17 @@ describe('manifest: secure Epidemic Learning', () => {
     expect(e).toBeInstanceOf(CohortError);
     expect((e as CohortError).message).toMatch(/Epidemic Learning and private random receivers/);
     expect((e as CohortError).hint).toMatch(/receivers to "public"/);
+  });
+
+  it('cohort sim --libp2p --secure runs D-PSGD only: secure Epidemic Learning over real peers is refused with the reason', () => {
+    const check = (algorithm: string, real: boolean) => () => checkSimPrivacy({ secure: true }, algorithm, 'f32', 'classification', 'engine', 'complete', real, 'public');
+    expect(check('epidemic', false)).not.toThrow();
+    expect(check('dpsgd', true)).not.toThrow();
+    let e: unknown;
+    try { check('epidemic', true)(); } catch (x) { e = x; }
+    expect(e).toBeInstanceOf(CohortError);
+    expect((e as CohortError).code).toBe('SIM_PRIVACY');
+    expect((e as CohortError).message).toMatch(/over real peers \(--libp2p\) runs D-PSGD, not "epidemic"/);
+    expect((e as CohortError).hint).toMatch(/--algorithm dpsgd/);
   });
 });
